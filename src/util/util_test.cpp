@@ -1,0 +1,79 @@
+// Unit tests of util: UTF-8 repair, redaction, backoff bounds, token bucket, sha256.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "util/backoff.h"
+#include "util/redact.h"
+#include "util/sha256.h"
+#include "util/token_bucket.h"
+#include "util/utf8.h"
+
+namespace lens::util {
+namespace {
+
+TEST(Utf8, ValidatesAndRepairs) {
+  EXPECT_TRUE(is_valid_utf8("plain ascii"));
+  EXPECT_TRUE(is_valid_utf8("h\xC3\xA9llo \xF0\x9F\x98\x80"));
+  EXPECT_FALSE(is_valid_utf8("\xC3"));              // truncated
+  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));      // lone surrogate (CESU)
+  EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));          // overlong
+  EXPECT_EQ(repair_utf8("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(repair_utf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_TRUE(is_valid_utf8(repair_utf8("\xF0\x9F\x98")));
+}
+
+TEST(Utf8, Floor) {
+  const std::string s = "a\xC3\xA9z";  // a é z
+  EXPECT_EQ(utf8_floor(s, 2), 1u);
+  EXPECT_EQ(utf8_floor(s, 3), 3u);
+  EXPECT_EQ(utf8_floor(s, 99), s.size());
+}
+
+TEST(Utf8, Blank) {
+  EXPECT_TRUE(is_blank(""));
+  EXPECT_TRUE(is_blank(" \t\r\n\v\f"));
+  EXPECT_TRUE(is_blank("\xC2\xA0\xE3\x80\x80"));  // NBSP, ideographic space
+  EXPECT_FALSE(is_blank(" x "));
+  EXPECT_FALSE(is_blank("\xFF"));
+}
+
+TEST(Redact, MasksRegisteredSecretsBearerAndPasswords) {
+  register_secret("sk-test-SECRET-123");
+  EXPECT_EQ(redact("key sk-test-SECRET-123 used"), "key *** used");
+  EXPECT_EQ(redact("Authorization: Bearer abc.def-ghi"), "Authorization: Bearer ***");
+  EXPECT_EQ(redact("postgresql://lens:hunter2@db:5432/lens"), "postgresql://lens:***@db:5432/lens");
+  EXPECT_EQ(redact("host=db password=hunter2 user=x"), "host=db password=*** user=x");
+  EXPECT_EQ(redact("nothing here"), "nothing here");
+}
+
+TEST(Backoff, FullJitterStaysWithinCap) {
+  std::mt19937_64 rng(42);
+  BackoffPolicy p{std::chrono::milliseconds(100), std::chrono::milliseconds(1000)};
+  for (int attempt = 1; attempt < 40; ++attempt) {
+    const auto d = full_jitter(p, attempt, rng);
+    EXPECT_GE(d.count(), 0);
+    EXPECT_LE(d.count(), std::min<long>(1000, 100L << std::min(attempt - 1, 30)));
+  }
+}
+
+TEST(TokenBucket, RefillsAtRate) {
+  using namespace std::chrono;
+  TokenBucket b(6000, 1.0);  // 100/s, capacity 100
+  const auto t0 = TokenBucket::Clock::now();
+  EXPECT_TRUE(b.try_take(100, t0));
+  EXPECT_FALSE(b.try_take(10, t0));
+  EXPECT_GT(b.wait_time(10, t0), milliseconds(90));
+  EXPECT_TRUE(b.try_take(10, t0 + milliseconds(110)));
+  b.clamp_to_server(0, seconds(2), t0 + milliseconds(200));
+  EXPECT_FALSE(b.try_take(1, t0 + seconds(1)));
+  EXPECT_TRUE(b.try_take(1, t0 + milliseconds(2300)));
+}
+
+TEST(Sha256, KnownVector) {
+  EXPECT_EQ(to_hex(sha256("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+}  // namespace
+}  // namespace lens::util
