@@ -1,0 +1,326 @@
+// Tokenizer::load (sha256-pinned rank files, located once, shared per process) and the
+// BPE tokenizer: pre-tokenize with tiktoken's pattern, merge inside each piece.
+#include "tokenizer/tokenizer.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+
+#include "tokenizer/bpe.h"
+#include "tokenizer/pretokenizer.h"
+#include "tokenizer/rank_table.h"
+#include "tokenizer/utf8.h"
+#include "util/sha256.h"
+
+#ifndef LENS_TOKENIZER_INSTALL_DIR
+#define LENS_TOKENIZER_INSTALL_DIR ""
+#endif
+#ifndef LENS_TOKENIZER_SOURCE_DIR
+#define LENS_TOKENIZER_SOURCE_DIR ""
+#endif
+
+namespace lens::tokenizer {
+namespace {
+
+struct EncodingInfo {
+  std::string_view name;
+  std::string_view sha256_hex;  // pinned: a different file would silently change every count
+  std::array<std::pair<std::uint32_t, std::string_view>, 5> specials;  // decode only
+};
+
+const EncodingInfo& info(Encoding e) {
+  static const EncodingInfo k_cl100k{
+      "cl100k_base",
+      "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+      {{{100257, "<|endoftext|>"},
+        {100258, "<|fim_prefix|>"},
+        {100259, "<|fim_middle|>"},
+        {100260, "<|fim_suffix|>"},
+        {100276, "<|endofprompt|>"}}}};
+  static const EncodingInfo k_o200k{
+      "o200k_base",
+      "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+      {{{199999, "<|endoftext|>"}, {200018, "<|endofprompt|>"}, {0, ""}, {0, ""}, {0, ""}}}};
+  return e == Encoding::cl100k_base ? k_cl100k : k_o200k;
+}
+
+// Reads a whole file; nullopt if it cannot be opened.
+std::optional<std::string> read_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  struct stat st {};
+  std::string data;
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) data.resize(static_cast<std::size_t>(st.st_size));
+  std::size_t got = 0;
+  for (;;) {
+    if (got == data.size()) data.resize(std::max<std::size_t>(data.size() * 2, 1 << 16));
+    const ssize_t r = ::read(fd, data.data() + got, data.size() - got);
+    if (r < 0) {
+      ::close(fd);
+      return std::nullopt;
+    }
+    if (r == 0) break;
+    got += static_cast<std::size_t>(r);
+  }
+  ::close(fd);
+  data.resize(got);
+  return data;
+}
+
+// Candidate directories, in the documented order (see tokenizer.h and data/tokenizer/README.md).
+std::vector<std::string> search_dirs() {
+  std::vector<std::string> dirs;
+  if (const char* env = std::getenv("LENS_DATA_DIR"); env != nullptr && *env != '\0') {
+    dirs.push_back(std::string(env) + "/tokenizer");
+  }
+  if (*LENS_TOKENIZER_INSTALL_DIR != '\0') dirs.emplace_back(LENS_TOKENIZER_INSTALL_DIR);
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) dirs.push_back((exe.parent_path().parent_path() / "share/lens-embed/tokenizer").string());
+  if (*LENS_TOKENIZER_SOURCE_DIR != '\0') dirs.emplace_back(LENS_TOKENIZER_SOURCE_DIR);
+  return dirs;
+}
+
+class BpeTokenizer final : public Tokenizer {
+ public:
+  BpeTokenizer(Encoding encoding, RankTable ranks, std::unique_ptr<Pretokenizer> pre)
+      : encoding_(encoding), ranks_(std::move(ranks)), pre_(std::move(pre)) {}
+
+  std::size_t count(std::string_view text) const override {
+    std::size_t n = 0;
+    for_each_piece(text, [&](std::size_t b, std::size_t e) { n += piece_count(text.substr(b, e - b)); });
+    return n;
+  }
+
+  std::vector<std::uint32_t> encode(std::string_view text) const override {
+    std::vector<std::uint32_t> out;
+    out.reserve(text.size() / 4 + 4);
+    for_each_piece(text, [&](std::size_t b, std::size_t e) {
+      byte_pair_encode(ranks_, text.substr(b, e - b), [&](std::uint32_t r) { out.push_back(r); });
+    });
+    return out;
+  }
+
+  std::string decode(std::span<const std::uint32_t> ids) const override {
+    std::string out;
+    out.reserve(ids.size() * 4);
+    for (std::uint32_t id : ids) {
+      if (ranks_.has_rank(id)) {
+        out.append(ranks_.bytes_of(id));
+        continue;
+      }
+      // Special tokens never come out of encode() but may come from elsewhere; unknown
+      // ids are dropped because the interface has no error channel for them.
+      for (const auto& [rank, text] : info(encoding_).specials) {
+        if (rank == id && !text.empty()) out.append(text);
+      }
+    }
+    return out;
+  }
+
+  std::string_view truncate(std::string_view text, std::size_t max_tokens) const override;
+  std::vector<std::string_view> chunk(std::string_view text, std::size_t max_tokens,
+                                      std::size_t overlap) const override;
+  Encoding encoding() const override { return encoding_; }
+
+ private:
+  std::size_t piece_count(std::string_view piece) const {
+    if (piece.size() == 1 || ranks_.find(piece) != k_no_rank) return 1;
+    std::size_t n = 0;
+    byte_pair_encode(ranks_, piece, [&](std::uint32_t) { ++n; });
+    return n;
+  }
+
+  // Calls f(begin, end) for each piece. Valid UTF-8 runs go through the pattern; each
+  // byte of an invalid sequence is a piece of its own, so nothing is lost or crashes.
+  template <typename F>
+  void for_each_piece(std::string_view text, F&& f) const {
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+      const std::size_t run_end = utf8::valid_run_end(text, pos);
+      const std::string_view run = text.substr(pos, run_end - pos);
+      std::size_t at = 0;
+      while (at < run.size()) {
+        const Pretokenizer::Match m = pre_->next(run, at);
+        if (m.begin >= run.size()) break;
+        // Every code point matches some alternative of both patterns, so m.begin == at;
+        // tiktoken would drop any gap, and so do we.
+        f(pos + m.begin, pos + m.end);
+        at = m.end;
+      }
+      pos = run_end;
+      if (pos < text.size()) {
+        f(pos, pos + 1);
+        ++pos;
+      }
+    }
+  }
+
+  struct PieceInfo {
+    std::size_t begin, end, tokens;
+  };
+
+  Encoding encoding_;
+  RankTable ranks_;
+  std::unique_ptr<Pretokenizer> pre_;
+};
+
+std::string_view BpeTokenizer::truncate(std::string_view text, std::size_t max_tokens) const {
+  std::vector<PieceInfo> pieces;
+  std::size_t total = 0;
+  for_each_piece(text, [&](std::size_t b, std::size_t e) {
+    const std::size_t t = piece_count(text.substr(b, e - b));
+    pieces.push_back({b, e, t});
+    total += t;
+  });
+  if (total <= max_tokens) return text;
+
+  // k: first piece that no longer fits.
+  std::size_t k = 0;
+  std::size_t before_k = 0;
+  while (before_k + pieces[k].tokens <= max_tokens) before_k += pieces[k++].tokens;
+  // Restart point S: a piece boundary preceded by a non-space code point. Pre-tokenizing
+  // any prefix text[0:L] with L >= S then yields the same pieces before S (only the
+  // lookahead of \s+(?!\S) can see past a piece's end, and no whitespace run crosses S),
+  // so count(text[0:L]) == tokens before S + count(text[S:L]) and we never re-encode the
+  // start of a long text.
+  std::size_t j = k;
+  std::size_t base = before_k;
+  while (j > 0 && utf8::is_white_space(utf8::last_code_point(text, pieces[j].begin))) {
+    --j;
+    base -= pieces[j].tokens;
+  }
+  const std::size_t s = j == 0 ? 0 : pieces[j].begin;
+  if (j == 0) base = 0;
+  auto count_at = [&](std::size_t len) { return base + count(text.substr(s, len - s)); };
+
+  // Gallop forward from S to bracket the answer: count_at(lo) <= max < count_at(hi).
+  std::size_t lo = s;
+  std::size_t hi = text.size();
+  std::size_t step = std::max<std::size_t>(pieces[k].end - s, 64);
+  for (;;) {
+    std::size_t probe = s + step >= text.size() ? text.size() : utf8::floor_boundary(text, s + step);
+    if (probe <= lo) probe = utf8::next_boundary(text, lo);
+    if (probe >= text.size()) break;  // count(text) > max is known
+    if (count_at(probe) > max_tokens) {
+      hi = probe;
+      break;
+    }
+    lo = probe;
+    step *= 2;
+  }
+  // Binary search on code point boundaries. Counts are monotone except for rare local dips
+  // (a longer piece can merge into fewer tokens), which the scan below picks up.
+  while (utf8::next_boundary(text, lo) < hi) {
+    std::size_t mid = utf8::floor_boundary(text, lo + (hi - lo) / 2);
+    if (mid <= lo) mid = utf8::next_boundary(text, lo);
+    if (count_at(mid) <= max_tokens) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  constexpr int k_dip_scan = 8;  // code points looked at beyond the first one that overflows
+  for (bool extended = true; extended;) {
+    extended = false;
+    std::size_t c = lo;
+    for (int i = 0; i < k_dip_scan && c < text.size(); ++i) {
+      c = utf8::next_boundary(text, c);
+      if (count_at(c) <= max_tokens) {
+        lo = c;
+        extended = true;
+        break;
+      }
+    }
+  }
+  return text.substr(0, lo);
+}
+
+std::vector<std::string_view> BpeTokenizer::chunk(std::string_view text, std::size_t max_tokens,
+                                                  std::size_t overlap) const {
+  std::vector<std::string_view> out;
+  if (text.empty()) return out;
+  if (max_tokens == 0) max_tokens = 1;
+  if (overlap >= max_tokens) overlap = max_tokens - 1;  // REQUIRES violated: clamp, never loop
+  std::size_t start = 0;
+  for (;;) {
+    const std::string_view rest = text.substr(start);
+    std::string_view piece = truncate(rest, max_tokens);
+    // A code point that alone needs more than max_tokens tokens (e.g. a rare emoji with
+    // max_tokens 1) still has to go somewhere: it becomes its own over-budget chunk.
+    if (piece.empty()) piece = rest.substr(0, utf8::next_boundary(rest, 0));
+    out.push_back(piece);
+    if (piece.size() == rest.size()) break;
+    std::size_t next = piece.size();
+    if (overlap > 0) {
+      const std::vector<std::uint32_t> ids = encode(piece);
+      if (ids.size() > overlap) {
+        std::size_t off = 0;
+        for (std::size_t i = 0; i + overlap < ids.size(); ++i) off += ranks_.bytes_of(ids[i]).size();
+        // Round down to a code point so the overlap holds at least `overlap` tokens' text.
+        std::size_t b = utf8::floor_boundary(piece, off);
+        if (b == 0) b = utf8::next_boundary(piece, off);
+        next = std::min(b, piece.size());
+      }
+    }
+    start += next;
+  }
+  return out;
+}
+
+util::Result<std::shared_ptr<const Tokenizer>> load_uncached(Encoding encoding) {
+  const EncodingInfo& inf = info(encoding);
+  const std::string file_name = std::string(inf.name) + ".tiktoken";
+  std::string tried;
+  for (const std::string& dir : search_dirs()) {
+    const std::string path = dir + "/" + file_name;
+    std::optional<std::string> data = read_file(path);
+    if (!data) {
+      tried += (tried.empty() ? "" : ", ") + path;
+      continue;
+    }
+    const std::string got = util::to_hex(util::sha256(*data));
+    if (got != inf.sha256_hex) {
+      return util::fail(util::ErrorCode::permanent, path + ": sha256 " + got + " is not the pinned " +
+                                                         std::string(inf.sha256_hex));
+    }
+    auto ranks = RankTable::parse(*data);
+    if (!ranks) return util::fail(ranks.error().code, path + ": " + ranks.error().message);
+    auto pre = Pretokenizer::create(encoding);
+    if (!pre) return std::unexpected(pre.error());
+    return std::make_shared<const BpeTokenizer>(encoding, std::move(*ranks), std::move(*pre));
+  }
+  return util::fail(util::ErrorCode::not_found,
+                    file_name + " not found (set LENS_DATA_DIR); tried: " + tried);
+}
+
+}  // namespace
+
+util::Result<Encoding> parse_encoding(std::string_view name) {
+  if (name == "cl100k_base") return Encoding::cl100k_base;
+  if (name == "o200k_base") return Encoding::o200k_base;
+  return util::fail(util::ErrorCode::invalid_argument,
+                    "unknown encoding '" + std::string(name) + "' (cl100k_base, o200k_base)");
+}
+
+std::string_view to_string(Encoding encoding) { return info(encoding).name; }
+
+util::Result<std::shared_ptr<const Tokenizer>> Tokenizer::load(Encoding encoding) {
+  static std::mutex mutex;
+  static std::shared_ptr<const Tokenizer> cache[2];
+  const std::lock_guard lock(mutex);
+  auto& slot = cache[encoding == Encoding::cl100k_base ? 0 : 1];
+  if (slot) return slot;
+  auto loaded = load_uncached(encoding);
+  if (loaded) slot = *loaded;  // failures are not cached: the file may appear later
+  return loaded;
+}
+
+}  // namespace lens::tokenizer

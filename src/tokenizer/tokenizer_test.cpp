@@ -1,0 +1,155 @@
+// Unit tests of the tokenizer: pinned ids, loading, the API contract (truncate, chunk)
+// and round-trip properties on hand-picked and random inputs.
+#include "tokenizer/tokenizer.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace lens::tokenizer {
+namespace {
+
+std::shared_ptr<const Tokenizer> get(Encoding e) {
+  auto t = Tokenizer::load(e);
+  EXPECT_TRUE(t.has_value()) << (t ? "" : t.error().message);
+  return t ? *t : nullptr;
+}
+
+using Ids = std::vector<std::uint32_t>;
+
+TEST(Tokenizer, PinnedIdsCl100k) {
+  auto t = get(Encoding::cl100k_base);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->encode("hello world"), (Ids{15339, 1917}));
+  EXPECT_EQ(t->encode(""), Ids{});
+  // Special-token text is ordinary text (tiktoken's encode_ordinary).
+  EXPECT_EQ(t->encode("<|endoftext|>"), (Ids{27, 91, 8862, 728, 428, 91, 29}));
+  EXPECT_EQ(t->count("hello world"), 2u);
+}
+
+TEST(Tokenizer, PinnedIdsO200k) {
+  auto t = get(Encoding::o200k_base);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->encode("hello world"), (Ids{24912, 2375}));
+  EXPECT_EQ(t->encode("<|endoftext|>"), (Ids{27, 91, 419, 1440, 919, 91, 29}));
+}
+
+TEST(Tokenizer, ParseEncoding) {
+  EXPECT_EQ(parse_encoding("cl100k_base").value(), Encoding::cl100k_base);
+  EXPECT_EQ(parse_encoding("o200k_base").value(), Encoding::o200k_base);
+  EXPECT_FALSE(parse_encoding("p50k_base").has_value());
+  EXPECT_EQ(to_string(Encoding::o200k_base), "o200k_base");
+}
+
+TEST(Tokenizer, LoadIsSharedAndFast) {
+  auto a = get(Encoding::cl100k_base);
+  auto b = get(Encoding::cl100k_base);
+  EXPECT_EQ(a.get(), b.get());
+}
+
+TEST(Tokenizer, DecodeSpecialAndUnknownIds) {
+  auto t = get(Encoding::cl100k_base);
+  ASSERT_TRUE(t);
+  const Ids ids{15339, 100257, 4000000};
+  EXPECT_EQ(t->decode(ids), "hello<|endoftext|>");
+}
+
+TEST(Tokenizer, InvalidUtf8NeverCrashesAndRoundTrips) {
+  for (Encoding e : {Encoding::cl100k_base, Encoding::o200k_base}) {
+    auto t = get(e);
+    ASSERT_TRUE(t);
+    const std::string bad = std::string("ab\xff\xfe cd \xe2\x82 x\xed\xa0\x80y \xf4\x90\x80\x80", 22);
+    const Ids ids = t->encode(bad);
+    EXPECT_EQ(t->decode(ids), bad);
+    EXPECT_EQ(t->count(bad), ids.size());
+  }
+}
+
+std::string random_text(std::mt19937_64& rng, std::size_t code_points) {
+  static const std::vector<std::string> k_atoms = {
+      "a", "Z", "e", "'s", "'S", "'ll", "'VE", " ", "  ", "\n", "\r\n", "\t", "1", "42", "7",
+      "é", "ß", "Ω", "я", "中", "文", "日本", "한", "ع", "ש", "ह", "ि", "ก", "😀", "👍🏽",
+      "👨‍👩‍👧", "\u0301", "!", "?", ".", ",", "/", "//", "http://x.io/a?b=1", "{", "}",
+      "\u00a0", "\u3000", "\u0085", "ſ", "İ", "ǅ", "ʰ", "٣", "Ⅻ", "\u200d", "\ue000"};
+  std::string s;
+  std::uniform_int_distribution<std::size_t> pick(0, k_atoms.size() - 1);
+  for (std::size_t i = 0; i < code_points; ++i) s += k_atoms[pick(rng)];
+  return s;
+}
+
+bool is_valid_utf8_prefix_boundary(std::string_view s, std::size_t n) {
+  return n == s.size() || (static_cast<unsigned char>(s[n]) & 0xC0) != 0x80;
+}
+
+TEST(TokenizerProperty, RoundTripTruncateChunk) {
+  std::mt19937_64 rng(12345);
+  for (Encoding e : {Encoding::cl100k_base, Encoding::o200k_base}) {
+    auto t = get(e);
+    ASSERT_TRUE(t);
+    for (int iter = 0; iter < 300; ++iter) {
+      const std::string s = random_text(rng, 1 + rng() % 120);
+      const Ids ids = t->encode(s);
+      ASSERT_EQ(t->decode(ids), s);
+      ASSERT_EQ(t->count(s), ids.size());
+      const std::size_t n = rng() % (ids.size() + 2);
+      const std::string_view cut = t->truncate(s, n);
+      ASSERT_EQ(cut.data(), s.data());
+      ASSERT_TRUE(is_valid_utf8_prefix_boundary(s, cut.size()));
+      ASSERT_LE(t->count(cut), n) << s;
+      if (cut.size() < s.size()) {
+        // Maximal: one more code point would not fit.
+        std::size_t next = cut.size() + 1;
+        while (next < s.size() && (static_cast<unsigned char>(s[next]) & 0xC0) == 0x80) ++next;
+        ASSERT_GT(t->count(std::string_view(s).substr(0, next)), n) << s;
+      } else {
+        ASSERT_LE(ids.size(), n);
+      }
+      const std::size_t max_tokens = 1 + rng() % 20;
+      const std::size_t overlap = rng() % max_tokens;
+      const auto chunks = t->chunk(s, max_tokens, overlap);
+      ASSERT_FALSE(chunks.empty());
+      EXPECT_EQ(chunks.front().data(), s.data());
+      EXPECT_EQ(chunks.back().data() + chunks.back().size(), s.data() + s.size());
+      for (std::size_t i = 0; i < chunks.size(); ++i) {
+        const auto& c = chunks[i];
+        EXPECT_TRUE(is_valid_utf8_prefix_boundary(s, static_cast<std::size_t>(c.data() - s.data())));
+        // Only a single code point that alone needs more tokens may exceed the budget.
+        if (t->count(c) > max_tokens) {
+          EXPECT_EQ(t->truncate(c, max_tokens).size(), 0u);
+        }
+        if (i > 0) {
+          // Contiguous coverage: each chunk starts at or before the previous one's end.
+          EXPECT_GT(c.data(), chunks[i - 1].data());
+          EXPECT_LE(c.data(), chunks[i - 1].data() + chunks[i - 1].size());
+          if (overlap == 0) {
+            EXPECT_EQ(c.data(), chunks[i - 1].data() + chunks[i - 1].size());
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(TokenizerProperty, LongPieceHeapMergeMatchesShortPath) {
+  // A 100k-letter word takes the heap merge; its tokens must equal the concatenation rule
+  // checked by decode, and be consistent with count().
+  auto t = get(Encoding::cl100k_base);
+  ASSERT_TRUE(t);
+  std::string s;
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 100000; ++i) s.push_back(static_cast<char>('a' + rng() % 26));
+  const auto start = std::chrono::steady_clock::now();
+  const Ids ids = t->encode(s);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_EQ(t->decode(ids), s);
+  EXPECT_EQ(t->count(s), ids.size());
+  const std::string_view cut = t->truncate(s, 8191);
+  EXPECT_LE(t->count(cut), 8191u);
+  EXPECT_GT(t->count(std::string_view(s).substr(0, cut.size() + 1)), 8191u);
+}
+
+}  // namespace
+}  // namespace lens::tokenizer
