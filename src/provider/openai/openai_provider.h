@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "provider/provider.h"
 
@@ -14,14 +15,22 @@ struct OpenAiOptions {
   std::string base_url;         // e.g. https://api.openai.com/v1 ; POST {base_url}/embeddings
   std::string api_key;          // sent as Authorization: Bearer; never logged
   std::string model;
-  std::string encoding_format = "base64";  // or "float" for servers without base64
+  // "base64" (little-endian float32, the default: a quarter of the bytes and no float
+  // parsing) or "float" for servers without base64. With base64, a 400 that names
+  // encoding_format switches this client to "float" for the rest of the run.
+  std::string encoding_format = "base64";
   std::chrono::milliseconds connect_timeout{10'000};
-  std::chrono::milliseconds request_timeout{120'000};
-  bool verify_tls = true;
-  int max_connections = 64;
+  std::chrono::milliseconds request_timeout{120'000};  // whole transfer, queueing included
+  bool verify_tls = true;        // false prints a warning once
+  int max_connections = 64;      // connection pool (HTTP/1.1 needs one per request in flight)
+  std::string user_agent = "lens-embed/0.1";
+  // Extra request headers ("Name: value"), e.g. OpenAI-Organization. Never logged.
+  std::vector<std::string> extra_headers;
 };
 
-// On failure: invalid_argument (bad URL, bad encoding_format).
+// REQUIRES: called before any other thread uses libcurl (it runs curl_global_init once).
+// On success a client whose poll() must be called from one thread at a time.
+// On failure: invalid_argument (bad URL, bad encoding_format, empty model).
 [[nodiscard]] util::Result<std::unique_ptr<Provider>> make_openai_provider(const OpenAiOptions& options);
 
 }  // namespace lens::provider

@@ -1,0 +1,355 @@
+// The OpenAI-compatible client: one curl multi handle drives every request from the
+// caller's poll(); easy handles, buffers and connections are pooled and reused.
+#include "provider/openai/openai_provider.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <mutex>
+#include <unordered_map>
+
+#include "provider/openai/wire.h"
+#include "util/log.h"
+#include "util/redact.h"
+
+namespace lens::provider {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using openai::TransportError;
+
+// Buffers above this are dropped when a transfer goes back to the pool, so one huge
+// response does not pin its memory for the rest of the run.
+constexpr std::size_t k_max_pooled_capacity = 64u << 20;
+// simdjson reads up to this many bytes past the end; reserving it avoids a copy later.
+constexpr std::size_t k_padding = 64;
+
+struct Transfer {
+  CURL* easy = nullptr;
+  std::uint64_t ticket = 0;
+  std::size_t n_inputs = 0;
+  std::optional<int> dimensions;
+  bool sent_base64 = true;
+  std::string request;
+  std::string response;
+  openai::ResponseHeaders headers;
+  Clock::time_point started;
+  char error[CURL_ERROR_SIZE] = {};
+
+  ~Transfer() {
+    if (easy) curl_easy_cleanup(easy);
+  }
+};
+
+std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const std::size_t bytes = size * n;
+  std::string& r = t->response;
+  if (r.capacity() < r.size() + bytes + k_padding) {
+    r.reserve(std::max(r.capacity() * 2, r.size() + bytes + k_padding));
+  }
+  r.append(data, bytes);
+  return bytes;
+}
+
+std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  openai::parse_header_line(std::string_view(data, size * n), t->headers);
+  return size * n;
+}
+
+TransportError transport_kind(CURLcode code) {
+  switch (code) {
+    case CURLE_OPERATION_TIMEDOUT: return TransportError::timeout;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: return TransportError::connect;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_WEIRD_SERVER_REPLY: return TransportError::reset;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM: return TransportError::tls;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL: return TransportError::bad_url;
+    default: return TransportError::other;
+  }
+}
+
+bool mentions_encoding_format(const openai::ErrorBody& e) {
+  return e.param == "encoding_format" || e.message.find("encoding_format") != std::string::npos ||
+         e.message.find("base64") != std::string::npos;
+}
+
+class OpenAiProvider final : public Provider {
+ public:
+  OpenAiProvider(OpenAiOptions options, std::string url, CURLM* multi, curl_slist* headers)
+      : options_(std::move(options)),
+        url_(std::move(url)),
+        multi_(multi),
+        headers_(headers),
+        use_float_(options_.encoding_format == "float") {}
+
+  ~OpenAiProvider() override {
+    cancel_all();
+    idle_.clear();
+    curl_multi_cleanup(multi_);
+    curl_slist_free_all(headers_);
+  }
+
+  void submit(EmbedRequest request) override {
+    std::unique_ptr<Transfer> t = acquire();
+    if (!t) {
+      Completion c;
+      c.ticket = request.ticket;
+      c.result = std::unexpected(EmbedFailure{
+          util::Error{util::ErrorCode::internal, "curl_easy_init failed"}, 0, std::nullopt, false});
+      ready_.push_back(std::move(c));
+      return;
+    }
+    t->ticket = request.ticket;
+    t->n_inputs = request.inputs.size();
+    t->dimensions = request.dimensions;
+    t->sent_base64 = !use_float_;
+    t->headers.clear();
+    t->error[0] = '\0';
+    openai::build_request_body(t->request, options_.model, request.inputs,
+                               use_float_ ? "float" : "base64", request.dimensions);
+    // Pre-size for the expected answer: ~16/3 bytes per float in base64, ~20 as text.
+    const std::size_t dims = static_cast<std::size_t>(request.dimensions.value_or(last_dimensions_));
+    const std::size_t per_value = use_float_ ? 20 : 6;
+    t->response.clear();
+    t->response.reserve(std::min<std::size_t>(k_max_pooled_capacity,
+                                              t->n_inputs * (dims * per_value + 64) + 1024));
+    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->request.data());
+    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->request.size()));
+    t->started = Clock::now();
+    Transfer* raw = t.get();
+    if (const CURLMcode rc = curl_multi_add_handle(multi_, raw->easy); rc != CURLM_OK) {
+      Completion c;
+      c.ticket = request.ticket;
+      c.result = std::unexpected(EmbedFailure{
+          util::Error{util::ErrorCode::internal, std::string("curl_multi_add_handle: ") + curl_multi_strerror(rc)},
+          0, std::nullopt, false});
+      ready_.push_back(std::move(c));
+      release(std::move(t));
+      return;
+    }
+    active_.emplace(raw, std::move(t));
+  }
+
+  std::vector<Completion> poll(std::chrono::milliseconds timeout) override {
+    std::vector<Completion> out = std::move(ready_);
+    ready_.clear();
+    if (active_.empty()) return out;
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+      int running = 0;
+      curl_multi_perform(multi_, &running);
+      drain(out);
+      if (!out.empty() || active_.empty()) break;
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) break;
+      curl_multi_poll(multi_, nullptr, 0, static_cast<int>(std::min<std::int64_t>(left.count(), 1'000'000)), nullptr);
+    }
+    return out;
+  }
+
+  [[nodiscard]] std::size_t in_flight() const override { return active_.size() + ready_.size(); }
+
+  void cancel_all() override {
+    for (auto& [raw, t] : active_) {
+      curl_multi_remove_handle(multi_, raw->easy);
+      release(std::move(t));
+    }
+    active_.clear();
+    ready_.clear();
+  }
+
+ private:
+  std::unique_ptr<Transfer> acquire() {
+    if (!idle_.empty()) {
+      auto t = std::move(idle_.back());
+      idle_.pop_back();
+      return t;
+    }
+    auto t = std::make_unique<Transfer>();
+    t->easy = curl_easy_init();
+    if (!t->easy) return nullptr;
+    CURL* e = t->easy;
+    // Options that never change for this client: set once, kept across reuses.
+    curl_easy_setopt(e, CURLOPT_URL, url_.c_str());
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers_);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, options_.user_agent.c_str());
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+    // Wait for a multiplexed HTTP/2 stream rather than opening another connection.
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
+    // Proxies: nothing set, so curl honours http_proxy/https_proxy/no_proxy as usual.
+    return t;
+  }
+
+  void release(std::unique_ptr<Transfer> t) {
+    if (t->response.capacity() > k_max_pooled_capacity) std::string().swap(t->response);
+    if (t->request.capacity() > k_max_pooled_capacity) std::string().swap(t->request);
+    // Keep at most one idle handle per connection; the rest would never be used at once.
+    if (idle_.size() < static_cast<std::size_t>(std::max(1, options_.max_connections))) {
+      idle_.push_back(std::move(t));
+    }
+  }
+
+  void drain(std::vector<Completion>& out) {
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      CURL* easy = msg->easy_handle;
+      const CURLcode code = msg->data.result;
+      Transfer* raw = nullptr;
+      curl_easy_getinfo(easy, CURLINFO_PRIVATE, &raw);
+      curl_multi_remove_handle(multi_, easy);
+      auto it = active_.find(raw);
+      if (it == active_.end()) continue;
+      std::unique_ptr<Transfer> t = std::move(it->second);
+      active_.erase(it);
+      out.push_back(finish(*t, code));
+      release(std::move(t));
+    }
+  }
+
+  Completion finish(Transfer& t, CURLcode code) {
+    Completion c;
+    c.ticket = t.ticket;
+    c.latency = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t.started);
+    c.rate = t.headers.rate;
+    if (code != CURLE_OK) {
+      std::string detail = curl_easy_strerror(code);
+      if (t.error[0]) detail += std::string(" (") + t.error + ")";
+      c.result = std::unexpected(openai::classify_transport(transport_kind(code), detail));
+      return c;
+    }
+    long status = 0;
+    curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300) {
+      auto parsed = parser_.parse(t.response, t.n_inputs, t.dimensions);
+      if (parsed) {
+        last_dimensions_ = parsed->dimensions;
+        c.result = std::move(*parsed);
+      } else {
+        EmbedFailure f;
+        f.http_status = static_cast<int>(status);
+        f.error = util::Error{util::ErrorCode::invalid_response,
+                              parsed.error().message + " (HTTP " + std::to_string(status) + ", model " +
+                                  options_.model + "; body starts: " + openai::snippet(t.response, 160) + ")"};
+        c.result = std::unexpected(std::move(f));
+      }
+      return c;
+    }
+    const openai::ErrorBody error = openai::parse_error_body(t.response);
+    if (status == 400 && t.sent_base64 && mentions_encoding_format(error)) {
+      // A server without base64: fall back to float arrays and let the caller retry.
+      if (!use_float_) {
+        util::log_warn("provider rejects encoding_format=base64 ({}); switching to float",
+                       openai::snippet(error.message, 200));
+      }
+      use_float_ = true;
+      c.result = std::unexpected(EmbedFailure{
+          util::Error{util::ErrorCode::transient, "server rejects base64 encoding; retrying with float"},
+          static_cast<int>(status), std::chrono::milliseconds(0), false});
+      return c;
+    }
+    c.result = std::unexpected(openai::classify_http(static_cast<int>(status), t.headers, error, t.response,
+                                                     options_.model));
+    return c;
+  }
+
+  OpenAiOptions options_;
+  std::string url_;
+  CURLM* multi_;
+  curl_slist* headers_;
+  bool use_float_;
+  int last_dimensions_ = 1536;
+  openai::ResponseParser parser_;
+  std::vector<std::unique_ptr<Transfer>> idle_;
+  std::unordered_map<Transfer*, std::unique_ptr<Transfer>> active_;
+  std::vector<Completion> ready_;
+};
+
+}  // namespace
+
+util::Result<std::unique_ptr<Provider>> make_openai_provider(const OpenAiOptions& options) {
+  // First, so nothing below can log the key.
+  util::register_secret(options.api_key);
+  static std::once_flag once;
+  static CURLcode global_rc = CURLE_OK;
+  std::call_once(once, [] { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
+  if (global_rc != CURLE_OK) return util::fail(util::ErrorCode::internal, "curl_global_init failed");
+
+  if (options.model.empty()) return util::fail(util::ErrorCode::invalid_argument, "no model given");
+  if (options.encoding_format != "base64" && options.encoding_format != "float") {
+    return util::fail(util::ErrorCode::invalid_argument,
+                      "encoding_format must be base64 or float, not " + options.encoding_format);
+  }
+  std::string base = options.base_url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  {
+    CURLU* u = curl_url();
+    const CURLUcode rc = curl_url_set(u, CURLUPART_URL, base.c_str(), 0);
+    char* scheme = nullptr;
+    const bool ok = rc == CURLUE_OK && curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+                    (std::string_view(scheme) == "http" || std::string_view(scheme) == "https");
+    curl_free(scheme);
+    curl_url_cleanup(u);
+    if (!ok) {
+      return util::fail(util::ErrorCode::invalid_argument,
+                        "base URL must be http:// or https://, got '" + util::redact(base) + "'");
+    }
+  }
+  if (!options.verify_tls) {
+    util::log_warn("TLS certificate verification is OFF for {}: anyone on the path can read the API key",
+                   util::redact(base));
+  }
+
+  curl_slist* headers = nullptr;
+  auto add = [&](const std::string& h) {
+    if (curl_slist* next = curl_slist_append(headers, h.c_str())) headers = next;
+  };
+  if (!options.api_key.empty()) add("Authorization: Bearer " + options.api_key);
+  add("Content-Type: application/json");
+  add("Accept: application/json");
+  // No "Expect: 100-continue": it costs a round trip per request for large bodies.
+  add("Expect:");
+  for (const auto& h : options.extra_headers) add(h);
+
+  CURLM* multi = curl_multi_init();
+  if (!multi) {
+    curl_slist_free_all(headers);
+    return util::fail(util::ErrorCode::internal, "curl_multi_init failed");
+  }
+  const long conns = std::max(1, options.max_connections);
+  curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+  curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, conns);
+  curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, conns);
+  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, conns);
+  return std::unique_ptr<Provider>(
+      std::make_unique<OpenAiProvider>(options, base + "/embeddings", multi, headers));
+}
+
+}  // namespace lens::provider
