@@ -1,0 +1,80 @@
+// Backend selection.
+#include "cli/backends.h"
+
+#include <fmt/core.h>
+
+#include "provider/local_hash.h"
+#ifdef LENS_HAVE_OPENAI
+#include "provider/openai/openai_provider.h"
+#endif
+#include "store/sqlite/sqlite_store.h"
+#include "util/log.h"
+
+namespace lens::cli {
+
+util::Result<DatabaseTarget> parse_database_url(const std::string& url) {
+  auto strip = [&](std::string_view prefix) { return url.substr(prefix.size()); };
+  if (url.starts_with("sqlite://")) return DatabaseTarget{DatabaseKind::sqlite, strip("sqlite://")};
+  if (url.starts_with("sqlite:")) return DatabaseTarget{DatabaseKind::sqlite, strip("sqlite:")};
+  if (url.starts_with("postgres://") || url.starts_with("postgresql://") || url.find('=') != std::string::npos) {
+    return DatabaseTarget{DatabaseKind::postgres, url};
+  }
+  for (std::string_view ext : {".db", ".sqlite", ".sqlite3"}) {
+    if (url.ends_with(ext)) return DatabaseTarget{DatabaseKind::sqlite, url};
+  }
+  return util::fail(util::ErrorCode::invalid_argument,
+                    fmt::format("--db: cannot tell what database \"{}\" is; use sqlite:PATH, "
+                                "postgresql://USER@HOST/DB or a libpq string like \"host=H dbname=D\"",
+                                url));
+}
+
+util::Result<std::unique_ptr<store::Store>> open_store(const DatabaseTarget& target,
+                                                       const StoreOptions& options) {
+  if (target.kind == DatabaseKind::sqlite) {
+    if (target.location.empty()) {
+      return util::fail(util::ErrorCode::invalid_argument, "--db sqlite: needs a path, e.g. sqlite:lens.db");
+    }
+    return store::open_sqlite_store(target.location);
+  }
+  (void)options;
+  return util::fail(util::ErrorCode::invalid_argument,
+                    "PostgreSQL support is not built into this lens-embed");
+}
+
+util::Result<std::unique_ptr<provider::Provider>> make_provider(const Config& config,
+                                                                int default_dimensions) {
+  const auto& p = config.provider_config;
+  if (p.kind == "local-hash") {
+    return std::unique_ptr<provider::Provider>(
+        std::make_unique<provider::LocalHashProvider>(default_dimensions));
+  }
+  if (!p.base_url.is_set()) {
+    return util::fail(util::ErrorCode::invalid_argument,
+                      fmt::format("provider {} has no base URL: pass --base-url URL or set {}_BASE_URL",
+                                  p.name, p.api_key_env.value.substr(0, p.api_key_env.value.rfind("_API_KEY"))));
+  }
+  if (!config.api_key.is_set()) {
+    return util::fail(util::ErrorCode::invalid_argument,
+                      fmt::format("provider {} needs an API key: set {} (in the environment or .env)",
+                                  p.name, p.api_key_env.value));
+  }
+#ifndef LENS_HAVE_OPENAI
+  return util::fail(util::ErrorCode::invalid_argument, "the OpenAI-compatible client is not built in");
+#else
+  provider::OpenAiOptions o;
+  o.base_url = p.base_url.value;
+  o.api_key = config.api_key.value;
+  o.model = config.model.value;
+  o.encoding_format = config.encoding_format.value;
+  o.request_timeout = std::chrono::seconds(std::stoll(config.timeout_seconds.value));
+  o.verify_tls = config.insecure.value != "true" && config.insecure.value != "1";
+  if (!o.verify_tls) {
+    util::log_warn("TLS certificate verification is OFF (--insecure): the API key can be "
+                   "intercepted by anyone on the path");
+  }
+  o.max_connections = std::max(4, static_cast<int>(std::stoll(config.concurrency.value)) * 2);
+  return provider::make_openai_provider(o);
+#endif
+}
+
+}  // namespace lens::cli

@@ -1,0 +1,60 @@
+// Token buckets + AIMD window.
+#include "pipeline/rate_controller.h"
+
+#include <algorithm>
+
+namespace lens::pipeline {
+
+RateController::RateController(const RateLimits& limits, int max_concurrency)
+    : requests_(limits.requests_per_minute, 1.0),
+      tokens_(limits.tokens_per_minute, 1.0),
+      max_concurrency_(std::max(1, max_concurrency)),
+      window_(max_concurrency_) {}
+
+bool RateController::try_admit(std::int64_t tokens, Clock::time_point now) {
+  if (now < paused_until_) return false;
+  if (in_flight_ >= static_cast<int>(window_)) return false;
+  // Check both before taking from either, so a refusal costs nothing.
+  if (requests_.wait_time(1, now) > Clock::duration::zero()) return false;
+  if (tokens_.wait_time(static_cast<double>(tokens), now) > Clock::duration::zero()) return false;
+  (void)requests_.try_take(1, now);
+  (void)tokens_.try_take(static_cast<double>(tokens), now);
+  ++in_flight_;
+  return true;
+}
+
+RateController::Clock::duration RateController::wait_hint(std::int64_t tokens, Clock::time_point now) {
+  Clock::duration wait = Clock::duration::zero();
+  if (now < paused_until_) wait = paused_until_ - now;
+  wait = std::max(wait, requests_.wait_time(1, now));
+  wait = std::max(wait, tokens_.wait_time(static_cast<double>(tokens), now));
+  return wait;
+}
+
+void RateController::on_complete(const provider::RateLimitInfo& info, bool rate_limited,
+                                 std::optional<std::chrono::milliseconds> retry_after,
+                                 Clock::time_point now) {
+  if (in_flight_ > 0) --in_flight_;
+  if (info.remaining_requests) {
+    requests_.clamp_to_server(*info.remaining_requests,
+                              info.reset_requests.value_or(std::chrono::milliseconds(0)), now);
+  }
+  if (info.remaining_tokens) {
+    tokens_.clamp_to_server(*info.remaining_tokens,
+                            info.reset_tokens.value_or(std::chrono::milliseconds(0)), now);
+  }
+  if (rate_limited) {
+    // One decrease per round trip: the 429s of one window are one congestion signal.
+    if (now - last_decrease_ > std::chrono::seconds(1)) {
+      window_ = std::max(1.0, window_ / 2);
+      last_decrease_ = now;
+    }
+    tokens_.drain(now);
+    requests_.drain(now);
+    if (retry_after) paused_until_ = std::max(paused_until_, now + *retry_after);
+  } else {
+    window_ = std::min<double>(max_concurrency_, window_ + 1.0 / window_);
+  }
+}
+
+}  // namespace lens::pipeline

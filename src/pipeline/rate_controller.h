@@ -1,0 +1,49 @@
+// Admission control for provider requests: request and token buckets from the
+// configured RPM/TPM, corrected by the provider's x-ratelimit-* headers, and an AIMD
+// concurrency window so a burst of 429s shrinks the load instead of multiplying retries.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+#include "pipeline/options.h"
+#include "provider/provider.h"
+#include "util/token_bucket.h"
+
+namespace lens::pipeline {
+
+class RateController {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  RateController(const RateLimits& limits, int max_concurrency);
+
+  // True (and the request is counted as in flight, its cost taken from the buckets)
+  // when a request of `tokens` may start now.
+  bool try_admit(std::int64_t tokens, Clock::time_point now);
+  // How long until a request of `tokens` could be admitted (zero when it could be now
+  // and only the concurrency window holds it).
+  [[nodiscard]] Clock::duration wait_hint(std::int64_t tokens, Clock::time_point now);
+
+  // A request finished. `rate_limited` for 429; `retry_after` when the server advised.
+  void on_complete(const provider::RateLimitInfo& info, bool rate_limited,
+                   std::optional<std::chrono::milliseconds> retry_after, Clock::time_point now);
+  // A request was abandoned without an answer.
+  void on_abandon() { if (in_flight_ > 0) --in_flight_; }
+
+  [[nodiscard]] int in_flight() const { return in_flight_; }
+  [[nodiscard]] int concurrency_limit() const { return static_cast<int>(window_); }
+  [[nodiscard]] double tpm_limit() const { return tokens_.rate_per_minute(); }
+
+ private:
+  util::TokenBucket requests_;
+  util::TokenBucket tokens_;
+  int max_concurrency_;
+  double window_;
+  int in_flight_ = 0;
+  Clock::time_point paused_until_{};
+  Clock::time_point last_decrease_{};
+};
+
+}  // namespace lens::pipeline
