@@ -3,11 +3,13 @@
 // connection and is used by one thread at a time; open one per thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/types.h"
@@ -145,6 +147,20 @@ class Store {
                                                                     const std::string& model,
                                                                     std::span<const float> query,
                                                                     std::size_t k) = 0;
+
+  // Stores that split work between processes (PostgreSQL claims): gives back every
+  // exchange this worker claimed and has not written, so others need not wait for the
+  // lease to expire. Call once when a run ends, however it ends. Others: no-op.
+  [[nodiscard]] virtual util::Status release_claims() { return {}; }
+
+  // --follow: blocks until the source tables may have changed (a change notification
+  // arrived: true) or `timeout` passed (false). A store without notifications just
+  // sleeps, which makes the caller poll. After either, the caller starts a new pass
+  // over the keyset (a fresh PendingCursor): edited old messages sort before the cursor.
+  [[nodiscard]] virtual util::Result<bool> wait_for_changes(std::chrono::milliseconds timeout) {
+    std::this_thread::sleep_for(timeout);
+    return false;
+  }
 };
 
 }  // namespace lens::store

@@ -1,0 +1,57 @@
+// PostgreSQL implementation of Store (libpq): versioned migrations, keyset pending pages,
+// binary-COPY upserts, claims with leases for several workers, LISTEN/NOTIFY for --follow.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "store/store.h"
+
+namespace lens::store {
+
+struct PostgresOptions {
+  // A libpq URI (postgres://, postgresql://) or key=value string. May hold a password:
+  // every message built from it goes through util::redact.
+  std::string conninfo;
+
+  // Claims: several `run` processes split the work. Every exchange handed out by
+  // next_pending is claimed under `worker_id` for `lease`; a claim is dropped when its
+  // row, touch or failure commits (or by release_claims()), and an expired claim of a
+  // dead worker is taken over by the others. Reader and writer Store objects of one
+  // process must use the same worker_id.
+  bool use_claims = true;
+  std::string worker_id;  // empty: "<hostname>:<pid>"
+  std::chrono::seconds lease{300};
+
+  // Stage rows with binary COPY (fast). false: multi-row INSERT instead, for servers that
+  // do not support COPY FROM STDIN (PGlite hangs on it).
+  bool use_copy = true;
+
+  // After a lost connection, reconnect with backoff for at most this long per call
+  // before reporting a transient error.
+  std::chrono::seconds reconnect_budget{60};
+
+  // --- used by migrate() only ---
+  // When > 0 and the pgvector extension is installed (or can be created), a new
+  // message_embeddings table gets `embedding vector(N)` (halfvec(N) when N > 2000)
+  // instead of real[]. An existing table keeps its column type.
+  int vector_dimensions = 0;
+  bool prefer_pgvector = true;
+  // `init --index hnsw`: an HNSW cosine index on the pgvector column (ignored for real[]).
+  bool hnsw_index = false;
+  // A statement-level trigger on messages that NOTIFYs lens_embed_changes, so --follow
+  // wakes up within milliseconds instead of polling.
+  bool notify_trigger = true;
+};
+
+// Connects (one attempt) and prepares the session. Does not migrate: call migrate().
+// On failure: transient (server unreachable) or fatal (authentication, bad database),
+// with the password redacted from the message.
+[[nodiscard]] util::Result<std::unique_ptr<Store>> open_postgres_store(const PostgresOptions& options);
+
+// True for strings the cli should route to open_postgres_store: postgres:// and
+// postgresql:// URIs and libpq key=value strings (contain '=').
+[[nodiscard]] bool looks_like_postgres_conninfo(const std::string& url);
+
+}  // namespace lens::store
