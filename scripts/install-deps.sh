@@ -8,7 +8,7 @@ packages=(
   libpq-dev libcurl4-openssl-dev libsimdjson-dev libpcre2-dev libsqlite3-dev
   libcli11-dev libfmt-dev libspdlog-dev libtomlplusplus-dev nlohmann-json3-dev
   libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev
-  postgresql-15 postgresql-client-15 sqlite3
+  postgresql-15 postgresql-client-15 sqlite3 clang-format
 )
 
 missing=()
