@@ -691,6 +691,16 @@ class PostgresStore final : public Store {
     return p;
   }
 
+  // started, created_at, id: NULLs before the first page (an empty string would not
+  // parse as a timestamp even where the condition never looks at it).
+  static Params& cursor_params(Params&& p, const PendingCursor& cursor) { return cursor_params(p, cursor); }
+  static Params& cursor_params(Params& p, const PendingCursor& cursor) {
+    p.boolean(cursor.started);
+    if (cursor.started) p.text(cursor.created_at).text(cursor.id);
+    else p.null().null();
+    return p;
+  }
+
   Result<PendingPage> next_pending_once(const WorkScope& scope, PendingCursor& cursor, std::size_t max_items) {
     auto since = force_since();
     if (!since) return std::unexpected(since.error());
@@ -707,8 +717,7 @@ class PostgresStore final : public Store {
                     "($1::boolean IS NOT TRUE OR (created_at, id) > ($2::timestamptz, $3::uuid)) "
                     "ORDER BY created_at, id LIMIT $4) w) w2 ORDER BY created_at DESC, id DESC LIMIT 1",
                     ts("created_at")),
-        Params().boolean(cursor.started).text(cursor.created_at).text(cursor.id).integer(
-            static_cast<std::int64_t>(max_items)));
+        cursor_params(Params(), cursor).integer(static_cast<std::int64_t>(max_items)));
     if (!window) return std::unexpected(window.error());
     const std::size_t scanned = PQntuples(window->get()) ? static_cast<std::size_t>(int_value(window->get(), 0, 2)) : 0;
     if (scanned == 0) {
@@ -721,7 +730,7 @@ class PostgresStore final : public Store {
 
     // Step 2: the exchanges of that window that need work.
     Params p = scope_params(scope, *since);
-    p.boolean(cursor.started).text(cursor.created_at).text(cursor.id).text(last_created).text(last_id);
+    cursor_params(p, cursor).text(last_created).text(last_id);
     if (!options_.use_claims) {
       auto r = conn_.exec("reading pending exchanges", pending_sql(PendingColumns::full, k_window_where), p);
       if (!r) return std::unexpected(r.error());

@@ -1,0 +1,50 @@
+// Test backends for the Store conformance suite: SQLite files, PostgreSQL schemas on the
+// throwaway server of scripts/pg-test-server.sh, and PGlite (pgvector) when configured.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/postgres/postgres_store.h"
+#include "store/store.h"
+
+namespace lens::store::test {
+
+// What a test may vary when it opens a store on the backend's database.
+struct OpenOptions {
+  std::string worker_id = "test-worker";
+  std::chrono::seconds lease{300};
+  bool use_claims = false;
+  bool hnsw_index = false;
+  int vector_dimensions = 0;  // 0: the backend's default (4 on PGlite, where pgvector is the point)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual bool is_postgres() const = 0;
+  // A new Store on this test's database (a new connection each time).
+  virtual util::Result<std::unique_ptr<Store>> open(const OpenOptions& options) = 0;
+  // Runs SQL on a separate admin connection; fails the test on error.
+  virtual void exec(const std::string& sql) = 0;
+  // First column of the first row as text ("" for NULL or no row).
+  virtual std::string scalar(const std::string& sql) = 0;
+  // The stored vector of one row, read back exactly.
+  virtual std::vector<float> read_embedding(const std::string& provider, const std::string& model,
+                                            const std::string& user_message_id) = 0;
+  // A conninfo for this test's database (PostgreSQL only).
+  virtual std::string conninfo() const { return {}; }
+};
+
+// name: "sqlite", "postgres" or "pglite".
+std::unique_ptr<Backend> make_backend(const std::string& name);
+
+// Backends this run can use: sqlite and postgres always (postgres fails loudly when no
+// server can be started); pglite when LENS_TEST_PGLITE_PORT_FILE names a running one.
+std::vector<std::string> available_backends(bool include_sqlite, bool include_postgres, bool include_pglite);
+
+}  // namespace lens::store::test
