@@ -2,12 +2,15 @@
 #include "pipeline/rate_controller.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace lens::pipeline {
 
 RateController::RateController(const RateLimits& limits, int max_concurrency)
     : requests_(limits.requests_per_minute, 1.0),
       tokens_(limits.tokens_per_minute, 1.0),
+      configured_rpm_(limits.requests_per_minute),
+      configured_tpm_(limits.tokens_per_minute),
       max_concurrency_(std::max(1, max_concurrency)),
       window_(max_concurrency_) {}
 
@@ -35,6 +38,8 @@ void RateController::on_complete(const provider::RateLimitInfo& info, bool rate_
                                  std::optional<std::chrono::milliseconds> retry_after,
                                  Clock::time_point now) {
   if (in_flight_ > 0) --in_flight_;
+  if (info.limit_requests) adopt_server_limit(requests_, configured_rpm_, *info.limit_requests);
+  if (info.limit_tokens) adopt_server_limit(tokens_, configured_tpm_, *info.limit_tokens);
   if (info.remaining_requests) {
     requests_.clamp_to_server(*info.remaining_requests,
                               info.reset_requests.value_or(std::chrono::milliseconds(0)), now);
@@ -55,6 +60,15 @@ void RateController::on_complete(const provider::RateLimitInfo& info, bool rate_
   } else {
     window_ = std::min<double>(max_concurrency_, window_ + 1.0 / window_);
   }
+}
+
+void RateController::adopt_server_limit(util::TokenBucket& bucket, double configured, double server_limit) {
+  if (server_limit <= 0) return;
+  const double target = server_limit * k_server_limit_share;
+  if (configured > 0 && configured <= target) return;
+  // Only on a real change: set_rate_per_minute also caps the level at the new capacity.
+  if (std::abs(bucket.rate_per_minute() - target) <= target * 1e-6) return;
+  bucket.set_rate_per_minute(target);
 }
 
 }  // namespace lens::pipeline

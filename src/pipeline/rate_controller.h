@@ -35,10 +35,21 @@ class RateController {
   [[nodiscard]] int in_flight() const { return in_flight_; }
   [[nodiscard]] int concurrency_limit() const { return static_cast<int>(window_); }
   [[nodiscard]] double tpm_limit() const { return tokens_.rate_per_minute(); }
+  [[nodiscard]] double rpm_limit() const { return requests_.rate_per_minute(); }
+
+  // Share of the server's advertised limit we aim for: the margin absorbs arrival
+  // jitter at the server, so the limit is used without tripping 429s.
+  static constexpr double k_server_limit_share = 0.98;
 
  private:
+  // x-ratelimit-limit-*: a server limit below the configured one (or any, when none is
+  // configured) replaces it, so a too-high --tpm cannot turn into a stream of 429s.
+  static void adopt_server_limit(util::TokenBucket& bucket, double configured, double server_limit);
+
   util::TokenBucket requests_;
   util::TokenBucket tokens_;
+  double configured_rpm_;
+  double configured_tpm_;
   int max_concurrency_;
   double window_;
   int in_flight_ = 0;

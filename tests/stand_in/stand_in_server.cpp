@@ -387,10 +387,10 @@ void StandInServer::Impl::handle(const httplib::Request& req, httplib::Response&
       const bool on_tokens = !tok_ok;
       const double wait = std::max({on_tokens ? tokens_bucket.wait_ms(tokens) : requests_bucket.wait_ms(1), 1.0});
       const std::string what = on_tokens ? "tokens per min (TPM): Limit " + std::to_string(static_cast<long long>(o.tpm)) +
-                                               ", Used " + std::to_string(static_cast<long long>(o.tpm - tokens_bucket.remaining())) +
+                                               ", Used " + std::to_string(static_cast<long long>(o.tpm - tokens_bucket.remaining() * 60.0 / o.burst_seconds)) +
                                                ", Requested " + std::to_string(total_tokens)
                                          : "requests per min (RPM): Limit " + std::to_string(static_cast<long long>(o.rpm)) +
-                                               ", Used " + std::to_string(static_cast<long long>(o.rpm - requests_bucket.remaining())) +
+                                               ", Used " + std::to_string(static_cast<long long>(o.rpm - requests_bucket.remaining() * 60.0 / o.burst_seconds)) +
                                                ", Requested 1";
       res.status = 429;
       set_rate_headers(res);
