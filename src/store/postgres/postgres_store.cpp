@@ -68,6 +68,10 @@ std::string needs_work_sql() {
          "  AND f.model = $2 AND f.user_message_id = p.id AND f.source_version IS NOT DISTINCT FROM x.sv))";
 }
 
+// The existing row is looked up by primary key per user message (a LATERAL with LIMIT 1,
+// which the planner cannot turn into a hash join): a page then costs O(page) however
+// large message_embeddings is. A plain LEFT JOIN was planned as a hash join over every
+// row of (provider, model) once the table grew (see docs/POSTGRES.md).
 enum class PendingColumns { ids, full, count };
 
 // `where` restricts p to a key window or an id list (parameters from $6 on).
@@ -84,7 +88,9 @@ std::string pending_sql(PendingColumns columns, std::string_view where) {
   }
   return fmt::format(
       "SELECT {} FROM messages p {}"
-      "LEFT JOIN message_embeddings e ON e.provider = $1 AND e.model = $2 AND e.user_message_id = p.id "
+      "LEFT JOIN LATERAL (SELECT e.user_message_id, e.assistant_message_id, e.source_version, e.updated_at, "
+      "  e.content_sha256 FROM message_embeddings e "
+      "  WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = p.id LIMIT 1) e ON true "
       "WHERE p.role = 'user' AND {} AND {} AND {}{}",
       select, k_answer_sql, where, k_non_blank_sql, needs_work_sql(),
       columns == PendingColumns::count ? "" : " ORDER BY p.created_at, p.id");
@@ -276,8 +282,11 @@ class Connection {
     PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
     ++generation_;
     // Fixed session settings: timestamps render and parse the same way everywhere.
+    // jit off: our statements are short index walks whose estimated cost still crosses
+    // jit_above_cost at 10^5+ rows; compiling them took ~300 ms of a 10 ms page.
     return exec_simple("session setup",
-                       "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET client_min_messages = warning");
+                       "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET client_min_messages = warning; "
+                       "SET jit = off");
   }
 
   // Connected, reconnecting with backoff within the budget if the connection was lost.
