@@ -526,7 +526,11 @@ class Run {
       batch.progress.tokens += batch_tokens;
       batch.progress.unchanged += static_cast<std::int64_t>(batch.touches.size());
       batch.progress.failed += static_cast<std::int64_t>(batch.failures.size());
+      const auto write_started = Clock::now();
       auto s = with_store_retries([&] { return deps_.writer.write_batch(batch); }, "writing a batch");
+      util::log_debug("wrote {} rows, {} touches, {} failures in {:.1f} ms", batch.rows.size(),
+                      batch.touches.size(), batch.failures.size(),
+                      std::chrono::duration<double, std::milli>(Clock::now() - write_started).count());
       if (!s) {
         set_fatal(s.error());
         return false;

@@ -135,7 +135,8 @@ class Store {
   [[nodiscard]] virtual util::Status finish_run(std::int64_t run_id, const std::string& status,
                                                 const core::RunStats& stats) = 0;
 
-  // Eligible exchanges for `scope` (what a fresh run would look at), for progress totals.
+  // An estimate of the work a run of `scope` will find, for progress totals: exchanges
+  // without a row (all eligible ones with force). Cheap; stale rows are not counted.
   [[nodiscard]] virtual util::Result<std::int64_t> count_pending(const WorkScope& scope) = 0;
 
   [[nodiscard]] virtual util::Result<StatusReport> status(std::size_t recent_runs) = 0;

@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS message_embeddings (
   updated_at           TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
   PRIMARY KEY (provider, model, user_message_id)
 );
+-- Covering index for the pending query: change detection reads only this, never the
+-- table rows that carry the vectors (a 3072-d row spans several pages).
+CREATE INDEX IF NOT EXISTS message_embeddings_state
+  ON message_embeddings (provider, model, user_message_id, assistant_message_id, source_version, content_sha256);
 CREATE TABLE IF NOT EXISTS embedding_failures (
   provider        TEXT    NOT NULL,
   model           TEXT    NOT NULL,

@@ -1,0 +1,431 @@
+// End-to-end tests of the real lens-embed binary on real SQLite files with local-hash.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fmt/core.h>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "core/input_text.h"
+#include "provider/local_hash.h"
+#include "tokenizer/tokenizer.h"
+#include "util/sha256.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct Result {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs the binary with `args` in `dir`, environment `env` added. Blocks.
+pid_t spawn(const fs::path& dir, const std::vector<std::string>& args,
+            const std::map<std::string, std::string>& env, const fs::path& out, const fs::path& err) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (chdir(dir.c_str()) != 0) _exit(127);
+    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    FILE* o = freopen(out.c_str(), "w", stdout);
+    FILE* e = freopen(err.c_str(), "w", stderr);
+    (void)o;
+    (void)e;
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(LENS_EMBED_BIN));
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(LENS_EMBED_BIN, argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
+class E2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / fmt::format("lens_e2e_{}_{}", getpid(), counter_++);
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    db_path_ = (dir_ / "lens.db").string();
+    auto tok = lens::tokenizer::Tokenizer::load(lens::tokenizer::Encoding::cl100k_base);
+    ASSERT_TRUE(tok) << tok.error().message;
+    tokenizer_ = *tok;
+  }
+  void TearDown() override {
+    if (db_) sqlite3_close(db_);
+    fs::remove_all(dir_);
+  }
+
+  Result run(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+    const auto out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
+    Result r;
+    r.exit_code = wait_exit(spawn(dir_, args, env, out, err));
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  }
+  json run_json(std::vector<std::string> args) {
+    args.push_back("--json");
+    auto r = run(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    auto j = json::parse(r.out, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << r.out;
+    return j;
+  }
+
+  void generate(int conversations, int seed = 1) {
+    const std::string cmd = fmt::format("{} --sqlite {} --conversations {} --seed {} 2>/dev/null",
+                                        LENS_SAMPLE_CORPUS_BIN, db_path_, conversations, seed);
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+  }
+
+  sqlite3* db() {
+    if (!db_) {
+      EXPECT_EQ(sqlite3_open(db_path_.c_str(), &db_), SQLITE_OK);
+    }
+    sqlite3_busy_timeout(db_, 10000);
+    return db_;
+  }
+  void exec(const std::string& sql) {
+    char* err = nullptr;
+    ASSERT_EQ(sqlite3_exec(db(), sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "") << sql;
+  }
+  long long scalar(const std::string& sql) {
+    sqlite3_stmt* s = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db(), sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sqlite3_errmsg(db());
+    long long v = -1;
+    if (sqlite3_step(s) == SQLITE_ROW) v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+  }
+  std::string text(const std::string& sql) {
+    sqlite3_stmt* s = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db(), sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sqlite3_errmsg(db());
+    std::string v;
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0)) {
+      v = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    }
+    sqlite3_finalize(s);
+    return v;
+  }
+
+  // Independent check of the whole output: every eligible exchange has exactly one row,
+  // its answer id is right (computed here in C++, not by the store's SQL), its sha256 and
+  // token count match the input rebuilt from the messages, and its vector is local-hash
+  // of that input. Returns the number of rows checked.
+  long long verify_all() {
+    struct Msg {
+      std::string id, conv, role, created;
+      std::optional<std::string> content;
+    };
+    std::vector<Msg> msgs;
+    sqlite3_stmt* s = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db(), "SELECT id, conversation_id, role, content, created_at FROM messages "
+                                       "ORDER BY conversation_id, created_at, id", -1, &s, nullptr), SQLITE_OK);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      Msg m;
+      m.id = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+      m.conv = reinterpret_cast<const char*>(sqlite3_column_text(s, 1));
+      m.role = reinterpret_cast<const char*>(sqlite3_column_text(s, 2));
+      if (sqlite3_column_type(s, 3) != SQLITE_NULL) {
+        m.content = std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, 3)),
+                                static_cast<std::size_t>(sqlite3_column_bytes(s, 3)));
+      }
+      m.created = reinterpret_cast<const char*>(sqlite3_column_text(s, 4));
+      msgs.push_back(std::move(m));
+    }
+    sqlite3_finalize(s);
+    std::map<std::string, lens::core::Exchange> expected;
+    for (std::size_t i = 0; i < msgs.size(); ++i) {
+      const Msg& m = msgs[i];
+      if (m.role != "user" || !m.content) continue;
+      if (m.content->find_first_not_of(" \t\n\r\v\f") == std::string::npos) continue;
+      lens::core::Exchange ex;
+      ex.user_message_id = m.id;
+      ex.user_content = *m.content;
+      for (std::size_t j = i + 1; j < msgs.size() && msgs[j].conv == m.conv; ++j) {
+        if (msgs[j].role == "user") break;
+        if (msgs[j].role == "assistant") {
+          ex.assistant_message_id = msgs[j].id;
+          ex.assistant_content = msgs[j].content.value_or("");
+          break;
+        }
+      }
+      expected[m.id] = std::move(ex);
+    }
+    EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings"), static_cast<long long>(expected.size()));
+    EXPECT_EQ(scalar("SELECT count(*) FROM (SELECT user_message_id FROM message_embeddings "
+                     "GROUP BY provider, model, user_message_id HAVING count(*) > 1)"), 0);
+    EXPECT_EQ(sqlite3_prepare_v2(db(), "SELECT user_message_id, assistant_message_id, content_sha256, token_count, "
+                                       "truncated, dimensions, embedding FROM message_embeddings", -1, &s, nullptr),
+              SQLITE_OK);
+    long long checked = 0, bad = 0;
+    std::vector<float> vec(384);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      const std::string id = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+      auto it = expected.find(id);
+      if (it == expected.end()) {
+        ADD_FAILURE() << "row for a message that is not an eligible user message: " << id;
+        continue;
+      }
+      const auto& ex = it->second;
+      const std::optional<std::string> answer =
+          sqlite3_column_type(s, 1) == SQLITE_NULL
+              ? std::nullopt
+              : std::optional<std::string>(reinterpret_cast<const char*>(sqlite3_column_text(s, 1)));
+      const std::string input = lens::core::build_input_text(ex);
+      const auto sha = lens::util::sha256(input);
+      lens::provider::local_hash_embed(input, vec);
+      const bool ok = answer == ex.assistant_message_id && sqlite3_column_bytes(s, 2) == 32 &&
+                      std::memcmp(sqlite3_column_blob(s, 2), sha.data(), 32) == 0 &&
+                      sqlite3_column_int64(s, 3) == static_cast<long long>(tokenizer_->count(input)) &&
+                      sqlite3_column_int(s, 4) == 0 && sqlite3_column_int(s, 5) == 384 &&
+                      sqlite3_column_bytes(s, 6) == 384 * 4 &&
+                      std::memcmp(sqlite3_column_blob(s, 6), vec.data(), 384 * 4) == 0;
+      if (!ok && ++bad < 5) ADD_FAILURE() << "row " << id << " does not match its exchange";
+      ++checked;
+    }
+    sqlite3_finalize(s);
+    EXPECT_EQ(bad, 0);
+    return checked;
+  }
+
+  static inline int counter_ = 0;
+  fs::path dir_;
+  std::string db_path_;
+  sqlite3* db_ = nullptr;
+  std::shared_ptr<const lens::tokenizer::Tokenizer> tokenizer_;
+};
+
+TEST_F(E2E, RerunIsANoOpAndForceUpdatesInPlace) {
+  generate(300);
+  auto first = run_json({"run"});
+  EXPECT_GT(first["stats"]["embedded"].get<long long>(), 300);
+  const long long rows = scalar("SELECT count(*) FROM message_embeddings");
+  EXPECT_EQ(verify_all(), rows);
+
+  auto second = run_json({"run"});
+  EXPECT_EQ(second["stats"]["requests"], 0);
+  EXPECT_EQ(second["stats"]["embedded"], 0);
+
+  exec("UPDATE message_embeddings SET updated_at = '2000-01-01T00:00:00.000Z'");
+  auto forced = run_json({"run", "--force"});
+  EXPECT_EQ(forced["stats"]["embedded"].get<long long>(), rows);
+  EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings"), rows);
+  EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings WHERE updated_at > '2001'"), rows);
+  EXPECT_EQ(verify_all(), rows);
+}
+
+TEST_F(E2E, EditingOneMessageReembedsOnlyThatExchange) {
+  generate(200);
+  run_json({"run"});
+  const std::string id = text("SELECT id FROM messages WHERE role = 'user' AND content IS NOT NULL "
+                              "AND content <> '' ORDER BY id LIMIT 1");
+  exec(fmt::format("UPDATE messages SET content = 'an edited question about enzymes', "
+                   "updated_at = '2030-01-01T00:00:00Z' WHERE id = '{}'", id));
+  auto again = run_json({"run"});
+  EXPECT_EQ(again["stats"]["embedded"], 1);
+  EXPECT_EQ(again["stats"]["requests"], 1);
+  verify_all();
+}
+
+TEST_F(E2E, NewAnswerMakesTheExchangeStale) {
+  generate(50);
+  run_json({"run"});
+  // A user message without an answer gets one later: its input changes.
+  const std::string id = text(
+      "SELECT e.user_message_id FROM message_embeddings e JOIN messages m ON m.id = e.user_message_id "
+      "WHERE e.assistant_message_id IS NULL LIMIT 1");
+  if (id.empty()) GTEST_FAIL() << "the sample corpus should contain unanswered questions";
+  const std::string conv = text(fmt::format("SELECT conversation_id FROM messages WHERE id = '{}'", id));
+  const std::string created = text(fmt::format("SELECT created_at FROM messages WHERE id = '{}'", id));
+  exec(fmt::format("INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
+                   "('late-answer', '{}', 'assistant', 'a late answer', '{}' || 'z')", conv, created));
+  auto again = run_json({"run"});
+  EXPECT_EQ(again["stats"]["embedded"], 1);
+  EXPECT_EQ(text(fmt::format("SELECT assistant_message_id FROM message_embeddings WHERE user_message_id = '{}'", id)),
+            "late-answer");
+  verify_all();
+}
+
+TEST_F(E2E, LimitEmbedsExactlyN) {
+  generate(300);
+  auto r = run_json({"run", "--limit", "123", "--batch-size", "8"});
+  EXPECT_EQ(r["stats"]["embedded"], 123);
+  EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings"), 123);
+  run_json({"run"});
+  verify_all();
+}
+
+TEST_F(E2E, SigkillAtRandomMomentsThenRerunLeavesExactlyOneCorrectRowEach) {
+  generate(20000);
+  ASSERT_EQ(run({"init"}).exit_code, 0);  // so that a kill during start-up leaves tables to count
+  std::mt19937 rng(std::random_device{}());
+  int killed_mid_run = 0;
+  for (int i = 0; i < 6; ++i) {
+    const pid_t pid = spawn(dir_, {"run", "--batch-size", "64"}, {}, dir_ / "o.txt", dir_ / "e.txt");
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<>(30, 700)(rng)));
+    kill(pid, SIGKILL);
+    if (wait_exit(pid) == 128 + SIGKILL) ++killed_mid_run;
+  }
+  EXPECT_GE(killed_mid_run, 1);
+  const long long partial = scalar("SELECT count(*) FROM message_embeddings");
+  auto final_run = run_json({"run"});
+  EXPECT_EQ(final_run["status"], "completed");
+  const long long rows = scalar("SELECT count(*) FROM message_embeddings");
+  EXPECT_EQ(final_run["stats"]["embedded"].get<long long>(), rows - partial);
+  EXPECT_EQ(verify_all(), rows);
+  EXPECT_EQ(rows, scalar("SELECT count(*) FROM messages WHERE role = 'user' AND "
+                         "trim(content, ' ' || char(9,10,11,12,13)) <> ''"));
+}
+
+TEST_F(E2E, SigtermStopsCleanlyAndIsRecordedAsInterrupted) {
+  generate(20000);
+  ASSERT_EQ(run({"init"}).exit_code, 0);
+  const pid_t pid = spawn(dir_, {"run", "--batch-size", "16"}, {}, dir_ / "o.txt", dir_ / "e.txt");
+  // Wait until the run has begun committing, then ask it to stop.
+  for (int i = 0; i < 200 && scalar("SELECT count(*) FROM embedding_runs WHERE embedded > 0") == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  kill(pid, SIGTERM);
+  const int code = wait_exit(pid);
+  ASSERT_NE(code, 0) << "the run finished before SIGTERM arrived; make the corpus larger";
+  EXPECT_EQ(code, 1) << slurp(dir_ / "e.txt");
+  EXPECT_EQ(text("SELECT status FROM embedding_runs ORDER BY id DESC LIMIT 1"), "interrupted");
+  EXPECT_EQ(scalar("SELECT embedded FROM embedding_runs ORDER BY id DESC LIMIT 1"),
+            scalar("SELECT count(*) FROM message_embeddings"));
+  run_json({"run"});
+  verify_all();
+}
+
+TEST_F(E2E, AssistantMessageIdFollowsTheContract) {
+  ASSERT_EQ(run({"init"}).exit_code, 0);
+  exec("INSERT INTO conversations (id, user_id) VALUES ('c1','u'),('c2','u'),('c3','u'),('c4','u')");
+  exec(R"sql(INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES
+    -- a user message followed by two assistant messages: the first answers
+    ('c1-u', 'c1', 'user', 'first question', '2024-01-01T00:00:00Z'),
+    ('c1-a1', 'c1', 'assistant', 'first answer', '2024-01-01T00:00:01Z'),
+    ('c1-a2', 'c1', 'assistant', 'second answer', '2024-01-01T00:00:02Z'),
+    -- by none
+    ('c2-u', 'c2', 'user', 'nobody answers', '2024-01-01T00:00:00Z'),
+    -- two user messages in a row: the first has no answer, the second has
+    ('c3-u1', 'c3', 'user', 'hello?', '2024-01-01T00:00:00Z'),
+    ('c3-u2', 'c3', 'user', 'anyone there?', '2024-01-01T00:00:01Z'),
+    ('c3-t', 'c3', 'tool', 'tool output', '2024-01-01T00:00:02Z'),
+    ('c3-a', 'c3', 'assistant', 'yes', '2024-01-01T00:00:03Z'),
+    -- a system message first; equal timestamps are ordered by id (c4-z after c4-u)
+    ('c4-s', 'c4', 'system', 'be nice', '2024-01-01T00:00:00Z'),
+    ('c4-u', 'c4', 'user', 'question four', '2024-01-01T00:00:01Z'),
+    ('c4-z', 'c4', 'assistant', 'answer four', '2024-01-01T00:00:01Z'),
+    -- same time, but the assistant id sorts first: it comes before, so no answer
+    ('c5-u', 'c4', 'user', 'question five', '2024-01-01T00:00:05Z'),
+    ('c5-a', 'c4', 'assistant', 'too early', '2024-01-01T00:00:05Z'))sql");
+  run_json({"run"});
+  auto answer = [&](const std::string& id) {
+    return text(fmt::format("SELECT coalesce(assistant_message_id, 'NULL') FROM message_embeddings "
+                            "WHERE user_message_id = '{}'", id));
+  };
+  EXPECT_EQ(answer("c1-u"), "c1-a1");
+  EXPECT_EQ(answer("c2-u"), "NULL");
+  EXPECT_EQ(answer("c3-u1"), "NULL");
+  EXPECT_EQ(answer("c3-u2"), "c3-a");
+  EXPECT_EQ(answer("c4-u"), "c4-z");
+  EXPECT_EQ(answer("c5-u"), "NULL");
+  EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings"), 6);
+  EXPECT_EQ(verify_all(), 6);
+}
+
+TEST_F(E2E, BlankAndInvalidContentNeverSentNorCrashes) {
+  ASSERT_EQ(run({"init"}).exit_code, 0);
+  exec("INSERT INTO conversations (id, user_id) VALUES ('c','u')");
+  exec("INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
+       "('null', 'c', 'user', NULL, '2024-01-01T00:00:01Z'), ('empty', 'c', 'user', '', '2024-01-01T00:00:02Z'), "
+       "('ws', 'c', 'user', ' ' || char(9,10,13), '2024-01-01T00:00:03Z'), "
+       "('bad-utf8', 'c', 'user', CAST(X'C328FFEDA0806F6B' AS TEXT), '2024-01-01T00:00:04Z'), "
+       "('fine', 'c', 'user', 'a question', '2024-01-01T00:00:05Z')");
+  auto r = run_json({"run"});
+  EXPECT_EQ(r["stats"]["embedded"], 2);
+  EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings WHERE user_message_id IN ('null','empty','ws')"), 0);
+  EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings WHERE user_message_id = 'bad-utf8'"), 1);
+  EXPECT_EQ(run_json({"status"})["eligible"], 2);
+}
+
+TEST_F(E2E, DotenvNeverOverridesTheEnvironment) {
+  std::ofstream(dir_ / ".env") << "LENS_DATABASE_URL=sqlite:from-dotenv.db\n";
+  auto r = run({"config", "--json"}, {{"LENS_DATABASE_URL", "sqlite:from-env.db"}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = json::parse(r.out);
+  EXPECT_EQ(j["database"]["value"], "sqlite:from-env.db");
+  EXPECT_EQ(j["database"]["source"], "env LENS_DATABASE_URL");
+  r = run({"config", "--json"});
+  EXPECT_EQ(json::parse(r.out)["database"]["value"], "sqlite:from-dotenv.db");
+}
+
+TEST_F(E2E, BadFlagExitsTwoAndNamesTheFlag) {
+  auto r = run({"run", "--bogus-flag"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--bogus-flag"), std::string::npos) << r.err;
+  r = run({"run", "--batch-size", "0"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--batch-size"), std::string::npos) << r.err;
+  r = run({"run", "--db", "nonsense"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--db"), std::string::npos) << r.err;
+  std::ofstream(dir_ / "lens-embed.toml") << "[defaults]\nbatch_size = [\n";
+  r = run({"status"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("lens-embed.toml:"), std::string::npos) << r.err;
+}
+
+TEST_F(E2E, DryRunCountsTokensAndCallsNothing) {
+  generate(100);
+  auto r = run_json({"run", "--dry-run"});
+  EXPECT_EQ(r["status"], "dry_run");
+  EXPECT_GT(r["dry_run"]["exchanges"].get<long long>(), 100);
+  EXPECT_GT(r["dry_run"]["tokens"].get<long long>(), r["dry_run"]["exchanges"].get<long long>());
+  EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings"), 0);
+}
+
+TEST_F(E2E, SearchFindsTheClosestExchange) {
+  ASSERT_EQ(run({"init"}).exit_code, 0);
+  exec("INSERT INTO conversations (id, user_id) VALUES ('c','u')");
+  exec("INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
+       "('m1', 'c', 'user', 'How does photosynthesis work in green plants?', '2024-01-01T00:00:01Z'), "
+       "('m2', 'c', 'user', 'Solve this quadratic equation for me', '2024-01-01T00:00:02Z'), "
+       "('m3', 'c', 'user', 'Who started the French Revolution?', '2024-01-01T00:00:03Z')");
+  run_json({"run"});
+  auto r = run_json({"search", "-k", "2", "photosynthesis in plants"});
+  ASSERT_EQ(r["hits"].size(), 2u);
+  EXPECT_EQ(r["hits"][0]["user_message_id"], "m1");
+  EXPECT_EQ(r["hits"][0]["conversation_id"], "c");
+  EXPECT_GT(r["hits"][0]["score"].get<double>(), r["hits"][1]["score"].get<double>());
+}
+
+}  // namespace
