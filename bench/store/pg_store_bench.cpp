@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <chrono>
 #include <cstdio>
@@ -226,6 +227,7 @@ int main(int argc, char** argv) {
     store::PendingCursor cursor;
     std::size_t pages = 0, items = 0;
     double worst = 0;
+    std::vector<double> page_ms;  // to compare the start and the end of the keyset
     const auto t = Clock::now();
     std::vector<core::Exchange> sample;
     for (;;) {
@@ -233,6 +235,7 @@ int main(int argc, char** argv) {
       auto page = st.next_pending(scope, cursor, 1000);
       if (!page) die(page.error().message);
       worst = std::max(worst, seconds_since(p0));
+      page_ms.push_back(seconds_since(p0) * 1e3);
       ++pages;
       items += page->items.size();
       if (sample.size() < 2000)
@@ -240,6 +243,18 @@ int main(int argc, char** argv) {
       if (page->exhausted) break;
     }
     const double total_s = seconds_since(t);
+    // Median of the first and of the last tenth of the pages: flat = the cursor's
+    // position does not matter.
+    auto median_of = [&](std::size_t from, std::size_t to) {
+      std::vector<double> v(page_ms.begin() + static_cast<std::ptrdiff_t>(from),
+                            page_ms.begin() + static_cast<std::ptrdiff_t>(to));
+      if (v.empty()) return 0.0;
+      std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+      return v[v.size() / 2];
+    };
+    const std::size_t tenth = std::max<std::size_t>(1, page_ms.size() / 10);
+    const double first_ms = median_of(0, tenth);
+    const double last_ms = median_of(page_ms.size() - tenth - 1, page_ms.size() - 1);  // the last page is short
     // Per-row write cost into a table of this size: 2000 rows of 256 dims in batches of 500.
     std::vector<core::EmbeddingRow> wr;
     for (const auto& x : sample) {
@@ -263,10 +278,11 @@ int main(int argc, char** argv) {
     }
     const double per_row_us = seconds_since(tw) / static_cast<double>(std::max<std::size_t>(1, wr.size())) * 1e6;
     auto c = st.count_pending(scope);
-    fmt::print("{:>9} exchanges: full pending pass {:.2f} s over {} pages of 1000 ({:.2f} ms/page avg, worst {:.2f} ms), "
-               "{} pending; write {:.1f} us/row (256-d, batches of 500); count_pending {}\n",
-               total, total_s, pages, total_s / static_cast<double>(pages) * 1e3, worst * 1e3, items, per_row_us,
-               c ? *c : -1);
+    fmt::print("{:>9} exchanges: full pending pass {:.2f} s over {} pages of 1000 ({:.2f} ms/page avg, median "
+               "first tenth {:.2f} ms, last tenth {:.2f} ms, worst {:.2f} ms), {} pending; write {:.1f} us/row "
+               "(256-d, batches of 500); count_pending {}\n",
+               total, total_s, pages, total_s / static_cast<double>(pages) * 1e3, first_ms, last_ms, worst * 1e3,
+               items, per_row_us, c ? *c : -1);
   };
   exec(admin, "TRUNCATE messages, conversations CASCADE");
   generate(admin, 1, 10'000);

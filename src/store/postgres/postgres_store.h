@@ -22,7 +22,7 @@ struct PostgresOptions {
   // process must use the same worker_id.
   bool use_claims = true;
   std::string worker_id;  // empty: "<hostname>:<pid>"
-  std::chrono::seconds lease{300};
+  std::chrono::seconds lease{300};  // $LENS_CLAIM_LEASE_SECONDS overrides
 
   // Stage rows with binary COPY (fast). false: multi-row INSERT instead, for servers that
   // do not support COPY FROM STDIN (PGlite hangs on it).
