@@ -3,6 +3,7 @@
 #include "tokenizer/rank_table.h"
 
 #include <array>
+#include <cstring>
 #include <string>
 
 namespace lens::tokenizer {
@@ -17,112 +18,84 @@ constexpr std::array<std::int8_t, 256> make_b64_table() {
 }
 constexpr std::array<std::int8_t, 256> k_b64 = make_b64_table();
 
-// Appends the decoded bytes of `in` to `out`; false on malformed input.
-bool decode_base64(std::string_view in, std::string& out) {
-  if (in.empty() || in.size() % 4 != 0) return false;
+// Decodes `in` to `out` (room for in.size() / 4 * 3 bytes); returns the byte count, or -1
+// on malformed input. Writes through a raw pointer: push_back per byte made loading slow.
+long decode_base64(std::string_view in, char* out) {
+  if (in.empty() || in.size() % 4 != 0) return -1;
+  char* o = out;
   for (std::size_t i = 0; i < in.size(); i += 4) {
-    int v[4];
-    int pad = 0;
-    for (int j = 0; j < 4; ++j) {
-      const char c = in[i + j];
-      if (c == '=' && i + 4 == in.size() && j >= 2) {
-        v[j] = 0;
-        ++pad;
-      } else {
-        if (pad > 0) return false;
-        v[j] = k_b64[static_cast<std::uint8_t>(c)];
-        if (v[j] < 0) return false;
-      }
-    }
-    const std::uint32_t w = (std::uint32_t(v[0]) << 18) | (std::uint32_t(v[1]) << 12) |
-                            (std::uint32_t(v[2]) << 6) | std::uint32_t(v[3]);
-    out.push_back(static_cast<char>(w >> 16));
-    if (pad < 2) out.push_back(static_cast<char>((w >> 8) & 0xFF));
-    if (pad < 1) out.push_back(static_cast<char>(w & 0xFF));
+    const bool last = i + 4 == in.size();
+    const int pad = last ? (in[i + 3] == '=') + (in[i + 2] == '=' && in[i + 3] == '=') : 0;
+    const int a = k_b64[static_cast<std::uint8_t>(in[i])];
+    const int b = k_b64[static_cast<std::uint8_t>(in[i + 1])];
+    const int c = pad >= 2 ? 0 : k_b64[static_cast<std::uint8_t>(in[i + 2])];
+    const int d = pad >= 1 ? 0 : k_b64[static_cast<std::uint8_t>(in[i + 3])];
+    if ((a | b | c | d) < 0) return -1;
+    const std::uint32_t w = (std::uint32_t(a) << 18) | (std::uint32_t(b) << 12) |
+                            (std::uint32_t(c) << 6) | std::uint32_t(d);
+    *o++ = static_cast<char>(w >> 16);
+    if (pad < 2) *o++ = static_cast<char>((w >> 8) & 0xFF);
+    if (pad < 1) *o++ = static_cast<char>(w & 0xFF);
   }
-  return true;
+  return o - out;
 }
 
 }  // namespace
 
 util::Result<RankTable> RankTable::parse(std::string_view file) {
-  struct Entry {
-    std::uint32_t rank, begin, end;
-  };
-  std::vector<Entry> entries;
-  entries.reserve(file.size() / 12);
-  std::string arena;
-  arena.reserve(file.size());
-  std::uint32_t max_rank = 0;
+  // One pass straight into the final layout. The files list ranks 0, 1, 2, ... in order,
+  // so the token bytes of rank r follow those of rank r-1 and offsets_ delimits them.
+  RankTable t;
+  const std::size_t arena_cap = file.size() / 4 * 3 + 8;
+  t.arena_.reset(new char[arena_cap]);
+  t.offsets_.reserve(file.size() / 8);
+  std::size_t used = 0;
   std::size_t pos = 0;
   std::size_t line_no = 0;
+  auto bad = [&](const char* what) {
+    return util::fail(util::ErrorCode::permanent,
+                      "rank file line " + std::to_string(line_no) + ": " + what);
+  };
   while (pos < file.size()) {
     std::size_t eol = file.find('\n', pos);
     if (eol == std::string_view::npos) eol = file.size();
-    std::string_view line = file.substr(pos, eol - pos);
+    const std::string_view line = file.substr(pos, eol - pos);
     pos = eol + 1;
     ++line_no;
     if (line.empty()) continue;
     const std::size_t sp = line.find(' ');
-    if (sp == std::string_view::npos || sp + 1 >= line.size()) {
-      return util::fail(util::ErrorCode::permanent,
-                        "rank file line " + std::to_string(line_no) + ": expected '<base64> <rank>'");
-    }
+    if (sp == std::string_view::npos || sp + 1 >= line.size()) return bad("expected '<base64> <rank>'");
     std::uint64_t rank = 0;
     for (char c : line.substr(sp + 1)) {
-      if (c < '0' || c > '9' || rank > 0xFFFFFFF) {
-        return util::fail(util::ErrorCode::permanent,
-                          "rank file line " + std::to_string(line_no) + ": bad rank");
-      }
+      if (c < '0' || c > '9' || rank > 0xFFFFFFF) return bad("bad rank");
       rank = rank * 10 + static_cast<std::uint64_t>(c - '0');
     }
-    const std::size_t begin = arena.size();
-    if (!decode_base64(line.substr(0, sp), arena)) {
-      return util::fail(util::ErrorCode::permanent,
-                        "rank file line " + std::to_string(line_no) + ": bad base64");
-    }
-    entries.push_back({static_cast<std::uint32_t>(rank), static_cast<std::uint32_t>(begin),
-                       static_cast<std::uint32_t>(arena.size())});
-    if (rank > max_rank) max_rank = static_cast<std::uint32_t>(rank);
+    // Other orders are valid tiktoken files but not the pinned ones; refusing keeps one path.
+    if (rank != t.offsets_.size()) return bad("ranks are not consecutive from 0");
+    if (used + sp / 4 * 3 + 8 > arena_cap) return bad("line too long");
+    const long n = decode_base64(line.substr(0, sp), t.arena_.get() + used);
+    if (n <= 0) return bad("bad base64");
+    t.offsets_.push_back(static_cast<std::uint32_t>(used));
+    used += static_cast<std::size_t>(n);
   }
-  if (entries.empty()) return util::fail(util::ErrorCode::permanent, "rank file is empty");
-
-  RankTable t;
-  // Re-lay the bytes out in rank order so offsets_ alone delimits each token.
-  std::vector<std::uint32_t> by_rank(std::size_t(max_rank) + 1, k_no_rank);
-  for (std::uint32_t i = 0; i < entries.size(); ++i) {
-    if (by_rank[entries[i].rank] != k_no_rank) {
-      return util::fail(util::ErrorCode::permanent,
-                        "rank file: duplicate rank " + std::to_string(entries[i].rank));
-    }
-    by_rank[entries[i].rank] = i;
-  }
-  t.arena_.reserve(arena.size());
-  t.offsets_.resize(std::size_t(max_rank) + 2);
-  for (std::uint32_t r = 0; r <= max_rank; ++r) {
-    t.offsets_[r] = static_cast<std::uint32_t>(t.arena_.size());
-    if (by_rank[r] != k_no_rank) {
-      const Entry& e = entries[by_rank[r]];
-      t.arena_.append(arena, e.begin, e.end - e.begin);
-    }
-  }
-  t.offsets_[std::size_t(max_rank) + 1] = static_cast<std::uint32_t>(t.arena_.size());
-  t.count_ = entries.size();
+  if (t.offsets_.empty()) return util::fail(util::ErrorCode::permanent, "rank file is empty");
+  const std::size_t max_rank = t.offsets_.size() - 1;
+  t.offsets_.push_back(static_cast<std::uint32_t>(used));
+  std::memset(t.arena_.get() + used, 0, 8);  // spare bytes that word-wise compares may read
+  t.count_ = max_rank + 1;
 
   std::size_t cap = 1;
-  while (cap < entries.size() * 2) cap <<= 1;  // load factor <= 0.5 keeps probes short
-  t.slots_.assign(cap, Slot{});
+  while (cap < t.count_ * 2) cap <<= 1;  // load factor <= 0.5 keeps probes short
+  t.slots_.reset(static_cast<Slot*>(std::calloc(cap, sizeof(Slot))));
+  if (!t.slots_) return util::fail(util::ErrorCode::permanent, "rank table: out of memory");
   t.mask_ = cap - 1;
   for (std::uint32_t r = 0; r <= max_rank; ++r) {
     const std::string_view b = t.bytes_of(r);
     if (b.empty()) continue;
-    if (t.find(b) != k_no_rank) {
-      return util::fail(util::ErrorCode::permanent, "rank file: duplicate token bytes");
-    }
-    const std::uint64_t h = hash_bytes(b.data(), b.size());
+    const std::uint64_t h = hash_bytes(b.data(), b.size()).hash;
     std::size_t i = static_cast<std::size_t>(h) & t.mask_;
-    while (t.slots_[i].tag != 0) i = (i + 1) & t.mask_;
-    t.slots_[i] = Slot{static_cast<std::uint32_t>(h >> 32) | 1u, r};
+    while (t.slots_.get()[i].tag != 0) i = (i + 1) & t.mask_;
+    t.slots_.get()[i] = Slot{static_cast<std::uint32_t>(h >> 32) | 1u, r};
   }
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);

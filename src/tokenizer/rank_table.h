@@ -4,7 +4,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,9 +17,18 @@ namespace lens::tokenizer {
 
 inline constexpr std::uint32_t k_no_rank = 0xFFFFFFFFu;
 
+struct HashedBytes {
+  std::uint64_t hash;
+  std::uint64_t head;  // the first min(n, 8) bytes, little-endian, zero-padded
+};
+
 // Hash of a short byte string; reads 8 bytes at a time because tokens average ~4-8 bytes.
-[[nodiscard]] inline std::uint64_t hash_bytes(const char* p, std::size_t n) {
+// Also returns the first 8 bytes so short keys compare without a memcmp call.
+[[nodiscard]] inline HashedBytes hash_bytes(const char* p, std::size_t n) {
   std::uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xFF51AFD7ED558CCDull);
+  std::uint64_t head = 0;
+  const bool short_key = n < 8;
+  if (!short_key) std::memcpy(&head, p, 8);
   while (n >= 8) {
     std::uint64_t v;
     std::memcpy(&v, p, 8);
@@ -30,12 +41,13 @@ inline constexpr std::uint32_t k_no_rank = 0xFFFFFFFFu;
     std::uint64_t v = 0;
     // Byte-wise tail: n < 8, and a variable-length memcpy would be an out-of-line call.
     for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t(std::uint8_t(p[i])) << (8 * i);
+    if (short_key) head = v;
     h = (h ^ v) * 0x94D049BB133111EBull;
   }
   h ^= h >> 32;
   h *= 0xD6E8FEB86659FD93ull;
   h ^= h >> 32;
-  return h;
+  return {h, head};
 }
 
 class RankTable {
@@ -45,16 +57,24 @@ class RankTable {
 
   // Rank of exactly these bytes, or k_no_rank.
   [[nodiscard]] std::uint32_t find(const char* p, std::size_t n) const {
-    const std::uint64_t h = hash_bytes(p, n);
-    const std::uint32_t tag = static_cast<std::uint32_t>(h >> 32) | 1u;  // 0 marks empty
-    std::size_t i = static_cast<std::size_t>(h) & mask_;
+    const HashedBytes hb = hash_bytes(p, n);
+    const std::uint32_t tag = static_cast<std::uint32_t>(hb.hash >> 32) | 1u;  // 0 marks empty
+    std::size_t i = static_cast<std::size_t>(hb.hash) & mask_;
     for (;;) {
-      const Slot& s = slots_[i];
+      const Slot& s = slots_.get()[i];
       if (s.tag == 0) return k_no_rank;
       if (s.tag == tag) {
         const std::uint32_t b = offsets_[s.rank];
-        if (offsets_[s.rank + 1] - b == n && std::memcmp(arena_.data() + b, p, n) == 0) {
-          return s.rank;
+        if (offsets_[s.rank + 1] - b == n) {
+          if (n <= 8) {
+            // arena_ has 8 spare bytes at the end, so this load never leaves it.
+            std::uint64_t w;
+            std::memcpy(&w, arena_.get() + b, 8);
+            const std::uint64_t mask = n == 8 ? ~0ull : (1ull << (8 * n)) - 1;
+            if ((w & mask) == hb.head) return s.rank;
+          } else if (std::memcmp(arena_.get() + b, p, n) == 0) {
+            return s.rank;
+          }
         }
       }
       i = (i + 1) & mask_;
@@ -65,7 +85,7 @@ class RankTable {
   // Bytes of `rank`; empty if the rank is not in the table.
   [[nodiscard]] std::string_view bytes_of(std::uint32_t rank) const {
     if (rank + 1 >= offsets_.size()) return {};
-    return {arena_.data() + offsets_[rank], offsets_[rank + 1] - offsets_[rank]};
+    return {arena_.get() + offsets_[rank], offsets_[rank + 1] - offsets_[rank]};
   }
   [[nodiscard]] bool has_rank(std::uint32_t rank) const {
     return rank + 1 < offsets_.size() && offsets_[rank + 1] > offsets_[rank];
@@ -79,9 +99,14 @@ class RankTable {
     std::uint32_t tag = 0;
     std::uint32_t rank = 0;
   };
-  std::string arena_;                   // all token bytes, in rank order
+  struct FreeDeleter {
+    void operator()(void* p) const { std::free(p); }
+  };
+  // Raw buffers, not std::string/vector: their zero-fill of ~3 MB (plus page faults) was a
+  // large part of load time. calloc of this size maps fresh zero pages without a memset.
+  std::unique_ptr<char[]> arena_;       // all token bytes in rank order, + 8 spare bytes
   std::vector<std::uint32_t> offsets_;  // rank -> arena offset; size max_rank + 2
-  std::vector<Slot> slots_;
+  std::unique_ptr<Slot, FreeDeleter> slots_;
   std::size_t mask_ = 0;
   std::size_t count_ = 0;
   std::uint32_t byte_ranks_[256] = {};

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <time.h>
+
 #include <chrono>
 #include <random>
 #include <string>
@@ -19,6 +21,23 @@ std::shared_ptr<const Tokenizer> get(Encoding e) {
 }
 
 using Ids = std::vector<std::uint32_t>;
+
+double thread_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+// First in the file so it does the process's first (uncached) load under plain ctest or a
+// direct run. CPU time, not wall time: the build machines are shared and often saturated.
+TEST(Tokenizer, LoadsCl100kUnder50ms) {
+  const double t0 = thread_cpu_ms();
+  auto t = Tokenizer::load(Encoding::cl100k_base);
+  const double spent = thread_cpu_ms() - t0;
+  ASSERT_TRUE(t.has_value());
+  EXPECT_LT(spent, 50.0);
+  RecordProperty("load_cpu_ms", std::to_string(spent));
+}
 
 TEST(Tokenizer, PinnedIdsCl100k) {
   auto t = get(Encoding::cl100k_base);
