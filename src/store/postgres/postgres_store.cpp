@@ -391,6 +391,13 @@ std::string default_worker_id() {
   return fmt::format("{}:{}", host, getpid());
 }
 
+// Giving claims back expires them rather than deleting them: workers whose cursor is
+// already past those exchanges take expired claims over at the end of their keyset, so a
+// worker that stops early (--limit, SIGTERM) loses nothing for the others. A fresh run
+// claims expired rows like unclaimed ones.
+constexpr const char* k_release_claims_sql =
+    "UPDATE embedding_claims SET expires_at = now() - interval '1 second' WHERE worker = $1";
+
 // ---------------------------------------------------------------------------------------
 
 class PostgresStore final : public Store {
@@ -398,6 +405,15 @@ class PostgresStore final : public Store {
   explicit PostgresStore(const PostgresOptions& options)
       : options_(options), conn_(options.conninfo, options.reconnect_budget) {
     if (options_.worker_id.empty()) options_.worker_id = default_worker_id();
+  }
+
+  // Claims not written by now are given back (best effort, no reconnect): the next run
+  // or another worker need not wait for their lease. Reader and writer of one process
+  // close together, at the end of a run; a SIGKILLed process leaves them to the lease.
+  ~PostgresStore() override {
+    if (options_.use_claims && conn_.alive()) {
+      (void)conn_.exec("releasing claims", k_release_claims_sql, Params().text(options_.worker_id));
+    }
   }
 
   Status open() { return conn_.connect_once(); }
@@ -518,8 +534,7 @@ class PostgresStore final : public Store {
   Status release_claims() override {
     if (!options_.use_claims) return {};
     return with_retry("releasing claims", [&]() -> Status {
-      auto r = conn_.exec("releasing claims", "DELETE FROM embedding_claims WHERE worker = $1",
-                          Params().text(options_.worker_id));
+      auto r = conn_.exec("releasing claims", k_release_claims_sql, Params().text(options_.worker_id));
       if (!r) return std::unexpected(r.error());
       return {};
     });
