@@ -140,7 +140,15 @@ std::string arguments_json(const Config& c, const Flags& f) {
 
 int cmd_init(const Flags& flags) {
   StoreOptions so;
-  if (flags.index) so.hnsw_index = *flags.index;
+  so.hnsw_index = flags.index.has_value();
+  // pgvector columns have a fixed size: only when the user names the model (or the size)
+  // does init make one; otherwise real[] (PostgreSQL) or BLOB (SQLite).
+  if (flags.dimensions) so.vector_dimensions = static_cast<int>(*flags.dimensions);
+  else if (flags.model || flags.provider) {
+    auto config = resolve_config(flags);
+    if (!config) return report(config.error());
+    so.vector_dimensions = model_spec(*config).default_dimensions;
+  }
   auto opened = open_configured(flags, so, true);
   if (!opened) return report(opened.error());
   std::printf("initialized %s\n", mask_database_url(opened->config.database.value).c_str());
@@ -151,7 +159,13 @@ int cmd_run(const Flags& flags, bool retry_failures) {
   StoreOptions so;
   so.worker_id = worker_id();
   so.claims = true;
-  auto opened = open_configured(flags, so, true);
+  auto opened = open_configured(flags, so, false);
+  if (!opened) return report(opened.error());
+  {
+    const auto spec = model_spec(opened->config);
+    so.vector_dimensions = flags.dimensions ? static_cast<int>(*flags.dimensions) : spec.default_dimensions;
+    opened = open_configured(flags, so, true);
+  }
   if (!opened) return report(opened.error());
   Config& config = opened->config;
   auto writer = open_store(opened->target, so);
@@ -215,8 +229,12 @@ int cmd_run(const Flags& flags, bool retry_failures) {
       break;
     }
     if (!flags.follow || flags.dry_run) break;
-    // Follow: look again soon; new and edited messages are picked up by the next pass.
-    for (int i = 0; i < 20 && g_stop.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    // Follow: wait for a change notification (PostgreSQL LISTEN) or poll every 2 s, in
+    // short slices so a signal is noticed at once.
+    for (int i = 0; i < 20 && g_stop.load() == 0; ++i) {
+      auto changed = opened->store->wait_for_changes(std::chrono::milliseconds(100));
+      if (changed && *changed) break;
+    }
     if (g_stop.load() > 0) break;
   }
   return code;
@@ -355,6 +373,9 @@ int run_cli(int argc, char** argv) {
   auto* init = app.add_subcommand("init", "Create or upgrade the output tables and indexes (idempotent)");
   add_db(init);
   init->add_option("--index", f.index, "PostgreSQL with pgvector: also build an index (hnsw)")->check(CLI::IsMember({"hnsw"}));
+  init->add_option("--provider", f.provider, "With pgvector: size the vector column for this provider's model");
+  init->add_option("--model", f.model, "With pgvector: size the vector column for this model");
+  init->add_option("--dimensions", f.dimensions, "With pgvector: size of the vector column")->check(CLI::PositiveNumber);
   init->footer("Example:\n  lens-embed init --db postgresql://lens@localhost/lens");
 
   auto* run = app.add_subcommand("run", "Embed every exchange that has no up-to-date embedding");

@@ -4,9 +4,8 @@
 #include <fmt/core.h>
 
 #include "provider/local_hash.h"
-#ifdef LENS_HAVE_OPENAI
 #include "provider/openai/openai_provider.h"
-#endif
+#include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
 #include "util/log.h"
 
@@ -16,7 +15,7 @@ util::Result<DatabaseTarget> parse_database_url(const std::string& url) {
   auto strip = [&](std::string_view prefix) { return url.substr(prefix.size()); };
   if (url.starts_with("sqlite://")) return DatabaseTarget{DatabaseKind::sqlite, strip("sqlite://")};
   if (url.starts_with("sqlite:")) return DatabaseTarget{DatabaseKind::sqlite, strip("sqlite:")};
-  if (url.starts_with("postgres://") || url.starts_with("postgresql://") || url.find('=') != std::string::npos) {
+  if (store::looks_like_postgres_conninfo(url)) {
     return DatabaseTarget{DatabaseKind::postgres, url};
   }
   for (std::string_view ext : {".db", ".sqlite", ".sqlite3"}) {
@@ -36,9 +35,13 @@ util::Result<std::unique_ptr<store::Store>> open_store(const DatabaseTarget& tar
     }
     return store::open_sqlite_store(target.location);
   }
-  (void)options;
-  return util::fail(util::ErrorCode::invalid_argument,
-                    "PostgreSQL support is not built into this lens-embed");
+  store::PostgresOptions pg;
+  pg.conninfo = target.location;
+  pg.use_claims = options.claims;
+  pg.worker_id = options.worker_id;
+  pg.hnsw_index = options.hnsw_index;
+  pg.vector_dimensions = options.vector_dimensions;
+  return store::open_postgres_store(pg);
 }
 
 util::Result<std::unique_ptr<provider::Provider>> make_provider(const Config& config,
@@ -58,9 +61,6 @@ util::Result<std::unique_ptr<provider::Provider>> make_provider(const Config& co
                       fmt::format("provider {} needs an API key: set {} (in the environment or .env)",
                                   p.name, p.api_key_env.value));
   }
-#ifndef LENS_HAVE_OPENAI
-  return util::fail(util::ErrorCode::invalid_argument, "the OpenAI-compatible client is not built in");
-#else
   provider::OpenAiOptions o;
   o.base_url = p.base_url.value;
   o.api_key = config.api_key.value;
@@ -74,7 +74,6 @@ util::Result<std::unique_ptr<provider::Provider>> make_provider(const Config& co
   }
   o.max_connections = std::max(4, static_cast<int>(std::stoll(config.concurrency.value)) * 2);
   return provider::make_openai_provider(o);
-#endif
 }
 
 }  // namespace lens::cli

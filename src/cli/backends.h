@@ -23,9 +23,10 @@ struct DatabaseTarget {
 [[nodiscard]] util::Result<DatabaseTarget> parse_database_url(const std::string& url);
 
 struct StoreOptions {
-  std::string worker_id;    // host:pid, for claims
-  bool claims = false;      // PostgreSQL: split work with other workers through leases
-  std::string hnsw_index;   // init --index hnsw
+  std::string worker_id;      // host:pid, for claims
+  bool claims = false;        // PostgreSQL: split work with other workers through leases
+  bool hnsw_index = false;    // init --index hnsw (PostgreSQL with pgvector)
+  int vector_dimensions = 0;  // PostgreSQL with pgvector: vector(N) for a new table
 };
 
 [[nodiscard]] util::Result<std::unique_ptr<store::Store>> open_store(const DatabaseTarget& target,

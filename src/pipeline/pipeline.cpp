@@ -144,6 +144,11 @@ class Run {
     reader.join();
     results_.close();
     if (writer.joinable()) writer.join();
+    // Hand back what this worker claimed but did not write, so other workers need not
+    // wait for the lease to expire. Best effort: an expired lease does the same later.
+    for (store::Store* s : {&deps_.reader, &deps_.writer}) {
+      if (auto r = s->release_claims(); !r) util::log_warn("releasing claims: {}", r.error().message);
+    }
 
     outcome.stats = stats_.snapshot();
     outcome.seconds = std::chrono::duration<double>(Clock::now() - started).count();
