@@ -49,7 +49,14 @@ struct ThreadState {
     md = pcre2_match_data_create(1, nullptr);
     stack = pcre2_jit_stack_create(64 * 1024, 64 * 1024 * 1024, nullptr);
     ctx = pcre2_match_context_create(nullptr);
-    if (ctx != nullptr && stack != nullptr) pcre2_jit_stack_assign(ctx, nullptr, stack);
+    if (ctx != nullptr) {
+      if (stack != nullptr) pcre2_jit_stack_assign(ctx, nullptr, stack);
+      // The default match limit (10M) stops a single 10 MB whitespace run; these patterns
+      // are linear per match, so no limit is needed against runaway backtracking.
+      pcre2_set_match_limit(ctx, 0xFFFFFFFFu);
+      pcre2_set_depth_limit(ctx, 0xFFFFFFFFu);
+      pcre2_set_heap_limit(ctx, 0xFFFFFFFFu);
+    }
   }
   ~ThreadState() {
     pcre2_match_context_free(ctx);
@@ -104,9 +111,16 @@ Pretokenizer::Match Pretokenizer::next(std::string_view text, std::size_t pos) c
     // separate, heap-based limits, so retry there before giving up on the rest.
     if (rc != PCRE2_ERROR_NOMATCH) {
       rc = pcre2_match(code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, ts.md,
-                       nullptr);
+                       ts.ctx);
     }
-    if (rc < 0) return {text.size(), text.size()};
+    if (rc == PCRE2_ERROR_NOMATCH) return {text.size(), text.size()};
+    if (rc < 0) {
+      // Out of resources even so: never drop text. The next code point becomes a piece of
+      // its own (counts stay close; tiktoken itself errors out on such inputs).
+      std::size_t end = pos + 1;
+      while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) ++end;
+      return {pos, end};
+    }
   }
   const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(ts.md);
   return {static_cast<std::size_t>(ov[0]), static_cast<std::size_t>(ov[1])};

@@ -2,6 +2,7 @@
 // and must load in well under 50 ms) and builds the open-addressing index.
 #include "tokenizer/rank_table.h"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <string>
@@ -77,6 +78,7 @@ util::Result<RankTable> RankTable::parse(std::string_view file) {
     if (n <= 0) return bad("bad base64");
     t.offsets_.push_back(static_cast<std::uint32_t>(used));
     used += static_cast<std::size_t>(n);
+    t.max_token_bytes_ = std::max(t.max_token_bytes_, static_cast<std::size_t>(n));
   }
   if (t.offsets_.empty()) return util::fail(util::ErrorCode::permanent, "rank file is empty");
   const std::size_t max_rank = t.offsets_.size() - 1;

@@ -91,6 +91,8 @@ class RankTable {
     return rank + 1 < offsets_.size() && offsets_[rank + 1] > offsets_[rank];
   }
   [[nodiscard]] std::size_t size() const { return count_; }
+  // Length of the longest token: n tokens never cover more than n * this many bytes.
+  [[nodiscard]] std::size_t max_token_bytes() const { return max_token_bytes_; }
   // Rank of each single byte (every byte is a token in these encodings).
   [[nodiscard]] std::uint32_t byte_rank(std::uint8_t b) const { return byte_ranks_[b]; }
 
@@ -109,6 +111,7 @@ class RankTable {
   std::unique_ptr<Slot, FreeDeleter> slots_;
   std::size_t mask_ = 0;
   std::size_t count_ = 0;
+  std::size_t max_token_bytes_ = 0;
   std::uint32_t byte_ranks_[256] = {};
 };
 

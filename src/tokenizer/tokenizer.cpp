@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <type_traits>
 
 #include "tokenizer/bpe.h"
 #include "tokenizer/pretokenizer.h"
@@ -152,6 +153,17 @@ class BpeTokenizer final : public Tokenizer {
     return n;
   }
 
+  // f returns void (visit all pieces) or bool (false stops the walk).
+  template <typename F>
+  static bool call(F& f, std::size_t b, std::size_t e) {
+    if constexpr (std::is_same_v<decltype(f(b, e)), bool>) {
+      return f(b, e);
+    } else {
+      f(b, e);
+      return true;
+    }
+  }
+
   // Calls f(begin, end) for each piece. Valid UTF-8 runs go through the pattern; each
   // byte of an invalid sequence is a piece of its own, so nothing is lost or crashes.
   template <typename F>
@@ -166,12 +178,12 @@ class BpeTokenizer final : public Tokenizer {
         if (m.begin >= run.size()) break;
         // Every code point matches some alternative of both patterns, so m.begin == at;
         // tiktoken would drop any gap, and so do we.
-        f(pos + m.begin, pos + m.end);
+        if (!call(f, pos + m.begin, pos + m.end)) return;
         at = m.end;
       }
       pos = run_end;
       if (pos < text.size()) {
-        f(pos, pos + 1);
+        if (!call(f, pos, pos + 1)) return;
         ++pos;
       }
     }
@@ -187,19 +199,26 @@ class BpeTokenizer final : public Tokenizer {
 };
 
 std::string_view BpeTokenizer::truncate(std::string_view text, std::size_t max_tokens) const {
+  // Walk pieces only until the budget is exceeded: the cost follows the kept prefix, not
+  // the text (a 10 MB message truncated to 8k tokens must not be encoded in full). A long
+  // piece is not counted here (its merge is the expensive part); the search below handles it.
+  constexpr std::size_t k_long_walk_piece = 1024;
   std::vector<PieceInfo> pieces;
-  std::size_t total = 0;
-  for_each_piece(text, [&](std::size_t b, std::size_t e) {
-    const std::size_t t = piece_count(text.substr(b, e - b));
-    pieces.push_back({b, e, t});
-    total += t;
-  });
-  if (total <= max_tokens) return text;
-
-  // k: first piece that no longer fits.
-  std::size_t k = 0;
   std::size_t before_k = 0;
-  while (before_k + pieces[k].tokens <= max_tokens) before_k += pieces[k++].tokens;
+  bool over = false;
+  for_each_piece(text, [&](std::size_t b, std::size_t e) {
+    const std::size_t t = e - b > k_long_walk_piece ? max_tokens + 1 : piece_count(text.substr(b, e - b));
+    pieces.push_back({b, e, t});
+    if (before_k + t > max_tokens) {
+      over = true;
+      return false;
+    }
+    before_k += t;
+    return true;
+  });
+  if (!over) return text;
+  const std::size_t k = pieces.size() - 1;  // first piece that does not fit (or is long)
+
   // Restart point S: a piece boundary preceded by a non-space code point. Pre-tokenizing
   // any prefix text[0:L] with L >= S then yields the same pieces before S (only the
   // lookahead of \s+(?!\S) can see past a piece's end, and no whitespace run crosses S),
@@ -211,24 +230,25 @@ std::string_view BpeTokenizer::truncate(std::string_view text, std::size_t max_t
     --j;
     base -= pieces[j].tokens;
   }
-  const std::size_t s = j == 0 ? 0 : pieces[j].begin;
-  if (j == 0) base = 0;
+  const std::size_t s = pieces[j].begin;
   auto count_at = [&](std::size_t len) { return base + count(text.substr(s, len - s)); };
 
-  // Gallop forward from S to bracket the answer: count_at(lo) <= max < count_at(hi).
+  // Bracket the answer: count_at(lo) <= max < count_at(hi). The remaining budget of
+  // max - base tokens covers at most that many longest tokens' bytes, which bounds hi;
+  // galloping from small steps keeps the work near the answer.
+  const std::size_t bound = s + (max_tokens - base + 1) * ranks_.max_token_bytes() + 4;
   std::size_t lo = s;
-  std::size_t hi = text.size();
-  std::size_t step = std::max<std::size_t>(pieces[k].end - s, 64);
-  for (;;) {
-    std::size_t probe = s + step >= text.size() ? text.size() : utf8::floor_boundary(text, s + step);
+  std::size_t hi = bound >= text.size() ? text.size() : utf8::floor_boundary(text, bound);
+  if (hi == text.size() && count_at(hi) <= max_tokens) return text;
+  for (std::size_t step = 64;; step *= 2) {
+    std::size_t probe = utf8::floor_boundary(text, s + step);
     if (probe <= lo) probe = utf8::next_boundary(text, lo);
-    if (probe >= text.size()) break;  // count(text) > max is known
+    if (probe >= hi) break;
     if (count_at(probe) > max_tokens) {
       hi = probe;
       break;
     }
     lo = probe;
-    step *= 2;
   }
   // Binary search on code point boundaries. Counts are monotone except for rare local dips
   // (a longer piece can merge into fewer tokens), which the scan below picks up.
