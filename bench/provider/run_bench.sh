@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Provider benchmark: lens-embed vs the official `openai` npm client vs LangChain.js
+# OpenAIEmbeddings, in one run, against the stand-in with OpenAI-like limits.
+#   bench/provider/run_bench.sh [BUILD_DIR]      (env: N=50000 exchanges, SCENARIOS="base faults tier5")
+# Needs: the lens-embed, lens_stand_in_provider and lens_bench_provider_gen targets built;
+# `npm ci` in bench/provider/node. Prints one JSON line per client and scenario.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BUILD=$(cd "${1:-$ROOT/build-prov}" && pwd)
+N=${N:-50000}
+SCENARIOS=${SCENARIOS:-"base faults tier5"}
+WORK=${WORK:-$(mktemp -d /tmp/lens-bench-provider.XXXXXX)}
+STAND_IN=$BUILD/tests/stand_in/lens_stand_in_provider
+LENS=$BUILD/apps/lens-embed/lens-embed
+GEN=$BUILD/bench/provider/lens_bench_provider_gen
+export SUPERMIND_API_KEY=sk-bench-$(date +%s)-not-a-real-key
+export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+export LENS_DATA_DIR=$ROOT/data
+MODEL=text-embedding-3-small
+SERVER_PID=
+
+cleanup() { [[ -n $SERVER_PID ]] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+start_server() {  # args: stand-in flags
+  cleanup
+  "$STAND_IN" --api-key "$SUPERMIND_API_KEY" --port-file "$WORK/port" "$@" >"$WORK/stand_in.out" 2>"$WORK/stand_in.err" &
+  SERVER_PID=$!
+  for _ in $(seq 100); do [[ -s $WORK/port ]] && break; sleep 0.05; done
+  PORT=$(cat "$WORK/port"); rm -f "$WORK/port"
+  BASE=http://127.0.0.1:$PORT/v1
+}
+stats() { curl -s "http://127.0.0.1:$PORT/stats"; }
+reset() { curl -s -d '' "http://127.0.0.1:$PORT/stats/reset" >/dev/null; sleep 1.1; }  # let the buckets refill
+
+run_lens() {  # label, extra lens flags...
+  local label=$1; shift
+  cp "$WORK/template.db" "$WORK/run.db"
+  reset
+  /usr/bin/time -f '%e %U %S' -o "$WORK/time" "$LENS" run --db "sqlite:$WORK/run.db" --provider supermind \
+    --base-url "$BASE" --model "$MODEL" --json --quiet --log-file "$WORK/lens.log" "$@" >"$WORK/lens.json" 2>"$WORK/lens.err" || true
+  read -r wall user sys <"$WORK/time"
+  local client
+  client=$(node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const [wall, user, sys] = process.argv.slice(2).map(Number);
+    console.log(JSON.stringify({rows: r.stats.embedded, failed: r.stats.failed, seconds: wall, cpu_s: user + sys}));
+  ' "$WORK/lens.json" "$wall" "$user" "$sys")
+  node "$HERE/summarize.mjs" "$label" "$client" "$(stats)"
+}
+run_peer() {  # label, which, extra peer flags...
+  local label=$1 which=$2; shift 2
+  reset
+  local client
+  client=$(node "$HERE/node/peers.mjs" "$which" "$BASE" "$WORK/texts.jsonl" "$@" 2>"$WORK/$which.err")
+  node "$HERE/summarize.mjs" "$label" "$client" "$(stats)"
+}
+
+"$GEN" "$N" "$WORK/template.db" "$WORK/texts.jsonl"
+echo "# N=$N exchanges, work dir $WORK, $(nproc) cores" >&2
+
+for scenario in $SCENARIOS; do
+  case $scenario in
+    base)
+      start_server --latency-ms 150 --rpm 5000 --tpm 1000000
+      run_lens "lens-embed" --rpm 5000 --tpm 1000000
+      run_peer "openai-node" openai
+      run_peer "langchain-js" langchain
+      ;;
+    faults)
+      F=(--p-429 0.02 --p-500 0.02 --p-502 0.01 --p-503 0.02 --p-reset 0.01 --p-hang 0.005 --hang-ms 5000
+         --p-malformed 0.01 --p-truncated 0.01 --p-short 0.01 --p-nan 0.01 --shuffle)
+      start_server --latency-ms 150 --rpm 5000 --tpm 1000000 "${F[@]}"
+      run_lens "lens-embed+faults" --rpm 5000 --tpm 1000000 --timeout 3 --max-attempts 10
+      run_peer "openai-node+faults" openai --retries 10
+      run_peer "langchain-js+faults" langchain --retries 10
+      ;;
+    tier5)
+      start_server --latency-ms 150 --rpm 10000 --tpm 10000000
+      run_lens "lens-embed tier5 3072d" --rpm 10000 --tpm 10000000 --dimensions 3072
+      run_peer "openai-node tier5 3072d" openai --dimensions 3072
+      run_peer "langchain-js tier5 3072d" langchain --dimensions 3072
+      ;;
+  esac
+done
