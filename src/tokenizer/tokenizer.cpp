@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "tokenizer/bpe.h"
+#include "tokenizer/loader.h"
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/rank_table.h"
 #include "tokenizer/utf8.h"
@@ -309,33 +310,42 @@ std::vector<std::string_view> BpeTokenizer::chunk(std::string_view text, std::si
   return out;
 }
 
-util::Result<std::shared_ptr<const Tokenizer>> load_uncached(Encoding encoding) {
+}  // namespace
+
+namespace detail {
+
+util::Result<std::shared_ptr<const Tokenizer>> load_file(Encoding encoding, const std::string& path) {
   const EncodingInfo& inf = info(encoding);
-  const std::string file_name = std::string(inf.name) + ".tiktoken";
+  const FileBytes file(path);
+  if (!file.ok()) return util::fail(util::ErrorCode::not_found, path + ": cannot open");
+  const std::string got = util::to_hex(util::sha256(file.bytes()));
+  if (got != inf.sha256_hex) {
+    return util::fail(util::ErrorCode::permanent,
+                      path + ": sha256 " + got + " is not the pinned " + std::string(inf.sha256_hex));
+  }
+  auto ranks = RankTable::parse(file.bytes());
+  if (!ranks) return util::fail(ranks.error().code, path + ": " + ranks.error().message);
+  auto pre = Pretokenizer::create(encoding);
+  if (!pre) return std::unexpected(pre.error());
+  return std::make_shared<const BpeTokenizer>(encoding, std::move(*ranks), std::move(*pre));
+}
+
+util::Result<std::shared_ptr<const Tokenizer>> load_uncached(Encoding encoding) {
+  const std::string file_name = std::string(info(encoding).name) + ".tiktoken";
   std::string tried;
   for (const std::string& dir : search_dirs()) {
     const std::string path = dir + "/" + file_name;
-    const FileBytes file(path);
-    if (!file.ok()) {
-      tried += (tried.empty() ? "" : ", ") + path;
-      continue;
-    }
-    const std::string got = util::to_hex(util::sha256(file.bytes()));
-    if (got != inf.sha256_hex) {
-      return util::fail(util::ErrorCode::permanent, path + ": sha256 " + got + " is not the pinned " +
-                                                         std::string(inf.sha256_hex));
-    }
-    auto ranks = RankTable::parse(file.bytes());
-    if (!ranks) return util::fail(ranks.error().code, path + ": " + ranks.error().message);
-    auto pre = Pretokenizer::create(encoding);
-    if (!pre) return std::unexpected(pre.error());
-    return std::make_shared<const BpeTokenizer>(encoding, std::move(*ranks), std::move(*pre));
+    // A file that exists but is wrong is an error, not a reason to try the next directory:
+    // silently using another copy would hide a broken install.
+    auto loaded = load_file(encoding, path);
+    if (loaded || loaded.error().code != util::ErrorCode::not_found) return loaded;
+    tried += (tried.empty() ? "" : ", ") + path;
   }
   return util::fail(util::ErrorCode::not_found,
                     file_name + " not found (set LENS_DATA_DIR); tried: " + tried);
 }
 
-}  // namespace
+}  // namespace detail
 
 util::Result<Encoding> parse_encoding(std::string_view name) {
   if (name == "cl100k_base") return Encoding::cl100k_base;
@@ -352,7 +362,7 @@ util::Result<std::shared_ptr<const Tokenizer>> Tokenizer::load(Encoding encoding
   const std::lock_guard lock(mutex);
   auto& slot = cache[encoding == Encoding::cl100k_base ? 0 : 1];
   if (slot) return slot;
-  auto loaded = load_uncached(encoding);
+  auto loaded = detail::load_uncached(encoding);
   if (loaded) slot = *loaded;  // failures are not cached: the file may appear later
   return loaded;
 }

@@ -2,6 +2,9 @@
 // and round-trip properties on hand-picked and random inputs.
 #include "tokenizer/tokenizer.h"
 
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <time.h>
@@ -10,6 +13,10 @@
 #include <random>
 #include <string>
 #include <vector>
+#include <filesystem>
+#include <fstream>
+
+#include "tokenizer/loader.h"
 
 namespace lens::tokenizer {
 namespace {
@@ -67,6 +74,55 @@ TEST(Tokenizer, LoadIsSharedAndFast) {
   auto a = get(Encoding::cl100k_base);
   auto b = get(Encoding::cl100k_base);
   EXPECT_EQ(a.get(), b.get());
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/lens_tok_XXXXXX";
+    path_ = mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(TokenizerLoad, MissingFileIsNotFound) {
+  auto t = detail::load_file(Encoding::cl100k_base, "/nonexistent/cl100k_base.tiktoken");
+  ASSERT_FALSE(t.has_value());
+  EXPECT_EQ(t.error().code, util::ErrorCode::not_found);
+}
+
+TEST(TokenizerLoad, WrongHashIsPermanentAndStopsTheSearch) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/tokenizer");
+  // A valid-looking table that is not the pinned one.
+  std::ofstream(dir.path() + "/tokenizer/cl100k_base.tiktoken") << "IQ== 0\nIg== 1\n";
+  auto t = detail::load_file(Encoding::cl100k_base, dir.path() + "/tokenizer/cl100k_base.tiktoken");
+  ASSERT_FALSE(t.has_value());
+  EXPECT_EQ(t.error().code, util::ErrorCode::permanent);
+  EXPECT_NE(t.error().message.find("sha256"), std::string::npos);
+  // Found first through LENS_DATA_DIR: the search reports it rather than skipping to the
+  // good copy in the source tree.
+  setenv("LENS_DATA_DIR", dir.path().c_str(), 1);
+  auto searched = detail::load_uncached(Encoding::cl100k_base);
+  unsetenv("LENS_DATA_DIR");
+  ASSERT_FALSE(searched.has_value());
+  EXPECT_EQ(searched.error().code, util::ErrorCode::permanent);
+}
+
+TEST(TokenizerLoad, LensDataDirIsSearchedFirst) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() + "/tokenizer");
+  std::filesystem::copy_file(std::string(LENS_TEST_SOURCE_DATA_DIR) + "/tokenizer/o200k_base.tiktoken",
+                             dir.path() + "/tokenizer/o200k_base.tiktoken");
+  setenv("LENS_DATA_DIR", dir.path().c_str(), 1);
+  auto t = detail::load_uncached(Encoding::o200k_base);
+  unsetenv("LENS_DATA_DIR");
+  ASSERT_TRUE(t.has_value()) << t.error().message;
+  EXPECT_EQ((*t)->count("hello world"), 2u);
 }
 
 TEST(Tokenizer, DecodeSpecialAndUnknownIds) {
