@@ -133,10 +133,10 @@ class SqliteStore final : public Store {
     // the last commits, which the idempotent redo then restores.
     for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
                                "PRAGMA foreign_keys=ON", "PRAGMA temp_store=MEMORY",
-                               // Fewer syscalls per page: a 64 MiB page cache, reads
-                               // through mmap, and checkpoints every ~40 MiB of WAL.
-                               "PRAGMA cache_size=-65536", "PRAGMA mmap_size=1073741824",
-                               "PRAGMA wal_autocheckpoint=10000"}) {
+                               // A bounded 64 MiB page cache and checkpoints every ~40 MiB
+                               // of WAL. No mmap: mapped pages would count in RSS and grow
+                               // with the database.
+                               "PRAGMA cache_size=-65536", "PRAGMA wal_autocheckpoint=10000"}) {
       if (auto s = exec(pragma); !s) return s;
     }
     sqlite3_busy_timeout(db_, 30'000);
