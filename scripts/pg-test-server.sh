@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Starts and stops a throwaway PostgreSQL 15 for tests (fsync off, 127.0.0.1, free port).
 # Usage:
-#   pg-test-server.sh start [STATE_FILE]   prints the connection URL; STATE_FILE (optional)
-#                                          receives PGTEST_DIR=..., PGTEST_URL=... lines
+#   pg-test-server.sh start [STATE_FILE] [--durable]
+#                                          prints the connection URL; STATE_FILE (optional)
+#                                          receives PGTEST_DIR=..., PGTEST_URL=... lines.
+#                                          --durable: synchronous_commit=on, so a crash
+#                                          (restart) keeps every acknowledged commit
 #   pg-test-server.sh stop STATE_FILE|DIR  stops it (-m immediate) and removes its directory
 #   pg-test-server.sh restart STATE_FILE|DIR [SECONDS]  crash-stop, stay down SECONDS, start again
 # Exits non-zero with a message when PostgreSQL cannot start: tests must fail, not skip.
@@ -46,13 +49,23 @@ resolve_dir() {  # STATE_FILE or DIR -> data parent dir
 
 start_in() {  # DIR PORT -> 0 when the server is up
   local dir=$1 port=$2
+  # fsync off is safe against a server crash (the OS keeps the WAL); synchronous_commit
+  # off is not: --durable turns it on for tests that crash the server.
+  local sync=off
+  [ -f "$dir/durable" ] && sync=on
   as_pg "$bin_dir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100 -c shared_buffers=128MB" \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=$sync -c full_page_writes=off -c max_connections=100 -c shared_buffers=128MB" \
     start >/dev/null
 }
 
 cmd_start() {
-  local state_file=${1:-}
+  local state_file="" durable=0
+  for a in "$@"; do
+    case $a in
+      --durable) durable=1 ;;
+      *) state_file=$a ;;
+    esac
+  done
   [ -x "$bin_dir/initdb" ] || die "no $bin_dir/initdb: install postgresql-15 (scripts/install-deps.sh)"
   # Short path under /tmp: the unix socket path must stay below 108 bytes.
   local dir
@@ -65,6 +78,7 @@ cmd_start() {
     rm -rf "$dir"
     die "initdb failed"
   fi
+  [ "$durable" -eq 1 ] && touch "$dir/durable"
   local port ok=0
   for _ in 1 2 3 4 5; do
     port=$(pick_port) || die "no free port"

@@ -8,9 +8,11 @@
 
 #include <algorithm>
 #include <bit>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <fmt/core.h>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -269,14 +271,16 @@ class Connection {
       const std::string message = trim_message(PQerrorMessage(conn_));
       PQfinish(conn_);
       conn_ = nullptr;
-      const bool refused = message.find("could not connect") != std::string::npos ||
-                           message.find("Connection refused") != std::string::npos ||
-                           message.find("timeout") != std::string::npos ||
-                           message.find("starting up") != std::string::npos ||
-                           message.find("shutting down") != std::string::npos ||
-                           message.find("recovery") != std::string::npos ||
-                           message.find("too many clients") != std::string::npos;
-      return fail(refused ? ErrorCode::transient : ErrorCode::fatal,
+      // Only what retrying cannot fix is fatal; anything else (refused, reset, "the
+      // database system is starting up", a server closing the socket mid-restart) may
+      // pass.
+      const bool hopeless = message.find("authentication") != std::string::npos ||
+                            message.find("password") != std::string::npos ||
+                            message.find("does not exist") != std::string::npos ||
+                            message.find("pg_hba.conf") != std::string::npos ||
+                            message.find("permission denied") != std::string::npos ||
+                            message.find("invalid") != std::string::npos;
+      return fail(hopeless ? ErrorCode::fatal : ErrorCode::transient,
                   util::redact(fmt::format("postgres: cannot connect: {}", message)));
     }
     PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
@@ -391,6 +395,54 @@ std::string default_worker_id() {
   return fmt::format("{}:{}", host, getpid());
 }
 
+// Keeps this worker's leases alive while the process lives, on a connection of its own,
+// whatever the pipeline's cadence: a writer that commits every 20 s, or a reader blocked
+// on a full queue, must not lose its claims to a 6 s lease (others would then embed them
+// a second time). Only a dead process stops renewing, which is what leases are for.
+class Heartbeat {
+ public:
+  Heartbeat(std::string conninfo, std::string worker, std::chrono::seconds lease)
+      : conninfo_(std::move(conninfo)), worker_(std::move(worker)), lease_(lease) {
+    thread_ = std::thread([this] { loop(); });
+  }
+  Heartbeat(const Heartbeat&) = delete;
+  Heartbeat& operator=(const Heartbeat&) = delete;
+  ~Heartbeat() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void loop() {
+    // A short reconnect budget: a missed beat is retried at the next tick.
+    Connection conn(conninfo_, std::chrono::seconds(1));
+    const auto period = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(200), lease_ / 3);
+    std::unique_lock lock(mutex_);
+    while (!wake_.wait_for(lock, period, [this] { return stop_; })) {
+      lock.unlock();
+      if (conn.ensure()) {
+        auto r = conn.exec("renewing claims",
+                           "UPDATE embedding_claims SET expires_at = now() + $2::bigint * interval '1 second' "
+                           "WHERE worker = $1",
+                           Params().text(worker_).integer(lease_.count()));
+        if (!r) util::log_warn("postgres: renewing claims failed: {}", r.error().message);
+      }
+      lock.lock();
+    }
+  }
+
+  std::string conninfo_, worker_;
+  std::chrono::seconds lease_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 // Giving claims back expires them rather than deleting them: workers whose cursor is
 // already past those exchanges take expired claims over at the end of their keyset, so a
 // worker that stops early (--limit, SIGTERM) loses nothing for the others. A fresh run
@@ -411,6 +463,7 @@ class PostgresStore final : public Store {
   // or another worker need not wait for their lease. Reader and writer of one process
   // close together, at the end of a run; a SIGKILLed process leaves them to the lease.
   ~PostgresStore() override {
+    heartbeat_.reset();
     if (options_.use_claims && conn_.alive()) {
       (void)conn_.exec("releasing claims", k_release_claims_sql, Params().text(options_.worker_id));
     }
@@ -736,8 +789,8 @@ class PostgresStore final : public Store {
   Result<PendingPage> next_pending_once(const WorkScope& scope, PendingCursor& cursor, std::size_t max_items) {
     auto since = force_since();
     if (!since) return std::unexpected(since.error());
-    if (options_.use_claims) {
-      if (auto s = renew_claims(false); !s) return std::unexpected(s.error());
+    if (options_.use_claims && !heartbeat_) {
+      heartbeat_ = std::make_unique<Heartbeat>(options_.conninfo, options_.worker_id, options_.lease);
     }
     PendingPage page;
     // Step 1: the key window, from the partial index alone. Bounding the scan (not the
@@ -897,19 +950,6 @@ class PostgresStore final : public Store {
     return page;
   }
 
-  // Extends this worker's leases; at most every lease/3 unless forced.
-  Status renew_claims(bool force) {
-    const auto now = Clock::now();
-    if (!force && now - last_renewal_ < options_.lease / 3) return {};
-    auto r = conn_.exec("renewing claims",
-                        "UPDATE embedding_claims SET expires_at = now() + $2::bigint * interval '1 second' "
-                        "WHERE worker = $1",
-                        Params().text(options_.worker_id).integer(options_.lease.count()));
-    if (!r) return std::unexpected(r.error());
-    last_renewal_ = now;
-    return {};
-  }
-
   // ---- writes ---------------------------------------------------------------------
 
   Status ensure_stage() {
@@ -1004,7 +1044,6 @@ class PostgresStore final : public Store {
     }
     if (options_.use_claims && !written.empty()) {
       if (auto s = drop_claims(batch.provider, batch.model, written); !s) return s;
-      if (auto s = renew_claims(false); !s) return s;
     }
     if (batch.run_id > 0) {
       auto r = conn_.exec("updating run",
@@ -1343,7 +1382,7 @@ class PostgresStore final : public Store {
   std::optional<std::string> force_since_;
   std::uint64_t stage_generation_ = 0;
   std::uint64_t listen_generation_ = 0;
-  Clock::time_point last_renewal_{};
+  std::unique_ptr<Heartbeat> heartbeat_;
   Clock::time_point last_wait_log_{};
   std::string search_provider_, search_model_;
 };
