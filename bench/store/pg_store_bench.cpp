@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 #include <unistd.h>
 
+#include <fmt/core.h>
 #include <algorithm>
 #include <bit>
 #include <chrono>
@@ -12,7 +13,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fmt/core.h>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -27,7 +27,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 [[noreturn]] void die(const std::string& m) {
   std::fprintf(stderr, "bench: %s\n", m.c_str());
@@ -37,18 +39,22 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 void exec(PGconn* c, const std::string& sql) {
   PGresult* r = PQexec(c, sql.c_str());
   const auto st = PQresultStatus(r);
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) die(fmt::format("{}\n{}", PQresultErrorMessage(r), sql));
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+    die(fmt::format("{}\n{}", PQresultErrorMessage(r), sql));
   PQclear(r);
 }
 
-std::string uid(std::int64_t n) { return fmt::format("00000000-0000-4000-8000-{:012d}", n); }
+std::string uid(std::int64_t n) {
+  return fmt::format("00000000-0000-4000-8000-{:012d}", n);
+}
 
 // n user messages, each answered, one conversation per 10 exchanges; ids 1..n / n+1..2n.
 void generate(PGconn* c, std::int64_t from, std::int64_t to) {
-  exec(c, fmt::format("INSERT INTO conversations (id, user_id, created_at) SELECT "
-                      "('00000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, gen_random_uuid(), now() "
-                      "FROM generate_series({}, {}) g ON CONFLICT DO NOTHING",
-                      from / 10, to / 10));
+  exec(c,
+       fmt::format("INSERT INTO conversations (id, user_id, created_at) SELECT "
+                   "('00000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, gen_random_uuid(), now() "
+                   "FROM generate_series({}, {}) g ON CONFLICT DO NOTHING",
+                   from / 10, to / 10));
   exec(c, fmt::format(
               "INSERT INTO messages (id, conversation_id, role, content, created_at) "
               "SELECT ('00000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, "
@@ -74,7 +80,8 @@ std::vector<core::EmbeddingRow> make_rows(std::int64_t first, std::size_t n, int
     r.token_count = 12;
     r.source_version = "2024-01-01T00:00:00.000000Z";
     r.embedding.resize(static_cast<std::size_t>(dims));
-    for (auto& x : r.embedding) x = d(rng);
+    for (auto& x : r.embedding)
+      x = d(rng);
   }
   return rows;
 }
@@ -84,15 +91,29 @@ void write_copy_file(const std::string& path, const std::string& provider, const
                      const std::vector<core::EmbeddingRow>& rows) {
   std::ofstream out(path, std::ios::binary);
   std::string buf;
-  auto u16 = [&](std::uint16_t v) { v = std::byteswap(v); buf.append(reinterpret_cast<char*>(&v), 2); };
-  auto u32 = [&](std::uint32_t v) { v = std::byteswap(v); buf.append(reinterpret_cast<char*>(&v), 4); };
-  auto u64 = [&](std::uint64_t v) { v = std::byteswap(v); buf.append(reinterpret_cast<char*>(&v), 8); };
-  auto text = [&](std::string_view s) { u32(static_cast<std::uint32_t>(s.size())); buf.append(s); };
+  auto u16 = [&](std::uint16_t v) {
+    v = std::byteswap(v);
+    buf.append(reinterpret_cast<char*>(&v), 2);
+  };
+  auto u32 = [&](std::uint32_t v) {
+    v = std::byteswap(v);
+    buf.append(reinterpret_cast<char*>(&v), 4);
+  };
+  auto u64 = [&](std::uint64_t v) {
+    v = std::byteswap(v);
+    buf.append(reinterpret_cast<char*>(&v), 8);
+  };
+  auto text = [&](std::string_view s) {
+    u32(static_cast<std::uint32_t>(s.size()));
+    buf.append(s);
+  };
   auto uuid = [&](const std::string& s) {
     u32(16);
     std::string hex;
-    for (char ch : s) if (ch != '-') hex += ch;
-    for (std::size_t i = 0; i < 32; i += 2) buf.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    for (char ch : s)
+      if (ch != '-') hex += ch;
+    for (std::size_t i = 0; i < 32; i += 2)
+      buf.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
   };
   buf.append("PGCOPY\n\xff\r\n\0", 11);
   u32(0);
@@ -107,16 +128,32 @@ void write_copy_file(const std::string& path, const std::string& provider, const
     u32(0xFFFFFFFFu);  // assistant_message_id NULL
     u32(32);
     buf.append(reinterpret_cast<const char*>(r.content_sha256.data()), 32);
-    u32(4); u32(static_cast<std::uint32_t>(r.token_count));
-    u32(1); buf.push_back(0);
-    u32(4); u32(static_cast<std::uint32_t>(r.embedding.size()));
+    u32(4);
+    u32(static_cast<std::uint32_t>(r.token_count));
+    u32(1);
+    buf.push_back(0);
+    u32(4);
+    u32(static_cast<std::uint32_t>(r.embedding.size()));
     u32(static_cast<std::uint32_t>(20 + 8 * r.embedding.size()));
-    u32(1); u32(0); u32(700); u32(static_cast<std::uint32_t>(r.embedding.size())); u32(1);
-    for (float f : r.embedding) { u32(4); u32(std::bit_cast<std::uint32_t>(f)); }
-    u32(8); u64(ts);  // source_version
-    u32(8); u64(ts);  // created_at
-    u32(8); u64(ts);  // updated_at
-    if (buf.size() > (1 << 20)) { out.write(buf.data(), static_cast<std::streamsize>(buf.size())); buf.clear(); }
+    u32(1);
+    u32(0);
+    u32(700);
+    u32(static_cast<std::uint32_t>(r.embedding.size()));
+    u32(1);
+    for (float f : r.embedding) {
+      u32(4);
+      u32(std::bit_cast<std::uint32_t>(f));
+    }
+    u32(8);
+    u64(ts);  // source_version
+    u32(8);
+    u64(ts);  // created_at
+    u32(8);
+    u64(ts);  // updated_at
+    if (buf.size() > (1 << 20)) {
+      out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+      buf.clear();
+    }
   }
   u16(0xFFFF);
   out.write(buf.data(), static_cast<std::streamsize>(buf.size()));
@@ -136,17 +173,23 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const std::string v = argv[i + 1];
-    if (k == "--write-rows") a.write_rows = std::stoul(v);
-    else if (k == "--dims") a.dims = std::stoi(v);
-    else if (k == "--batch") a.batch = std::stoul(v);
-    else if (k == "--scale") a.scale = std::stoll(v);
-    else die("unknown flag " + k);
+    if (k == "--write-rows")
+      a.write_rows = std::stoul(v);
+    else if (k == "--dims")
+      a.dims = std::stoi(v);
+    else if (k == "--batch")
+      a.batch = std::stoul(v);
+    else if (k == "--scale")
+      a.scale = std::stoll(v);
+    else
+      die("unknown flag " + k);
   }
   std::string url = std::getenv("LENS_BENCH_PG_URL") ? std::getenv("LENS_BENCH_PG_URL") : "";
   std::string state;
   if (url.empty()) {
     state = fmt::format("/tmp/lens-bench-pg-{}.env", getpid());
-    const std::string cmd = fmt::format("{}/scripts/pg-test-server.sh start {} >/dev/null", LENS_SOURCE_DIR, state);
+    const std::string cmd =
+        fmt::format("{}/scripts/pg-test-server.sh start {} >/dev/null", LENS_SOURCE_DIR, state);
     if (std::system(cmd.c_str()) != 0) die("cannot start PostgreSQL");
     std::ifstream in(state);
     std::string line;
@@ -156,7 +199,8 @@ int main(int argc, char** argv) {
   const std::string schema = fmt::format("bench_{}", getpid());
   PGconn* admin = PQconnectdb(url.c_str());
   if (PQstatus(admin) != CONNECTION_OK) die(PQerrorMessage(admin));
-  PQsetNoticeProcessor(admin, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      admin, [](void*, const char*) {}, nullptr);
   exec(admin, fmt::format("CREATE SCHEMA {0}; SET search_path = {0}", schema));
   const std::string conninfo = url.find("://") != std::string::npos
                                    ? fmt::format("{}{}options=-csearch_path%3D{}", url,
@@ -192,8 +236,9 @@ int main(int argc, char** argv) {
     best_ours = std::min(best_ours, seconds_since(t));
     exec(admin, "TRUNCATE message_embeddings; CHECKPOINT");
     t = Clock::now();
-    const std::string cmd = fmt::format("psql '{}' -qX -v ON_ERROR_STOP=1 -c \"\\copy message_embeddings FROM '{}' WITH (FORMAT binary)\"",
-                                        conninfo, copy_file);
+    const std::string cmd = fmt::format(
+        "psql '{}' -qX -v ON_ERROR_STOP=1 -c \"\\copy message_embeddings FROM '{}' WITH (FORMAT binary)\"",
+        conninfo, copy_file);
     if (std::system(cmd.c_str()) != 0) die("psql \\copy failed");
     best_psql = std::min(best_psql, seconds_since(t));
   }
@@ -201,8 +246,10 @@ int main(int argc, char** argv) {
   const double ours_rate = static_cast<double>(a.write_rows) / best_ours;
   const double psql_rate = static_cast<double>(a.write_rows) / best_psql;
   fmt::print("write {} rows x {} dims, batches of {} (best of 3):\n", a.write_rows, a.dims, a.batch);
-  fmt::print("  write_batch (COPY->temp, INSERT..ON CONFLICT): {:.3f} s  {:.0f} rows/s\n", best_ours, ours_rate);
-  fmt::print("  psql \\copy binary into message_embeddings:    {:.3f} s  {:.0f} rows/s\n", best_psql, psql_rate);
+  fmt::print("  write_batch (COPY->temp, INSERT..ON CONFLICT): {:.3f} s  {:.0f} rows/s\n", best_ours,
+             ours_rate);
+  fmt::print("  psql \\copy binary into message_embeddings:    {:.3f} s  {:.0f} rows/s\n", best_psql,
+             psql_rate);
   fmt::print("  ratio ours/psql: {:.2f}\n", ours_rate / psql_rate);
   exec(admin, "TRUNCATE message_embeddings");
 
@@ -212,7 +259,8 @@ int main(int argc, char** argv) {
     // NOT EXISTS keeps the rows written at the smaller scale; the answer of user g is
     // 00000000-0000-4000-9000-g, one millisecond later (the exchange's source_version).
     exec(admin,
-         "INSERT INTO message_embeddings (provider, model, user_message_id, assistant_message_id, content_sha256, "
+         "INSERT INTO message_embeddings (provider, model, user_message_id, assistant_message_id, "
+         "content_sha256, "
          "token_count, dimensions, embedding, source_version) "
          "SELECT 'bench', 'pending', m.id, ('00000000-0000-4000-9000-' || substr(m.id::text, 25))::uuid, "
          "'\\x00'::bytea, 1, 8, '{1,2,3,4,5,6,7,8}', m.created_at + interval '1 ms' "
@@ -239,7 +287,8 @@ int main(int argc, char** argv) {
       ++pages;
       items += page->items.size();
       if (sample.size() < 2000)
-        for (auto& x : page->items) if (sample.size() < 2000) sample.push_back(std::move(x));
+        for (auto& x : page->items)
+          if (sample.size() < 2000) sample.push_back(std::move(x));
       if (page->exhausted) break;
     }
     const double total_s = seconds_since(t);
@@ -254,7 +303,8 @@ int main(int argc, char** argv) {
     };
     const std::size_t tenth = std::max<std::size_t>(1, page_ms.size() / 10);
     const double first_ms = median_of(0, tenth);
-    const double last_ms = median_of(page_ms.size() - tenth - 1, page_ms.size() - 1);  // the last page is short
+    const double last_ms =
+        median_of(page_ms.size() - tenth - 1, page_ms.size() - 1);  // the last page is short
     // Per-row write cost into a table of this size: 2000 rows of 256 dims in batches of 500.
     std::vector<core::EmbeddingRow> wr;
     for (const auto& x : sample) {
@@ -276,13 +326,15 @@ int main(int argc, char** argv) {
                     wr.begin() + static_cast<std::ptrdiff_t>(std::min(wr.size(), i + 500)));
       if (auto s = st.write_batch(b); !s) die(s.error().message);
     }
-    const double per_row_us = seconds_since(tw) / static_cast<double>(std::max<std::size_t>(1, wr.size())) * 1e6;
+    const double per_row_us =
+        seconds_since(tw) / static_cast<double>(std::max<std::size_t>(1, wr.size())) * 1e6;
     auto c = st.count_pending(scope);
-    fmt::print("{:>9} exchanges: full pending pass {:.2f} s over {} pages of 1000 ({:.2f} ms/page avg, median "
-               "first tenth {:.2f} ms, last tenth {:.2f} ms, worst {:.2f} ms), {} pending; write {:.1f} us/row "
-               "(256-d, batches of 500); count_pending {}\n",
-               total, total_s, pages, total_s / static_cast<double>(pages) * 1e3, first_ms, last_ms, worst * 1e3,
-               items, per_row_us, c ? *c : -1);
+    fmt::print(
+        "{:>9} exchanges: full pending pass {:.2f} s over {} pages of 1000 ({:.2f} ms/page avg, median "
+        "first tenth {:.2f} ms, last tenth {:.2f} ms, worst {:.2f} ms), {} pending; write {:.1f} us/row "
+        "(256-d, batches of 500); count_pending {}\n",
+        total, total_s, pages, total_s / static_cast<double>(pages) * 1e3, first_ms, last_ms, worst * 1e3,
+        items, per_row_us, c ? *c : -1);
   };
   exec(admin, "TRUNCATE messages, conversations CASCADE");
   generate(admin, 1, 10'000);
@@ -291,12 +343,15 @@ int main(int argc, char** argv) {
     generate(admin, 10'001, a.scale);
     measure(a.scale);
   }
-  if (!std::getenv("LENS_BENCH_KEEP")) exec(admin, fmt::format("DROP SCHEMA {} CASCADE", schema));
-  else fmt::print("kept schema {}\n", schema);
+  if (!std::getenv("LENS_BENCH_KEEP"))
+    exec(admin, fmt::format("DROP SCHEMA {} CASCADE", schema));
+  else
+    fmt::print("kept schema {}\n", schema);
   PQfinish(admin);
   opened->reset();
   if (!state.empty()) {
-    const std::string cmd = fmt::format("{}/scripts/pg-test-server.sh stop {} >/dev/null", LENS_SOURCE_DIR, state);
+    const std::string cmd =
+        fmt::format("{}/scripts/pg-test-server.sh stop {} >/dev/null", LENS_SOURCE_DIR, state);
     (void)std::system(cmd.c_str());
   }
   return 0;

@@ -6,11 +6,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fmt/core.h>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fmt/core.h>
 #include <fstream>
 #include <map>
 #include <random>
@@ -51,9 +51,10 @@ class Server {
   // shared server runs with it off, for speed).
   static std::unique_ptr<Server> own(bool durable = false) {
     auto s = std::unique_ptr<Server>(new Server);
-    s->state_ = (fs::temp_directory_path() / fmt::format("lens-pg-e2e-{}-{}.env", getpid(), counter_++)).string();
-    if (std::system(fmt::format("{}/scripts/pg-test-server.sh start {} {} >/dev/null", LENS_SOURCE_DIR, s->state_,
-                                durable ? "--durable" : "")
+    s->state_ =
+        (fs::temp_directory_path() / fmt::format("lens-pg-e2e-{}-{}.env", getpid(), counter_++)).string();
+    if (std::system(fmt::format("{}/scripts/pg-test-server.sh start {} {} >/dev/null", LENS_SOURCE_DIR,
+                                s->state_, durable ? "--durable" : "")
                         .c_str()) != 0)
       return nullptr;
     s->owned_ = true;
@@ -67,11 +68,16 @@ class Server {
     return s;
   }
   ~Server() {
-    if (owned_) (void)std::system(fmt::format("{}/scripts/pg-test-server.sh stop {} >/dev/null 2>&1", LENS_SOURCE_DIR, state_).c_str());
+    if (owned_)
+      (void)std::system(
+          fmt::format("{}/scripts/pg-test-server.sh stop {} >/dev/null 2>&1", LENS_SOURCE_DIR, state_)
+              .c_str());
   }
   std::string url() const { return state_value(state_, "PGTEST_URL"); }
   bool restart(int down_seconds) const {
-    return std::system(fmt::format("{}/scripts/pg-test-server.sh restart {} {}", LENS_SOURCE_DIR, state_, down_seconds).c_str()) == 0;
+    return std::system(fmt::format("{}/scripts/pg-test-server.sh restart {} {}", LENS_SOURCE_DIR, state_,
+                                   down_seconds)
+                           .c_str()) == 0;
   }
 
  private:
@@ -104,7 +110,8 @@ class PgE2E : public ::testing::Test {
     if (admin_) PQfinish(admin_);
     admin_ = PQconnectdb(server_->url().c_str());
     ASSERT_EQ(PQstatus(admin_), CONNECTION_OK) << PQerrorMessage(admin_);
-    PQsetNoticeProcessor(admin_, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        admin_, [](void*, const char*) {}, nullptr);
     exec(fmt::format("CREATE SCHEMA IF NOT EXISTS {0}; SET search_path = {0}", schema_));
     db_url_ = fmt::format("{}?options=-csearch_path%3D{}", server_->url(), schema_);
   }
@@ -113,7 +120,8 @@ class PgE2E : public ::testing::Test {
     PQfinish(admin_);
     admin_ = PQconnectdb(server_->url().c_str());
     ASSERT_EQ(PQstatus(admin_), CONNECTION_OK) << PQerrorMessage(admin_);
-    PQsetNoticeProcessor(admin_, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        admin_, [](void*, const char*) {}, nullptr);
     exec(fmt::format("SET search_path = {}", schema_));
   }
 
@@ -136,11 +144,11 @@ class PgE2E : public ::testing::Test {
 
   // `n` exchanges (user + answer), 4 per conversation, after `lens-embed init`.
   void corpus(int n, int first = 1) {
-    exec(fmt::format(
-        "INSERT INTO conversations (id, user_id, created_at) SELECT "
-        "('00000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, gen_random_uuid(), now() "
-        "FROM generate_series({0} / 4, ({0} + {1}) / 4) g ON CONFLICT DO NOTHING",
-        first, n));
+    exec(
+        fmt::format("INSERT INTO conversations (id, user_id, created_at) SELECT "
+                    "('00000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, gen_random_uuid(), now() "
+                    "FROM generate_series({0} / 4, ({0} + {1}) / 4) g ON CONFLICT DO NOTHING",
+                    first, n));
     exec(fmt::format(
         "INSERT INTO messages (id, conversation_id, role, content, created_at) "
         "SELECT ('00000000-0000-4000-a000-' || lpad(g::text, 12, '0'))::uuid, "
@@ -171,10 +179,12 @@ class PgE2E : public ::testing::Test {
           continue;
         vars.push_back(v);
       }
-      for (const auto& [k, v] : env) vars.push_back(k + "=" + v);
+      for (const auto& [k, v] : env)
+        vars.push_back(k + "=" + v);
       vars.push_back("NO_PROXY=127.0.0.1,localhost");
       std::vector<char*> envp;
-      for (auto& v : vars) envp.push_back(v.data());
+      for (auto& v : vars)
+        envp.push_back(v.data());
       envp.push_back(nullptr);
       if (chdir(dir_.c_str()) != 0) _exit(127);
       FILE* o = freopen(log.c_str(), "w", stdout);
@@ -184,7 +194,8 @@ class PgE2E : public ::testing::Test {
       std::vector<std::string> full = args;
       std::vector<char*> argv;
       argv.push_back(const_cast<char*>(LENS_EMBED_BIN));
-      for (auto& a : full) argv.push_back(a.data());
+      for (auto& a : full)
+        argv.push_back(a.data());
       argv.push_back(nullptr);
       execve(LENS_EMBED_BIN, argv.data(), envp.data());
       _exit(127);
@@ -213,8 +224,9 @@ class PgE2E : public ::testing::Test {
     return s;
   }
   std::vector<std::string> supermind(const lens::stand_in::StandInServer& s) const {
-    return {"--provider", "supermind", "--model", "text-embedding-3-large", "--base-url",
-            fmt::format("http://127.0.0.1:{}/v1", s.port())};
+    return {"--provider", "supermind",
+            "--model",    "text-embedding-3-large",
+            "--base-url", fmt::format("http://127.0.0.1:{}/v1", s.port())};
   }
   static std::map<std::string, std::string> key_env() { return {{"SUPERMIND_API_KEY", "sk-test-e2e-key"}}; }
 
@@ -225,9 +237,10 @@ class PgE2E : public ::testing::Test {
     return std::strtoll(json.c_str() + at + name.size() + 3, nullptr, 10);
   }
 
-  long long rows(const std::string& provider = "supermind", const std::string& model = "text-embedding-3-large") {
-    return scalar(fmt::format("SELECT count(*) FROM message_embeddings WHERE provider = '{}' AND model = '{}'",
-                              provider, model));
+  long long rows(const std::string& provider = "supermind",
+                 const std::string& model = "text-embedding-3-large") {
+    return scalar(fmt::format(
+        "SELECT count(*) FROM message_embeddings WHERE provider = '{}' AND model = '{}'", provider, model));
   }
 
   std::unique_ptr<Server> server_;
@@ -241,7 +254,8 @@ TEST_F(PgE2E, OldPipelineCheckLimit6000Of7000ThenTheRest) {
   corpus(7000);
   auto provider = stand_in();
   std::vector<std::string> args = {"run", "--db", db_url_, "--batch-size", "8", "--limit", "6000", "--force"};
-  for (const auto& a : supermind(*provider)) args.push_back(a);
+  for (const auto& a : supermind(*provider))
+    args.push_back(a);
   ASSERT_EQ(run(args, key_env(), "first.log"), 0) << log("first.log");
   EXPECT_EQ(rows(), 6000);
   EXPECT_EQ(stat(*provider, "ok_inputs"), 6000);
@@ -249,7 +263,8 @@ TEST_F(PgE2E, OldPipelineCheckLimit6000Of7000ThenTheRest) {
                    "array_length(embedding, 1) <> 3072"),
             0);
   std::vector<std::string> rest = {"run", "--db", db_url_, "--batch-size", "8"};
-  for (const auto& a : supermind(*provider)) rest.push_back(a);
+  for (const auto& a : supermind(*provider))
+    rest.push_back(a);
   ASSERT_EQ(run(rest, key_env(), "second.log"), 0) << log("second.log");
   EXPECT_EQ(rows(), 7000);
   EXPECT_EQ(stat(*provider, "ok_inputs"), 7000) << "the second run must embed only the 1000 left";
@@ -267,13 +282,15 @@ TEST_F(PgE2E, ServerRestartMidRunLosesAndDuplicatesNothing) {
   ASSERT_EQ(run({"init", "--db", db_url_}), 0) << log("run.log");
   corpus(6000);
   auto provider = stand_in(40);
-  std::vector<std::string> args = {"run", "--db", db_url_, "--batch-size", "16", "--concurrency", "4",
-                                   "--dimensions", "256"};
-  for (const auto& a : supermind(*provider)) args.push_back(a);
+  std::vector<std::string> args = {"run",           "--db", db_url_,        "--batch-size", "16",
+                                   "--concurrency", "4",    "--dimensions", "256"};
+  for (const auto& a : supermind(*provider))
+    args.push_back(a);
   const pid_t pid = spawn(args, key_env(), "restart.log");
   // Wait until some rows are committed, then crash-restart the server (down 2 s).
   const auto deadline = Clock::now() + 60s;
-  while (Clock::now() < deadline && stat(*provider, "ok_inputs") < 800) std::this_thread::sleep_for(50ms);
+  while (Clock::now() < deadline && stat(*provider, "ok_inputs") < 800)
+    std::this_thread::sleep_for(50ms);
   ASSERT_GE(stat(*provider, "ok_inputs"), 800) << log("restart.log");
   ASSERT_TRUE(server_->restart(2));
   const int code = wait_exit(pid);
@@ -281,7 +298,8 @@ TEST_F(PgE2E, ServerRestartMidRunLosesAndDuplicatesNothing) {
   ASSERT_EQ(code, 0) << log("restart.log");
   const std::string out = log("restart.log");
   EXPECT_TRUE(out.find("reconnected") != std::string::npos || out.find("retrying") != std::string::npos)
-      << "the restart did not hit the run:\n" << out;
+      << "the restart did not hit the run:\n"
+      << out;
   EXPECT_EQ(rows(), 6000) << out;
   EXPECT_EQ(scalar("SELECT count(DISTINCT user_message_id) FROM message_embeddings"), 6000);
   EXPECT_EQ(scalar("SELECT count(*) FROM embedding_failures"), 0);
@@ -296,15 +314,18 @@ TEST_F(PgE2E, FourWorkersOneKilledSplitTheWorkWithoutLossOrDuplicates) {
   ASSERT_EQ(run({"init", "--db", db_url_}), 0) << log("run.log");
   corpus(20000);
   auto provider = stand_in(15);
-  std::vector<std::string> args = {"run", "--db", db_url_, "--batch-size", "32", "--concurrency", "4",
-                                   "--dimensions", "256"};
-  for (const auto& a : supermind(*provider)) args.push_back(a);
+  std::vector<std::string> args = {"run",           "--db", db_url_,        "--batch-size", "32",
+                                   "--concurrency", "4",    "--dimensions", "256"};
+  for (const auto& a : supermind(*provider))
+    args.push_back(a);
   auto env = key_env();
   env["LENS_CLAIM_LEASE_SECONDS"] = "6";
   std::vector<pid_t> workers;
-  for (int i = 0; i < 4; ++i) workers.push_back(spawn(args, env, fmt::format("worker{}.log", i)));
+  for (int i = 0; i < 4; ++i)
+    workers.push_back(spawn(args, env, fmt::format("worker{}.log", i)));
   const auto deadline = Clock::now() + 60s;
-  while (Clock::now() < deadline && stat(*provider, "ok_inputs") < 3000) std::this_thread::sleep_for(20ms);
+  while (Clock::now() < deadline && stat(*provider, "ok_inputs") < 3000)
+    std::this_thread::sleep_for(20ms);
   ASSERT_EQ(kill(workers[1], SIGKILL), 0);
   EXPECT_EQ(wait_exit(workers[1]), 128 + SIGKILL);
   // What the killed worker held when it died: at most this many may be embedded twice
@@ -328,8 +349,9 @@ TEST_F(PgE2E, FourWorkersOneKilledSplitTheWorkWithoutLossOrDuplicates) {
 TEST_F(PgE2E, FollowEmbedsNewAndEditedMessagesWithinSecondsAndStopsOnSigterm) {
   ASSERT_EQ(run({"init", "--db", db_url_}), 0) << log("run.log");
   corpus(200);
-  const pid_t pid = spawn({"run", "--db", db_url_, "--provider", "local-hash", "--model", "local-hash", "--follow"},
-                          {}, "follow.log");
+  const pid_t pid =
+      spawn({"run", "--db", db_url_, "--provider", "local-hash", "--model", "local-hash", "--follow"}, {},
+            "follow.log");
   auto wait_for = [&](const std::string& sql, long long want, std::chrono::seconds limit) {
     const auto deadline = Clock::now() + limit;
     long long got = -1;
@@ -343,15 +365,17 @@ TEST_F(PgE2E, FollowEmbedsNewAndEditedMessagesWithinSecondsAndStopsOnSigterm) {
   };
   const std::string count_sql = "SELECT count(*) FROM message_embeddings WHERE provider = 'local-hash'";
   ASSERT_TRUE(wait_for(count_sql, 200, 60s));
-  const std::string old_sha = "SELECT encode(content_sha256, 'hex') FROM message_embeddings WHERE user_message_id = "
-                              "'00000000-0000-4000-a000-000000000007'";
+  const std::string old_sha =
+      "SELECT encode(content_sha256, 'hex') FROM message_embeddings WHERE user_message_id = "
+      "'00000000-0000-4000-a000-000000000007'";
   PGresult* r = PQexec(admin_, old_sha.c_str());
   const std::string before = PQntuples(r) ? PQgetvalue(r, 0, 0) : "";
   PQclear(r);
 
   corpus(5, 100000);  // new exchanges
-  exec("UPDATE messages SET content = 'An edited question about photosynthesis', updated_at = now() "
-       "WHERE id = '00000000-0000-4000-a000-000000000007'");
+  exec(
+      "UPDATE messages SET content = 'An edited question about photosynthesis', updated_at = now() "
+      "WHERE id = '00000000-0000-4000-a000-000000000007'");
   const auto t0 = Clock::now();
   ASSERT_TRUE(wait_for(count_sql, 205, 20s));
   const auto deadline = Clock::now() + 20s;

@@ -18,9 +18,12 @@ namespace {
 constexpr const char* k_provider = "pg-provider";
 constexpr const char* k_model = "m4";
 
-std::string uid(int n) { return fmt::format("00000000-0000-4000-8000-{:012d}", n); }
+std::string uid(int n) {
+  return fmt::format("00000000-0000-4000-8000-{:012d}", n);
+}
 std::string at(int seconds, int micros = 0) {
-  return fmt::format("2024-01-01T{:02}:{:02}:{:02}.{:06}Z", seconds / 3600, (seconds / 60) % 60, seconds % 60, micros);
+  return fmt::format("2024-01-01T{:02}:{:02}:{:02}.{:06}Z", seconds / 3600, (seconds / 60) % 60, seconds % 60,
+                     micros);
 }
 
 class PgTest : public ::testing::TestWithParam<std::string> {
@@ -39,9 +42,10 @@ class PgTest : public ::testing::TestWithParam<std::string> {
     return s ? std::move(*s) : nullptr;
   }
   void corpus(int n, int first_id = 1000) {
-    backend_->exec(fmt::format("INSERT INTO conversations (id, user_id, created_at) VALUES ('{}', '{}', '{}') "
-                               "ON CONFLICT DO NOTHING",
-                               uid(1), uid(2), at(0)));
+    backend_->exec(
+        fmt::format("INSERT INTO conversations (id, user_id, created_at) VALUES ('{}', '{}', '{}') "
+                    "ON CONFLICT DO NOTHING",
+                    uid(1), uid(2), at(0)));
     backend_->exec(fmt::format(
         "INSERT INTO messages (id, conversation_id, role, content, created_at) "
         "SELECT ('00000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, '{}', 'user', 'q' || g, "
@@ -105,10 +109,12 @@ TEST_P(PostgresOnly, ClaimsSplitWorkAndExpiredLeasesComeBack) {
     auto p = b->next_pending(scope(), cb, 10);
     ASSERT_TRUE(p) << p.error().message;
     EXPECT_FALSE(p->exhausted);
-    for (const auto& x : p->items) seen_b.insert(x.user_message_id);
+    for (const auto& x : p->items)
+      seen_b.insert(x.user_message_id);
   }
   EXPECT_EQ(seen_b.size(), 20u);
-  for (const auto& x : page_a->items) EXPECT_FALSE(seen_b.contains(x.user_message_id));
+  for (const auto& x : page_a->items)
+    EXPECT_FALSE(seen_b.contains(x.user_message_id));
   {
     auto all = b->next_pending(scope(), cb, 10);  // end of keyset: A's live claims, B waits
     ASSERT_TRUE(all);
@@ -118,12 +124,14 @@ TEST_P(PostgresOnly, ClaimsSplitWorkAndExpiredLeasesComeBack) {
   // A dies without writing (a crash: its lease stays; closing the store would have
   // given the claims back); after its lease B takes its 10 over.
   a.reset();
-  backend_->exec("UPDATE embedding_claims SET expires_at = now() + interval '2 seconds' WHERE worker = 'worker-a'");
+  backend_->exec(
+      "UPDATE embedding_claims SET expires_at = now() + interval '2 seconds' WHERE worker = 'worker-a'");
   std::this_thread::sleep_for(std::chrono::milliseconds(2200));
   auto taken = b->next_pending(scope(), cb, 100);
   ASSERT_TRUE(taken) << taken.error().message;
   EXPECT_EQ(taken->items.size(), 10u);
-  for (const auto& x : taken->items) EXPECT_FALSE(seen_b.contains(x.user_message_id));
+  for (const auto& x : taken->items)
+    EXPECT_FALSE(seen_b.contains(x.user_message_id));
   EXPECT_EQ(count("SELECT count(*) FROM embedding_claims WHERE worker = 'worker-b'"), 30);
   // Writing drops the claims; then the keyset is exhausted for everyone.
   std::vector<core::Exchange> all_items = taken->items;
@@ -133,7 +141,8 @@ TEST_P(PostgresOnly, ClaimsSplitWorkAndExpiredLeasesComeBack) {
     for (;;) {
       auto p = c->next_pending(scope(), cc, 100);
       ASSERT_TRUE(p);
-      for (auto& x : p->items) all_items.push_back(x);
+      for (auto& x : p->items)
+        all_items.push_back(x);
       if (p->exhausted) break;
     }
   }
@@ -166,11 +175,13 @@ TEST_P(PostgresOnly, ReleasedClaimsAreAvailableAtOnceAndDoneWorkIsNeverClaimedTw
   for (;;) {
     auto p = b->next_pending(scope(), cb, 4);
     ASSERT_TRUE(p);
-    for (const auto& x : p->items) got.insert(x.user_message_id);
+    for (const auto& x : p->items)
+      got.insert(x.user_message_id);
     if (p->exhausted) break;
   }
   EXPECT_EQ(got.size(), 7u);
-  for (int i = 0; i < 3; ++i) EXPECT_FALSE(got.contains(pa->items[static_cast<std::size_t>(i)].user_message_id));
+  for (int i = 0; i < 3; ++i)
+    EXPECT_FALSE(got.contains(pa->items[static_cast<std::size_t>(i)].user_message_id));
 }
 
 TEST_P(PostgresOnly, ForceDoesNotRedoRowsWrittenSinceTheFirstLook) {
@@ -227,9 +238,10 @@ TEST_P(PostgresOnly, ReconnectsAfterTheConnectionIsKilled) {
   auto p = store_->next_pending(scope(), c, 10);
   ASSERT_TRUE(p);
   const auto app = backend_->conninfo().substr(backend_->conninfo().rfind('=') + 1);
-  backend_->exec(fmt::format("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{}' "
-                             "AND pid <> pg_backend_pid()",
-                             app));
+  backend_->exec(
+      fmt::format("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{}' "
+                  "AND pid <> pg_backend_pid()",
+                  app));
   // The write sees the dead connection: transient (the pipeline redoes it) ...
   auto w = store_->write_batch(batch_for(p->items));
   if (!w) {
@@ -238,9 +250,10 @@ TEST_P(PostgresOnly, ReconnectsAfterTheConnectionIsKilled) {
   }
   ASSERT_TRUE(w) << w.error().message;
   // Reads reconnect by themselves.
-  backend_->exec(fmt::format("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{}' "
-                             "AND pid <> pg_backend_pid()",
-                             app));
+  backend_->exec(
+      fmt::format("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{}' "
+                  "AND pid <> pg_backend_pid()",
+                  app));
   auto q = store_->next_pending(scope(), c, 10);
   ASSERT_TRUE(q) << q.error().message;
   EXPECT_EQ(q->items.size(), 10u);
@@ -269,7 +282,8 @@ TEST_P(PostgresOnly, RefusesASchemaNewerThanItKnows) {
 
 TEST_P(PostgresOnly, InitCreatesTheDocumentedIndexesAndTrigger) {
   const std::string names = backend_->scalar(
-      "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE schemaname = current_schema()");
+      "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE schemaname = "
+      "current_schema()");
   for (const char* index : {"messages_user_keyset", "messages_conversation_order", "message_embeddings_pkey",
                             "embedding_failures_pkey", "embedding_claims_pkey", "embedding_claims_worker"}) {
     EXPECT_NE(names.find(index), std::string::npos) << index << " missing from " << names;
@@ -277,9 +291,10 @@ TEST_P(PostgresOnly, InitCreatesTheDocumentedIndexesAndTrigger) {
   EXPECT_EQ(backend_->scalar("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
                              "'message_embeddings'::regclass AND attname = 'embedding'"),
             "real[]");
-  EXPECT_EQ(count("SELECT count(*) FROM pg_trigger WHERE tgname = 'lens_embed_messages_changed' AND tgrelid = "
-                  "'messages'::regclass"),
-            1);
+  EXPECT_EQ(
+      count("SELECT count(*) FROM pg_trigger WHERE tgname = 'lens_embed_messages_changed' AND tgrelid = "
+            "'messages'::regclass"),
+      1);
   EXPECT_EQ(backend_->scalar("SELECT max(version) FROM lens_embed_schema_migrations"), "1");
 }
 
@@ -327,8 +342,9 @@ TEST_P(Pgvector, ARowTheColumnRefusesIsRecordedNotRetriedForever) {
 }
 
 TEST_P(Pgvector, UsesHalfvecAbove2000Dimensions) {
-  backend_->exec("DROP TABLE IF EXISTS message_embeddings, embedding_failures, embedding_runs, embedding_claims, "
-                 "lens_embed_schema_migrations CASCADE");
+  backend_->exec(
+      "DROP TABLE IF EXISTS message_embeddings, embedding_failures, embedding_runs, embedding_claims, "
+      "lens_embed_schema_migrations CASCADE");
   OpenOptions o;
   o.vector_dimensions = 3072;
   o.hnsw_index = true;

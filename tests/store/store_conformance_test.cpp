@@ -2,8 +2,8 @@
 // exchange pairing, keyset paging, upserts, staleness, failures, runs, search.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <fmt/core.h>
+#include <algorithm>
 #include <set>
 
 #include "store_test_support.h"
@@ -15,11 +15,14 @@ namespace {
 constexpr const char* k_provider = "test-provider";
 constexpr const char* k_model = "m4";
 
-std::string uid(int n) { return fmt::format("00000000-0000-4000-8000-{:012d}", n); }
+std::string uid(int n) {
+  return fmt::format("00000000-0000-4000-8000-{:012d}", n);
+}
 
 // Fixed-width ISO-8601 UTC with microseconds: sorts as text (SQLite) and as time (PostgreSQL).
 std::string at(int seconds, int micros = 0) {
-  return fmt::format("2024-01-01T{:02}:{:02}:{:02}.{:06}Z", seconds / 3600, (seconds / 60) % 60, seconds % 60, micros);
+  return fmt::format("2024-01-01T{:02}:{:02}:{:02}.{:06}Z", seconds / 3600, (seconds / 60) % 60, seconds % 60,
+                     micros);
 }
 
 std::string quote(const std::optional<std::string>& s) {
@@ -55,15 +58,17 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
   }
 
   void conversation(int c) {
-    backend_->exec(fmt::format("INSERT INTO conversations (id, user_id, title, created_at) VALUES ('{}', '{}', 't', '{}')",
-                               uid(c), uid(999999), at(0)));
+    backend_->exec(fmt::format(
+        "INSERT INTO conversations (id, user_id, title, created_at) VALUES ('{}', '{}', 't', '{}')", uid(c),
+        uid(999999), at(0)));
   }
   void message(int id, int conv, const std::string& role, const std::optional<std::string>& content,
                const std::string& created_at, const std::optional<std::string>& updated_at = std::nullopt) {
-    backend_->exec(fmt::format(
-        "INSERT INTO messages (id, conversation_id, role, content, created_at, updated_at) VALUES ('{}', '{}', '{}', "
-        "{}, '{}', {})",
-        uid(id), uid(conv), role, quote(content), created_at, quote(updated_at)));
+    backend_->exec(
+        fmt::format("INSERT INTO messages (id, conversation_id, role, content, created_at, updated_at) "
+                    "VALUES ('{}', '{}', '{}', "
+                    "{}, '{}', {})",
+                    uid(id), uid(conv), role, quote(content), created_at, quote(updated_at)));
   }
 
   WorkScope scope(bool force = false, bool retry = false) const {
@@ -85,7 +90,8 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
       if (!page) break;
       EXPECT_LE(page->items.size(), page_size);
       if (pages) ++*pages;
-      for (auto& e : page->items) out.push_back(std::move(e));
+      for (auto& e : page->items)
+        out.push_back(std::move(e));
       if (page->exhausted) break;
     }
     return out;
@@ -93,7 +99,8 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
 
   static std::vector<std::string> ids(const std::vector<core::Exchange>& xs) {
     std::vector<std::string> out;
-    for (const auto& x : xs) out.push_back(x.user_message_id);
+    for (const auto& x : xs)
+      out.push_back(x.user_message_id);
     return out;
   }
 
@@ -122,8 +129,9 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
   }
 
   std::int64_t row_count() {
-    return std::stoll(backend_->scalar(fmt::format(
-        "SELECT count(*) FROM message_embeddings WHERE provider = '{}' AND model = '{}'", k_provider, k_model)));
+    return std::stoll(backend_->scalar(
+        fmt::format("SELECT count(*) FROM message_embeddings WHERE provider = '{}' AND model = '{}'",
+                    k_provider, k_model)));
   }
 
   // One conversation per exchange (users 1000+i, answers 5000+i); user created_at ties in pairs.
@@ -192,9 +200,11 @@ TEST_P(StoreTest, KeysetPagesCoverEverythingOnceInOrder) {
     message(100 + i, 1, "user", fmt::format("q{}", i), at(20 + i / 3, (i % 3 == 2) ? 1 : 0));
   }
   std::vector<std::pair<std::string, std::string>> keys;
-  for (int i = 0; i < 47; ++i) keys.emplace_back(at(20 + i / 3, (i % 3 == 2) ? 1 : 0), uid(100 + i));
+  for (int i = 0; i < 47; ++i)
+    keys.emplace_back(at(20 + i / 3, (i % 3 == 2) ? 1 : 0), uid(100 + i));
   std::sort(keys.begin(), keys.end());
-  for (const auto& k : keys) expected.push_back(k.second);
+  for (const auto& k : keys)
+    expected.push_back(k.second);
 
   int pages = 0;
   const auto got = all_pending(*store_, scope(), 5, &pages);
@@ -275,8 +285,9 @@ TEST_P(StoreTest, EditedExchangesComeBackWithTheirStoredHash) {
   ASSERT_TRUE(all_pending(*store_, scope()).empty());
 
   // An edit of the user message, and an edit of an answer.
-  backend_->exec(fmt::format("UPDATE messages SET content = 'edited question', updated_at = '{}' WHERE id = '{}'",
-                             at(3000), uid(1000)));
+  backend_->exec(
+      fmt::format("UPDATE messages SET content = 'edited question', updated_at = '{}' WHERE id = '{}'",
+                  at(3000), uid(1000)));
   backend_->exec(fmt::format("UPDATE messages SET updated_at = '{}' WHERE id = '{}'", at(3001), uid(5002)));
   auto status = store_->status(5);
   ASSERT_TRUE(status);
@@ -293,7 +304,8 @@ TEST_P(StoreTest, EditedExchangesComeBackWithTheirStoredHash) {
   WriteBatch touch;
   touch.provider = k_provider;
   touch.model = k_model;
-  touch.touches.push_back(core::RowTouch{stale[1].user_message_id, stale[1].assistant_message_id, stale[1].source_version});
+  touch.touches.push_back(
+      core::RowTouch{stale[1].user_message_id, stale[1].assistant_message_id, stale[1].source_version});
   write(*store_, touch);
   // The changed one is re-embedded in place.
   write(*store_, batch_for({stale[0]}));
@@ -348,8 +360,8 @@ TEST_P(StoreTest, FailuresAreSkippedUntilRetriedOrEdited) {
   EXPECT_EQ(status->models[0].failures_by_reason[0].first, "context_length");
 
   // An edit makes it pending again; success clears the failure.
-  backend_->exec(fmt::format("UPDATE messages SET content = 'shorter', updated_at = '{}' WHERE id = '{}'", at(4000),
-                             uid(1000)));
+  backend_->exec(fmt::format("UPDATE messages SET content = 'shorter', updated_at = '{}' WHERE id = '{}'",
+                             at(4000), uid(1000)));
   auto edited = all_pending(*store_, scope());
   ASSERT_EQ(edited.size(), 3u);
   write(*store_, batch_for({edited[0]}));
@@ -364,7 +376,8 @@ TEST_P(StoreTest, ForceReturnsRowsThatAreUpToDate) {
   auto fresh = open();
   const auto forced = all_pending(*fresh, scope(true));
   EXPECT_EQ(forced.size(), 5u);
-  for (const auto& x : forced) EXPECT_TRUE(x.stored_sha256);
+  for (const auto& x : forced)
+    EXPECT_TRUE(x.stored_sha256);
   auto n = fresh->count_pending(scope(true));
   ASSERT_TRUE(n);
   EXPECT_EQ(*n, 5);

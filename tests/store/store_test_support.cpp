@@ -7,12 +7,12 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <fmt/core.h>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fmt/core.h>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -41,11 +41,13 @@ std::string unique_suffix() {
 class SqliteBackend final : public Backend {
  public:
   SqliteBackend() {
-    path_ = (std::filesystem::temp_directory_path() / fmt::format("lens_store_test_{}.db", unique_suffix())).string();
+    path_ = (std::filesystem::temp_directory_path() / fmt::format("lens_store_test_{}.db", unique_suffix()))
+                .string();
   }
   ~SqliteBackend() override {
     if (db_) sqlite3_close_v2(db_);
-    for (const char* ext : {"", "-wal", "-shm"}) std::remove((path_ + ext).c_str());
+    for (const char* ext : {"", "-wal", "-shm"})
+      std::remove((path_ + ext).c_str());
   }
   std::string name() const override { return "sqlite"; }
   bool is_postgres() const override { return false; }
@@ -124,8 +126,10 @@ class PgServer {
     }
     std::string state = std::getenv("LENS_TEST_PG_STATE") ? std::getenv("LENS_TEST_PG_STATE") : "";
     if (state.empty() || !std::filesystem::exists(state)) {
-      own_state_ = (std::filesystem::temp_directory_path() / fmt::format("lens-pg-{}.env", getpid())).string();
-      const std::string cmd = fmt::format("{}/scripts/pg-test-server.sh start {} >/dev/null", LENS_SOURCE_DIR, own_state_);
+      own_state_ =
+          (std::filesystem::temp_directory_path() / fmt::format("lens-pg-{}.env", getpid())).string();
+      const std::string cmd =
+          fmt::format("{}/scripts/pg-test-server.sh start {} >/dev/null", LENS_SOURCE_DIR, own_state_);
       if (std::system(cmd.c_str()) != 0) {
         error_ = "cannot start PostgreSQL with scripts/pg-test-server.sh (is postgresql-15 installed?)";
         return base_;
@@ -145,7 +149,8 @@ class PgServer {
   const std::string& error() const { return error_; }
   ~PgServer() {
     if (!own_state_.empty()) {
-      const std::string cmd = fmt::format("{}/scripts/pg-test-server.sh stop {} >/dev/null 2>&1", LENS_SOURCE_DIR, own_state_);
+      const std::string cmd =
+          fmt::format("{}/scripts/pg-test-server.sh stop {} >/dev/null 2>&1", LENS_SOURCE_DIR, own_state_);
       (void)std::system(cmd.c_str());
     }
   }
@@ -158,7 +163,8 @@ class PgServer {
 class PgConn {
  public:
   explicit PgConn(const std::string& conninfo) : conn_(PQconnectdb(conninfo.c_str())) {
-    PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        conn_, [](void*, const char*) {}, nullptr);
   }
   ~PgConn() { PQfinish(conn_); }
   bool ok() const { return PQstatus(conn_) == CONNECTION_OK; }
@@ -181,8 +187,9 @@ class PostgresBackend : public Backend {
         ADD_FAILURE() << "cannot connect to PGlite: " << admin_->error();
         return;
       }
-      exec("DROP TABLE IF EXISTS message_embeddings, embedding_failures, embedding_runs, embedding_claims, "
-           "messages, conversations, lens_embed_schema_migrations CASCADE");
+      exec(
+          "DROP TABLE IF EXISTS message_embeddings, embedding_failures, embedding_runs, embedding_claims, "
+          "messages, conversations, lens_embed_schema_migrations CASCADE");
     } else {
       schema_ = "t_" + app_.substr(10);
       PgConn boot(base);
@@ -221,14 +228,17 @@ class PostgresBackend : public Backend {
   void exec(const std::string& sql) override {
     PGresult* r = PQexec(admin_->get(), sql.c_str());
     const auto st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) ADD_FAILURE() << "postgres: " << PQresultErrorMessage(r) << "\n" << sql;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+      ADD_FAILURE() << "postgres: " << PQresultErrorMessage(r) << "\n" << sql;
     PQclear(r);
   }
   std::string scalar(const std::string& sql) override {
     PGresult* r = PQexec(admin_->get(), sql.c_str());
     std::string out;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) ADD_FAILURE() << "postgres: " << PQresultErrorMessage(r) << "\n" << sql;
-    else if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) out = PQgetvalue(r, 0, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+      ADD_FAILURE() << "postgres: " << PQresultErrorMessage(r) << "\n" << sql;
+    else if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+      out = PQgetvalue(r, 0, 0);
     PQclear(r);
     return out;
   }
@@ -245,7 +255,8 @@ class PostgresBackend : public Backend {
     text = text.substr(1, text.size() - 2);
     std::stringstream ss(text);
     std::string item;
-    while (std::getline(ss, item, ',')) out.push_back(std::strtof(item.c_str(), nullptr));
+    while (std::getline(ss, item, ','))
+      out.push_back(std::strtof(item.c_str(), nullptr));
     return out;
   }
 
@@ -259,7 +270,8 @@ std::string pglite_base() {
   const char* file = std::getenv("LENS_TEST_PGLITE_PORT_FILE");
   if (!file || !*file) return {};
   std::string port = read_file(file);
-  while (!port.empty() && (port.back() == '\n' || port.back() == ' ')) port.pop_back();
+  while (!port.empty() && (port.back() == '\n' || port.back() == ' '))
+    port.pop_back();
   if (port.empty()) return {};
   return fmt::format("host=127.0.0.1 port={} user=postgres dbname=postgres", port);
 }
@@ -270,7 +282,8 @@ std::unique_ptr<Backend> make_backend(const std::string& name) {
   if (name == "sqlite") return std::make_unique<SqliteBackend>();
   if (name == "pglite") {
     if (pglite_base().empty()) {
-      ADD_FAILURE() << "PGlite: no port in $LENS_TEST_PGLITE_PORT_FILE (tests/store/pglite/start.sh start FILE)";
+      ADD_FAILURE()
+          << "PGlite: no port in $LENS_TEST_PGLITE_PORT_FILE (tests/store/pglite/start.sh start FILE)";
       return nullptr;
     }
     return std::make_unique<PostgresBackend>(pglite_base(), true);

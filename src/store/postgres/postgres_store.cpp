@@ -6,12 +6,12 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <fmt/core.h>
 #include <algorithm>
 #include <bit>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <fmt/core.h>
 #include <mutex>
 #include <random>
 #include <set>
@@ -30,9 +30,9 @@ namespace lens::store {
 namespace {
 
 using util::ErrorCode;
+using util::fail;
 using util::Result;
 using util::Status;
-using util::fail;
 using Clock = std::chrono::steady_clock;
 
 constexpr int k_schema_version = 1;
@@ -47,7 +47,8 @@ std::string ts(std::string_view expr) {
 // ASCII white space, as the SQLite store's trim; Unicode-only blanks are caught later by
 // util::is_blank in the pipeline and recorded as empty_input.
 constexpr const char* k_non_blank_sql =
-    "p.content IS NOT NULL AND btrim(p.content, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)) <> ''";
+    "p.content IS NOT NULL AND btrim(p.content, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)) "
+    "<> ''";
 
 // The answer of p (CONTRACT §1) and the exchange's version: newest coalesce(updated_at,
 // created_at) of the user message and its answer. The LATERAL walks
@@ -59,7 +60,8 @@ constexpr const char* k_answer_sql =
     "  ORDER BY n.created_at, n.id LIMIT 1) nx ON true "
     "CROSS JOIN LATERAL (SELECT CASE WHEN nx.role = 'assistant' THEN nx.id END AS aid, "
     "  CASE WHEN nx.role = 'assistant' THEN nx.content END AS acontent, "
-    "  greatest(coalesce(p.updated_at, p.created_at), CASE WHEN nx.role = 'assistant' THEN nx.v END) AS sv) x ";
+    "  greatest(coalesce(p.updated_at, p.created_at), CASE WHEN nx.role = 'assistant' THEN nx.v END) AS sv) "
+    "x ";
 
 // Parameters shared by every pending query: $1 provider, $2 model, $3 force, $4 retry
 // failures, $5 force_since (rows written since then count as done under --force, so a
@@ -81,11 +83,14 @@ enum class PendingColumns { ids, full };
 std::string pending_sql(PendingColumns columns, std::string_view where) {
   std::string select;
   switch (columns) {
-    case PendingColumns::ids: select = "p.id::text"; break;
+    case PendingColumns::ids:
+      select = "p.id::text";
+      break;
     case PendingColumns::full:
-      select = fmt::format("p.id::text, p.conversation_id::text, {}, p.content, x.aid::text, x.acontent, {}, "
-                           "e.content_sha256",
-                           ts("p.created_at"), ts("x.sv"));
+      select = fmt::format(
+          "p.id::text, p.conversation_id::text, {}, p.content, x.aid::text, x.acontent, {}, "
+          "e.content_sha256",
+          ts("p.created_at"), ts("x.sv"));
       break;
   }
   return fmt::format(
@@ -94,8 +99,7 @@ std::string pending_sql(PendingColumns columns, std::string_view where) {
       "  e.content_sha256 FROM message_embeddings e "
       "  WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = p.id LIMIT 1) e ON true "
       "WHERE p.role = 'user' AND {} AND {} AND {}{}",
-      select, k_answer_sql, where, k_non_blank_sql, needs_work_sql(),
-      " ORDER BY p.created_at, p.id");
+      select, k_answer_sql, where, k_non_blank_sql, needs_work_sql(), " ORDER BY p.created_at, p.id");
 }
 
 constexpr const char* k_window_where =
@@ -221,7 +225,9 @@ bool get_float_array(const char* p, int length, std::vector<float>& out) {
   return true;
 }
 
-bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+bool starts_with(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
 
 // SQLSTATE -> our error codes, once for the whole backend. Class 08 (connection), 40001
 // (serialization), 40P01 (deadlock), 57P01-03 (shutdown, crash, cannot connect now),
@@ -239,7 +245,8 @@ ErrorCode classify(std::string_view sqlstate, bool connection_ok) {
 
 std::string trim_message(const char* m) {
   std::string s = m ? m : "";
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+    s.pop_back();
   for (auto& c : s)
     if (c == '\n') c = ' ';
   return s;
@@ -263,7 +270,7 @@ class Connection {
     if (conn_) PQfinish(conn_);
     // Our defaults first: expand_dbname lets the user's conninfo override them.
     const char* keys[] = {"application_name", "connect_timeout", "keepalives_idle", "keepalives_interval",
-                          "keepalives_count", "dbname", "client_encoding", nullptr};
+                          "keepalives_count", "dbname",          "client_encoding", nullptr};
     const char* values[] = {"lens-embed", "10", "30", "10", "3", conninfo_.c_str(), "UTF8", nullptr};
     conn_ = PQconnectdbParams(keys, values, 1);
     if (!conn_) return fail(ErrorCode::transient, "postgres: out of memory");
@@ -322,9 +329,10 @@ class Connection {
     const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
     const std::string message = trim_message(r ? PQresultErrorMessage(r) : PQerrorMessage(conn_));
     const bool ok = conn_ && PQstatus(conn_) == CONNECTION_OK;
-    return util::Error{classify(state ? state : "", ok),
-                       util::redact(fmt::format("postgres: {}: {}", what,
-                                                message.empty() ? trim_message(PQerrorMessage(conn_)) : message))};
+    return util::Error{
+        classify(state ? state : "", ok),
+        util::redact(fmt::format("postgres: {}: {}", what,
+                                 message.empty() ? trim_message(PQerrorMessage(conn_)) : message))};
   }
 
   // Runs one statement with parameters; expects tuples or command-ok.
@@ -425,10 +433,11 @@ class Heartbeat {
     while (!wake_.wait_for(lock, period, [this] { return stop_; })) {
       lock.unlock();
       if (conn.ensure()) {
-        auto r = conn.exec("renewing claims",
-                           "UPDATE embedding_claims SET expires_at = now() + $2::bigint * interval '1 second' "
-                           "WHERE worker = $1",
-                           Params().text(worker_).integer(lease_.count()));
+        auto r =
+            conn.exec("renewing claims",
+                      "UPDATE embedding_claims SET expires_at = now() + $2::bigint * interval '1 second' "
+                      "WHERE worker = $1",
+                      Params().text(worker_).integer(lease_.count()));
         if (!r) util::log_warn("postgres: renewing claims failed: {}", r.error().message);
       }
       lock.lock();
@@ -501,10 +510,11 @@ class PostgresStore final : public Store {
 
   Result<std::int64_t> begin_run(const RunRecord& run) override {
     return with_retry("starting run", [&]() -> Result<std::int64_t> {
-      auto r = conn_.exec("starting run",
-                          "INSERT INTO embedding_runs (provider, model, status, arguments, worker, heartbeat_at) "
-                          "VALUES ($1, $2, 'running', $3, $4, now()) RETURNING id",
-                          Params().text(run.provider).text(run.model).text(util::redact(run.arguments)).text(run.worker));
+      auto r = conn_.exec(
+          "starting run",
+          "INSERT INTO embedding_runs (provider, model, status, arguments, worker, heartbeat_at) "
+          "VALUES ($1, $2, 'running', $3, $4, now()) RETURNING id",
+          Params().text(run.provider).text(run.model).text(util::redact(run.arguments)).text(run.worker));
       if (!r) return std::unexpected(r.error());
       return int_value(r->get(), 0, 0);
     });
@@ -514,11 +524,12 @@ class PostgresStore final : public Store {
     return with_retry("finishing run", [&]() -> Status {
       auto p = progress_params(run_id, stats);
       p.text(status);
-      auto r = conn_.exec("finishing run",
-                          "UPDATE embedding_runs SET embedded = $2, unchanged = $3, skipped = $4, failed = $5, "
-                          "truncated = $6, tokens = $7, requests = $8, retries = $9, rate_limited = $10, "
-                          "heartbeat_at = now(), finished_at = now(), status = $11 WHERE id = $1",
-                          p);
+      auto r =
+          conn_.exec("finishing run",
+                     "UPDATE embedding_runs SET embedded = $2, unchanged = $3, skipped = $4, failed = $5, "
+                     "truncated = $6, tokens = $7, requests = $8, retries = $9, rate_limited = $10, "
+                     "heartbeat_at = now(), finished_at = now(), status = $11 WHERE id = $1",
+                     p);
       if (!r) return std::unexpected(r.error());
       return {};
     });
@@ -529,15 +540,15 @@ class PostgresStore final : public Store {
       // Cheap by design (it sizes the progress bar, like the SQLite store): exchanges
       // without a row (every eligible one with force), no answer lookups; stale rows
       // are not counted.
-      auto r = conn_.exec("counting pending work",
-                          fmt::format("SELECT count(*) FROM messages p WHERE p.role = 'user' AND {} AND "
-                                      "($3::boolean OR NOT EXISTS (SELECT 1 FROM message_embeddings e "
-                                      "  WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = p.id)) "
-                                      "AND ($4::boolean OR NOT EXISTS (SELECT 1 FROM embedding_failures f "
-                                      "  WHERE f.provider = $1 AND f.model = $2 AND f.user_message_id = p.id))",
-                                      k_non_blank_sql),
-                          Params().text(scope.provider).text(scope.model).boolean(scope.force).boolean(
-                              scope.retry_failures));
+      auto r = conn_.exec(
+          "counting pending work",
+          fmt::format("SELECT count(*) FROM messages p WHERE p.role = 'user' AND {} AND "
+                      "($3::boolean OR NOT EXISTS (SELECT 1 FROM message_embeddings e "
+                      "  WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = p.id)) "
+                      "AND ($4::boolean OR NOT EXISTS (SELECT 1 FROM embedding_failures f "
+                      "  WHERE f.provider = $1 AND f.model = $2 AND f.user_message_id = p.id))",
+                      k_non_blank_sql),
+          Params().text(scope.provider).text(scope.model).boolean(scope.force).boolean(scope.retry_failures));
       if (!r) return std::unexpected(r.error());
       return int_value(r->get(), 0, 0);
     });
@@ -547,15 +558,17 @@ class PostgresStore final : public Store {
     return with_retry("reading status", [&]() -> Result<StatusReport> { return status_once(recent_runs); });
   }
 
-  Result<std::vector<FailureRecord>> failures(const std::string& provider, const std::string& model) override {
+  Result<std::vector<FailureRecord>> failures(const std::string& provider,
+                                              const std::string& model) override {
     return with_retry("reading failures", [&]() -> Result<std::vector<FailureRecord>> {
-      auto r = conn_.exec("reading failures",
-                          fmt::format("SELECT provider, model, user_message_id::text, reason, coalesce(detail, ''), "
-                                      "attempts, {}, {} FROM embedding_failures "
-                                      "WHERE ($1 = '' OR provider = $1) AND ($2 = '' OR model = $2) "
-                                      "ORDER BY provider, model, last_failed_at, user_message_id",
-                                      ts("first_failed_at"), ts("last_failed_at")),
-                          Params().text(provider).text(model));
+      auto r = conn_.exec(
+          "reading failures",
+          fmt::format("SELECT provider, model, user_message_id::text, reason, coalesce(detail, ''), "
+                      "attempts, {}, {} FROM embedding_failures "
+                      "WHERE ($1 = '' OR provider = $1) AND ($2 = '' OR model = $2) "
+                      "ORDER BY provider, model, last_failed_at, user_message_id",
+                      ts("first_failed_at"), ts("last_failed_at")),
+          Params().text(provider).text(model));
       if (!r) return std::unexpected(r.error());
       std::vector<FailureRecord> out;
       for (int i = 0; i < PQntuples(r->get()); ++i) {
@@ -601,7 +614,8 @@ class PostgresStore final : public Store {
     }
     if (listen_generation_ != conn_.generation()) {
       // A new connection may have missed notifications: report a change once.
-      if (auto s = conn_.exec_simple("listening", "LISTEN lens_embed_changes"); !s) return std::unexpected(s.error());
+      if (auto s = conn_.exec_simple("listening", "LISTEN lens_embed_changes"); !s)
+        return std::unexpected(s.error());
       const bool first = listen_generation_ == 0;
       listen_generation_ = conn_.generation();
       if (!first) return true;
@@ -621,7 +635,8 @@ class PostgresStore final : public Store {
       if (left.count() <= 0) return false;
       pollfd pfd{PQsocket(conn_.get()), POLLIN, 0};
       const int rc = poll(&pfd, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 1000)));
-      if (rc < 0 && errno != EINTR) return fail(ErrorCode::transient, "postgres: poll failed while waiting for changes");
+      if (rc < 0 && errno != EINTR)
+        return fail(ErrorCode::transient, "postgres: poll failed while waiting for changes");
     }
   }
 
@@ -659,11 +674,12 @@ class PostgresStore final : public Store {
   }
 
   Status migrate_in_transaction() {
-    if (auto r = conn_.exec("migrating",
-                            fmt::format("SELECT pg_advisory_xact_lock({})", postgres_schema::k_migration_lock));
+    if (auto r = conn_.exec(
+            "migrating", fmt::format("SELECT pg_advisory_xact_lock({})", postgres_schema::k_migration_lock));
         !r)
       return std::unexpected(r.error());
-    auto version = conn_.exec("migrating", "SELECT coalesce(max(version), 0) FROM lens_embed_schema_migrations");
+    auto version =
+        conn_.exec("migrating", "SELECT coalesce(max(version), 0) FROM lens_embed_schema_migrations");
     if (!version) return std::unexpected(version.error());
     const auto current = int_value(version->get(), 0, 0);
     if (current > k_schema_version) {
@@ -680,7 +696,8 @@ class PostgresStore final : public Store {
       sql.replace(sql.find(placeholder), placeholder.size(), *type);
       if (auto s = conn_.exec_simple("creating schema v1", sql); !s) return s;
       if (*type == "real[]") {
-        if (auto s = conn_.exec_simple("creating schema v1", postgres_schema::k_real_array_storage); !s) return s;
+        if (auto s = conn_.exec_simple("creating schema v1", postgres_schema::k_real_array_storage); !s)
+          return s;
       }
       if (auto r = conn_.exec("creating schema v1",
                               "INSERT INTO lens_embed_schema_migrations (version, note) VALUES (1, $1)",
@@ -690,13 +707,15 @@ class PostgresStore final : public Store {
       util::log_info("postgres: created lens-embed schema v1 (embedding {})", *type);
     }
     if (options_.notify_trigger) {
-      if (auto s = conn_.exec_simple("installing the change trigger", postgres_schema::k_notify_trigger); !s) return s;
+      if (auto s = conn_.exec_simple("installing the change trigger", postgres_schema::k_notify_trigger); !s)
+        return s;
     }
     if (options_.hnsw_index) {
       auto type = read_embedding_type();
       if (!type) return std::unexpected(type.error());
       if (!is_pgvector(*type)) {
-        util::log_warn("postgres: --index hnsw needs a pgvector column; embedding is {}, no index created", *type);
+        util::log_warn("postgres: --index hnsw needs a pgvector column; embedding is {}, no index created",
+                       *type);
       } else {
         const char* ops = starts_with(*type, "halfvec") ? "halfvec_cosine_ops" : "vector_cosine_ops";
         if (auto s = conn_.exec_simple("creating the HNSW index",
@@ -721,16 +740,19 @@ class PostgresStore final : public Store {
       if (int_value(have->get(), 0, 1) == 0) return std::string("real[]");
       // Available but not created: try, inside a savepoint so a missing privilege
       // only costs the fast path.
-      if (auto s = conn_.exec_simple("detecting pgvector", "SAVEPOINT lens_pgvector"); !s) return std::unexpected(s.error());
+      if (auto s = conn_.exec_simple("detecting pgvector", "SAVEPOINT lens_pgvector"); !s)
+        return std::unexpected(s.error());
       if (auto s = conn_.exec_simple("creating pgvector", "CREATE EXTENSION IF NOT EXISTS vector"); !s) {
-        util::log_info("postgres: pgvector is available but cannot be created ({}); using real[]", s.error().message);
+        util::log_info("postgres: pgvector is available but cannot be created ({}); using real[]",
+                       s.error().message);
         if (auto r = conn_.exec_simple("detecting pgvector", "ROLLBACK TO SAVEPOINT lens_pgvector"); !r)
           return std::unexpected(r.error());
         return std::string("real[]");
       }
     }
     // halfvec: vector's HNSW index stops at 2000 dimensions, halfvec's at 4000.
-    return fmt::format("{}({})", options_.vector_dimensions > 2000 ? "halfvec" : "vector", options_.vector_dimensions);
+    return fmt::format("{}({})", options_.vector_dimensions > 2000 ? "halfvec" : "vector",
+                       options_.vector_dimensions);
   }
 
   static bool is_pgvector(std::string_view type) {
@@ -744,7 +766,8 @@ class PostgresStore final : public Store {
                         "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
                         "WHERE attrelid = 'message_embeddings'::regclass AND attname = 'embedding'");
     if (!r) return std::unexpected(r.error());
-    if (PQntuples(r->get()) != 1) return fail(ErrorCode::not_found, "postgres: message_embeddings has no embedding column");
+    if (PQntuples(r->get()) != 1)
+      return fail(ErrorCode::not_found, "postgres: message_embeddings has no embedding column");
     return value(r->get(), 0, 0);
   }
 
@@ -781,12 +804,15 @@ class PostgresStore final : public Store {
   static Params& cursor_params(Params&& p, const PendingCursor& cursor) { return cursor_params(p, cursor); }
   static Params& cursor_params(Params& p, const PendingCursor& cursor) {
     p.boolean(cursor.started);
-    if (cursor.started) p.text(cursor.created_at).text(cursor.id);
-    else p.null().null();
+    if (cursor.started)
+      p.text(cursor.created_at).text(cursor.id);
+    else
+      p.null().null();
     return p;
   }
 
-  Result<PendingPage> next_pending_once(const WorkScope& scope, PendingCursor& cursor, std::size_t max_items) {
+  Result<PendingPage> next_pending_once(const WorkScope& scope, PendingCursor& cursor,
+                                        std::size_t max_items) {
     auto since = force_since();
     if (!since) return std::unexpected(since.error());
     if (options_.use_claims && !heartbeat_) {
@@ -804,7 +830,8 @@ class PostgresStore final : public Store {
                     ts("created_at")),
         cursor_params(Params(), cursor).integer(static_cast<std::int64_t>(max_items)));
     if (!window) return std::unexpected(window.error());
-    const std::size_t scanned = PQntuples(window->get()) ? static_cast<std::size_t>(int_value(window->get(), 0, 2)) : 0;
+    const std::size_t scanned =
+        PQntuples(window->get()) ? static_cast<std::size_t>(int_value(window->get(), 0, 2)) : 0;
     if (scanned == 0) {
       if (options_.use_claims) return takeover_page(scope, *since, max_items);
       page.exhausted = true;
@@ -824,9 +851,11 @@ class PostgresStore final : public Store {
       auto r = conn_.exec("reading pending exchanges", pending_sql(PendingColumns::ids, k_window_where), p);
       if (!r) return std::unexpected(r.error());
       std::vector<std::optional<std::string>> candidates;
-      for (int i = 0; i < PQntuples(r->get()); ++i) candidates.emplace_back(value(r->get(), i, 0));
+      for (int i = 0; i < PQntuples(r->get()); ++i)
+        candidates.emplace_back(value(r->get(), i, 0));
       if (!candidates.empty()) {
-        if (auto s = claim_and_read(scope, *since, candidates, page.items); !s) return std::unexpected(s.error());
+        if (auto s = claim_and_read(scope, *since, candidates, page.items); !s)
+          return std::unexpected(s.error());
       }
     }
     cursor.started = true;
@@ -860,20 +889,25 @@ class PostgresStore final : public Store {
   Status claim_and_read(const WorkScope& scope, const std::string& since,
                         const std::vector<std::optional<std::string>>& candidates,
                         std::vector<core::Exchange>& out) {
-    auto claimed = conn_.exec(
-        "claiming work",
-        "INSERT INTO embedding_claims AS c (provider, model, user_message_id, worker, expires_at) "
-        "SELECT $1, $2, id, $4, now() + $5::bigint * interval '1 second' "
-        "FROM unnest($3::uuid[]) WITH ORDINALITY AS t(id, ord) ORDER BY ord "
-        "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET worker = excluded.worker, "
-        "  expires_at = excluded.expires_at, claimed_at = now() "
-        "WHERE c.expires_at < now() OR c.worker = excluded.worker "
-        "RETURNING user_message_id::text",
-        Params().text(scope.provider).text(scope.model).text(array_literal(candidates)).text(options_.worker_id).integer(
-            options_.lease.count()));
+    auto claimed =
+        conn_.exec("claiming work",
+                   "INSERT INTO embedding_claims AS c (provider, model, user_message_id, worker, expires_at) "
+                   "SELECT $1, $2, id, $4, now() + $5::bigint * interval '1 second' "
+                   "FROM unnest($3::uuid[]) WITH ORDINALITY AS t(id, ord) ORDER BY ord "
+                   "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET worker = excluded.worker, "
+                   "  expires_at = excluded.expires_at, claimed_at = now() "
+                   "WHERE c.expires_at < now() OR c.worker = excluded.worker "
+                   "RETURNING user_message_id::text",
+                   Params()
+                       .text(scope.provider)
+                       .text(scope.model)
+                       .text(array_literal(candidates))
+                       .text(options_.worker_id)
+                       .integer(options_.lease.count()));
     if (!claimed) return std::unexpected(claimed.error());
     std::vector<std::optional<std::string>> ids;
-    for (int i = 0; i < PQntuples(claimed->get()); ++i) ids.emplace_back(value(claimed->get(), i, 0));
+    for (int i = 0; i < PQntuples(claimed->get()); ++i)
+      ids.emplace_back(value(claimed->get(), i, 0));
     if (ids.empty()) return {};
     return read_claimed(scope, since, ids, out);
   }
@@ -888,7 +922,8 @@ class PostgresStore final : public Store {
     append_exchanges(r->get(), out);
     if (out.size() - before == ids.size()) return {};
     std::unordered_set<std::string> wanted;
-    for (std::size_t i = before; i < out.size(); ++i) wanted.insert(out[i].user_message_id);
+    for (std::size_t i = before; i < out.size(); ++i)
+      wanted.insert(out[i].user_message_id);
     std::vector<std::optional<std::string>> done;
     for (const auto& id : ids)
       if (!wanted.contains(*id)) done.push_back(id);
@@ -898,10 +933,11 @@ class PostgresStore final : public Store {
   Status drop_claims(const std::string& provider, const std::string& model,
                      const std::vector<std::optional<std::string>>& ids) {
     if (ids.empty()) return {};
-    auto r = conn_.exec("dropping claims",
-                        "DELETE FROM embedding_claims WHERE provider = $1 AND model = $2 "
-                        "AND user_message_id = ANY($3::uuid[]) AND worker = $4",
-                        Params().text(provider).text(model).text(array_literal(ids)).text(options_.worker_id));
+    auto r =
+        conn_.exec("dropping claims",
+                   "DELETE FROM embedding_claims WHERE provider = $1 AND model = $2 "
+                   "AND user_message_id = ANY($3::uuid[]) AND worker = $4",
+                   Params().text(provider).text(model).text(array_literal(ids)).text(options_.worker_id));
     if (!r) return std::unexpected(r.error());
     return {};
   }
@@ -911,20 +947,26 @@ class PostgresStore final : public Store {
   // while live claims remain we wait (a page with no items) instead of reporting the end.
   Result<PendingPage> takeover_page(const WorkScope& scope, const std::string& since, std::size_t max_items) {
     PendingPage page;
-    auto taken = conn_.exec(
-        "taking over expired claims",
-        "UPDATE embedding_claims c SET worker = $3, claimed_at = now(), "
-        "  expires_at = now() + $4::bigint * interval '1 second' "
-        "FROM (SELECT user_message_id FROM embedding_claims WHERE provider = $1 AND model = $2 "
-        "      AND expires_at < now() AND worker <> $3 ORDER BY expires_at LIMIT $5 FOR UPDATE SKIP LOCKED) x "
-        "WHERE c.provider = $1 AND c.model = $2 AND c.user_message_id = x.user_message_id "
-        "RETURNING c.user_message_id::text",
-        Params().text(scope.provider).text(scope.model).text(options_.worker_id).integer(options_.lease.count()).integer(
-            static_cast<std::int64_t>(max_items)));
+    auto taken =
+        conn_.exec("taking over expired claims",
+                   "UPDATE embedding_claims c SET worker = $3, claimed_at = now(), "
+                   "  expires_at = now() + $4::bigint * interval '1 second' "
+                   "FROM (SELECT user_message_id FROM embedding_claims WHERE provider = $1 AND model = $2 "
+                   "      AND expires_at < now() AND worker <> $3 ORDER BY expires_at LIMIT $5 FOR UPDATE "
+                   "SKIP LOCKED) x "
+                   "WHERE c.provider = $1 AND c.model = $2 AND c.user_message_id = x.user_message_id "
+                   "RETURNING c.user_message_id::text",
+                   Params()
+                       .text(scope.provider)
+                       .text(scope.model)
+                       .text(options_.worker_id)
+                       .integer(options_.lease.count())
+                       .integer(static_cast<std::int64_t>(max_items)));
     if (!taken) return std::unexpected(taken.error());
     if (PQntuples(taken->get()) > 0) {
       std::vector<std::optional<std::string>> ids;
-      for (int i = 0; i < PQntuples(taken->get()); ++i) ids.emplace_back(value(taken->get(), i, 0));
+      for (int i = 0; i < PQntuples(taken->get()); ++i)
+        ids.emplace_back(value(taken->get(), i, 0));
       util::log_info("postgres: took over {} exchanges whose worker's lease expired", ids.size());
       if (auto s = read_claimed(scope, since, ids, page.items); !s) return std::unexpected(s.error());
       return page;
@@ -941,8 +983,9 @@ class PostgresStore final : public Store {
     }
     const double until_expiry = std::strtod(PQgetvalue(live->get(), 0, 1), nullptr);
     if (Clock::now() - last_wait_log_ > std::chrono::seconds(10)) {
-      util::log_info("postgres: waiting for {} exchanges claimed by other workers (first lease ends in {:.0f} s)",
-                     held, std::max(0.0, until_expiry));
+      util::log_info(
+          "postgres: waiting for {} exchanges claimed by other workers (first lease ends in {:.0f} s)", held,
+          std::max(0.0, until_expiry));
       last_wait_log_ = Clock::now();
     }
     const double wait = std::clamp(until_expiry + 0.05, 0.05, 1.0);
@@ -995,24 +1038,26 @@ class PostgresStore final : public Store {
       // a foreign-key violation cannot sink the batch.
       auto r = conn_.exec(
           "writing embeddings",
-          fmt::format("INSERT INTO message_embeddings AS e (provider, model, user_message_id, "
-                      "  assistant_message_id, content_sha256, token_count, truncated, dimensions, embedding, "
-                      "  source_version) "
-                      "SELECT $1, $2, s.id, s.aid, s.content_sha256, s.token_count, s.truncated, s.dimensions, "
-                      "  s.embedding{}, s.sv FROM (SELECT DISTINCT ON (user_message_id) user_message_id::uuid AS id, "
-                      "  assistant_message_id::uuid AS aid, content_sha256, token_count, truncated, dimensions, "
-                      "  embedding, source_version::timestamptz AS sv FROM lens_stage "
-                      "  ORDER BY user_message_id, ord DESC) s JOIN messages m ON m.id = s.id "
-                      "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET "
-                      "  assistant_message_id = excluded.assistant_message_id, "
-                      "  content_sha256 = excluded.content_sha256, token_count = excluded.token_count, "
-                      "  truncated = excluded.truncated, dimensions = excluded.dimensions, "
-                      "  embedding = excluded.embedding, source_version = excluded.source_version, "
-                      "  updated_at = now()",
-                      cast),
+          fmt::format(
+              "INSERT INTO message_embeddings AS e (provider, model, user_message_id, "
+              "  assistant_message_id, content_sha256, token_count, truncated, dimensions, embedding, "
+              "  source_version) "
+              "SELECT $1, $2, s.id, s.aid, s.content_sha256, s.token_count, s.truncated, s.dimensions, "
+              "  s.embedding{}, s.sv FROM (SELECT DISTINCT ON (user_message_id) user_message_id::uuid AS id, "
+              "  assistant_message_id::uuid AS aid, content_sha256, token_count, truncated, dimensions, "
+              "  embedding, source_version::timestamptz AS sv FROM lens_stage "
+              "  ORDER BY user_message_id, ord DESC) s JOIN messages m ON m.id = s.id "
+              "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET "
+              "  assistant_message_id = excluded.assistant_message_id, "
+              "  content_sha256 = excluded.content_sha256, token_count = excluded.token_count, "
+              "  truncated = excluded.truncated, dimensions = excluded.dimensions, "
+              "  embedding = excluded.embedding, source_version = excluded.source_version, "
+              "  updated_at = now()",
+              cast),
           Params().text(batch.provider).text(batch.model));
       if (!r) return std::unexpected(r.error());
-      for (const auto& row : batch.rows) written.emplace_back(row.user_message_id);
+      for (const auto& row : batch.rows)
+        written.emplace_back(row.user_message_id);
     }
     if (!batch.touches.empty()) {
       std::vector<std::optional<std::string>> ids, aids, versions;
@@ -1022,13 +1067,18 @@ class PostgresStore final : public Store {
         versions.emplace_back(t.source_version);
         written.emplace_back(t.user_message_id);
       }
-      auto r = conn_.exec("refreshing rows",
-                          "UPDATE message_embeddings e SET assistant_message_id = t.aid, source_version = t.sv, "
-                          "  updated_at = now() "
-                          "FROM unnest($3::uuid[], $4::uuid[], $5::timestamptz[]) AS t(id, aid, sv) "
-                          "WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = t.id",
-                          Params().text(batch.provider).text(batch.model).text(array_literal(ids)).text(
-                              array_literal(aids)).text(array_literal(versions)));
+      auto r =
+          conn_.exec("refreshing rows",
+                     "UPDATE message_embeddings e SET assistant_message_id = t.aid, source_version = t.sv, "
+                     "  updated_at = now() "
+                     "FROM unnest($3::uuid[], $4::uuid[], $5::timestamptz[]) AS t(id, aid, sv) "
+                     "WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = t.id",
+                     Params()
+                         .text(batch.provider)
+                         .text(batch.model)
+                         .text(array_literal(ids))
+                         .text(array_literal(aids))
+                         .text(array_literal(versions)));
       if (!r) return std::unexpected(r.error());
     }
     if (!written.empty()) {
@@ -1040,17 +1090,19 @@ class PostgresStore final : public Store {
     }
     if (!batch.failures.empty()) {
       if (auto s = upsert_failures(batch.provider, batch.model, batch.failures); !s) return s;
-      for (const auto& f : batch.failures) written.emplace_back(f.user_message_id);
+      for (const auto& f : batch.failures)
+        written.emplace_back(f.user_message_id);
     }
     if (options_.use_claims && !written.empty()) {
       if (auto s = drop_claims(batch.provider, batch.model, written); !s) return s;
     }
     if (batch.run_id > 0) {
-      auto r = conn_.exec("updating run",
-                          "UPDATE embedding_runs SET embedded = $2, unchanged = $3, skipped = $4, failed = $5, "
-                          "truncated = $6, tokens = $7, requests = $8, retries = $9, rate_limited = $10, "
-                          "heartbeat_at = now() WHERE id = $1",
-                          progress_params(batch.run_id, batch.progress));
+      auto r =
+          conn_.exec("updating run",
+                     "UPDATE embedding_runs SET embedded = $2, unchanged = $3, skipped = $4, failed = $5, "
+                     "truncated = $6, tokens = $7, requests = $8, retries = $9, rate_limited = $10, "
+                     "heartbeat_at = now() WHERE id = $1",
+                     progress_params(batch.run_id, batch.progress));
       if (!r) return std::unexpected(r.error());
     }
     return {};
@@ -1068,19 +1120,26 @@ class PostgresStore final : public Store {
       ids.emplace_back(f->user_message_id);
       reasons.emplace_back(f->reason);
       details.emplace_back(util::repair_utf8(f->detail));
-      versions.emplace_back(f->source_version.empty() ? std::nullopt : std::optional<std::string>(f->source_version));
+      versions.emplace_back(f->source_version.empty() ? std::nullopt
+                                                      : std::optional<std::string>(f->source_version));
     }
     auto r = conn_.exec(
         "recording failures",
-        "INSERT INTO embedding_failures AS f (provider, model, user_message_id, reason, detail, source_version) "
+        "INSERT INTO embedding_failures AS f (provider, model, user_message_id, reason, detail, "
+        "source_version) "
         "SELECT $1, $2, t.id, t.reason, t.detail, t.sv "
         "FROM unnest($3::uuid[], $4::text[], $5::text[], $6::timestamptz[]) AS t(id, reason, detail, sv) "
         "JOIN messages m ON m.id = t.id "
         "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET reason = excluded.reason, "
         "  detail = excluded.detail, source_version = excluded.source_version, attempts = f.attempts + 1, "
         "  last_failed_at = now()",
-        Params().text(provider).text(model).text(array_literal(ids)).text(array_literal(reasons)).text(
-            array_literal(details)).text(array_literal(versions)));
+        Params()
+            .text(provider)
+            .text(model)
+            .text(array_literal(ids))
+            .text(array_literal(reasons))
+            .text(array_literal(details))
+            .text(array_literal(versions)));
     if (!r) return std::unexpected(r.error());
     return {};
   }
@@ -1109,10 +1168,12 @@ class PostgresStore final : public Store {
     Status result;
     while (PGresult* raw = PQgetResult(conn_.get())) {
       PgResult r(raw);
-      if (PQresultStatus(raw) != PGRES_COMMAND_OK && result) result = std::unexpected(conn_.error_from("COPY", raw));
+      if (PQresultStatus(raw) != PGRES_COMMAND_OK && result)
+        result = std::unexpected(conn_.error_from("COPY", raw));
     }
-    if (result && !ok) return fail(ErrorCode::transient, util::redact(fmt::format("postgres: COPY: {}",
-                                                                                  trim_message(PQerrorMessage(conn_.get())))));
+    if (result && !ok)
+      return fail(ErrorCode::transient,
+                  util::redact(fmt::format("postgres: COPY: {}", trim_message(PQerrorMessage(conn_.get())))));
     return result;
   }
 
@@ -1126,8 +1187,10 @@ class PostgresStore final : public Store {
     put_u32(buf, 4);
     put_u32(buf, static_cast<std::uint32_t>(ord));
     put_text_field(buf, row.user_message_id);
-    if (row.assistant_message_id) put_text_field(buf, *row.assistant_message_id);
-    else put_u32(buf, 0xFFFFFFFFu);
+    if (row.assistant_message_id)
+      put_text_field(buf, *row.assistant_message_id);
+    else
+      put_u32(buf, 0xFFFFFFFFu);
     put_u32(buf, 32);
     buf.append(reinterpret_cast<const char*>(row.content_sha256.data()), 32);
     put_u32(buf, 4);
@@ -1140,8 +1203,10 @@ class PostgresStore final : public Store {
     put_float_array(array, row.embedding);
     put_u32(buf, static_cast<std::uint32_t>(array.size()));
     buf.append(array);
-    if (row.source_version.empty()) put_u32(buf, 0xFFFFFFFFu);
-    else put_text_field(buf, row.source_version);
+    if (row.source_version.empty())
+      put_u32(buf, 0xFFFFFFFFu);
+    else
+      put_text_field(buf, row.source_version);
   }
 
   // For servers without COPY FROM STDIN: multi-row INSERTs with binary vectors.
@@ -1153,9 +1218,10 @@ class PostgresStore final : public Store {
       Params p;
       for (std::size_t i = start; i < end; ++i) {
         const int b = static_cast<int>((i - start) * 9);
-        sql += fmt::format("{}(${}::integer, ${}, ${}, ${}::bytea, ${}::integer, ${}::boolean, ${}::integer, "
-                           "${}::real[], ${})",
-                           i == start ? "" : ",", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9);
+        sql += fmt::format(
+            "{}(${}::integer, ${}, ${}, ${}::bytea, ${}::integer, ${}::boolean, ${}::integer, "
+            "${}::real[], ${})",
+            i == start ? "" : ",", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9);
         const auto& row = rows[i];
         std::string array;
         put_float_array(array, row.embedding);
@@ -1167,8 +1233,10 @@ class PostgresStore final : public Store {
             .boolean(row.truncated)
             .integer(static_cast<std::int64_t>(row.embedding.size()))
             .binary(std::move(array));
-        if (row.source_version.empty()) p.null();
-        else p.text(row.source_version);
+        if (row.source_version.empty())
+          p.null();
+        else
+          p.text(row.source_version);
       }
       if (auto r = conn_.exec("staging rows", sql, p); !r) return std::unexpected(r.error());
     }
@@ -1190,8 +1258,8 @@ class PostgresStore final : public Store {
       WriteBatch poison;
       poison.provider = batch.provider;
       poison.model = batch.model;
-      poison.failures.push_back(core::Failure{row.user_message_id, "store_rejected", s.error().message,
-                                              row.source_version});
+      poison.failures.push_back(
+          core::Failure{row.user_message_id, "store_rejected", s.error().message, row.source_version});
       if (auto f = write_batch_once(poison); !f) return f;
     }
     WriteBatch rest = batch;
@@ -1201,8 +1269,16 @@ class PostgresStore final : public Store {
 
   static Params progress_params(std::int64_t run_id, const core::RunStats& s) {
     Params p;
-    p.integer(run_id).integer(s.embedded).integer(s.unchanged).integer(s.skipped).integer(s.failed).integer(
-        s.truncated).integer(s.tokens).integer(s.requests).integer(s.retries).integer(s.rate_limited);
+    p.integer(run_id)
+        .integer(s.embedded)
+        .integer(s.unchanged)
+        .integer(s.skipped)
+        .integer(s.failed)
+        .integer(s.truncated)
+        .integer(s.tokens)
+        .integer(s.requests)
+        .integer(s.retries)
+        .integer(s.rate_limited);
     return p;
   }
 
@@ -1210,8 +1286,9 @@ class PostgresStore final : public Store {
 
   Result<StatusReport> status_once(std::size_t recent_runs) {
     StatusReport report;
-    auto eligible = conn_.exec("reading status",
-                               fmt::format("SELECT count(*) FROM messages p WHERE p.role = 'user' AND {}", k_non_blank_sql));
+    auto eligible = conn_.exec(
+        "reading status",
+        fmt::format("SELECT count(*) FROM messages p WHERE p.role = 'user' AND {}", k_non_blank_sql));
     if (!eligible) return std::unexpected(eligible.error());
     report.eligible = int_value(eligible->get(), 0, 0);
     auto models = conn_.exec("reading status",
@@ -1228,7 +1305,8 @@ class PostgresStore final : public Store {
           fmt::format(
               "SELECT (SELECT count(*) FROM message_embeddings WHERE provider = $1 AND model = $2), "
               "(SELECT count(*) FROM messages p WHERE p.role = 'user' AND {0} AND NOT EXISTS "
-              "  (SELECT 1 FROM message_embeddings e WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = p.id) "
+              "  (SELECT 1 FROM message_embeddings e WHERE e.provider = $1 AND e.model = $2 AND "
+              "e.user_message_id = p.id) "
               "  AND NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = $1 AND f.model = $2 "
               "  AND f.user_message_id = p.id)), "
               "(SELECT count(*) FROM message_embeddings e JOIN messages p ON p.id = e.user_message_id {1}"
@@ -1240,10 +1318,11 @@ class PostgresStore final : public Store {
       m.embedded = int_value(counts->get(), 0, 0);
       m.pending = int_value(counts->get(), 0, 1);
       m.stale = int_value(counts->get(), 0, 2);
-      auto reasons = conn_.exec("reading status",
-                                "SELECT reason, count(*) FROM embedding_failures WHERE provider = $1 AND model = $2 "
-                                "GROUP BY reason ORDER BY 2 DESC, 1",
-                                Params().text(m.provider).text(m.model));
+      auto reasons =
+          conn_.exec("reading status",
+                     "SELECT reason, count(*) FROM embedding_failures WHERE provider = $1 AND model = $2 "
+                     "GROUP BY reason ORDER BY 2 DESC, 1",
+                     Params().text(m.provider).text(m.model));
       if (!reasons) return std::unexpected(reasons.error());
       for (int j = 0; j < PQntuples(reasons->get()); ++j) {
         m.failures_by_reason.emplace_back(value(reasons->get(), j, 0), int_value(reasons->get(), j, 1));
@@ -1253,11 +1332,12 @@ class PostgresStore final : public Store {
     }
     auto runs = conn_.exec(
         "reading runs",
-        fmt::format("SELECT id, provider, model, {}, coalesce({}, ''), status, embedded, unchanged, skipped, failed, "
-                    "truncated, tokens, requests, retries, rate_limited, "
-                    "extract(epoch FROM coalesce(finished_at, heartbeat_at, started_at) - started_at) "
-                    "FROM embedding_runs ORDER BY id DESC LIMIT $1",
-                    ts("started_at"), ts("finished_at")),
+        fmt::format(
+            "SELECT id, provider, model, {}, coalesce({}, ''), status, embedded, unchanged, skipped, failed, "
+            "truncated, tokens, requests, retries, rate_limited, "
+            "extract(epoch FROM coalesce(finished_at, heartbeat_at, started_at) - started_at) "
+            "FROM embedding_runs ORDER BY id DESC LIMIT $1",
+            ts("started_at"), ts("finished_at")),
         Params().integer(static_cast<std::int64_t>(recent_runs)));
     if (!runs) return std::unexpected(runs.error());
     const PGresult* r = runs->get();
@@ -1288,17 +1368,20 @@ class PostgresStore final : public Store {
     std::vector<SearchHit> hits;
     if (ranked.empty()) return hits;
     std::vector<std::optional<std::string>> ids;
-    for (const auto& [id, score] : ranked) ids.emplace_back(id);
-    auto r = conn_.exec("reading search hits",
-                        fmt::format("SELECT m.id::text, e.assistant_message_id::text, m.conversation_id::text, {}, "
-                                    "left(m.content, 400) FROM messages m LEFT JOIN message_embeddings e "
-                                    "ON e.user_message_id = m.id AND e.provider = $2 AND e.model = $3 "
-                                    "WHERE m.id = ANY($1::uuid[])",
-                                    ts("m.created_at")),
-                        Params().text(array_literal(ids)).text(search_provider_).text(search_model_));
+    for (const auto& [id, score] : ranked)
+      ids.emplace_back(id);
+    auto r = conn_.exec(
+        "reading search hits",
+        fmt::format("SELECT m.id::text, e.assistant_message_id::text, m.conversation_id::text, {}, "
+                    "left(m.content, 400) FROM messages m LEFT JOIN message_embeddings e "
+                    "ON e.user_message_id = m.id AND e.provider = $2 AND e.model = $3 "
+                    "WHERE m.id = ANY($1::uuid[])",
+                    ts("m.created_at")),
+        Params().text(array_literal(ids)).text(search_provider_).text(search_model_));
     if (!r) return std::unexpected(r.error());
     std::unordered_map<std::string, int> row_of;
-    for (int i = 0; i < PQntuples(r->get()); ++i) row_of[value(r->get(), i, 0)] = i;
+    for (int i = 0; i < PQntuples(r->get()); ++i)
+      row_of[value(r->get(), i, 0)] = i;
     for (const auto& [id, score] : ranked) {
       auto it = row_of.find(id);
       if (it == row_of.end()) continue;  // deleted meanwhile
@@ -1340,8 +1423,10 @@ class PostgresStore final : public Store {
       PgResult r(raw);
       const auto st = PQresultStatus(raw);
       if (st == PGRES_SINGLE_TUPLE) {
-        if (!get_float_array(PQgetvalue(raw, 0, 1), PQgetlength(raw, 0, 1), v) || v.size() != query.size()) continue;
-        const double score = cosine_from_bytes(query, query_norm, reinterpret_cast<const std::uint8_t*>(v.data()));
+        if (!get_float_array(PQgetvalue(raw, 0, 1), PQgetlength(raw, 0, 1), v) || v.size() != query.size())
+          continue;
+        const double score =
+            cosine_from_bytes(query, query_norm, reinterpret_cast<const std::uint8_t*>(v.data()));
         ids.emplace_back(PQgetvalue(raw, 0, 0), static_cast<std::size_t>(PQgetlength(raw, 0, 0)));
         top.offer(static_cast<std::int64_t>(ids.size() - 1), score);
       } else if (st != PGRES_TUPLES_OK && status) {
@@ -1350,7 +1435,8 @@ class PostgresStore final : public Store {
     }
     if (!status) return std::unexpected(status.error());
     std::vector<std::pair<std::string, double>> ranked;
-    for (const auto& [index, score] : top.sorted()) ranked.emplace_back(ids[static_cast<std::size_t>(index)], score);
+    for (const auto& [index, score] : top.sorted())
+      ranked.emplace_back(ids[static_cast<std::size_t>(index)], score);
     return hits_for(ranked);
   }
 
@@ -1361,13 +1447,15 @@ class PostgresStore final : public Store {
     search_provider_ = provider;
     search_model_ = model;
     std::string literal = "[";
-    for (std::size_t i = 0; i < query.size(); ++i) literal += fmt::format("{}{}", i ? "," : "", query[i]);
+    for (std::size_t i = 0; i < query.size(); ++i)
+      literal += fmt::format("{}{}", i ? "," : "", query[i]);
     literal += "]";
-    auto r = conn_.exec("searching",
-                        fmt::format("SELECT user_message_id::text, 1 - (embedding <=> $3::{0}) FROM message_embeddings "
-                                    "WHERE provider = $1 AND model = $2 ORDER BY embedding <=> $3::{0} LIMIT $4",
-                                    type),
-                        Params().text(provider).text(model).text(literal).integer(static_cast<std::int64_t>(k)));
+    auto r = conn_.exec(
+        "searching",
+        fmt::format("SELECT user_message_id::text, 1 - (embedding <=> $3::{0}) FROM message_embeddings "
+                    "WHERE provider = $1 AND model = $2 ORDER BY embedding <=> $3::{0} LIMIT $4",
+                    type),
+        Params().text(provider).text(model).text(literal).integer(static_cast<std::int64_t>(k)));
     if (!r) return std::unexpected(r.error());
     std::vector<std::pair<std::string, double>> ranked;
     for (int i = 0; i < PQntuples(r->get()); ++i)
@@ -1400,7 +1488,8 @@ Result<std::unique_ptr<Store>> open_postgres_store(const PostgresOptions& given)
   if (const char* lease = std::getenv("LENS_CLAIM_LEASE_SECONDS"); lease && *lease) {
     options.lease = std::chrono::seconds(std::strtoll(lease, nullptr, 10));
   }
-  if (options.lease.count() <= 0) return fail(ErrorCode::invalid_argument, "postgres: the claim lease must be positive");
+  if (options.lease.count() <= 0)
+    return fail(ErrorCode::invalid_argument, "postgres: the claim lease must be positive");
   auto store = std::make_unique<PostgresStore>(options);
   if (auto s = store->open(); !s) return std::unexpected(s.error());
   return std::unique_ptr<Store>(std::move(store));

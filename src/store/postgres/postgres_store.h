@@ -21,7 +21,7 @@ struct PostgresOptions {
   // dead worker is taken over by the others. Reader and writer Store objects of one
   // process must use the same worker_id.
   bool use_claims = true;
-  std::string worker_id;  // empty: "<hostname>:<pid>"
+  std::string worker_id;            // empty: "<hostname>:<pid>"
   std::chrono::seconds lease{300};  // $LENS_CLAIM_LEASE_SECONDS overrides
 
   // Stage rows with binary COPY (fast). false: multi-row INSERT instead, for servers that
