@@ -2,6 +2,8 @@
 // and must load in well under 50 ms) and builds the open-addressing index.
 #include "tokenizer/rank_table.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -42,6 +44,36 @@ long decode_base64(std::string_view in, char* out) {
 }
 
 }  // namespace
+
+RankTable::ZeroedPages::ZeroedPages(std::size_t bytes) {
+  constexpr std::size_t k_huge = 2u << 20;
+  const std::size_t size = (bytes + k_huge - 1) / k_huge * k_huge;
+  // Over-allocate by one huge page so the region can start on a 2 MB boundary.
+  void* raw = ::mmap(nullptr, size + k_huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return;
+  const auto addr = reinterpret_cast<std::uintptr_t>(raw);
+  const std::uintptr_t aligned = (addr + k_huge - 1) & ~(std::uintptr_t(k_huge) - 1);
+  if (aligned > addr) ::munmap(raw, aligned - addr);
+  const std::size_t tail = (addr + size + k_huge) - (aligned + size);
+  if (tail > 0) ::munmap(reinterpret_cast<void*>(aligned + size), tail);
+  p_ = reinterpret_cast<void*>(aligned);
+  size_ = size;
+  (void)::madvise(p_, size_, MADV_HUGEPAGE);  // a hint: without THP it is just slower
+}
+
+RankTable::ZeroedPages& RankTable::ZeroedPages::operator=(ZeroedPages&& o) noexcept {
+  if (this != &o) {
+    if (p_ != nullptr) ::munmap(p_, size_);
+    p_ = o.p_;
+    size_ = o.size_;
+    o.p_ = nullptr;
+  }
+  return *this;
+}
+
+RankTable::ZeroedPages::~ZeroedPages() {
+  if (p_ != nullptr) ::munmap(p_, size_);
+}
 
 util::Result<RankTable> RankTable::parse(std::string_view file) {
   // One pass straight into the final layout. The files list ranks 0, 1, 2, ... in order,
@@ -88,16 +120,19 @@ util::Result<RankTable> RankTable::parse(std::string_view file) {
 
   std::size_t cap = 1;
   while (cap < t.count_ * 2) cap <<= 1;  // load factor <= 0.5 keeps probes short
-  t.slots_.reset(static_cast<Slot*>(std::calloc(cap, sizeof(Slot))));
-  if (!t.slots_) return util::fail(util::ErrorCode::permanent, "rank table: out of memory");
+  t.slot_pages_ = ZeroedPages(cap * sizeof(Slot));
+  t.slots_ = static_cast<Slot*>(t.slot_pages_.get());
+  if (t.slots_ == nullptr) return util::fail(util::ErrorCode::permanent, "rank table: out of memory");
   t.mask_ = cap - 1;
+  t.pair_ranks_.assign(65536, k_no_rank);
   for (std::uint32_t r = 0; r <= max_rank; ++r) {
     const std::string_view b = t.bytes_of(r);
     if (b.empty()) continue;
-    const std::uint64_t h = hash_bytes(b.data(), b.size()).hash;
-    std::size_t i = static_cast<std::size_t>(h) & t.mask_;
-    while (t.slots_.get()[i].tag != 0) i = (i + 1) & t.mask_;
-    t.slots_.get()[i] = Slot{static_cast<std::uint32_t>(h >> 32) | 1u, r};
+    if (b.size() == 2) t.pair_ranks_[pair_index(b.data())] = r;
+    const HashedBytes hb = hash_bytes(b.data(), b.size());
+    std::size_t i = static_cast<std::size_t>(hb.hash) & t.mask_;
+    while (t.slots_[i].len != 0) i = (i + 1) & t.mask_;
+    t.slots_[i] = Slot{hb.head, r, static_cast<std::uint32_t>(b.size())};
   }
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
