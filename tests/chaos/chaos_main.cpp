@@ -1,0 +1,345 @@
+// lens_chaos: runs lens-embed against a faulty stand-in provider while SIGKILLing it at
+// random moments (and crash-restarting PostgreSQL), reruns until done, then verifies.
+// Used by ctest at 20k exchanges and by bench/chaos/run.sh at >= 100k.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+#include "harness.h"
+#include "stand_in_server.h"
+#include "verifier.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* k_api_key = "sk-chaos-0d1e2f3a4b5c6d7e8f90";
+constexpr const char* k_model = "text-embedding-3-small";
+
+struct Options {
+  std::string db = "sqlite";  // sqlite | postgres
+  std::int64_t exchanges = 20'000;
+  int workers = 1;
+  int kills = 5;
+  int pg_restarts = -1;  // -1: 1 with postgres, 0 with sqlite
+  std::uint64_t seed = 0;  // 0: random (printed, so a failure can be replayed)
+  int dimensions = 32;
+  int batch_size = 64;
+  int timeout = 2;
+  double rpm = 3000;
+  double max_seconds = 900;
+  std::string summary;  // append the JSON summary to this file
+  bool keep = false;
+};
+
+constexpr const char* k_usage =
+    "usage: lens_chaos [--db sqlite|postgres] [--exchanges N] [--workers N] [--kills N] [--pg-restarts N]\n"
+    "                  [--seed N] [--dimensions N] [--batch-size N] [--timeout S] [--rpm N]\n"
+    "                  [--max-seconds S] [--summary FILE] [--keep]\n";
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto v = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--db") o.db = v();
+    else if (a == "--exchanges") o.exchanges = std::stoll(v());
+    else if (a == "--workers") o.workers = std::stoi(v());
+    else if (a == "--kills") o.kills = std::stoi(v());
+    else if (a == "--pg-restarts") o.pg_restarts = std::stoi(v());
+    else if (a == "--seed") o.seed = std::stoull(v());
+    else if (a == "--dimensions") o.dimensions = std::stoi(v());
+    else if (a == "--batch-size") o.batch_size = std::stoi(v());
+    else if (a == "--timeout") o.timeout = std::stoi(v());
+    else if (a == "--rpm") o.rpm = std::stod(v());
+    else if (a == "--max-seconds") o.max_seconds = std::stod(v());
+    else if (a == "--summary") o.summary = v();
+    else if (a == "--keep") o.keep = true;
+    else throw std::invalid_argument("unknown argument " + a);
+  }
+  if (o.db != "sqlite" && o.db != "postgres") throw std::invalid_argument("--db must be sqlite or postgres");
+  if (o.pg_restarts < 0) o.pg_restarts = o.db == "postgres" ? 1 : 0;
+  if (o.db == "sqlite" && o.pg_restarts > 0) throw std::invalid_argument("--pg-restarts needs --db postgres");
+  if (o.workers < 1 || o.exchanges < 100) throw std::invalid_argument("--workers >= 1, --exchanges >= 100");
+  return o;
+}
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  try {
+    o = parse(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lens_chaos: %s\n%s", e.what(), k_usage);
+    return 2;
+  }
+  if (o.seed == 0) o.seed = std::random_device{}() | 1ULL;
+  std::signal(SIGPIPE, SIG_IGN);
+  const auto started = Clock::now();
+  std::mt19937_64 rng(o.seed);
+  std::uniform_real_distribution<double> u(0, 1);
+  auto say = [&](const std::string& s) { std::fprintf(stderr, "[chaos %6.1fs] %s\n", seconds_since(started), s.c_str()); };
+
+  char tmpl[] = "/tmp/lens-chaos.XXXXXX";
+  if (!::mkdtemp(tmpl)) return 2;
+  const std::string dir = tmpl;
+  say(fmt::format("seed {} dir {} db {} workers {} exchanges {}", o.seed, dir, o.db, o.workers, o.exchanges));
+
+  std::unique_ptr<lens::harness::PgServer> pg;
+  std::string url = "sqlite:" + dir + "/chaos.db";
+  if (o.db == "postgres") {
+    pg = std::make_unique<lens::harness::PgServer>(LENS_PG_SCRIPT, dir + "/pg.env");
+    if (!pg->ok()) {
+      std::fprintf(stderr, "lens_chaos: PostgreSQL did not start\n");
+      return 1;
+    }
+    url = pg->url();
+  }
+  const std::map<std::string, std::string> env = {
+      {"SUPERMIND_API_KEY", k_api_key}, {"LENS_DATA_DIR", LENS_SOURCE_DATA_DIR},
+      {"NO_PROXY", "127.0.0.1,localhost"}, {"no_proxy", "127.0.0.1,localhost"},
+      // A SIGKILLed worker's claims go to the others after this lease (default 300 s).
+      {"LENS_CLAIM_LEASE_SECONDS", "6"}};
+
+  // ---- the corpus
+  auto init = lens::harness::run({LENS_EMBED_BIN, "init", "--db", url}, env, dir);
+  if (init.exit_code != 0) {
+    std::fprintf(stderr, "lens_chaos: init failed: %s%s\n", init.out.c_str(), init.err.c_str());
+    return 1;
+  }
+  lens::harness::CorpusOptions co;
+  co.exchanges = o.exchanges;
+  co.seed = o.seed;
+  const auto corpus = lens::harness::make_corpus(co);
+  {
+    auto db = lens::harness::Db::open(url);
+    if (!db) return 1;
+    if (auto e = db->insert(corpus.messages); !e.empty()) {
+      std::fprintf(stderr, "lens_chaos: loading the corpus: %s\n", e.c_str());
+      return 1;
+    }
+  }
+  say(fmt::format("corpus: {} messages, {} exchanges, {} long, {} poisoned, {} blank/NULL users", corpus.messages.size(),
+                  corpus.eligible, corpus.long_inputs, corpus.poisoned.size(), corpus.ineligible_users));
+
+  // ---- the faulty provider (issue 6's mix); the rpm bucket of a few requests makes
+  // every fresh worker meet a burst of 429s.
+  lens::stand_in::StandInOptions so;
+  so.p_500 = 0.03;
+  so.p_502 = 0.01;
+  so.p_reset = 0.01;
+  so.p_hang = 0.005;
+  so.p_malformed = 0.005;
+  so.p_short = 0.005;
+  so.p_nan = 0.002;
+  so.p_429 = 0.005;
+  so.shuffle = true;
+  so.rpm = o.rpm;
+  so.burst_seconds = 0.1;
+  so.hang_ms = (o.timeout + 1) * 1000;
+  so.reject_marker = lens::harness::k_poison_marker;
+  so.api_key = k_api_key;
+  so.seed = o.seed;
+  so.threads = 64;
+  lens::stand_in::StandInServer server(so);
+  const int port = server.start();
+  if (port <= 0) return 1;
+
+  std::vector<std::string> worker_args = {LENS_EMBED_BIN, "run", "--db", url, "--provider", "supermind", "--base-url",
+                                          fmt::format("http://127.0.0.1:{}/v1", port), "--model", k_model,
+                                          "--dimensions", std::to_string(o.dimensions), "--timeout",
+                                          std::to_string(o.timeout), "--batch-size", std::to_string(o.batch_size),
+                                          "--max-attempts", "12", "--quiet", "--json",
+                                          // The provider's own limits (rpm from its headers) are the only pacing.
+                                          "--tpm", "0", "--rpm", "0"};
+
+  // ---- chaos phase
+  struct Slot {
+    pid_t pid = -1;
+    bool done = false;
+    int starts = 0;
+  };
+  std::vector<Slot> slots(static_cast<std::size_t>(o.workers));
+  auto start_slot = [&](std::size_t i) {
+    auto args = worker_args;
+    args.insert(args.end(), {"--log-file", fmt::format("{}/worker{}.log", dir, i)});
+    slots[i].pid = lens::harness::spawn(args, env, fmt::format("{}/worker{}.out", dir, i),
+                                        fmt::format("{}/worker{}.err", dir, i));
+    ++slots[i].starts;
+  };
+  for (std::size_t i = 0; i < slots.size(); ++i) start_slot(i);
+
+  // Kills and the restart happen at random points of progress, spread over the run, so
+  // they land while work is in flight whatever the speed of the machine.
+  const double total = static_cast<double>(corpus.eligible);
+  std::vector<double> kill_at;
+  for (int k = 0; k < o.kills; ++k) kill_at.push_back(total * (0.04 + 0.8 * (k + 0.1 + 0.8 * u(rng)) / o.kills));
+  std::vector<double> restart_at;
+  for (int k = 0; k < o.pg_restarts; ++k) restart_at.push_back(total * (0.25 + 0.4 * (k + u(rng)) / o.pg_restarts));
+  std::size_t next_kill = 0, next_restart = 0;
+  int kills_done = 0, kills_mid_run = 0, restarts_done = 0, crashes = 0;
+  std::map<std::string, int> exits;
+  std::vector<std::string> kill_log;
+  auto progress_db = lens::harness::Db::open(url);
+  bool timed_out = false;
+  while (true) {
+    bool all_done = true;
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      Slot& s = slots[i];
+      if (s.done) continue;
+      all_done = false;
+      const auto code = lens::harness::try_wait(s.pid);
+      if (!code) continue;
+      ++exits[std::to_string(*code)];
+      if (*code == 0) {
+        s.done = true;
+        continue;
+      }
+      if (*code > 128 && *code != 128 + SIGKILL) {
+        ++crashes;
+        say(fmt::format("worker {} CRASHED with signal {}", i, *code - 128));
+      }
+      if (*code == 2) {
+        say("worker exited 2 (usage/configuration): giving up");
+        timed_out = true;
+        break;
+      }
+      start_slot(i);  // rerun: what was committed stays, the rest is redone
+    }
+    if (all_done || timed_out) break;
+    if (seconds_since(started) > o.max_seconds) {
+      say("time limit reached");
+      timed_out = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const auto progress_text = progress_db->scalar(
+        "SELECT (SELECT count(*) FROM message_embeddings) + (SELECT count(*) FROM embedding_failures)");
+    if (!progress_text) continue;  // the database is down (restart): try again
+    const double progress = std::stod(*progress_text);
+    if (next_kill < kill_at.size() && progress >= kill_at[next_kill]) {
+      std::vector<std::size_t> live;
+      for (std::size_t i = 0; i < slots.size(); ++i) {
+        if (!slots[i].done) live.push_back(i);
+      }
+      if (!live.empty()) {
+        const std::size_t i = live[rng() % live.size()];
+        ::kill(slots[i].pid, SIGKILL);
+        const int code = lens::harness::wait_exit(slots[i].pid);
+        ++exits[std::to_string(code)];
+        ++kills_done;
+        if (code == 128 + SIGKILL) ++kills_mid_run;
+        kill_log.push_back(fmt::format("{:.0f}/{:.0f} worker {}", progress, total, i));
+        say(fmt::format("SIGKILL worker {} at {:.0f}/{:.0f} (exit {})", i, progress, total, code));
+        if (code == 0) slots[i].done = true;
+        else start_slot(i);
+      }
+      ++next_kill;
+    }
+    if (pg && next_restart < restart_at.size() && progress >= restart_at[next_restart]) {
+      say(fmt::format("PostgreSQL crash-restart at {:.0f}/{:.0f}", progress, total));
+      if (pg->restart(1)) ++restarts_done;
+      ++next_restart;
+    }
+  }
+  progress_db.reset();
+  const double chaos_seconds = seconds_since(started);
+
+  // ---- rerun until done: a run that finds nothing to do ends it
+  int final_runs = 0;
+  json last_final;
+  bool done = false;
+  while (!timed_out && final_runs < 10 && !done) {
+    ++final_runs;
+    auto args = worker_args;
+    args.insert(args.end(), {"--log-file", dir + "/final.log"});
+    const auto r = lens::harness::run(args, env, dir);
+    last_final = json::parse(r.out, nullptr, false);
+    ++exits[std::to_string(r.exit_code)];
+    if (r.exit_code == 0 && !last_final.is_discarded() && last_final["stats"]["embedded"] == 0 &&
+        last_final["stats"]["failed"] == 0) {
+      done = true;
+    } else if (r.exit_code != 0) {
+      say(fmt::format("final run exited {}: {}", r.exit_code, r.err.substr(0, 500)));
+    }
+  }
+
+  // ---- verify
+  lens::verify::VerifyOptions vo;
+  vo.db = url;
+  vo.provider = "supermind";
+  vo.model = k_model;
+  vo.dimensions = o.dimensions;
+  vo.allowed_reasons = {"context_length"};
+  const auto report = lens::verify::verify(vo);
+  const bool right_failures = report.failed_ids == corpus.poisoned;
+  const bool right_counts = report.eligible == corpus.eligible && report.truncated_rows == corpus.long_inputs;
+
+  json stats = json::parse(server.stats_json(), nullptr, false);
+  server.stop();
+  json faults = json::object();
+  for (const auto& [k, v] : stats.items()) {
+    if (k.starts_with("fault_") || k.starts_with("status_429") || k == "status_400_context") faults[k] = v;
+  }
+  const bool ok = !timed_out && done && crashes == 0 && kills_done == o.kills && restarts_done == o.pg_restarts &&
+                  report.ok() && right_failures && right_counts;
+  json summary = {{"ok", ok},
+                  {"db", o.db},
+                  {"workers", o.workers},
+                  {"seed", o.seed},
+                  {"exchanges", corpus.eligible},
+                  {"messages", corpus.messages.size()},
+                  {"long_inputs", corpus.long_inputs},
+                  {"poisoned", corpus.poisoned.size()},
+                  {"seconds_chaos", chaos_seconds},
+                  {"seconds_total", seconds_since(started)},
+                  {"sigkills", kills_done},
+                  {"sigkills_mid_run", kills_mid_run},
+                  {"kill_points", kill_log},
+                  {"pg_restarts", restarts_done},
+                  {"crashes", crashes},
+                  {"worker_exit_codes", exits},
+                  {"final_runs", final_runs},
+                  {"final_run", last_final},
+                  {"requests", stats.value("requests", 0)},
+                  {"faults", faults},
+                  {"right_failures", right_failures},
+                  {"right_counts", right_counts},
+                  {"verification", json::parse(report.to_json())}};
+  const std::string text = summary.dump(2, ' ', false, json::error_handler_t::replace);
+  std::printf("%s\n", text.c_str());
+  if (!o.summary.empty()) {
+    if (FILE* f = std::fopen(o.summary.c_str(), "a")) {
+      std::fprintf(f, "%s\n", summary.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+      std::fclose(f);
+    }
+  }
+  if (!ok) {
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      const std::string err = lens::harness::slurp(fmt::format("{}/worker{}.err", dir, i));
+      std::fprintf(stderr, "---- worker %zu stderr (tail)\n%s\n", i, err.substr(err.size() > 3000 ? err.size() - 3000 : 0).c_str());
+    }
+    say("FAILED; files kept in " + dir);
+  }
+  pg.reset();
+  if (ok && !o.keep) fs::remove_all(dir);
+  return ok ? 0 : 1;
+}
