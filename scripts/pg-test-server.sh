@@ -8,6 +8,7 @@
 #                                          (restart) keeps every acknowledged commit
 #   pg-test-server.sh stop STATE_FILE|DIR  stops it (-m immediate) and removes its directory
 #   pg-test-server.sh restart STATE_FILE|DIR [SECONDS]  crash-stop, stay down SECONDS, start again
+# PG_TEST_SHARED_BUFFERS (default 128MB) sizes the buffer cache (the benchmarks use 1GB).
 # Exits non-zero with a message when PostgreSQL cannot start: tests must fail, not skip.
 set -euo pipefail
 
@@ -54,7 +55,7 @@ start_in() {  # DIR PORT -> 0 when the server is up
   local sync=off
   [ -f "$dir/durable" ] && sync=on
   as_pg "$bin_dir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=$sync -c full_page_writes=off -c max_connections=100 -c shared_buffers=128MB" \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=$sync -c full_page_writes=off -c max_connections=100 -c shared_buffers=${PG_TEST_SHARED_BUFFERS:-128MB}" \
     start >/dev/null
 }
 

@@ -188,6 +188,8 @@ int main(int argc, char** argv) {
   std::string state;
   if (url.empty()) {
     state = fmt::format("/tmp/lens-bench-pg-{}.env", getpid());
+    // A buffer cache that holds the 10^6 working set, as a production server's would.
+    setenv("PG_TEST_SHARED_BUFFERS", "1GB", 0);
     const std::string cmd =
         fmt::format("{}/scripts/pg-test-server.sh start {} >/dev/null", LENS_SOURCE_DIR, state);
     if (std::system(cmd.c_str()) != 0) die("cannot start PostgreSQL");
