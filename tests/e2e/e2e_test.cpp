@@ -429,3 +429,73 @@ TEST_F(E2E, SearchFindsTheClosestExchange) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(E2E, ProgressOnATerminalIsOneLiveLine) {
+  generate(2000);
+  // util-linux `script` gives the program a pseudo-terminal.
+  const std::string cmd = fmt::format("cd {} && script -qec '{} run' /dev/null > tty.txt 2>&1", dir_.string(),
+                                      LENS_EMBED_BIN);
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const std::string tty = slurp(dir_ / "tty.txt");
+  EXPECT_NE(tty.find("\r\033[2K"), std::string::npos) << tty;  // redrawn in place
+  EXPECT_NE(tty.find("rows/s"), std::string::npos) << tty;
+  EXPECT_NE(tty.find("TPM"), std::string::npos) << tty;
+  EXPECT_NE(tty.find("ETA"), std::string::npos) << tty;
+  EXPECT_NE(tty.find("failed 0"), std::string::npos) << tty;
+  EXPECT_EQ(tty.find("event=progress"), std::string::npos) << "logfmt lines are for pipes only";
+}
+
+TEST_F(E2E, ProgressWithoutATerminalIsLogfmtOrJsonAndQuietSilencesIt) {
+  generate(100);
+  auto r = run({"run"});
+  EXPECT_NE(r.err.find("event=done"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("completed"), std::string::npos) << r.out;  // the summary is always printed
+  r = run({"run", "--force", "--log-format", "json"});
+  const auto line = r.err.substr(0, r.err.find('\n'));
+  auto j = json::parse(line, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.err;
+  EXPECT_EQ(j["event"], "done");
+  r = run({"run", "--force", "--quiet"});
+  EXPECT_EQ(r.err, "");
+  EXPECT_NE(r.out.find("completed"), std::string::npos);
+}
+
+TEST_F(E2E, FailuresAndStatusAsJson) {
+  ASSERT_EQ(run({"init"}).exit_code, 0);
+  exec("INSERT INTO conversations (id, user_id) VALUES ('c','u')");
+  exec("INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
+       "('nbsp', 'c', 'user', char(160), '2024-01-01T00:00:01Z'), ('ok', 'c', 'user', 'fine', '2024-01-01T00:00:02Z')");
+  run_json({"run"});
+  auto f = run_json({"failures"});
+  ASSERT_EQ(f.size(), 1u);
+  EXPECT_EQ(f[0]["user_message_id"], "nbsp");
+  EXPECT_EQ(f[0]["reason"], "empty_input");
+  EXPECT_EQ(f[0]["attempts"], 1);
+  auto st = run_json({"status"});
+  ASSERT_EQ(st["models"].size(), 1u);
+  EXPECT_EQ(st["models"][0]["embedded"], 1);
+  EXPECT_EQ(st["models"][0]["failed"], 1);
+  EXPECT_EQ(st["models"][0]["failures_by_reason"]["empty_input"], 1);
+  EXPECT_EQ(st["recent_runs"][0]["status"], "completed");
+  // Retrying keeps the failure (still blank) and counts the attempt.
+  run({"failures", "--retry"});
+  EXPECT_EQ(run_json({"failures"})[0]["attempts"], 2);
+}
+
+TEST_F(E2E, ManPageAndCompletionComeFromTheFlagDefinitions) {
+  auto man = run({"man"});
+  ASSERT_EQ(man.exit_code, 0);
+  EXPECT_NE(man.out.find(".TH LENS-EMBED 1"), std::string::npos);
+  EXPECT_NE(man.out.find("\\-\\-batch\\-size"), std::string::npos);
+  auto comp = run({"completion"});
+  ASSERT_EQ(comp.exit_code, 0);
+  EXPECT_NE(comp.out.find("complete -o default -F _lens_embed lens-embed"), std::string::npos);
+  EXPECT_NE(comp.out.find("--dry-run"), std::string::npos);
+  auto help = run({"run", "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("Examples:"), std::string::npos);
+}
+
+}  // namespace
