@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Provider benchmark: lens-embed vs the official `openai` npm client vs LangChain.js
 # OpenAIEmbeddings, in one run, against the stand-in with OpenAI-like limits.
-#   bench/provider/run_bench.sh [BUILD_DIR]      (env: N=50000 exchanges, SCENARIOS="base faults tier5")
+#   bench/provider/run_bench.sh [BUILD_DIR]      (env: N=50000 exchanges, SCENARIOS="base faults tier5",
+#                                                 also "base-lens": lens-embed alone)
 # Needs: the lens-embed, lens_stand_in_provider and lens_bench_provider_gen targets built;
 # `npm ci` in bench/provider/node. Prints one JSON line per client and scenario.
 set -euo pipefail
@@ -67,6 +68,10 @@ for scenario in $SCENARIOS; do
       run_lens "lens-embed" --rpm 5000 --tpm 1000000
       run_peer "openai-node" openai
       run_peer "langchain-js" langchain
+      ;;
+    base-lens)  # lens-embed alone, for A/B runs of rate-control changes
+      start_server --latency-ms 150 --rpm 5000 --tpm 1000000
+      run_lens "lens-embed" --rpm 5000 --tpm 1000000
       ;;
     faults)
       F=(--p-429 0.02 --p-500 0.02 --p-502 0.01 --p-503 0.02 --p-reset 0.01 --p-hang 0.005 --hang-ms 5000

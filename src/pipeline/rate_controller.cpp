@@ -38,8 +38,8 @@ void RateController::on_complete(const provider::RateLimitInfo& info, bool rate_
                                  std::optional<std::chrono::milliseconds> retry_after,
                                  Clock::time_point now) {
   if (in_flight_ > 0) --in_flight_;
-  if (info.limit_requests) adopt_server_limit(requests_, configured_rpm_, *info.limit_requests);
-  if (info.limit_tokens) adopt_server_limit(tokens_, configured_tpm_, *info.limit_tokens);
+  if (info.limit_requests) adopt_server_limit(requests_, configured_rpm_, *info.limit_requests, now);
+  if (info.limit_tokens) adopt_server_limit(tokens_, configured_tpm_, *info.limit_tokens, now);
   if (info.remaining_requests) {
     requests_.clamp_to_server(*info.remaining_requests,
                               info.reset_requests.value_or(std::chrono::milliseconds(0)), now);
@@ -62,13 +62,16 @@ void RateController::on_complete(const provider::RateLimitInfo& info, bool rate_
   }
 }
 
-void RateController::adopt_server_limit(util::TokenBucket& bucket, double configured, double server_limit) {
+void RateController::adopt_server_limit(util::TokenBucket& bucket, double configured, double server_limit,
+                                        Clock::time_point now) {
   if (server_limit <= 0) return;
   const double target = server_limit * k_server_limit_share;
   if (configured > 0 && configured <= target) return;
-  // Only on a real change: set_rate_per_minute also caps the level at the new capacity.
-  if (std::abs(bucket.rate_per_minute() - target) <= target * 1e-6) return;
-  bucket.set_rate_per_minute(target);
+  if (std::abs(bucket.rate_per_minute() - target) <= target * 1e-6) return;  // already adopted
+  // A new bucket with the smaller burst, holding no more than the old one did.
+  const double level = bucket.available(now);
+  bucket = util::TokenBucket(target, k_server_limit_burst_seconds);
+  bucket.clamp_to_server(std::max(level, 1e-9), Clock::duration::zero(), now);
 }
 
 }  // namespace lens::pipeline

@@ -40,11 +40,16 @@ class RateController {
   // Share of the server's advertised limit we aim for: the margin absorbs arrival
   // jitter at the server, so the limit is used without tripping 429s.
   static constexpr double k_server_limit_share = 0.98;
+  // Burst of a bucket that follows a server limit, in seconds of refill: half of the
+  // one second OpenAI-style limiters hold, so a send delayed at our side (a busy poll
+  // loop, a descheduled thread) cannot land on a server bucket we think is fuller.
+  static constexpr double k_server_limit_burst_seconds = 0.5;
 
  private:
   // x-ratelimit-limit-*: a server limit below the configured one (or any, when none is
   // configured) replaces it, so a too-high --tpm cannot turn into a stream of 429s.
-  static void adopt_server_limit(util::TokenBucket& bucket, double configured, double server_limit);
+  static void adopt_server_limit(util::TokenBucket& bucket, double configured, double server_limit,
+                                 Clock::time_point now);
 
   util::TokenBucket requests_;
   util::TokenBucket tokens_;
