@@ -7,7 +7,6 @@
 #include "provider/openai/openai_provider.h"
 #include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
-#include "util/log.h"
 
 namespace lens::cli {
 
@@ -68,10 +67,6 @@ util::Result<std::unique_ptr<provider::Provider>> make_provider(const Config& co
   o.encoding_format = config.encoding_format.value;
   o.request_timeout = std::chrono::seconds(std::stoll(config.timeout_seconds.value));
   o.verify_tls = config.insecure.value != "true" && config.insecure.value != "1";
-  if (!o.verify_tls) {
-    util::log_warn("TLS certificate verification is OFF (--insecure): the API key can be "
-                   "intercepted by anyone on the path");
-  }
   o.max_connections = std::max(4, static_cast<int>(std::stoll(config.concurrency.value)) * 2);
   return provider::make_openai_provider(o);
 }

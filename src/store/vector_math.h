@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "util/vector_math.h"
+
 namespace lens::store {
 
 [[nodiscard]] inline float l2_norm(std::span<const float> v) {
@@ -18,22 +20,12 @@ namespace lens::store {
 }
 
 // Cosine of `query` (norm given) and a stored little-endian float32 vector of the same
-// length at `bytes`. Copies through small aligned blocks so the loop vectorizes.
+// length at `bytes` (any alignment).
 [[nodiscard]] inline double cosine_from_bytes(std::span<const float> query, float query_norm,
                                               const std::uint8_t* bytes) {
-  constexpr std::size_t k_block = 256;
-  alignas(64) float block[k_block];
-  float dot = 0, norm = 0;
-  for (std::size_t start = 0; start < query.size(); start += k_block) {
-    const std::size_t n = std::min(k_block, query.size() - start);
-    std::memcpy(block, bytes + start * sizeof(float), n * sizeof(float));
-    for (std::size_t i = 0; i < n; ++i) {
-      dot += query[start + i] * block[i];
-      norm += block[i] * block[i];
-    }
-  }
-  if (norm <= 0 || query_norm <= 0) return 0;
-  return dot / (std::sqrt(norm) * query_norm);
+  const util::DotNorm r = util::dot_and_norm(query.data(), bytes, query.size());
+  if (r.norm_squared <= 0 || query_norm <= 0) return 0;
+  return r.dot / (std::sqrt(r.norm_squared) * query_norm);
 }
 
 // Keeps the k best (key, score) pairs seen.

@@ -1,13 +1,16 @@
 // Unit tests of util: UTF-8 repair, redaction, backoff bounds, token bucket, sha256.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
+#include <vector>
 
 #include "util/backoff.h"
 #include "util/redact.h"
 #include "util/sha256.h"
 #include "util/token_bucket.h"
 #include "util/utf8.h"
+#include "util/vector_math.h"
 
 namespace lens::util {
 namespace {
@@ -73,6 +76,32 @@ TEST(TokenBucket, RefillsAtRate) {
 TEST(Sha256, KnownVector) {
   EXPECT_EQ(to_hex(sha256("abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+}  // namespace
+}  // namespace lens::util
+
+namespace lens::util {
+namespace {
+
+TEST(VectorMath, DotAndNormMatchScalarAtAnyLengthAndAlignment) {
+  for (std::size_t n : {0u, 1u, 15u, 16u, 17u, 384u, 3072u, 3073u}) {
+    std::vector<float> q(n), v(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      q[i] = static_cast<float>(i % 7) - 3.0f;
+      v[i] = static_cast<float>(i % 5) * 0.5f;
+    }
+    std::vector<unsigned char> bytes(n * 4 + 1);
+    std::memcpy(bytes.data() + 1, v.data(), n * 4);  // deliberately misaligned
+    double dot = 0, norm = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      dot += q[i] * v[i];
+      norm += v[i] * v[i];
+    }
+    const auto r = dot_and_norm(q.data(), bytes.data() + 1, n);
+    EXPECT_NEAR(r.dot, dot, 1e-3 * (1 + std::abs(dot))) << n;
+    EXPECT_NEAR(r.norm_squared, norm, 1e-3 * (1 + norm)) << n;
+  }
 }
 
 }  // namespace

@@ -345,7 +345,7 @@ TEST_F(LensEmbedFaults, InsufficientQuotaStopsTheRunWithAClearMessage) {
 
 TEST_F(LensEmbedFaults, WrongKeyStopsTheRunAsAConfigurationError) {
   const Output o = run(poison(), {}, "sk-wrong-9c8b7a6f5e4d3c2b1a");
-  EXPECT_NE(o.exit_code, 0);
+  EXPECT_EQ(o.exit_code, 2);
   EXPECT_NE((o.out + o.err).find("API key"), std::string::npos) << o.out << o.err;
   EXPECT_EQ((o.out + o.err + o.log).find("sk-wrong-9c8b7a6f5e4d3c2b1a"), std::string::npos);
   EXPECT_EQ(rows().size(), 0u);
@@ -357,7 +357,7 @@ TEST_F(LensEmbedFaults, UnknownModelStopsTheRunAsAConfigurationError) {
   auto so = poison();
   so.models = "text-embedding-3-large";
   const Output o = run(so);
-  EXPECT_NE(o.exit_code, 0);
+  EXPECT_EQ(o.exit_code, 2);
   EXPECT_NE((o.out + o.err).find("404"), std::string::npos) << o.out << o.err;
   EXPECT_EQ(rows().size(), 0u);
   EXPECT_EQ(failures().size(), 0u);

@@ -226,14 +226,14 @@ TEST(OpenAiClient, ContextLength400IsBadInput) {
   EXPECT_TRUE(f.embed({"fine", "fine too"}).result);
 }
 
-TEST(OpenAiClient, AuthAndUnknownModelAreFatal) {
+TEST(OpenAiClient, AuthAndUnknownModelAreConfigurationErrors) {
   {
     OpenAiOptions co;
     co.api_key = "sk-wrong-key-0000000000000000";
     Fixture f({}, co);
     const auto c = f.embed(k_inputs);
     ASSERT_FALSE(c.result);
-    EXPECT_EQ(c.result.error().error.code, ErrorCode::fatal);
+    EXPECT_EQ(c.result.error().error.code, ErrorCode::invalid_argument);
     EXPECT_EQ(c.result.error().http_status, 401);
     EXPECT_EQ(c.result.error().error.message.find("sk-wrong-key-0000000000000000"), std::string::npos);
   }
@@ -243,7 +243,7 @@ TEST(OpenAiClient, AuthAndUnknownModelAreFatal) {
     Fixture f(so);
     const auto c = f.embed(k_inputs);
     ASSERT_FALSE(c.result);
-    EXPECT_EQ(c.result.error().error.code, ErrorCode::fatal);
+    EXPECT_EQ(c.result.error().error.code, ErrorCode::invalid_argument);
     EXPECT_EQ(c.result.error().http_status, 404);
   }
 }

@@ -369,14 +369,15 @@ EmbedFailure classify_http(int status, const ResponseHeaders& headers, const Err
     f.retry_after = advised_delay(headers, msg);
     return f;
   }
+  // A wrong key, endpoint or model is the user's to fix: a configuration error (exit 2).
   if (status == 401 || status == 403) {
-    f.error = util::Error{ErrorCode::fatal,
+    f.error = util::Error{ErrorCode::invalid_argument,
                           "the provider refused the API key (HTTP " + std::to_string(status) +
                               "); check <PROVIDER>_API_KEY. " + detail};
     return f;
   }
   if (status == 404) {
-    f.error = util::Error{ErrorCode::fatal,
+    f.error = util::Error{ErrorCode::invalid_argument,
                           "not found (HTTP 404): check --base-url (it should end where /embeddings "
                           "is served, e.g. .../v1) and --model. " + detail};
     return f;

@@ -217,7 +217,7 @@ TEST(Classify, StatusTable) {
                        "insufficient_quota", "", "insufficient_quota"}),
             ErrorCode::fatal);
   for (int s : {408, 409, 500, 502, 503, 504}) EXPECT_EQ(code(s), ErrorCode::transient) << s;
-  for (int s : {401, 403, 404}) EXPECT_EQ(code(s), ErrorCode::fatal) << s;
+  for (int s : {401, 403, 404}) EXPECT_EQ(code(s), ErrorCode::invalid_argument) << s;
   const ErrorBody ctx{"This model's maximum context length is 8192 tokens, however you requested 9000 tokens "
                       "(9000 in your prompt; 0 for the completion). Please reduce your prompt; or completion length.",
                       "invalid_request_error", "", ""};

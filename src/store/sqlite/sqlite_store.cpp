@@ -6,6 +6,8 @@
 #include <bit>
 #include <cstring>
 #include <fmt/core.h>
+#include <algorithm>
+#include <thread>
 #include <unordered_map>
 
 #include "store/sqlite/schema.sql.h"
@@ -388,23 +390,52 @@ class SqliteStore final : public Store {
 
   Result<std::vector<SearchHit>> search(const std::string& provider, const std::string& model,
                                         std::span<const float> query, std::size_t k) override {
-    Statement q;
-    if (auto s = q.prepare(db_,
-            "SELECT rowid, embedding FROM message_embeddings WHERE provider = ?1 AND model = ?2");
-        !s)
-      return std::unexpected(s.error());
-    q.bind(1, std::string_view(provider));
-    q.bind(2, std::string_view(model));
-    TopK top(k);
-    const float query_norm = l2_norm(query);
-    int rc;
-    while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
-      const auto bytes = q.blob(1);
-      if (bytes.size() != query.size() * sizeof(float)) continue;  // other dimensions
-      // SQLite blobs are not guaranteed float-aligned: score through the byte-wise kernel.
-      top.offer(q.integer(0), cosine_from_bytes(query, query_norm, bytes.data()));
+    // Exact scan, parallel over rowid ranges: each thread reads its range through its own
+    // read-only connection (WAL lets readers run side by side) and keeps its own top k.
+    std::int64_t lo = 0, hi = -1;
+    {
+      Statement range;
+      if (auto s = range.prepare(db_, "SELECT min(rowid), max(rowid) FROM message_embeddings "
+                                      "WHERE provider = ?1 AND model = ?2");
+          !s)
+        return std::unexpected(s.error());
+      range.bind(1, std::string_view(provider));
+      range.bind(2, std::string_view(model));
+      if (sqlite3_step(range.get()) == SQLITE_ROW && sqlite3_column_type(range.get(), 0) != SQLITE_NULL) {
+        lo = range.integer(0);
+        hi = range.integer(1);
+      }
     }
-    if (rc != SQLITE_DONE) return error_result<std::vector<SearchHit>>("scanning vectors", rc);
+    const float query_norm = l2_norm(query);
+    const auto threads = static_cast<std::int64_t>(
+        std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 8));
+    const std::int64_t span = hi >= lo ? (hi - lo) / threads + 1 : 0;
+    std::vector<TopK> partial(static_cast<std::size_t>(threads), TopK(k));
+    std::vector<std::string> errors(static_cast<std::size_t>(threads));
+    std::vector<std::thread> pool;
+    for (std::int64_t t = 0; t < threads && span > 0; ++t) {
+      pool.emplace_back([&, t] {
+        sqlite3* conn = nullptr;
+        if (sqlite3_open_v2(path_.c_str(), &conn, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+          errors[static_cast<std::size_t>(t)] = conn ? sqlite3_errmsg(conn) : "out of memory";
+          sqlite3_close_v2(conn);
+          return;
+        }
+        sqlite3_busy_timeout(conn, 30'000);
+        scan_range(conn, provider, model, query, query_norm, lo + t * span,
+                   std::min(hi, lo + (t + 1) * span - 1), partial[static_cast<std::size_t>(t)],
+                   errors[static_cast<std::size_t>(t)]);
+        sqlite3_close_v2(conn);
+      });
+    }
+    for (auto& th : pool) th.join();
+        for (const auto& e : errors) {
+      if (!e.empty()) return fail(ErrorCode::transient, fmt::format("sqlite {}: scanning vectors: {}", path_, e));
+    }
+    TopK top(k);
+    for (auto& p : partial) {
+      for (const auto& [rowid, score] : p.sorted()) top.offer(rowid, score);
+    }
 
     Statement detail;
     if (auto s = detail.prepare(db_,
@@ -431,6 +462,30 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // One thread's share of a search: rows of (provider, model) with rowid in [from, to].
+  static void scan_range(sqlite3* conn, const std::string& provider, const std::string& model,
+                         std::span<const float> query, float query_norm, std::int64_t from, std::int64_t to,
+                         TopK& top, std::string& error) {
+    Statement q;
+    if (auto s = q.prepare(conn, "SELECT rowid, embedding FROM message_embeddings WHERE rowid BETWEEN ?3 AND ?4 "
+                                 "AND provider = ?1 AND model = ?2");
+        !s) {
+      error = s.error().message;
+      return;
+    }
+    q.bind(1, std::string_view(provider));
+    q.bind(2, std::string_view(model));
+    q.bind(3, from);
+    q.bind(4, to);
+    int rc;
+    while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+      const auto bytes = q.blob(1);
+      if (bytes.size() != query.size() * sizeof(float)) continue;  // other dimensions
+      top.offer(q.integer(0), cosine_from_bytes(query, query_norm, bytes.data()));
+    }
+    if (rc != SQLITE_DONE) error = sqlite3_errmsg(conn);
+  }
+
   Status write_batch_in_transaction(const WriteBatch& batch) {
     // INSERT ... SELECT ... WHERE EXISTS: a message deleted since it was read is skipped
     // instead of failing the whole batch on the foreign key.

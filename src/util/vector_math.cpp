@@ -1,0 +1,38 @@
+// Scoring kernel. Sixteen independent accumulators let GCC vectorize the loop without
+// -ffast-math (a single running sum is a reduction it may not reorder); target_clones
+// picks the AVX2 build at load time on CPUs that have it.
+#include "util/vector_math.h"
+
+#include <cstring>
+
+namespace lens::util {
+
+__attribute__((target_clones("avx2", "default")))
+DotNorm dot_and_norm(const float* query, const unsigned char* stored, std::size_t n) {
+  constexpr std::size_t k_lanes = 16;
+  float dot[k_lanes] = {};
+  float norm[k_lanes] = {};
+  std::size_t i = 0;
+  for (; i + k_lanes <= n; i += k_lanes) {
+    float v[k_lanes];
+    std::memcpy(v, stored + i * sizeof(float), sizeof v);  // unaligned load
+    for (std::size_t j = 0; j < k_lanes; ++j) {
+      dot[j] += query[i + j] * v[j];
+      norm[j] += v[j] * v[j];
+    }
+  }
+  DotNorm out;
+  for (; i < n; ++i) {
+    float v;
+    std::memcpy(&v, stored + i * sizeof(float), sizeof v);
+    out.dot += query[i] * v;
+    out.norm_squared += v * v;
+  }
+  for (std::size_t j = 0; j < k_lanes; ++j) {
+    out.dot += dot[j];
+    out.norm_squared += norm[j];
+  }
+  return out;
+}
+
+}  // namespace lens::util
