@@ -345,6 +345,80 @@ int main(int argc, char** argv) {
     generate(admin, 10'001, a.scale);
     measure(a.scale);
   }
+  if (a.scale > 10'000) {
+    // ---- 3. the same comparison interleaved, so load drift on a shared machine hits
+    // both sizes alike: a page (and a write of its pending rows) at 10^4, then one at
+    // `scale`, and so on. The two full passes above ran minutes apart.
+    const std::string small = schema + "_small";
+    exec(admin, fmt::format("CREATE SCHEMA {0}; SET search_path = {0}", small));
+    store::PostgresOptions so = o;
+    so.conninfo = url.find("://") != std::string::npos
+                      ? fmt::format("{}{}options=-csearch_path%3D{}", url,
+                                    url.find('?') == std::string::npos ? "?" : "&", small)
+                      : fmt::format("{} options='-csearch_path={}'", url, small);
+    auto small_store = store::open_postgres_store(so);
+    if (!small_store) die(small_store.error().message);
+    if (auto m = (*small_store)->migrate(); !m) die(m.error().message);
+    generate(admin, 1, 10'000);
+    exec(admin,
+         "INSERT INTO message_embeddings (provider, model, user_message_id, assistant_message_id, "
+         "content_sha256, "
+         "token_count, dimensions, embedding, source_version) "
+         "SELECT 'bench', 'pending', m.id, ('00000000-0000-4000-9000-' || substr(m.id::text, 25))::uuid, "
+         "'\\x00'::bytea, 1, 8, '{1,2,3,4,5,6,7,8}', m.created_at + interval '1 ms' "
+         "FROM messages m WHERE m.role = 'user' AND (substr(m.id::text, 25)::bigint % 2) = 0");
+    exec(admin, "VACUUM ANALYZE message_embeddings");
+    exec(admin, "VACUUM ANALYZE messages");
+    exec(admin, fmt::format("SET search_path = {}", schema));
+    store::WorkScope scope;
+    scope.provider = "bench";
+    scope.model = "interleaved";  // nothing embedded for it yet in either schema
+    struct Side {
+      store::Store* st;
+      store::PendingCursor cursor;
+      std::vector<double> page_ms, row_us;
+    };
+    Side sides[2] = {{small_store->get(), {}, {}, {}}, {opened->get(), {}, {}, {}}};
+    for (int round = 0; round < 200; ++round) {
+      for (auto& side : sides) {
+        auto t0 = Clock::now();
+        auto page = side.st->next_pending(scope, side.cursor, 1000);
+        if (!page) die(page.error().message);
+        side.page_ms.push_back(seconds_since(t0) * 1e3);
+        if (page->exhausted) side.cursor = {};
+        store::WriteBatch b;
+        b.provider = "bench";
+        b.model = "interleaved";
+        for (std::size_t i = 0; i < page->items.size() && i < 200; ++i) {
+          const auto& x = page->items[i];
+          core::EmbeddingRow r;
+          r.user_message_id = x.user_message_id;
+          r.assistant_message_id = x.assistant_message_id;
+          r.content_sha256 = util::sha256(x.user_content);
+          r.token_count = 5;
+          r.source_version = x.source_version;
+          r.embedding.assign(256, 0.25f);
+          b.rows.push_back(std::move(r));
+        }
+        if (b.rows.empty()) continue;
+        t0 = Clock::now();
+        if (auto w = side.st->write_batch(b); !w) die(w.error().message);
+        side.row_us.push_back(seconds_since(t0) * 1e6 / static_cast<double>(b.rows.size()));
+      }
+    }
+    auto median = [](std::vector<double> v) {
+      std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+      return v[v.size() / 2];
+    };
+    const double p_small = median(sides[0].page_ms), p_big = median(sides[1].page_ms);
+    const double w_small = median(sides[0].row_us), w_big = median(sides[1].row_us);
+    fmt::print(
+        "interleaved, 200 pages of 1000 each (medians): pending page {:.2f} ms at 10^4 vs {:.2f} ms at {} "
+        "(x{:.2f}); write {:.1f} us/row at 10^4 vs {:.1f} us/row at {} (x{:.2f})\n",
+        p_small, p_big, a.scale, p_big / p_small, w_small, w_big, a.scale, w_big / w_small);
+    small_store->reset();
+    exec(admin, fmt::format("DROP SCHEMA {} CASCADE", small));
+  }
   if (!std::getenv("LENS_BENCH_KEEP"))
     exec(admin, fmt::format("DROP SCHEMA {} CASCADE", schema));
   else
