@@ -208,9 +208,10 @@ std::string_view BpeTokenizer::truncate(std::string_view text, std::size_t max_t
   std::size_t before_k = 0;
   bool over = false;
   for_each_piece(text, [&](std::size_t b, std::size_t e) {
-    const std::size_t t = e - b > k_long_walk_piece ? max_tokens + 1 : piece_count(text.substr(b, e - b));
+    const bool long_piece = e - b > k_long_walk_piece;
+    const std::size_t t = long_piece ? 0 : piece_count(text.substr(b, e - b));
     pieces.push_back({b, e, t});
-    if (before_k + t > max_tokens) {
+    if (long_piece || t > max_tokens - before_k) {  // before_k <= max_tokens: no underflow
       over = true;
       return false;
     }
@@ -233,6 +234,8 @@ std::string_view BpeTokenizer::truncate(std::string_view text, std::size_t max_t
   }
   const std::size_t s = pieces[j].begin;
   auto count_at = [&](std::size_t len) { return base + count(text.substr(s, len - s)); };
+  // Every token has at least one byte, so a budget of at least the remaining bytes fits.
+  if (max_tokens - base >= text.size() - s) return text;
 
   // Bracket the answer: count_at(lo) <= max < count_at(hi). The remaining budget of
   // max - base tokens covers at most that many longest tokens' bytes, which bounds hi;

@@ -134,6 +134,18 @@ TEST(TokenizerLoad, LensDataDirIsSearchedFirst) {
   EXPECT_EQ((*t)->count("hello world"), 2u);
 }
 
+TEST(Tokenizer, TruncateEdgeBudgets) {
+  auto t = get(Encoding::cl100k_base);
+  ASSERT_TRUE(t);
+  const std::string s = "hello world, " + std::string(5000, 'x') + " end";
+  EXPECT_EQ(t->truncate(s, SIZE_MAX), s);
+  EXPECT_EQ(t->truncate(s, t->count(s)), s);
+  EXPECT_EQ(t->truncate(s, 0), "");
+  EXPECT_EQ(t->truncate("", 0), "");
+  EXPECT_EQ(t->truncate(s, 2), "hello world");
+  EXPECT_TRUE(t->chunk("", 10, 2).empty());
+}
+
 TEST(Tokenizer, DecodeSpecialAndUnknownIds) {
   auto t = get(Encoding::cl100k_base);
   ASSERT_TRUE(t);
