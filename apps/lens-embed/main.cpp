@@ -1,4 +1,6 @@
 // lens-embed: parse, run, exit code. Everything else lives in src/cli.
 #include "cli/app.h"
 
-int main(int argc, char** argv) { return lens::cli::run_cli(argc, argv); }
+int main(int argc, char** argv) {
+  return lens::cli::run_cli(argc, argv);
+}

@@ -2,16 +2,16 @@
 // raw values), turned into a Config and backends (phase two), then a command runs.
 #include "cli/app.h"
 
+#include <fmt/core.h>
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
-#include <fmt/core.h>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <thread>
-#include <unistd.h>
 
 #include "cli/backends.h"
 #include "cli/config.h"
@@ -143,7 +143,8 @@ int cmd_init(const Flags& flags) {
   so.hnsw_index = flags.index.has_value();
   // pgvector columns have a fixed size: only when the user names the model (or the size)
   // does init make one; otherwise real[] (PostgreSQL) or BLOB (SQLite).
-  if (flags.dimensions) so.vector_dimensions = static_cast<int>(*flags.dimensions);
+  if (flags.dimensions)
+    so.vector_dimensions = static_cast<int>(*flags.dimensions);
   else if (flags.model || flags.provider) {
     auto config = resolve_config(flags);
     if (!config) return report(config.error());
@@ -191,7 +192,8 @@ int cmd_run(const Flags& flags, bool retry_failures) {
   }
   if (options.max_concurrency < 1) return usage_error("--concurrency: must be at least 1");
   if (options.dimensions && *options.dimensions < 1) return usage_error("--dimensions: must be positive");
-  if (config.long_input.value == "chunk") options.long_input = pipeline::LongInput::chunk;
+  if (config.long_input.value == "chunk")
+    options.long_input = pipeline::LongInput::chunk;
   else if (config.long_input.value != "truncate") {
     return usage_error(fmt::format("--long-input {}: use truncate or chunk", config.long_input.value));
   }
@@ -213,8 +215,9 @@ int cmd_run(const Flags& flags, bool retry_failures) {
   ProgressPrinter printer(style);
 
   install_signal_handlers();
-  pipeline::RunDeps deps{*opened->store, **writer, **provider, **tok, &printer, &g_stop,
-                         arguments_json(config, flags), so.worker_id};
+  pipeline::RunDeps deps{
+      *opened->store, **writer, **provider, **tok, &printer, &g_stop, arguments_json(config, flags),
+      so.worker_id};
   const RunContext ctx{config.provider.value, config.model.value, mask_database_url(config.database.value)};
   int code = k_exit_ok;
   while (true) {
@@ -289,7 +292,8 @@ int cmd_search(const Flags& flags, const std::string& query) {
       vector = std::move(c.result->vectors);
     }
   }
-  if (vector.empty()) return report(util::Error{util::ErrorCode::transient, "search: the provider did not answer"});
+  if (vector.empty())
+    return report(util::Error{util::ErrorCode::transient, "search: the provider did not answer"});
   const auto k = static_cast<std::size_t>(flags.k.value_or(10));
   auto hits = opened->store->search(config.provider.value, config.model.value, vector, k);
   if (!hits) return report(hits.error());
@@ -313,7 +317,9 @@ int cmd_tokens(const Flags& flags, const std::string& file) {
   }
   const auto ids = (*tok)->encode(text);
   if (flags.json) {
-    nlohmann::json j{{"model", spec.name}, {"encoding", spec.encoding}, {"tokens", ids.size()},
+    nlohmann::json j{{"model", spec.name},
+                     {"encoding", spec.encoding},
+                     {"tokens", ids.size()},
                      {"max_input_tokens", spec.max_input_tokens}};
     if (flags.ids) j["ids"] = ids;
     std::printf("%s\n", j.dump().c_str());
@@ -322,7 +328,8 @@ int cmd_tokens(const Flags& flags, const std::string& file) {
   std::printf("%zu\n", ids.size());
   if (flags.ids) {
     std::string line;
-    for (std::size_t i = 0; i < ids.size(); ++i) line += (i ? " " : "") + std::to_string(ids[i]);
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      line += (i ? " " : "") + std::to_string(ids[i]);
     std::printf("%s\n", line.c_str());
   }
   return k_exit_ok;
@@ -333,7 +340,8 @@ int cmd_config(const Flags& flags) {
   if (!config) return report(config.error());
   if (flags.json) {
     nlohmann::json j = nlohmann::json::object();
-    for (const auto& [key, v] : describe(*config)) j[key] = {{"value", v.value}, {"source", v.source}};
+    for (const auto& [key, v] : describe(*config))
+      j[key] = {{"value", v.value}, {"source", v.source}};
     std::printf("%s\n", util::redact(j.dump()).c_str());
     return k_exit_ok;
   }
@@ -352,24 +360,29 @@ std::vector<const CLI::App*> commands_of(const CLI::App& app) {
 std::string roff_escape(std::string text) {
   std::string out;
   for (char c : text) {
-    if (c == '\\') out += "\\e";
-    else if (c == '-') out += "\\-";
-    else out.push_back(c);
+    if (c == '\\')
+      out += "\\e";
+    else if (c == '-')
+      out += "\\-";
+    else
+      out.push_back(c);
   }
   if (!out.empty() && (out[0] == '.' || out[0] == '\'')) out = "\\&" + out;
   return out;
 }
 
 std::string man_page(const CLI::App& app) {
-  std::string m = ".TH LENS-EMBED 1 \"\" \"lens-embed\" \"User Commands\"\n.SH NAME\n"
-                  "lens\\-embed \\- keep vector embeddings of Lens chat messages in sync\n.SH SYNOPSIS\n"
-                  ".B lens\\-embed\n.I command\n[options]\n.SH DESCRIPTION\n" +
-                  roff_escape(app.get_description()) + "\n.SH COMMANDS\n";
+  std::string m =
+      ".TH LENS-EMBED 1 \"\" \"lens-embed\" \"User Commands\"\n.SH NAME\n"
+      "lens\\-embed \\- keep vector embeddings of Lens chat messages in sync\n.SH SYNOPSIS\n"
+      ".B lens\\-embed\n.I command\n[options]\n.SH DESCRIPTION\n" +
+      roff_escape(app.get_description()) + "\n.SH COMMANDS\n";
   for (const CLI::App* c : commands_of(app)) {
     m += ".SS " + roff_escape(c->get_name()) + "\n" + roff_escape(c->get_description()) + "\n";
     for (const CLI::Option* o : c->get_options()) {
       if (o->get_name() == "--help" || o->get_name() == "--help-all") continue;
-      m += ".TP\n.B " + roff_escape(o->get_name(true, true)) + "\n" + roff_escape(o->get_description()) + "\n";
+      m +=
+          ".TP\n.B " + roff_escape(o->get_name(true, true)) + "\n" + roff_escape(o->get_description()) + "\n";
     }
     if (!c->get_footer().empty()) m += ".PP\n.nf\n" + roff_escape(c->get_footer()) + "\n.fi\n";
   }
@@ -377,7 +390,8 @@ std::string man_page(const CLI::App& app) {
        "(fatal error, interrupted); 2 usage or configuration error.\n"
        ".SH ENVIRONMENT\nLENS_DATABASE_URL, DATABASE_URL, POSTGRES_HOST/PORT/USER/PASSWORD/DB, "
        "<PROVIDER>_BASE_URL, <PROVIDER>_API_KEY, LENS_CONFIG; a .env file in the working directory is "
-       "loaded at start and never overrides variables already set.\n.SH FILES\nlens\\-embed.toml, .env, lens.db\n";
+       "loaded at start and never overrides variables already set.\n.SH FILES\nlens\\-embed.toml, .env, "
+       "lens.db\n";
   return m;
 }
 
@@ -388,8 +402,10 @@ std::string bash_completion(const CLI::App& app) {
     names += c->get_name() + " ";
     std::string flags;
     for (const CLI::Option* o : c->get_options()) {
-      for (const auto& l : o->get_lnames()) flags += "--" + l + " ";
-      for (const auto& sname : o->get_snames()) flags += "-" + sname + " ";
+      for (const auto& l : o->get_lnames())
+        flags += "--" + l + " ";
+      for (const auto& sname : o->get_snames())
+        flags += "-" + sname + " ";
     }
     cases += fmt::format("    {}) opts=\"{}\" ;;\n", c->get_name(), flags);
   }
@@ -397,7 +413,8 @@ std::string bash_completion(const CLI::App& app) {
       "# bash completion for lens-embed (generated by `lens-embed completion`)\n"
       "_lens_embed() {{\n"
       "  local cur=${{COMP_WORDS[COMP_CWORD]}} cmd=${{COMP_WORDS[1]}} opts\n"
-      "  if [ \"$COMP_CWORD\" -eq 1 ]; then COMPREPLY=( $(compgen -W \"{}--help\" -- \"$cur\") ); return; fi\n"
+      "  if [ \"$COMP_CWORD\" -eq 1 ]; then COMPREPLY=( $(compgen -W \"{}--help\" -- \"$cur\") ); return; "
+      "fi\n"
       "  case \"$cmd\" in\n{}    *) opts=\"\" ;;\n  esac\n"
       "  COMPREPLY=( $(compgen -W \"$opts\" -- \"$cur\") )\n"
       "}}\ncomplete -o default -F _lens_embed lens-embed\n",
@@ -409,57 +426,76 @@ std::string bash_completion(const CLI::App& app) {
 int run_cli(int argc, char** argv) {
   if (auto s = load_dotenv(".env"); !s) return usage_error(s.error().message);
 
-  CLI::App app{"lens-embed: keeps vector embeddings of Lens chat messages in sync with their database.\n"
-               "Each user message is embedded together with the assistant reply that answers it."};
+  CLI::App app{
+      "lens-embed: keeps vector embeddings of Lens chat messages in sync with their database.\n"
+      "Each user message is embedded together with the assistant reply that answers it."};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Help for every command");
   Flags f;
   std::string query, file;
 
   auto add_db = [&](CLI::App* c) {
-    c->add_option("--db", f.db, "Database: sqlite:PATH, postgresql://USER@HOST/DB or a libpq string "
-                                "(env LENS_DATABASE_URL, DATABASE_URL; default sqlite:lens.db)");
+    c->add_option("--db", f.db,
+                  "Database: sqlite:PATH, postgresql://USER@HOST/DB or a libpq string "
+                  "(env LENS_DATABASE_URL, DATABASE_URL; default sqlite:lens.db)");
     c->add_option("--config", f.config_path, "Config file (default ./lens-embed.toml)");
   };
   auto add_provider = [&](CLI::App* c) {
-    c->add_option("--provider", f.provider, "local-hash (offline, lexical), supermind, openai, or one from the config");
+    c->add_option("--provider", f.provider,
+                  "local-hash (offline, lexical), supermind, openai, or one from the config");
     c->add_option("--model", f.model, "Embedding model (default per provider, e.g. text-embedding-3-large)");
-    c->add_option("--base-url", f.base_url, "Provider base URL; POST {base-url}/embeddings (env <PROVIDER>_BASE_URL)");
-    c->add_option("--dimensions", f.dimensions, "Output dimensions, for models that accept them")->check(CLI::PositiveNumber);
+    c->add_option("--base-url", f.base_url,
+                  "Provider base URL; POST {base-url}/embeddings (env <PROVIDER>_BASE_URL)");
+    c->add_option("--dimensions", f.dimensions, "Output dimensions, for models that accept them")
+        ->check(CLI::PositiveNumber);
     c->add_flag("--insecure", f.insecure, "Do not verify TLS certificates (prints a warning)");
-    c->add_option("--timeout", f.timeout_seconds, "Per-request timeout in seconds")->check(CLI::PositiveNumber);
+    c->add_option("--timeout", f.timeout_seconds, "Per-request timeout in seconds")
+        ->check(CLI::PositiveNumber);
   };
   auto add_json = [&](CLI::App* c, const char* what) { c->add_flag("--json", f.json, what); };
 
   auto* init = app.add_subcommand("init", "Create or upgrade the output tables and indexes (idempotent)");
   add_db(init);
-  init->add_option("--index", f.index, "PostgreSQL with pgvector: also build an index (hnsw)")->check(CLI::IsMember({"hnsw"}));
-  init->add_option("--provider", f.provider, "With pgvector: size the vector column for this provider's model");
+  init->add_option("--index", f.index, "PostgreSQL with pgvector: also build an index (hnsw)")
+      ->check(CLI::IsMember({"hnsw"}));
+  init->add_option("--provider", f.provider,
+                   "With pgvector: size the vector column for this provider's model");
   init->add_option("--model", f.model, "With pgvector: size the vector column for this model");
-  init->add_option("--dimensions", f.dimensions, "With pgvector: size of the vector column")->check(CLI::PositiveNumber);
+  init->add_option("--dimensions", f.dimensions, "With pgvector: size of the vector column")
+      ->check(CLI::PositiveNumber);
   init->footer("Example:\n  lens-embed init --db postgresql://lens@localhost/lens");
 
   auto* run = app.add_subcommand("run", "Embed every exchange that has no up-to-date embedding");
   add_db(run);
   add_provider(run);
-  run->add_option("--batch-size", f.batch_size, "Maximum inputs per request (1..2048)")->check(CLI::Range(1, 2048));
+  run->add_option("--batch-size", f.batch_size, "Maximum inputs per request (1..2048)")
+      ->check(CLI::Range(1, 2048));
   run->add_option("--limit", f.limit, "Embed at most N exchanges in this run")->check(CLI::NonNegativeNumber);
   run->add_flag("--force", f.force, "Re-embed exchanges that already have a row (updated in place)");
   run->add_option("--concurrency", f.concurrency, "Maximum requests in flight")->check(CLI::Range(1, 1024));
-  run->add_option("--rpm", f.rpm, "Requests per minute allowed by the provider (0 = no limit)")->check(CLI::NonNegativeNumber);
-  run->add_option("--tpm", f.tpm, "Tokens per minute allowed by the provider (0 = no limit)")->check(CLI::NonNegativeNumber);
-  run->add_option("--max-attempts", f.max_attempts, "Attempts per request before its inputs are recorded as failures")->check(CLI::Range(1, 100));
-  run->add_option("--long-input", f.long_input, "Inputs over the model's token limit: truncate (default) or chunk")
+  run->add_option("--rpm", f.rpm, "Requests per minute allowed by the provider (0 = no limit)")
+      ->check(CLI::NonNegativeNumber);
+  run->add_option("--tpm", f.tpm, "Tokens per minute allowed by the provider (0 = no limit)")
+      ->check(CLI::NonNegativeNumber);
+  run->add_option("--max-attempts", f.max_attempts,
+                  "Attempts per request before its inputs are recorded as failures")
+      ->check(CLI::Range(1, 100));
+  run->add_option("--long-input", f.long_input,
+                  "Inputs over the model's token limit: truncate (default) or chunk")
       ->check(CLI::IsMember({"truncate", "chunk"}));
-  run->add_option("--encoding-format", f.encoding_format, "base64 (default) or float")->check(CLI::IsMember({"base64", "float"}));
-  run->add_flag("--dry-run", f.dry_run, "Print what would be embedded, its tokens and cost; call no provider");
+  run->add_option("--encoding-format", f.encoding_format, "base64 (default) or float")
+      ->check(CLI::IsMember({"base64", "float"}));
+  run->add_flag("--dry-run", f.dry_run,
+                "Print what would be embedded, its tokens and cost; call no provider");
   run->add_flag("--follow", f.follow, "Keep running: embed new and edited messages as they arrive");
   run->add_flag("--quiet", f.quiet, "No progress output (the final summary is still printed)");
   run->add_option("--log-format", f.log_format, "Progress lines when not on a terminal: logfmt or json")
       ->check(CLI::IsMember({"logfmt", "json"}));
   add_json(run, "Print the final summary as one JSON object on stdout");
-  run->footer("Examples:\n  lens-embed run\n  lens-embed run --provider supermind --model text-embedding-3-large --limit 1000\n"
-              "  lens-embed run --dry-run");
+  run->footer(
+      "Examples:\n  lens-embed run\n  lens-embed run --provider supermind --model text-embedding-3-large "
+      "--limit 1000\n"
+      "  lens-embed run --dry-run");
 
   auto* status = app.add_subcommand("status", "Embedded, pending, stale and failed counts, and recent runs");
   add_db(status);
@@ -479,14 +515,16 @@ int run_cli(int argc, char** argv) {
   add_json(search, "Print as JSON");
   search->footer("Example:\n  lens-embed search -k 5 \"how do plants make food\"");
 
-  auto* tokens = app.add_subcommand("tokens", "Count the tokens of FILE (or stdin) with the model's tokenizer");
+  auto* tokens =
+      app.add_subcommand("tokens", "Count the tokens of FILE (or stdin) with the model's tokenizer");
   tokens->add_option("--model", f.model, "Model whose tokenizer to use (default per provider)");
   tokens->add_option("--config", f.config_path, "Config file");
   tokens->add_flag("--ids", f.ids, "Also print the token ids");
   tokens->add_option("FILE", file, "File to read, or - for stdin");
   add_json(tokens, "Print as JSON");
 
-  auto* config = app.add_subcommand("config", "Print the effective configuration and where each value came from");
+  auto* config =
+      app.add_subcommand("config", "Print the effective configuration and where each value came from");
   add_db(config);
   add_provider(config);
   add_json(config, "Print as JSON");
@@ -510,9 +548,10 @@ int run_cli(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);
     std::string which;
-    for (auto* c : app.get_subcommands()) which = c->get_name();
-    return usage_error(fmt::format("{}\nRun 'lens-embed {}--help' for usage.", e.what(),
-                                   which.empty() ? "" : which + " "));
+    for (auto* c : app.get_subcommands())
+      which = c->get_name();
+    return usage_error(
+        fmt::format("{}\nRun 'lens-embed {}--help' for usage.", e.what(), which.empty() ? "" : which + " "));
   }
   if (f.verbose) util::set_log_level(util::LogLevel::debug);
   if (f.log_file) util::set_log_file(*f.log_file);

@@ -51,14 +51,15 @@ util::Result<std::unique_ptr<provider::Provider>> make_provider(const Config& co
         std::make_unique<provider::LocalHashProvider>(default_dimensions));
   }
   if (!p.base_url.is_set()) {
-    return util::fail(util::ErrorCode::invalid_argument,
-                      fmt::format("provider {} has no base URL: pass --base-url URL or set {}_BASE_URL",
-                                  p.name, p.api_key_env.value.substr(0, p.api_key_env.value.rfind("_API_KEY"))));
+    return util::fail(
+        util::ErrorCode::invalid_argument,
+        fmt::format("provider {} has no base URL: pass --base-url URL or set {}_BASE_URL", p.name,
+                    p.api_key_env.value.substr(0, p.api_key_env.value.rfind("_API_KEY"))));
   }
   if (!config.api_key.is_set()) {
     return util::fail(util::ErrorCode::invalid_argument,
-                      fmt::format("provider {} needs an API key: set {} (in the environment or .env)",
-                                  p.name, p.api_key_env.value));
+                      fmt::format("provider {} needs an API key: set {} (in the environment or .env)", p.name,
+                                  p.api_key_env.value));
   }
   provider::OpenAiOptions o;
   o.base_url = p.base_url.value;

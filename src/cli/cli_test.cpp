@@ -22,8 +22,9 @@ TEST(Dotenv, NeverOverridesAndParsesQuotes) {
   ::setenv("LENS_T_SET", "from-env", 1);
   ::unsetenv("LENS_T_NEW");
   ::unsetenv("LENS_T_Q");
-  const auto path = temp_file("dotenv", "# comment\nLENS_T_SET=from-file\nexport LENS_T_NEW=x # trailing\n"
-                                        "LENS_T_Q=\"a\\nb\"\n\n");
+  const auto path = temp_file("dotenv",
+                              "# comment\nLENS_T_SET=from-file\nexport LENS_T_NEW=x # trailing\n"
+                              "LENS_T_Q=\"a\\nb\"\n\n");
   ASSERT_TRUE(load_dotenv(path));
   EXPECT_STREQ(std::getenv("LENS_T_SET"), "from-env");
   EXPECT_STREQ(std::getenv("LENS_T_NEW"), "x");
@@ -47,8 +48,9 @@ TEST(DatabaseUrl, RecognisesBackends) {
 }
 
 TEST(Config, FlagsBeatEnvBeatFileBeatDefaults) {
-  const auto path = temp_file("cfg.toml", "[database]\nurl = \"sqlite:file.db\"\n[defaults]\nbatch_size = 64\n"
-                                          "concurrency = 3\n");
+  const auto path = temp_file("cfg.toml",
+                              "[database]\nurl = \"sqlite:file.db\"\n[defaults]\nbatch_size = 64\n"
+                              "concurrency = 3\n");
   ::unsetenv("LENS_DATABASE_URL");
   ::unsetenv("DATABASE_URL");
   ::setenv("LENS_BATCH_SIZE", "32", 1);

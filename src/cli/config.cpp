@@ -1,12 +1,12 @@
 // Configuration resolution. toml++ stays inside this file.
 #include "cli/config.h"
 
+#include <fmt/core.h>
+#include <toml++/toml.h>
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
-#include <fmt/core.h>
-#include <toml++/toml.h>
 
 #include "util/redact.h"
 
@@ -22,14 +22,14 @@ std::optional<std::string> env(const std::string& name) {
 }
 
 std::string upper(std::string s) {
-  for (char& c : s) c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (char& c : s)
+    c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
 }
 
 // Sets `target` from the first of: flag, env vars, config node, default.
 void pick(Sourced& target, const std::optional<std::string>& flag, std::string_view flag_name,
-          std::initializer_list<std::string> env_names, const Sourced& from_file,
-          std::string fallback) {
+          std::initializer_list<std::string> env_names, const Sourced& from_file, std::string fallback) {
   if (flag) {
     target = {*flag, fmt::format("flag --{}", flag_name)};
     return;
@@ -53,8 +53,8 @@ std::optional<std::string> num_flag(const std::optional<long long>& v) {
 }
 
 struct FileValues {
-  Sourced database, provider, model, batch_size, concurrency, max_attempts, dimensions,
-      long_input, encoding_format, timeout_seconds;
+  Sourced database, provider, model, batch_size, concurrency, max_attempts, dimensions, long_input,
+      encoding_format, timeout_seconds;
   std::map<std::string, ProviderConfig> providers;
   std::map<std::string, ModelOverride> models;
 };
@@ -63,11 +63,16 @@ Sourced from_node(const toml::node* node, const std::string& file) {
   if (!node) return {};
   const auto line = node->source().begin.line;
   std::string value;
-  if (auto s = node->value<std::string>()) value = *s;
-  else if (auto i = node->value<long long>()) value = std::to_string(*i);
-  else if (auto d = node->value<double>()) value = fmt::format("{}", *d);
-  else if (auto b = node->value<bool>()) value = *b ? "true" : "false";
-  else return {};
+  if (auto s = node->value<std::string>())
+    value = *s;
+  else if (auto i = node->value<long long>())
+    value = std::to_string(*i);
+  else if (auto d = node->value<double>())
+    value = fmt::format("{}", *d);
+  else if (auto b = node->value<bool>())
+    value = *b ? "true" : "false";
+  else
+    return {};
   return {value, fmt::format("{}:{}", file, line)};
 }
 
@@ -97,9 +102,9 @@ util::Result<FileValues> read_file(const std::string& path) {
     for (auto& [name, node] : *providers) {
       auto* t = node.as_table();
       if (!t) {
-        return util::fail(ErrorCode::invalid_argument,
-                          fmt::format("{}:{}: [providers.{}] must be a table", path,
-                                      node.source().begin.line, name.str()));
+        return util::fail(
+            ErrorCode::invalid_argument,
+            fmt::format("{}:{}: [providers.{}] must be a table", path, node.source().begin.line, name.str()));
       }
       ProviderConfig p;
       p.name = std::string(name.str());
@@ -180,8 +185,10 @@ util::Result<Config> resolve_config(const Flags& flags) {
 
   pick(c.database, flags.db, "db", {"LENS_DATABASE_URL", "DATABASE_URL"}, file.database, "");
   if (!c.database.is_set()) {
-    if (auto compose = compose_database()) c.database = *compose;
-    else c.database = {"sqlite:lens.db", "default"};
+    if (auto compose = compose_database())
+      c.database = *compose;
+    else
+      c.database = {"sqlite:lens.db", "default"};
   }
   pick(c.provider, flags.provider, "provider", {"LENS_PROVIDER"}, file.provider, "local-hash");
 
@@ -192,9 +199,9 @@ util::Result<Config> resolve_config(const Flags& flags) {
   p.name = name;
   if (p.kind.empty()) p.kind = name == "local-hash" ? "local-hash" : "openai";
   if (p.kind != "local-hash" && p.kind != "openai") {
-    return util::fail(ErrorCode::invalid_argument,
-                      fmt::format("provider {}: kind must be \"openai\" or \"local-hash\", not \"{}\"",
-                                  name, p.kind));
+    return util::fail(
+        ErrorCode::invalid_argument,
+        fmt::format("provider {}: kind must be \"openai\" or \"local-hash\", not \"{}\"", name, p.kind));
   }
   if (p.kind == "openai" && name != "openai" && name != "supermind" &&
       file.providers.find(name) == file.providers.end()) {
@@ -224,14 +231,14 @@ util::Result<Config> resolve_config(const Flags& flags) {
   const bool remote = p.kind == "openai";
   pick(c.batch_size, num_flag(flags.batch_size), "batch-size", {"LENS_BATCH_SIZE"},
        p.max_batch.is_set() ? p.max_batch : file.batch_size, remote ? "256" : "512");
-  pick(c.concurrency, num_flag(flags.concurrency), "concurrency", {"LENS_CONCURRENCY"},
-       file.concurrency, remote ? "16" : "1");
+  pick(c.concurrency, num_flag(flags.concurrency), "concurrency", {"LENS_CONCURRENCY"}, file.concurrency,
+       remote ? "16" : "1");
   // Tier-1 limits of text-embedding-3-large as a safe default for remote providers; the
   // provider's x-ratelimit-* headers then correct the buckets downward when needed.
   pick(c.rpm, num_flag(flags.rpm), "rpm", {prefix + "_RPM", "LENS_RPM"}, p.rpm, remote ? "3000" : "0");
   pick(c.tpm, num_flag(flags.tpm), "tpm", {prefix + "_TPM", "LENS_TPM"}, p.tpm, remote ? "1000000" : "0");
-  pick(c.max_attempts, num_flag(flags.max_attempts), "max-attempts", {"LENS_MAX_ATTEMPTS"},
-       file.max_attempts, "6");
+  pick(c.max_attempts, num_flag(flags.max_attempts), "max-attempts", {"LENS_MAX_ATTEMPTS"}, file.max_attempts,
+       "6");
   pick(c.dimensions, num_flag(flags.dimensions), "dimensions", {"LENS_DIMENSIONS"}, file.dimensions, "");
   pick(c.long_input, flags.long_input, "long-input", {"LENS_LONG_INPUT"}, file.long_input, "truncate");
   pick(c.encoding_format, flags.encoding_format, "encoding-format", {"LENS_ENCODING_FORMAT"},
@@ -246,7 +253,9 @@ util::Result<Config> resolve_config(const Flags& flags) {
   return c;
 }
 
-std::string mask_database_url(const std::string& url) { return util::redact(url); }
+std::string mask_database_url(const std::string& url) {
+  return util::redact(url);
+}
 
 std::vector<std::pair<std::string, Sourced>> describe(const Config& c) {
   std::vector<std::pair<std::string, Sourced>> out;
@@ -263,7 +272,8 @@ std::vector<std::pair<std::string, Sourced>> describe(const Config& c) {
   out.emplace_back("rpm", c.rpm);
   out.emplace_back("tpm", c.tpm);
   out.emplace_back("max_attempts", c.max_attempts);
-  out.emplace_back("dimensions", c.dimensions.is_set() ? c.dimensions : Sourced{"(model default)", "default"});
+  out.emplace_back("dimensions",
+                   c.dimensions.is_set() ? c.dimensions : Sourced{"(model default)", "default"});
   out.emplace_back("long_input", c.long_input);
   out.emplace_back("encoding_format", c.encoding_format);
   out.emplace_back("timeout_seconds", c.timeout_seconds);

@@ -21,12 +21,12 @@ struct Sourced {
 
 // What the command line said (phase one of parsing: raw values only).
 struct Flags {
-  std::optional<std::string> db, provider, model, base_url, config_path, long_input,
-      encoding_format, log_format, log_file, index;
+  std::optional<std::string> db, provider, model, base_url, config_path, long_input, encoding_format,
+      log_format, log_file, index;
   std::optional<long long> batch_size, limit, concurrency, dimensions, max_attempts, rpm, tpm,
       timeout_seconds, k;
-  bool force = false, dry_run = false, follow = false, json = false, quiet = false,
-       insecure = false, retry = false, verbose = false, ids = false;
+  bool force = false, dry_run = false, follow = false, json = false, quiet = false, insecure = false,
+       retry = false, verbose = false, ids = false;
 };
 
 struct ProviderConfig {
@@ -45,13 +45,13 @@ struct ModelOverride {  // [models."name"] in the config file
 };
 
 struct Config {
-  Sourced database;       // URL or conninfo; secrets inside are masked when printed
+  Sourced database;  // URL or conninfo; secrets inside are masked when printed
   Sourced provider;
   ProviderConfig provider_config;
   Sourced model;
-  Sourced api_key;        // the value itself: never printed
-  Sourced batch_size, concurrency, rpm, tpm, max_attempts, dimensions, long_input,
-      encoding_format, timeout_seconds, insecure;
+  Sourced api_key;  // the value itself: never printed
+  Sourced batch_size, concurrency, rpm, tpm, max_attempts, dimensions, long_input, encoding_format,
+      timeout_seconds, insecure;
   std::map<std::string, ModelOverride> models;
   std::string config_file;  // the file that was read, or empty
 };

@@ -1,17 +1,19 @@
 // .env parser.
 #include "cli/dotenv.h"
 
+#include <fmt/core.h>
 #include <cctype>
 #include <cstdlib>
-#include <fmt/core.h>
 #include <fstream>
 
 namespace lens::cli {
 namespace {
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+    s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+    s.remove_suffix(1);
   return s;
 }
 

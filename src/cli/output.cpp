@@ -1,8 +1,8 @@
 // Rendering. nlohmann::json stays inside this file.
 #include "cli/output.h"
 
-#include <cstdio>
 #include <fmt/core.h>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "util/redact.h"
@@ -14,9 +14,9 @@ namespace {
 using nlohmann::json;
 
 json stats_json(const core::RunStats& s) {
-  return json{{"embedded", s.embedded},   {"unchanged", s.unchanged}, {"skipped", s.skipped},
-              {"failed", s.failed},       {"truncated", s.truncated}, {"tokens", s.tokens},
-              {"requests", s.requests},   {"retries", s.retries},     {"rate_limited", s.rate_limited}};
+  return json{{"embedded", s.embedded}, {"unchanged", s.unchanged}, {"skipped", s.skipped},
+              {"failed", s.failed},     {"truncated", s.truncated}, {"tokens", s.tokens},
+              {"requests", s.requests}, {"retries", s.retries},     {"rate_limited", s.rate_limited}};
 }
 
 std::string duration_text(double seconds) {
@@ -34,7 +34,9 @@ std::string si(double v) {
 }
 
 // Provider messages and stored text may hold invalid UTF-8: replace, never throw.
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 void out(const std::string& text) {
   std::fputs(util::redact(text).c_str(), stdout);
@@ -50,12 +52,15 @@ void ProgressPrinter::on_progress(const pipeline::ProgressSnapshot& s) {
   const double eta = (s.total > 0 && rate > 0) ? static_cast<double>(s.total - s.handled) / rate : -1;
   if (style_.tty) {
     std::string total = s.total >= 0 ? fmt::format("/{}", s.total) : "";
-    std::string pct = s.total > 0 ? fmt::format(" {:5.1f}%", 100.0 * static_cast<double>(s.handled) / static_cast<double>(s.total)) : "";
+    std::string pct =
+        s.total > 0
+            ? fmt::format(" {:5.1f}%", 100.0 * static_cast<double>(s.handled) / static_cast<double>(s.total))
+            : "";
     std::string tpm = s.tpm_limit > 0 ? fmt::format("{}/{} TPM", si(s.tokens_per_minute), si(s.tpm_limit))
                                       : fmt::format("{} TPM", si(s.tokens_per_minute));
-    std::string line = fmt::format("\r\033[2K{}{}{} | {:.0f} rows/s | {} | ETA {} | ${:.4f} | retries {} | failed {}",
-                                   s.handled, total, pct, rate, tpm, eta >= 0 ? duration_text(eta) : "-",
-                                   s.usd_spent, s.stats.retries, s.stats.failed);
+    std::string line = fmt::format(
+        "\r\033[2K{}{}{} | {:.0f} rows/s | {} | ETA {} | ${:.4f} | retries {} | failed {}", s.handled, total,
+        pct, rate, tpm, eta >= 0 ? duration_text(eta) : "-", s.usd_spent, s.stats.retries, s.stats.failed);
     if (s.final) line += "\n";
     std::fputs(line.c_str(), stderr);
     std::fflush(stderr);
@@ -63,18 +68,24 @@ void ProgressPrinter::on_progress(const pipeline::ProgressSnapshot& s) {
     return;
   }
   if (style_.format == LogFormat::json) {
-    json j{{"event", s.final ? "done" : "progress"}, {"handled", s.handled}, {"total", s.total},
-           {"rows_per_second", rate}, {"tokens_per_minute", s.tokens_per_minute},
-           {"tpm_limit", s.tpm_limit}, {"eta_seconds", eta}, {"usd", s.usd_spent},
-           {"in_flight", s.in_flight}, {"stats", stats_json(s.stats)}};
+    json j{{"event", s.final ? "done" : "progress"},
+           {"handled", s.handled},
+           {"total", s.total},
+           {"rows_per_second", rate},
+           {"tokens_per_minute", s.tokens_per_minute},
+           {"tpm_limit", s.tpm_limit},
+           {"eta_seconds", eta},
+           {"usd", s.usd_spent},
+           {"in_flight", s.in_flight},
+           {"stats", stats_json(s.stats)}};
     std::fputs((dump(j) + "\n").c_str(), stderr);
   } else {
     std::fputs(fmt::format("event={} handled={} total={} rows_per_s={:.1f} tpm={:.0f} tpm_limit={:.0f} "
                            "eta_s={:.0f} usd={:.6f} embedded={} unchanged={} failed={} retries={} "
                            "rate_limited={} in_flight={}\n",
                            s.final ? "done" : "progress", s.handled, s.total, rate, s.tokens_per_minute,
-                           s.tpm_limit, eta, s.usd_spent, s.stats.embedded, s.stats.unchanged,
-                           s.stats.failed, s.stats.retries, s.stats.rate_limited, s.in_flight)
+                           s.tpm_limit, eta, s.usd_spent, s.stats.embedded, s.stats.unchanged, s.stats.failed,
+                           s.stats.retries, s.stats.rate_limited, s.in_flight)
                    .c_str(),
                stderr);
   }
@@ -84,14 +95,18 @@ void ProgressPrinter::on_progress(const pipeline::ProgressSnapshot& s) {
 void print_run_summary(const pipeline::RunOutcome& o, const RunContext& ctx, bool as_json) {
   const char* status = o.fatal ? "failed" : o.interrupted ? "interrupted" : "completed";
   if (as_json) {
-    json j{{"status", o.dry_run ? "dry_run" : status}, {"provider", ctx.provider}, {"model", ctx.model},
-           {"database", ctx.database}, {"run_id", o.run_id}, {"seconds", o.seconds},
+    json j{{"status", o.dry_run ? "dry_run" : status},
+           {"provider", ctx.provider},
+           {"model", ctx.model},
+           {"database", ctx.database},
+           {"run_id", o.run_id},
+           {"seconds", o.seconds},
            {"stats", stats_json(o.stats)}};
     if (o.fatal) j["error"] = util::redact(o.fatal->message);
     if (o.dry_run) {
       const auto& d = *o.dry_run;
-      j["dry_run"] = json{{"exchanges", d.exchanges}, {"new", d.new_rows}, {"stale", d.stale_rows},
-                          {"unchanged", d.unchanged}, {"blank", d.blank}, {"tokens", d.tokens},
+      j["dry_run"] = json{{"exchanges", d.exchanges}, {"new", d.new_rows},    {"stale", d.stale_rows},
+                          {"unchanged", d.unchanged}, {"blank", d.blank},     {"tokens", d.tokens},
                           {"truncated", d.truncated}, {"chunked", d.chunked}, {"usd", d.usd}};
     }
     out(dump(j) + "\n");
@@ -99,7 +114,8 @@ void print_run_summary(const pipeline::RunOutcome& o, const RunContext& ctx, boo
   }
   if (o.dry_run) {
     const auto& d = *o.dry_run;
-    out(fmt::format("dry run ({} / {}): {} exchanges would be embedded ({} new, {} stale), {} unchanged, "
+    out(
+        fmt::format("dry run ({} / {}): {} exchanges would be embedded ({} new, {} stale), {} unchanged, "
                     "{} blank\n  tokens: {}  estimated cost: ${:.4f}\n  over the model's limit: {} "
                     "(truncated), {} (chunked)\n",
                     ctx.provider, ctx.model, d.exchanges, d.new_rows, d.stale_rows, d.unchanged, d.blank,
@@ -107,7 +123,8 @@ void print_run_summary(const pipeline::RunOutcome& o, const RunContext& ctx, boo
     return;
   }
   const auto& s = o.stats;
-  out(fmt::format("run {} {} in {}: embedded {}, unchanged {}, failed {}, truncated {}, tokens {}, "
+  out(
+      fmt::format("run {} {} in {}: embedded {}, unchanged {}, failed {}, truncated {}, tokens {}, "
                   "requests {}, retries {}, rate-limited {} ({} / {})\n",
                   o.run_id, status, duration_text(o.seconds), s.embedded, s.unchanged, s.failed, s.truncated,
                   s.tokens, s.requests, s.retries, s.rate_limited, ctx.provider, ctx.model));
@@ -120,16 +137,25 @@ void print_status(const store::StatusReport& r, bool as_json) {
     json models = json::array();
     for (const auto& m : r.models) {
       json reasons = json::object();
-      for (const auto& [reason, n] : m.failures_by_reason) reasons[reason] = n;
-      models.push_back({{"provider", m.provider}, {"model", m.model}, {"embedded", m.embedded},
-                        {"pending", m.pending}, {"stale", m.stale}, {"failed", m.failed},
+      for (const auto& [reason, n] : m.failures_by_reason)
+        reasons[reason] = n;
+      models.push_back({{"provider", m.provider},
+                        {"model", m.model},
+                        {"embedded", m.embedded},
+                        {"pending", m.pending},
+                        {"stale", m.stale},
+                        {"failed", m.failed},
                         {"failures_by_reason", reasons}});
     }
     json runs = json::array();
     for (const auto& run : r.recent_runs) {
-      runs.push_back({{"id", run.id}, {"provider", run.provider}, {"model", run.model},
-                      {"started_at", run.started_at}, {"finished_at", run.finished_at},
-                      {"status", run.status}, {"duration_seconds", run.duration_seconds},
+      runs.push_back({{"id", run.id},
+                      {"provider", run.provider},
+                      {"model", run.model},
+                      {"started_at", run.started_at},
+                      {"finished_at", run.finished_at},
+                      {"status", run.status},
+                      {"duration_seconds", run.duration_seconds},
                       {"stats", stats_json(run.stats)}});
     }
     out(dump(json{{"eligible", r.eligible}, {"models", models}, {"recent_runs", runs}}) + "\n");
@@ -140,13 +166,15 @@ void print_status(const store::StatusReport& r, bool as_json) {
   for (const auto& m : r.models) {
     text += fmt::format("{} / {}: embedded {}, pending {}, stale {}, failed {}\n", m.provider, m.model,
                         m.embedded, m.pending, m.stale, m.failed);
-    for (const auto& [reason, n] : m.failures_by_reason) text += fmt::format("    {}: {}\n", reason, n);
+    for (const auto& [reason, n] : m.failures_by_reason)
+      text += fmt::format("    {}: {}\n", reason, n);
   }
   if (!r.recent_runs.empty()) text += "recent runs:\n";
   for (const auto& run : r.recent_runs) {
-    text += fmt::format("  #{} {} {} / {} started {} took {}: embedded {}, failed {}, tokens {}\n", run.id,
-                        run.status, run.provider, run.model, run.started_at, duration_text(run.duration_seconds),
-                        run.stats.embedded, run.stats.failed, run.stats.tokens);
+    text +=
+        fmt::format("  #{} {} {} / {} started {} took {}: embedded {}, failed {}, tokens {}\n", run.id,
+                    run.status, run.provider, run.model, run.started_at, duration_text(run.duration_seconds),
+                    run.stats.embedded, run.stats.failed, run.stats.tokens);
   }
   out(text);
 }
@@ -155,9 +183,14 @@ void print_failures(const std::vector<store::FailureRecord>& failures, bool as_j
   if (as_json) {
     json arr = json::array();
     for (const auto& f : failures) {
-      arr.push_back({{"provider", f.provider}, {"model", f.model}, {"user_message_id", f.user_message_id},
-                     {"reason", f.reason}, {"detail", f.detail}, {"attempts", f.attempts},
-                     {"first_failed_at", f.first_failed_at}, {"last_failed_at", f.last_failed_at}});
+      arr.push_back({{"provider", f.provider},
+                     {"model", f.model},
+                     {"user_message_id", f.user_message_id},
+                     {"reason", f.reason},
+                     {"detail", f.detail},
+                     {"attempts", f.attempts},
+                     {"first_failed_at", f.first_failed_at},
+                     {"last_failed_at", f.last_failed_at}});
     }
     out(dump(arr) + "\n");
     return;
@@ -179,10 +212,13 @@ void print_search(const std::vector<store::SearchHit>& hits, const std::string& 
   if (as_json) {
     json arr = json::array();
     for (const auto& h : hits) {
-      arr.push_back({{"score", h.score}, {"user_message_id", h.user_message_id},
-                     {"assistant_message_id", h.assistant_message_id ? json(*h.assistant_message_id) : json(nullptr)},
-                     {"conversation_id", h.conversation_id}, {"created_at", h.created_at},
-                     {"snippet", h.snippet}});
+      arr.push_back(
+          {{"score", h.score},
+           {"user_message_id", h.user_message_id},
+           {"assistant_message_id", h.assistant_message_id ? json(*h.assistant_message_id) : json(nullptr)},
+           {"conversation_id", h.conversation_id},
+           {"created_at", h.created_at},
+           {"snippet", h.snippet}});
     }
     out(dump(json{{"query", query}, {"hits", arr}}) + "\n");
     return;

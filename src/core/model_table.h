@@ -13,7 +13,7 @@ struct ModelSpec {
   std::string encoding = "cl100k_base";  // tokenizer used to count and truncate
   int max_input_tokens = 8191;
   int default_dimensions = 1536;
-  bool dimensions_adjustable = false;    // accepts the `dimensions` parameter
+  bool dimensions_adjustable = false;  // accepts the `dimensions` parameter
   double usd_per_million_tokens = 0.0;
   int max_inputs_per_request = 2048;
   // OpenAI counts a request's tokens as UTF-8 bytes / 4 for this cap.

@@ -55,21 +55,21 @@ inline constexpr const char* k_retries_exhausted = "retries_exhausted";
 
 struct Failure {
   std::string user_message_id;
-  std::string reason;  // one of core::reason
-  std::string detail;  // provider message or our explanation, secrets redacted
+  std::string reason;          // one of core::reason
+  std::string detail;          // provider message or our explanation, secrets redacted
   std::string source_version;  // of the exchange that failed: an edit makes it pending again
 };
 
 // Counters of one run; also what `--json` prints and the runs table stores.
 struct RunStats {
-  std::int64_t embedded = 0;   // rows written (new or updated)
-  std::int64_t unchanged = 0;  // rows whose input hash matched: only markers refreshed
-  std::int64_t skipped = 0;    // not sent: blank content found after reading
-  std::int64_t failed = 0;     // failures recorded in this run
-  std::int64_t truncated = 0;  // inputs cut to the model's limit
-  std::int64_t tokens = 0;     // input tokens sent (exact count)
-  std::int64_t requests = 0;   // provider requests that completed (any outcome)
-  std::int64_t retries = 0;    // requests sent again after a retryable failure
+  std::int64_t embedded = 0;      // rows written (new or updated)
+  std::int64_t unchanged = 0;     // rows whose input hash matched: only markers refreshed
+  std::int64_t skipped = 0;       // not sent: blank content found after reading
+  std::int64_t failed = 0;        // failures recorded in this run
+  std::int64_t truncated = 0;     // inputs cut to the model's limit
+  std::int64_t tokens = 0;        // input tokens sent (exact count)
+  std::int64_t requests = 0;      // provider requests that completed (any outcome)
+  std::int64_t retries = 0;       // requests sent again after a retryable failure
   std::int64_t rate_limited = 0;  // 429 answers
 };
 

@@ -28,8 +28,8 @@ using util::ErrorCode;
 
 // Counters written from several threads; a snapshot is a RunStats.
 struct SharedStats {
-  std::atomic<std::int64_t> embedded{0}, unchanged{0}, skipped{0}, failed{0}, truncated{0},
-      tokens{0}, requests{0}, retries{0}, rate_limited{0};
+  std::atomic<std::int64_t> embedded{0}, unchanged{0}, skipped{0}, failed{0}, truncated{0}, tokens{0},
+      requests{0}, retries{0}, rate_limited{0};
 
   core::RunStats snapshot() const {
     core::RunStats s;
@@ -113,8 +113,10 @@ class Run {
     RunOutcome outcome;
     if (!options_.dry_run) {
       auto run_id = with_store_retries(
-          [&] { return deps_.writer.begin_run({options_.scope.provider, options_.scope.model,
-                                               deps_.run_arguments, deps_.worker}); },
+          [&] {
+            return deps_.writer.begin_run(
+                {options_.scope.provider, options_.scope.model, deps_.run_arguments, deps_.worker});
+          },
           "recording the run");
       if (!run_id) {
         outcome.fatal = run_id.error();
@@ -163,9 +165,8 @@ class Run {
       const char* status = outcome.fatal         ? store::run_status::k_failed
                            : outcome.interrupted ? store::run_status::k_interrupted
                                                  : store::run_status::k_completed;
-      auto s = with_store_retries(
-          [&] { return deps_.writer.finish_run(run_id_, status, outcome.stats); },
-          "recording the end of the run");
+      auto s = with_store_retries([&] { return deps_.writer.finish_run(run_id_, status, outcome.stats); },
+                                  "recording the end of the run");
       if (!s && !outcome.fatal) outcome.fatal = s.error();
     }
     return outcome;
@@ -264,9 +265,8 @@ class Run {
 
   // ---------------------------------------------------------------- dispatcher
   void dispatch_loop() {
-    const std::size_t max_inputs =
-        std::clamp<std::size_t>(options_.batch_size, 1,
-                                static_cast<std::size_t>(std::max(1, options_.model.max_inputs_per_request)));
+    const std::size_t max_inputs = std::clamp<std::size_t>(
+        options_.batch_size, 1, static_cast<std::size_t>(std::max(1, options_.model.max_inputs_per_request)));
     // Enough queued pieces to fill every slot of the window with a full batch.
     const std::size_t backlog_target =
         max_inputs * static_cast<std::size_t>(std::max(1, options_.max_concurrency)) * 2;
@@ -291,7 +291,8 @@ class Run {
         while (fresh_.size() < backlog_target) {
           auto item = work_.try_pop();
           if (!item) break;
-          for (std::uint32_t i = 0; i < (*item)->pieces.size(); ++i) fresh_.push_back({*item, i});
+          for (std::uint32_t i = 0; i < (*item)->pieces.size(); ++i)
+            fresh_.push_back({*item, i});
         }
         while (!delayed_.empty() && delayed_.begin()->first <= now) {
           ready_.push_back(std::move(delayed_.begin()->second));
@@ -308,7 +309,8 @@ class Run {
         if (delayed_.empty()) {
           // Idle: block on the reader instead of spinning.
           if (auto item = work_.pop_for(std::chrono::milliseconds(100))) {
-            for (std::uint32_t i = 0; i < (*item)->pieces.size(); ++i) fresh_.push_back({*item, i});
+            for (std::uint32_t i = 0; i < (*item)->pieces.size(); ++i)
+              fresh_.push_back({*item, i});
           }
           maybe_report(last_progress);
           continue;
@@ -327,7 +329,8 @@ class Run {
       if (in_flight_.empty()) {
         if (timeout.count() > 0) std::this_thread::sleep_for(timeout);
       } else {
-        for (auto& c : deps_.provider.poll(timeout)) handle(std::move(c));
+        for (auto& c : deps_.provider.poll(timeout))
+          handle(std::move(c));
       }
       maybe_report(last_progress);
     }
@@ -375,7 +378,8 @@ class Run {
     req.ticket = ticket;
     req.dimensions = options_.dimensions;
     req.inputs.reserve(batch.pieces.size());
-    for (const auto& p : batch.pieces) req.inputs.push_back(p.get().text);
+    for (const auto& p : batch.pieces)
+      req.inputs.push_back(p.get().text);
     in_flight_.emplace(ticket, std::move(batch));
     deps_.provider.submit(std::move(req));
   }
@@ -412,13 +416,14 @@ class Run {
           left.pieces.assign(batch.pieces.begin(), batch.pieces.begin() + half);
           right.pieces.assign(batch.pieces.begin() + half, batch.pieces.end());
           for (Batch* b : {&left, &right}) {
-            for (const auto& p : b->pieces) b->tokens += p.get().tokens;
+            for (const auto& p : b->pieces)
+              b->tokens += p.get().tokens;
           }
           ready_.push_front(std::move(right));
           ready_.push_front(std::move(left));
         } else {
-          fail_batch(batch, f.context_length ? core::reason::k_context_length
-                                             : core::reason::k_provider_rejected,
+          fail_batch(batch,
+                     f.context_length ? core::reason::k_context_length : core::reason::k_provider_rejected,
                      f.error.message);
         }
         return;
@@ -441,7 +446,8 @@ class Run {
       return;
     }
     ++stats_.retries;
-    const auto delay = f.retry_after ? *f.retry_after : util::full_jitter(options_.backoff, batch.attempts, rng_);
+    const auto delay =
+        f.retry_after ? *f.retry_after : util::full_jitter(options_.backoff, batch.attempts, rng_);
     delayed_.emplace(now + delay, std::move(batch));
   }
 
@@ -451,8 +457,8 @@ class Run {
     if (dims == 0 || ok.vectors.size() != batch.pieces.size() * dims ||
         (options_.dimensions && *options_.dimensions != ok.dimensions)) {
       fail_batch(batch, core::reason::k_invalid_response,
-                 fmt::format("provider returned {} values of {} dimensions for {} inputs",
-                             ok.vectors.size(), ok.dimensions, batch.pieces.size()));
+                 fmt::format("provider returned {} values of {} dimensions for {} inputs", ok.vectors.size(),
+                             ok.dimensions, batch.pieces.size()));
       return;
     }
     for (std::size_t i = 0; i < batch.pieces.size(); ++i) {
@@ -471,13 +477,16 @@ class Run {
         continue;
       }
       const auto w = static_cast<float>(ref.get().tokens);
-      for (std::size_t d = 0; d < dims; ++d) item.sum[d] += w * v[d];
+      for (std::size_t d = 0; d < dims; ++d)
+        item.sum[d] += w * v[d];
       if (++item.pieces_done == item.pieces.size()) {
         double norm = 0;
-        for (float x : item.sum) norm += static_cast<double>(x) * x;
+        for (float x : item.sum)
+          norm += static_cast<double>(x) * x;
         if (norm > 0) {
           const auto inv = static_cast<float>(1.0 / std::sqrt(norm));
-          for (float& x : item.sum) x *= inv;
+          for (float& x : item.sum)
+            x *= inv;
         }
         finish(item, std::move(item.sum));
       }
@@ -497,7 +506,8 @@ class Run {
   }
 
   void fail_batch(const Batch& batch, const char* reason, const std::string& detail) {
-    for (const auto& p : batch.pieces) fail_item(*p.item, reason, detail);
+    for (const auto& p : batch.pieces)
+      fail_item(*p.item, reason, detail);
   }
 
   void fail_item(Item& item, const char* reason, const std::string& detail) {
@@ -507,7 +517,8 @@ class Run {
   }
 
   void abandon_in_flight() {
-    for (std::size_t i = 0; i < in_flight_.size(); ++i) rate_.on_abandon();
+    for (std::size_t i = 0; i < in_flight_.size(); ++i)
+      rate_.on_abandon();
     in_flight_.clear();
     deps_.provider.cancel_all();
   }
@@ -614,8 +625,7 @@ class Run {
     }
     const auto span = std::chrono::duration<double>(now - tpm_window_.front().first).count();
     if (span > 0.2) {
-      s.tokens_per_minute =
-          static_cast<double>(s.stats.tokens - tpm_window_.front().second) / span * 60.0;
+      s.tokens_per_minute = static_cast<double>(s.stats.tokens - tpm_window_.front().second) / span * 60.0;
     }
     s.final = final;
     if (options_.dry_run) s.handled = dry_.exchanges;
@@ -635,9 +645,9 @@ class Run {
   Clock::time_point started_;
 
   std::deque<PieceRef> fresh_;
-  std::deque<Batch> ready_;                       // retries due now and bisected halves
+  std::deque<Batch> ready_;                          // retries due now and bisected halves
   std::multimap<Clock::time_point, Batch> delayed_;  // retries waiting for their time
-  std::optional<Batch> next_;                     // packed, waiting for admission
+  std::optional<Batch> next_;                        // packed, waiting for admission
   std::unordered_map<std::uint64_t, Batch> in_flight_;
   std::uint64_t last_ticket_ = 0;
   std::deque<std::pair<Clock::time_point, std::int64_t>> tpm_window_;

@@ -45,8 +45,8 @@ struct RunOutcome {
 };
 
 struct RunDeps {
-  store::Store& reader;   // used only by the reader thread
-  store::Store& writer;   // used only by the writer thread (and to open/close the run)
+  store::Store& reader;  // used only by the reader thread
+  store::Store& writer;  // used only by the writer thread (and to open/close the run)
   provider::Provider& provider;
   const tokenizer::Tokenizer& tokenizer;
   ProgressListener* progress = nullptr;

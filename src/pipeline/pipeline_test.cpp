@@ -3,8 +3,8 @@
 
 #include <sqlite3.h>
 
-#include <filesystem>
 #include <fmt/core.h>
+#include <filesystem>
 
 #include "core/input_text.h"
 #include "pipeline/pipeline.h"
@@ -18,7 +18,8 @@ class PipelineTest : public ::testing::Test {
  protected:
   void SetUp() override {
     path_ = (std::filesystem::temp_directory_path() /
-             fmt::format("pipeline_test_{}_{}.db", ::getpid(), counter_++)).string();
+             fmt::format("pipeline_test_{}_{}.db", ::getpid(), counter_++))
+                .string();
     std::filesystem::remove(path_);
     reader_ = std::move(*store::open_sqlite_store(path_));
     writer_ = std::move(*store::open_sqlite_store(path_));
@@ -36,7 +37,8 @@ class PipelineTest : public ::testing::Test {
     sqlite3_close(db_);
     reader_.reset();
     writer_.reset();
-    for (const char* ext : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + ext);
+    for (const char* ext : {"", "-wal", "-shm"})
+      std::filesystem::remove(path_ + ext);
   }
 
   void exec(const std::string& sql) {
@@ -52,9 +54,10 @@ class PipelineTest : public ::testing::Test {
     return v;
   }
   void add_message(const std::string& id, const std::string& role, const std::string& content, int t) {
-    exec(fmt::format("INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
-                     "('{}', 'c1', '{}', '{}', '2024-01-01T00:{:02}:{:02}Z')",
-                     id, role, content, t / 60, t % 60));
+    exec(
+        fmt::format("INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
+                    "('{}', 'c1', '{}', '{}', '2024-01-01T00:{:02}:{:02}Z')",
+                    id, role, content, t / 60, t % 60));
   }
   RunOutcome run() {
     provider::LocalHashProvider provider;
@@ -79,9 +82,12 @@ TEST_F(PipelineTest, EmbedsEveryExchangeOnceAndRerunIsANoOp) {
   ASSERT_FALSE(first.fatal) << first.fatal->message;
   EXPECT_EQ(first.stats.embedded, 50);
   EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings"), 50);
-  EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings WHERE assistant_message_id = 'a' || substr(user_message_id, 2)"), 50);
+  EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings WHERE assistant_message_id = 'a' || "
+                   "substr(user_message_id, 2)"),
+            50);
   EXPECT_EQ(scalar("SELECT status = 'completed' AND embedded = 50 FROM embedding_runs WHERE id = " +
-                   std::to_string(first.run_id)), 1);
+                   std::to_string(first.run_id)),
+            1);
   auto second = run();
   EXPECT_EQ(second.stats.requests, 0);
   EXPECT_EQ(second.stats.embedded, 0);
@@ -92,7 +98,9 @@ TEST_F(PipelineTest, StoredVectorIsLocalHashOfRecordedInput) {
   add_message("a1", "assistant", "Plants turn light into sugar.", 1);
   ASSERT_FALSE(run().fatal);
   sqlite3_stmt* s = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db_, "SELECT embedding, content_sha256, token_count FROM message_embeddings", -1, &s, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_prepare_v2(db_, "SELECT embedding, content_sha256, token_count FROM message_embeddings",
+                               -1, &s, nullptr),
+            SQLITE_OK);
   ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
   const std::string input = "What is photosynthesis?\n\nPlants turn light into sugar.";
   std::vector<float> expected(384);
@@ -106,7 +114,8 @@ TEST_F(PipelineTest, StoredVectorIsLocalHashOfRecordedInput) {
 }
 
 TEST_F(PipelineTest, LimitEmbedsExactlyN) {
-  for (int i = 0; i < 30; ++i) add_message(fmt::format("u{:03}", i), "user", fmt::format("q {}", i), i);
+  for (int i = 0; i < 30; ++i)
+    add_message(fmt::format("u{:03}", i), "user", fmt::format("q {}", i), i);
   options_.limit = 11;
   EXPECT_EQ(run().stats.embedded, 11);
   EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings"), 11);
@@ -115,14 +124,16 @@ TEST_F(PipelineTest, LimitEmbedsExactlyN) {
 }
 
 TEST_F(PipelineTest, EditReembedsOnlyThatExchangeInPlace) {
-  for (int i = 0; i < 10; ++i) add_message(fmt::format("u{:03}", i), "user", fmt::format("q {}", i), i);
+  for (int i = 0; i < 10; ++i)
+    add_message(fmt::format("u{:03}", i), "user", fmt::format("q {}", i), i);
   ASSERT_EQ(run().stats.embedded, 10);
   exec("UPDATE messages SET content = 'edited', updated_at = '2024-02-01T00:00:00Z' WHERE id = 'u003'");
   auto again = run();
   EXPECT_EQ(again.stats.embedded, 1);
   EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings"), 10);
   EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings WHERE user_message_id = 'u003' AND "
-                   "source_version = '2024-02-01T00:00:00Z'"), 1);
+                   "source_version = '2024-02-01T00:00:00Z'"),
+            1);
   // A touched timestamp with the same content: no provider call, markers refreshed.
   exec("UPDATE messages SET updated_at = '2024-03-01T00:00:00Z' WHERE id = 'u004'");
   auto touch = run();
@@ -133,7 +144,8 @@ TEST_F(PipelineTest, EditReembedsOnlyThatExchangeInPlace) {
 }
 
 TEST_F(PipelineTest, ForceReembedsInPlace) {
-  for (int i = 0; i < 5; ++i) add_message(fmt::format("u{:03}", i), "user", fmt::format("q {}", i), i);
+  for (int i = 0; i < 5; ++i)
+    add_message(fmt::format("u{:03}", i), "user", fmt::format("q {}", i), i);
   ASSERT_EQ(run().stats.embedded, 5);
   exec("UPDATE message_embeddings SET updated_at = '2000-01-01T00:00:00Z'");
   options_.scope.force = true;
@@ -143,21 +155,26 @@ TEST_F(PipelineTest, ForceReembedsInPlace) {
 }
 
 TEST_F(PipelineTest, BlankContentIsNeverSent) {
-  exec("INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
-       "('n', 'c1', 'user', NULL, '2024-01-01T00:00:01Z'), ('e', 'c1', 'user', '', '2024-01-01T00:00:02Z'), "
-       "('w', 'c1', 'user', ' \t\n', '2024-01-01T00:00:03Z'), "
-       "('nb', 'c1', 'user', char(160) || char(12288), '2024-01-01T00:00:04Z'), "
-       "('ok', 'c1', 'user', 'real question', '2024-01-01T00:00:05Z')");
+  exec(
+      "INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
+      "('n', 'c1', 'user', NULL, '2024-01-01T00:00:01Z'), ('e', 'c1', 'user', '', '2024-01-01T00:00:02Z'), "
+      "('w', 'c1', 'user', ' \t\n', '2024-01-01T00:00:03Z'), "
+      "('nb', 'c1', 'user', char(160) || char(12288), '2024-01-01T00:00:04Z'), "
+      "('ok', 'c1', 'user', 'real question', '2024-01-01T00:00:05Z')");
   auto out = run();
   EXPECT_EQ(out.stats.embedded, 1);
   EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings"), 1);
-  EXPECT_EQ(scalar("SELECT count(*) FROM embedding_failures WHERE user_message_id = 'nb' AND reason = 'empty_input'"), 1);
+  EXPECT_EQ(
+      scalar(
+          "SELECT count(*) FROM embedding_failures WHERE user_message_id = 'nb' AND reason = 'empty_input'"),
+      1);
   EXPECT_EQ(run().stats.failed, 0);  // recorded once, not re-read
 }
 
 TEST_F(PipelineTest, InvalidUtf8IsRepairedNotFatal) {
-  exec("INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
-       "('x', 'c1', 'user', CAST(X'48C3FFEDA08021' AS TEXT), '2024-01-01T00:00:01Z')");
+  exec(
+      "INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
+      "('x', 'c1', 'user', CAST(X'48C3FFEDA08021' AS TEXT), '2024-01-01T00:00:01Z')");
   auto out = run();
   ASSERT_FALSE(out.fatal);
   EXPECT_EQ(out.stats.embedded, 1);
@@ -166,7 +183,8 @@ TEST_F(PipelineTest, InvalidUtf8IsRepairedNotFatal) {
 TEST_F(PipelineTest, OverlongInputIsTruncatedToTheLimit) {
   options_.model.max_input_tokens = 50;
   std::string words;
-  for (int i = 0; i < 200; ++i) words += fmt::format("word{} ", i);
+  for (int i = 0; i < 200; ++i)
+    words += fmt::format("word{} ", i);
   add_message("long", "user", words, 0);
   add_message("short", "user", "tiny", 1);
   auto out = run();
@@ -181,7 +199,8 @@ TEST_F(PipelineTest, ChunkModeStoresTokenWeightedMean) {
   options_.model.max_input_tokens = 40;
   options_.long_input = LongInput::chunk;
   std::string words;
-  for (int i = 0; i < 100; ++i) words += fmt::format("token{} ", i);
+  for (int i = 0; i < 100; ++i)
+    words += fmt::format("token{} ", i);
   add_message("long", "user", words, 0);
   ASSERT_EQ(run().stats.embedded, 1);
   // Recompute: mean of local-hash vectors of the chunks, weighted by their tokens.
@@ -190,22 +209,28 @@ TEST_F(PipelineTest, ChunkModeStoresTokenWeightedMean) {
     std::vector<float> v(384);
     provider::local_hash_embed(piece, v);
     const double w = static_cast<double>(tokenizer_->count(piece));
-    for (std::size_t d = 0; d < v.size(); ++d) sum[d] += w * v[d];
+    for (std::size_t d = 0; d < v.size(); ++d)
+      sum[d] += w * v[d];
   }
   double norm = 0;
-  for (double x : sum) norm += x * x;
+  for (double x : sum)
+    norm += x * x;
   sqlite3_stmt* s = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db_, "SELECT embedding, truncated, token_count FROM message_embeddings", -1, &s, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_prepare_v2(db_, "SELECT embedding, truncated, token_count FROM message_embeddings", -1,
+                               &s, nullptr),
+            SQLITE_OK);
   ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
   const auto* stored = static_cast<const float*>(sqlite3_column_blob(s, 0));
-  for (std::size_t d = 0; d < 384; ++d) EXPECT_NEAR(stored[d], sum[d] / std::sqrt(norm), 1e-5);
+  for (std::size_t d = 0; d < 384; ++d)
+    EXPECT_NEAR(stored[d], sum[d] / std::sqrt(norm), 1e-5);
   EXPECT_EQ(sqlite3_column_int(s, 1), 0);
   EXPECT_EQ(sqlite3_column_int(s, 2), static_cast<int>(tokenizer_->count(words)));
   sqlite3_finalize(s);
 }
 
 TEST_F(PipelineTest, DryRunWritesNothing) {
-  for (int i = 0; i < 5; ++i) add_message(fmt::format("u{:03}", i), "user", fmt::format("q {}", i), i);
+  for (int i = 0; i < 5; ++i)
+    add_message(fmt::format("u{:03}", i), "user", fmt::format("q {}", i), i);
   options_.dry_run = true;
   auto out = run();
   ASSERT_TRUE(out.dry_run);

@@ -45,8 +45,8 @@ void RateController::on_complete(const provider::RateLimitInfo& info, bool rate_
                               info.reset_requests.value_or(std::chrono::milliseconds(0)), now);
   }
   if (info.remaining_tokens) {
-    tokens_.clamp_to_server(*info.remaining_tokens,
-                            info.reset_tokens.value_or(std::chrono::milliseconds(0)), now);
+    tokens_.clamp_to_server(*info.remaining_tokens, info.reset_tokens.value_or(std::chrono::milliseconds(0)),
+                            now);
   }
   if (rate_limited) {
     // One decrease per round trip: the 429s of one window are one congestion signal.

@@ -30,7 +30,9 @@ class RateController {
   void on_complete(const provider::RateLimitInfo& info, bool rate_limited,
                    std::optional<std::chrono::milliseconds> retry_after, Clock::time_point now);
   // A request was abandoned without an answer.
-  void on_abandon() { if (in_flight_ > 0) --in_flight_; }
+  void on_abandon() {
+    if (in_flight_ > 0) --in_flight_;
+  }
 
   [[nodiscard]] int in_flight() const { return in_flight_; }
   [[nodiscard]] int concurrency_limit() const { return static_cast<int>(window_); }

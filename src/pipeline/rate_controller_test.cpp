@@ -23,12 +23,14 @@ TEST(RateController, WindowLimitsInFlight) {
 TEST(RateController, HalvesOnRateLimitOncePerSecondAndPauses) {
   RateController rc({0, 0}, 16);
   auto now = Clock::now();
-  for (int i = 0; i < 16; ++i) ASSERT_TRUE(rc.try_admit(1, now));
+  for (int i = 0; i < 16; ++i)
+    ASSERT_TRUE(rc.try_admit(1, now));
   rc.on_complete({}, true, milliseconds(500), now);
   EXPECT_EQ(rc.concurrency_limit(), 8);
   rc.on_complete({}, true, std::nullopt, now + milliseconds(10));  // same burst
   EXPECT_EQ(rc.concurrency_limit(), 8);
-  for (int i = 0; i < 14; ++i) rc.on_complete({}, false, std::nullopt, now);
+  for (int i = 0; i < 14; ++i)
+    rc.on_complete({}, false, std::nullopt, now);
   EXPECT_FALSE(rc.try_admit(1, now + milliseconds(100)));  // paused by retry-after
   EXPECT_GE(rc.wait_hint(1, now + milliseconds(100)), milliseconds(350));
   EXPECT_TRUE(rc.try_admit(1, now + milliseconds(600)));

@@ -38,12 +38,14 @@ void add_feature(std::span<float> out, std::string_view feature, std::uint64_t s
 }  // namespace
 
 void local_hash_embed(std::string_view text, std::span<float> out) {
-  for (float& v : out) v = 0.0f;
+  for (float& v : out)
+    v = 0.0f;
   if (out.empty()) return;
   std::string word, previous, gram;
   std::size_t i = 0;
   while (i < text.size()) {
-    while (i < text.size() && !is_word_byte(static_cast<unsigned char>(text[i]))) ++i;
+    while (i < text.size() && !is_word_byte(static_cast<unsigned char>(text[i])))
+      ++i;
     word.clear();
     while (i < text.size() && is_word_byte(static_cast<unsigned char>(text[i]))) {
       char c = text[i++];
@@ -65,10 +67,12 @@ void local_hash_embed(std::string_view text, std::span<float> out) {
     previous.swap(word);
   }
   double norm = 0;
-  for (float v : out) norm += static_cast<double>(v) * v;
+  for (float v : out)
+    norm += static_cast<double>(v) * v;
   if (norm <= 0) return;
   const float inv = static_cast<float>(1.0 / std::sqrt(norm));
-  for (float& v : out) v *= inv;
+  for (float& v : out)
+    v *= inv;
 }
 
 void LocalHashProvider::submit(EmbedRequest request) {
@@ -92,8 +96,7 @@ void LocalHashProvider::submit(EmbedRequest request) {
 }
 
 std::vector<Completion> LocalHashProvider::poll(std::chrono::milliseconds) {
-  std::vector<Completion> out(std::make_move_iterator(done_.begin()),
-                              std::make_move_iterator(done_.end()));
+  std::vector<Completion> out(std::make_move_iterator(done_.begin()), std::make_move_iterator(done_.end()));
   done_.clear();
   return out;
 }

@@ -43,7 +43,8 @@ TEST(LocalHash, ProviderKeepsInputOrderAndDimensions) {
   std::vector<std::string> texts = {"alpha beta", "gamma delta", "epsilon"};
   EmbedRequest req;
   req.ticket = 7;
-  for (const auto& t : texts) req.inputs.emplace_back(t);
+  for (const auto& t : texts)
+    req.inputs.emplace_back(t);
   req.dimensions = 64;
   p.submit(req);
   EXPECT_EQ(p.in_flight(), 1u);

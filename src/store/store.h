@@ -58,10 +58,10 @@ struct WriteBatch {
   std::int64_t run_id = 0;
   std::string provider;
   std::string model;
-  std::vector<core::EmbeddingRow> rows;     // upserted: inserted, or updated in place
-  std::vector<core::RowTouch> touches;      // unchanged input: refresh markers only
-  std::vector<core::Failure> failures;      // upserted, attempts += 1
-  core::RunStats progress;                  // cumulative counters of the run so far
+  std::vector<core::EmbeddingRow> rows;  // upserted: inserted, or updated in place
+  std::vector<core::RowTouch> touches;   // unchanged input: refresh markers only
+  std::vector<core::Failure> failures;   // upserted, attempts += 1
+  core::RunStats progress;               // cumulative counters of the run so far
 };
 
 struct FailureRecord {
@@ -123,8 +123,7 @@ class Store {
   // with scope.force. Blank user content is never returned; exchanges with a recorded
   // failure only with scope.retry_failures (or when edited since). Advances `cursor`
   // past everything it looked at.
-  [[nodiscard]] virtual util::Result<PendingPage> next_pending(const WorkScope& scope,
-                                                               PendingCursor& cursor,
+  [[nodiscard]] virtual util::Result<PendingPage> next_pending(const WorkScope& scope, PendingCursor& cursor,
                                                                std::size_t max_items) = 0;
 
   // Commits `batch` in one transaction. On failure nothing of it is visible; an error
@@ -140,8 +139,8 @@ class Store {
   [[nodiscard]] virtual util::Result<std::int64_t> count_pending(const WorkScope& scope) = 0;
 
   [[nodiscard]] virtual util::Result<StatusReport> status(std::size_t recent_runs) = 0;
-  [[nodiscard]] virtual util::Result<std::vector<FailureRecord>> failures(
-      const std::string& provider, const std::string& model) = 0;
+  [[nodiscard]] virtual util::Result<std::vector<FailureRecord>> failures(const std::string& provider,
+                                                                          const std::string& model) = 0;
 
   // Top `k` rows of (provider, model) by cosine similarity to `query`.
   [[nodiscard]] virtual util::Result<std::vector<SearchHit>> search(const std::string& provider,

@@ -15,7 +15,8 @@ namespace lens::store {
 
 [[nodiscard]] inline float l2_norm(std::span<const float> v) {
   float sum = 0;
-  for (float x : v) sum += x * x;
+  for (float x : v)
+    sum += x * x;
   return std::sqrt(sum);
 }
 

@@ -5,8 +5,7 @@
 
 namespace lens::util {
 
-std::chrono::milliseconds full_jitter(const BackoffPolicy& policy, int attempt,
-                                      std::mt19937_64& rng) {
+std::chrono::milliseconds full_jitter(const BackoffPolicy& policy, int attempt, std::mt19937_64& rng) {
   const int shift = std::clamp(attempt - 1, 0, 30);
   const std::int64_t grown = policy.base.count() << shift;
   const std::int64_t ceiling = std::min<std::int64_t>(policy.cap.count(), grown);

@@ -25,8 +25,8 @@ void replace_all(std::string& text, std::string_view needle) {
 }
 
 bool is_token_char(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
-         c == '~' || c == '+' || c == '/' || c == '=';
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == '~' ||
+         c == '+' || c == '/' || c == '=';
 }
 
 // Masks what follows `marker` up to the first byte for which `stop` is true.
@@ -36,8 +36,8 @@ void mask_after(std::string& text, std::string_view marker, Stop stop, bool case
   while (true) {
     std::size_t at;
     if (case_insensitive) {
-      auto it = std::search(text.begin() + static_cast<std::ptrdiff_t>(pos), text.end(),
-                            marker.begin(), marker.end(), [](char a, char b) {
+      auto it = std::search(text.begin() + static_cast<std::ptrdiff_t>(pos), text.end(), marker.begin(),
+                            marker.end(), [](char a, char b) {
                               return std::tolower(static_cast<unsigned char>(a)) ==
                                      std::tolower(static_cast<unsigned char>(b));
                             });
@@ -49,7 +49,8 @@ void mask_after(std::string& text, std::string_view marker, Stop stop, bool case
     }
     const std::size_t start = at + marker.size();
     std::size_t end = start;
-    while (end < text.size() && !stop(text[end])) ++end;
+    while (end < text.size() && !stop(text[end]))
+      ++end;
     if (end > start && text.compare(start, end - start, "***") != 0) {
       text.replace(start, end - start, "***");
     }
@@ -91,10 +92,13 @@ std::string redact(std::string_view text) {
   std::string out(text);
   {
     std::lock_guard lock(g_mutex);
-    for (const auto& s : secrets()) replace_all(out, s);
+    for (const auto& s : secrets())
+      replace_all(out, s);
   }
-  mask_after(out, "Bearer ", [](char c) { return !is_token_char(c); }, true);
-  mask_after(out, "password=", [](char c) { return c == ' ' || c == '&' || c == '\n'; }, true);
+  mask_after(
+      out, "Bearer ", [](char c) { return !is_token_char(c); }, true);
+  mask_after(
+      out, "password=", [](char c) { return c == ' ' || c == '&' || c == '\n'; }, true);
   mask_url_passwords(out);
   return out;
 }

@@ -24,16 +24,26 @@ enum class ErrorCode {
 
 [[nodiscard]] constexpr std::string_view to_string(ErrorCode code) {
   switch (code) {
-    case ErrorCode::invalid_argument: return "invalid_argument";
-    case ErrorCode::not_found: return "not_found";
-    case ErrorCode::transient: return "transient";
-    case ErrorCode::rate_limited: return "rate_limited";
-    case ErrorCode::bad_input: return "bad_input";
-    case ErrorCode::invalid_response: return "invalid_response";
-    case ErrorCode::permanent: return "permanent";
-    case ErrorCode::fatal: return "fatal";
-    case ErrorCode::cancelled: return "cancelled";
-    case ErrorCode::internal: return "internal";
+    case ErrorCode::invalid_argument:
+      return "invalid_argument";
+    case ErrorCode::not_found:
+      return "not_found";
+    case ErrorCode::transient:
+      return "transient";
+    case ErrorCode::rate_limited:
+      return "rate_limited";
+    case ErrorCode::bad_input:
+      return "bad_input";
+    case ErrorCode::invalid_response:
+      return "invalid_response";
+    case ErrorCode::permanent:
+      return "permanent";
+    case ErrorCode::fatal:
+      return "fatal";
+    case ErrorCode::cancelled:
+      return "cancelled";
+    case ErrorCode::internal:
+      return "internal";
   }
   return "unknown";
 }

@@ -44,12 +44,11 @@ TokenBucket::Clock::duration TokenBucket::wait_time(double amount, Clock::time_p
   if (now < blocked_until_) extra = blocked_until_ - now;
   const double need = std::min(amount, capacity_) - level_;
   if (need <= 0) return extra;
-  return extra + std::chrono::duration_cast<Clock::duration>(
-                     std::chrono::duration<double>(need / rate_per_sec_));
+  return extra +
+         std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(need / rate_per_sec_));
 }
 
-void TokenBucket::clamp_to_server(double remaining, Clock::duration reset_in,
-                                  Clock::time_point now) {
+void TokenBucket::clamp_to_server(double remaining, Clock::duration reset_in, Clock::time_point now) {
   if (unlimited()) return;
   refill(now);
   level_ = std::min(level_, std::max(0.0, remaining));

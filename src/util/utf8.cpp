@@ -8,8 +8,7 @@ namespace {
 
 // Length of the well-formed sequence starting at text[i], or 0 when ill-formed.
 // Returns in `bad_len` the length of the maximal subpart to replace when ill-formed.
-std::size_t sequence_length(std::string_view text, std::size_t i, std::size_t& bad_len,
-                            char32_t& cp) {
+std::size_t sequence_length(std::string_view text, std::size_t i, std::size_t& bad_len, char32_t& cp) {
   const auto b = [&](std::size_t k) { return static_cast<std::uint8_t>(text[k]); };
   const std::uint8_t c0 = b(i);
   bad_len = 1;
@@ -49,9 +48,20 @@ std::size_t sequence_length(std::string_view text, std::size_t i, std::size_t& b
 
 bool is_white_space(char32_t cp) {
   switch (cp) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20:
-    case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029:
-    case 0x202F: case 0x205F: case 0x3000:
+    case 0x09:
+    case 0x0A:
+    case 0x0B:
+    case 0x0C:
+    case 0x0D:
+    case 0x20:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
       return true;
     default:
       return cp >= 0x2000 && cp <= 0x200A;
@@ -98,7 +108,8 @@ std::string repair_utf8(std::string_view text) {
 std::size_t utf8_floor(std::string_view text, std::size_t max_bytes) {
   if (max_bytes >= text.size()) return text.size();
   std::size_t end = max_bytes;
-  while (end > 0 && (static_cast<std::uint8_t>(text[end]) & 0xC0) == 0x80) --end;
+  while (end > 0 && (static_cast<std::uint8_t>(text[end]) & 0xC0) == 0x80)
+    --end;
   return end;
 }
 

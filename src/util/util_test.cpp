@@ -18,10 +18,13 @@ namespace {
 TEST(Utf8, ValidatesAndRepairs) {
   EXPECT_TRUE(is_valid_utf8("plain ascii"));
   EXPECT_TRUE(is_valid_utf8("h\xC3\xA9llo \xF0\x9F\x98\x80"));
-  EXPECT_FALSE(is_valid_utf8("\xC3"));              // truncated
-  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));      // lone surrogate (CESU)
-  EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));          // overlong
-  EXPECT_EQ(repair_utf8("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
+  EXPECT_FALSE(is_valid_utf8("\xC3"));          // truncated
+  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));  // lone surrogate (CESU)
+  EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));      // overlong
+  EXPECT_EQ(repair_utf8("a\xFF"
+                        "b"),
+            "a\xEF\xBF\xBD"
+            "b");
   EXPECT_EQ(repair_utf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
   EXPECT_TRUE(is_valid_utf8(repair_utf8("\xF0\x9F\x98")));
 }
@@ -74,8 +77,7 @@ TEST(TokenBucket, RefillsAtRate) {
 }
 
 TEST(Sha256, KnownVector) {
-  EXPECT_EQ(to_hex(sha256("abc")),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(to_hex(sha256("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 }  // namespace

@@ -7,8 +7,9 @@
 
 namespace lens::util {
 
-__attribute__((target_clones("avx2", "default")))
-DotNorm dot_and_norm(const float* query, const unsigned char* stored, std::size_t n) {
+__attribute__((target_clones("avx2", "default"))) DotNorm dot_and_norm(const float* query,
+                                                                       const unsigned char* stored,
+                                                                       std::size_t n) {
   constexpr std::size_t k_lanes = 16;
   float dot[k_lanes] = {};
   float norm[k_lanes] = {};

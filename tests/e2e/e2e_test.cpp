@@ -6,10 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fmt/core.h>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <fmt/core.h>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -45,14 +45,16 @@ pid_t spawn(const fs::path& dir, const std::vector<std::string>& args,
   const pid_t pid = fork();
   if (pid == 0) {
     if (chdir(dir.c_str()) != 0) _exit(127);
-    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    for (const auto& [k, v] : env)
+      setenv(k.c_str(), v.c_str(), 1);
     FILE* o = freopen(out.c_str(), "w", stdout);
     FILE* e = freopen(err.c_str(), "w", stderr);
     (void)o;
     (void)e;
     std::vector<char*> argv;
     argv.push_back(const_cast<char*>(LENS_EMBED_BIN));
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : args)
+      argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     execv(LENS_EMBED_BIN, argv.data());
     _exit(127);
@@ -147,8 +149,11 @@ class E2E : public ::testing::Test {
     };
     std::vector<Msg> msgs;
     sqlite3_stmt* s = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db(), "SELECT id, conversation_id, role, content, created_at FROM messages "
-                                       "ORDER BY conversation_id, created_at, id", -1, &s, nullptr), SQLITE_OK);
+    EXPECT_EQ(sqlite3_prepare_v2(db(),
+                                 "SELECT id, conversation_id, role, content, created_at FROM messages "
+                                 "ORDER BY conversation_id, created_at, id",
+                                 -1, &s, nullptr),
+              SQLITE_OK);
     while (sqlite3_step(s) == SQLITE_ROW) {
       Msg m;
       m.id = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
@@ -182,9 +187,12 @@ class E2E : public ::testing::Test {
     }
     EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings"), static_cast<long long>(expected.size()));
     EXPECT_EQ(scalar("SELECT count(*) FROM (SELECT user_message_id FROM message_embeddings "
-                     "GROUP BY provider, model, user_message_id HAVING count(*) > 1)"), 0);
-    EXPECT_EQ(sqlite3_prepare_v2(db(), "SELECT user_message_id, assistant_message_id, content_sha256, token_count, "
-                                       "truncated, dimensions, embedding FROM message_embeddings", -1, &s, nullptr),
+                     "GROUP BY provider, model, user_message_id HAVING count(*) > 1)"),
+              0);
+    EXPECT_EQ(sqlite3_prepare_v2(db(),
+                                 "SELECT user_message_id, assistant_message_id, content_sha256, token_count, "
+                                 "truncated, dimensions, embedding FROM message_embeddings",
+                                 -1, &s, nullptr),
               SQLITE_OK);
     long long checked = 0, bad = 0;
     std::vector<float> vec(384);
@@ -246,10 +254,13 @@ TEST_F(E2E, RerunIsANoOpAndForceUpdatesInPlace) {
 TEST_F(E2E, EditingOneMessageReembedsOnlyThatExchange) {
   generate(200);
   run_json({"run"});
-  const std::string id = text("SELECT id FROM messages WHERE role = 'user' AND content IS NOT NULL "
-                              "AND content <> '' ORDER BY id LIMIT 1");
-  exec(fmt::format("UPDATE messages SET content = 'an edited question about enzymes', "
-                   "updated_at = '2030-01-01T00:00:00Z' WHERE id = '{}'", id));
+  const std::string id = text(
+      "SELECT id FROM messages WHERE role = 'user' AND content IS NOT NULL "
+      "AND content <> '' ORDER BY id LIMIT 1");
+  exec(
+      fmt::format("UPDATE messages SET content = 'an edited question about enzymes', "
+                  "updated_at = '2030-01-01T00:00:00Z' WHERE id = '{}'",
+                  id));
   auto again = run_json({"run"});
   EXPECT_EQ(again["stats"]["embedded"], 1);
   EXPECT_EQ(again["stats"]["requests"], 1);
@@ -266,11 +277,14 @@ TEST_F(E2E, NewAnswerMakesTheExchangeStale) {
   if (id.empty()) GTEST_FAIL() << "the sample corpus should contain unanswered questions";
   const std::string conv = text(fmt::format("SELECT conversation_id FROM messages WHERE id = '{}'", id));
   const std::string created = text(fmt::format("SELECT created_at FROM messages WHERE id = '{}'", id));
-  exec(fmt::format("INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
-                   "('late-answer', '{}', 'assistant', 'a late answer', '{}' || 'z')", conv, created));
+  exec(
+      fmt::format("INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
+                  "('late-answer', '{}', 'assistant', 'a late answer', '{}' || 'z')",
+                  conv, created));
   auto again = run_json({"run"});
   EXPECT_EQ(again["stats"]["embedded"], 1);
-  EXPECT_EQ(text(fmt::format("SELECT assistant_message_id FROM message_embeddings WHERE user_message_id = '{}'", id)),
+  EXPECT_EQ(text(fmt::format(
+                "SELECT assistant_message_id FROM message_embeddings WHERE user_message_id = '{}'", id)),
             "late-answer");
   verify_all();
 }
@@ -349,8 +363,10 @@ TEST_F(E2E, AssistantMessageIdFollowsTheContract) {
     ('c5-a', 'c4', 'assistant', 'too early', '2024-01-01T00:00:05Z'))sql");
   run_json({"run"});
   auto answer = [&](const std::string& id) {
-    return text(fmt::format("SELECT coalesce(assistant_message_id, 'NULL') FROM message_embeddings "
-                            "WHERE user_message_id = '{}'", id));
+    return text(
+        fmt::format("SELECT coalesce(assistant_message_id, 'NULL') FROM message_embeddings "
+                    "WHERE user_message_id = '{}'",
+                    id));
   };
   EXPECT_EQ(answer("c1-u"), "c1-a1");
   EXPECT_EQ(answer("c2-u"), "NULL");
@@ -365,14 +381,17 @@ TEST_F(E2E, AssistantMessageIdFollowsTheContract) {
 TEST_F(E2E, BlankAndInvalidContentNeverSentNorCrashes) {
   ASSERT_EQ(run({"init"}).exit_code, 0);
   exec("INSERT INTO conversations (id, user_id) VALUES ('c','u')");
-  exec("INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
-       "('null', 'c', 'user', NULL, '2024-01-01T00:00:01Z'), ('empty', 'c', 'user', '', '2024-01-01T00:00:02Z'), "
-       "('ws', 'c', 'user', ' ' || char(9,10,13), '2024-01-01T00:00:03Z'), "
-       "('bad-utf8', 'c', 'user', CAST(X'C328FFEDA0806F6B' AS TEXT), '2024-01-01T00:00:04Z'), "
-       "('fine', 'c', 'user', 'a question', '2024-01-01T00:00:05Z')");
+  exec(
+      "INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
+      "('null', 'c', 'user', NULL, '2024-01-01T00:00:01Z'), ('empty', 'c', 'user', '', "
+      "'2024-01-01T00:00:02Z'), "
+      "('ws', 'c', 'user', ' ' || char(9,10,13), '2024-01-01T00:00:03Z'), "
+      "('bad-utf8', 'c', 'user', CAST(X'C328FFEDA0806F6B' AS TEXT), '2024-01-01T00:00:04Z'), "
+      "('fine', 'c', 'user', 'a question', '2024-01-01T00:00:05Z')");
   auto r = run_json({"run"});
   EXPECT_EQ(r["stats"]["embedded"], 2);
-  EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings WHERE user_message_id IN ('null','empty','ws')"), 0);
+  EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings WHERE user_message_id IN ('null','empty','ws')"),
+            0);
   EXPECT_EQ(scalar("SELECT count(*) FROM message_embeddings WHERE user_message_id = 'bad-utf8'"), 1);
   EXPECT_EQ(run_json({"status"})["eligible"], 2);
 }
@@ -416,10 +435,11 @@ TEST_F(E2E, DryRunCountsTokensAndCallsNothing) {
 TEST_F(E2E, SearchFindsTheClosestExchange) {
   ASSERT_EQ(run({"init"}).exit_code, 0);
   exec("INSERT INTO conversations (id, user_id) VALUES ('c','u')");
-  exec("INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
-       "('m1', 'c', 'user', 'How does photosynthesis work in green plants?', '2024-01-01T00:00:01Z'), "
-       "('m2', 'c', 'user', 'Solve this quadratic equation for me', '2024-01-01T00:00:02Z'), "
-       "('m3', 'c', 'user', 'Who started the French Revolution?', '2024-01-01T00:00:03Z')");
+  exec(
+      "INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
+      "('m1', 'c', 'user', 'How does photosynthesis work in green plants?', '2024-01-01T00:00:01Z'), "
+      "('m2', 'c', 'user', 'Solve this quadratic equation for me', '2024-01-01T00:00:02Z'), "
+      "('m3', 'c', 'user', 'Who started the French Revolution?', '2024-01-01T00:00:03Z')");
   run_json({"run"});
   auto r = run_json({"search", "-k", "2", "photosynthesis in plants"});
   ASSERT_EQ(r["hits"].size(), 2u);
@@ -435,8 +455,8 @@ namespace {
 TEST_F(E2E, ProgressOnATerminalIsOneLiveLine) {
   generate(2000);
   // util-linux `script` gives the program a pseudo-terminal.
-  const std::string cmd = fmt::format("cd {} && script -qec '{} run' /dev/null > tty.txt 2>&1", dir_.string(),
-                                      LENS_EMBED_BIN);
+  const std::string cmd =
+      fmt::format("cd {} && script -qec '{} run' /dev/null > tty.txt 2>&1", dir_.string(), LENS_EMBED_BIN);
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   const std::string tty = slurp(dir_ / "tty.txt");
   EXPECT_NE(tty.find("\r\033[2K"), std::string::npos) << tty;  // redrawn in place
@@ -465,8 +485,10 @@ TEST_F(E2E, ProgressWithoutATerminalIsLogfmtOrJsonAndQuietSilencesIt) {
 TEST_F(E2E, FailuresAndStatusAsJson) {
   ASSERT_EQ(run({"init"}).exit_code, 0);
   exec("INSERT INTO conversations (id, user_id) VALUES ('c','u')");
-  exec("INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
-       "('nbsp', 'c', 'user', char(160), '2024-01-01T00:00:01Z'), ('ok', 'c', 'user', 'fine', '2024-01-01T00:00:02Z')");
+  exec(
+      "INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
+      "('nbsp', 'c', 'user', char(160), '2024-01-01T00:00:01Z'), ('ok', 'c', 'user', 'fine', "
+      "'2024-01-01T00:00:02Z')");
   run_json({"run"});
   auto f = run_json({"failures"});
   ASSERT_EQ(f.size(), 1u);

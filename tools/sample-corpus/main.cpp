@@ -3,12 +3,12 @@
 // Deterministic for a given --seed, so tests can predict what it made.
 #include <sqlite3.h>
 
+#include <fmt/core.h>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <fmt/core.h>
 #include <memory>
 #include <optional>
 #include <random>
@@ -24,21 +24,27 @@ struct Subject {
 };
 
 const std::vector<Subject> k_subjects = {
-    {"biology", {"photosynthesis", "cell division", "mitosis", "meiosis", "DNA replication", "enzymes",
-                 "the nitrogen cycle", "natural selection", "the immune system", "osmosis"}},
-    {"mathematics", {"quadratic equations", "derivatives", "integrals", "prime numbers", "probability",
-                     "the Pythagorean theorem", "logarithms", "matrices", "limits", "vectors"}},
-    {"physics", {"Newton's second law", "momentum", "electric circuits", "refraction", "gravity",
-                 "thermodynamics", "kinetic energy", "magnetism", "waves", "radioactivity"}},
-    {"chemistry", {"covalent bonds", "the periodic table", "acids and bases", "oxidation", "moles",
-                   "chemical equilibrium", "isotopes", "reaction rates", "polymers", "titration"}},
-    {"history", {"the French Revolution", "the Industrial Revolution", "the Cold War", "the Roman Empire",
-                 "World War I", "the Renaissance", "the printing press", "the Silk Road", "decolonization",
-                 "the Meiji Restoration"}},
-    {"programming", {"recursion", "hash tables", "binary search", "pointers", "Big-O notation",
-                     "SQL joins", "unit tests", "closures", "sorting algorithms", "git branches"}},
-    {"literature", {"Hamlet", "symbolism", "the unreliable narrator", "haiku", "Pride and Prejudice",
-                    "metaphor", "the hero's journey", "sonnets", "irony", "Things Fall Apart"}},
+    {"biology",
+     {"photosynthesis", "cell division", "mitosis", "meiosis", "DNA replication", "enzymes",
+      "the nitrogen cycle", "natural selection", "the immune system", "osmosis"}},
+    {"mathematics",
+     {"quadratic equations", "derivatives", "integrals", "prime numbers", "probability",
+      "the Pythagorean theorem", "logarithms", "matrices", "limits", "vectors"}},
+    {"physics",
+     {"Newton's second law", "momentum", "electric circuits", "refraction", "gravity", "thermodynamics",
+      "kinetic energy", "magnetism", "waves", "radioactivity"}},
+    {"chemistry",
+     {"covalent bonds", "the periodic table", "acids and bases", "oxidation", "moles", "chemical equilibrium",
+      "isotopes", "reaction rates", "polymers", "titration"}},
+    {"history",
+     {"the French Revolution", "the Industrial Revolution", "the Cold War", "the Roman Empire", "World War I",
+      "the Renaissance", "the printing press", "the Silk Road", "decolonization", "the Meiji Restoration"}},
+    {"programming",
+     {"recursion", "hash tables", "binary search", "pointers", "Big-O notation", "SQL joins", "unit tests",
+      "closures", "sorting algorithms", "git branches"}},
+    {"literature",
+     {"Hamlet", "symbolism", "the unreliable narrator", "haiku", "Pride and Prejudice", "metaphor",
+      "the hero's journey", "sonnets", "irony", "Things Fall Apart"}},
 };
 
 const std::vector<const char*> k_question_forms = {
@@ -63,9 +69,14 @@ const std::vector<const char*> k_answer_forms = {
 };
 
 const std::vector<const char*> k_extra = {
-    "I'm studying for a test tomorrow.", "Please keep it short.", "Can you use an example?",
-    "Explain it like I'm 12.", "I tried the textbook but it was confusing.", "",
-    "Thanks for your help earlier!", "Also, how long should I spend revising this?",
+    "I'm studying for a test tomorrow.",
+    "Please keep it short.",
+    "Can you use an example?",
+    "Explain it like I'm 12.",
+    "I tried the textbook but it was confusing.",
+    "",
+    "Thanks for your help earlier!",
+    "Also, how long should I spend revising this?",
 };
 
 std::string format_template(const char* form, std::string_view a, std::string_view b) {
@@ -119,14 +130,17 @@ class SqliteSink final : public Sink {
     if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) die(fmt::format("cannot open {}", path));
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=OFF");
-    exec("CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, title TEXT, "
-         "created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))");
-    exec("CREATE TABLE IF NOT EXISTS messages (id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL "
-         "REFERENCES conversations(id) ON DELETE CASCADE, role TEXT NOT NULL CHECK (role IN "
-         "('system','user','assistant','tool')), content TEXT, created_at TEXT NOT NULL, updated_at TEXT)");
+    exec(
+        "CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, title TEXT, "
+        "created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))");
+    exec(
+        "CREATE TABLE IF NOT EXISTS messages (id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL "
+        "REFERENCES conversations(id) ON DELETE CASCADE, role TEXT NOT NULL CHECK (role IN "
+        "('system','user','assistant','tool')), content TEXT, created_at TEXT NOT NULL, updated_at TEXT)");
     exec("BEGIN");
     prepare(&conv_, "INSERT INTO conversations (id, user_id, title, created_at) VALUES (?,?,?,?)");
-    prepare(&msg_, "INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES (?,?,?,?,?)");
+    prepare(&msg_,
+            "INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES (?,?,?,?,?)");
   }
   ~SqliteSink() override {
     sqlite3_finalize(conv_);
@@ -146,8 +160,10 @@ class SqliteSink final : public Sink {
     sqlite3_bind_text(msg_, 1, m.id.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(msg_, 2, m.conversation_id.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(msg_, 3, m.role.c_str(), -1, SQLITE_TRANSIENT);
-    if (m.content) sqlite3_bind_text(msg_, 4, m.content->c_str(), static_cast<int>(m.content->size()), SQLITE_TRANSIENT);
-    else sqlite3_bind_null(msg_, 4);
+    if (m.content)
+      sqlite3_bind_text(msg_, 4, m.content->c_str(), static_cast<int>(m.content->size()), SQLITE_TRANSIENT);
+    else
+      sqlite3_bind_null(msg_, 4);
     sqlite3_bind_text(msg_, 5, m.created_at.c_str(), -1, SQLITE_TRANSIENT);
     step(msg_);
   }
@@ -166,7 +182,8 @@ class SqliteSink final : public Sink {
   }
   void bind(sqlite3_stmt* s, std::initializer_list<std::string> values) {
     int i = 1;
-    for (const auto& v : values) sqlite3_bind_text(s, i++, v.c_str(), -1, SQLITE_TRANSIENT);
+    for (const auto& v : values)
+      sqlite3_bind_text(s, i++, v.c_str(), -1, SQLITE_TRANSIENT);
   }
   void step(sqlite3_stmt* s) {
     if (sqlite3_step(s) != SQLITE_DONE) die("insert");
@@ -240,16 +257,23 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--sqlite") sqlite_path = value();
-    else if (a == "--csv") csv_dir = value();
-    else if (a == "--conversations") conversations = std::stol(value());
-    else if (a == "--seed") seed = std::stoull(value());
-    else return usage();
+    if (a == "--sqlite")
+      sqlite_path = value();
+    else if (a == "--csv")
+      csv_dir = value();
+    else if (a == "--conversations")
+      conversations = std::stol(value());
+    else if (a == "--seed")
+      seed = std::stoull(value());
+    else
+      return usage();
   }
   if (sqlite_path.empty() == csv_dir.empty()) return usage();
   std::unique_ptr<Sink> sink;
-  if (!sqlite_path.empty()) sink = std::make_unique<SqliteSink>(sqlite_path);
-  else sink = std::make_unique<CsvSink>(csv_dir);
+  if (!sqlite_path.empty())
+    sink = std::make_unique<SqliteSink>(sqlite_path);
+  else
+    sink = std::make_unique<CsvSink>(csv_dir);
 
   std::mt19937_64 rng(seed);
   auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
@@ -259,7 +283,8 @@ int main(int argc, char** argv) {
     const Subject& subject = k_subjects[pick(k_subjects.size())];
     const std::string conv_id = uuid(rng);
     clock += 1 + static_cast<std::int64_t>(pick(600));
-    const std::string title = fmt::format("{}: {}", subject.name, subject.topics[pick(subject.topics.size())]);
+    const std::string title =
+        fmt::format("{}: {}", subject.name, subject.topics[pick(subject.topics.size())]);
     sink->conversation(conv_id, uuid(rng), title, timestamp(clock));
     std::int64_t t = clock;
     auto emit = [&](const char* role, std::optional<std::string> content) {
@@ -275,9 +300,12 @@ int main(int argc, char** argv) {
       std::string question = format_template(k_question_forms[pick(k_question_forms.size())], topic, other);
       if (const char* extra = k_extra[pick(k_extra.size())]; *extra) question += std::string(" ") + extra;
       const std::size_t oddity = pick(200);
-      if (oddity == 0) emit("user", std::nullopt);                  // NULL content
-      else if (oddity == 1) emit("user", std::string("   \n\t"));   // blank
-      else emit("user", question);
+      if (oddity == 0)
+        emit("user", std::nullopt);  // NULL content
+      else if (oddity == 1)
+        emit("user", std::string("   \n\t"));  // blank
+      else
+        emit("user", question);
       ++user_messages;
       if (pick(50) == 0) emit("tool", std::string("{\"search_results\": []}"));
       if (pick(25) == 0) continue;  // unanswered (the next user message follows directly)
@@ -285,7 +313,7 @@ int main(int argc, char** argv) {
     }
   }
   sink->finish();
-  std::fprintf(stderr, "lens-sample-corpus: %ld conversations, %ld messages (%ld from users)\n", conversations,
-               messages, user_messages);
+  std::fprintf(stderr, "lens-sample-corpus: %ld conversations, %ld messages (%ld from users)\n",
+               conversations, messages, user_messages);
   return 0;
 }

@@ -3,10 +3,10 @@
 
 #include <sqlite3.h>
 
-#include <bit>
-#include <cstring>
 #include <fmt/core.h>
 #include <algorithm>
+#include <bit>
+#include <cstring>
 #include <thread>
 #include <unordered_map>
 
@@ -21,9 +21,9 @@ static_assert(std::endian::native == std::endian::little,
               "vectors are stored as little-endian float32; add a byte swap for this target");
 
 using util::ErrorCode;
+using util::fail;
 using util::Result;
 using util::Status;
-using util::fail;
 
 constexpr int k_schema_version = 1;
 constexpr const char* k_now = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
@@ -69,8 +69,10 @@ class Statement {
     sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   }
   void bind(int i, const std::optional<std::string>& text) {
-    if (text) bind(i, std::string_view(*text));
-    else sqlite3_bind_null(stmt_, i);
+    if (text)
+      bind(i, std::string_view(*text));
+    else
+      sqlite3_bind_null(stmt_, i);
   }
   void bind(int i, std::int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
   void bind_blob(int i, const void* data, std::size_t size) {
@@ -204,15 +206,17 @@ class SqliteStore final : public Store {
     if (scanned == 0) return page;
 
     // Step 2: the exchanges of that window that need work.
-    Statement& q = stmt("pending", fmt::format(
-        "SELECT p.id, p.conversation_id, p.created_at, p.content, a.id, a.content, ({0}), "
-        "       e.content_sha256 "
-        "FROM messages p {1}"
-        "LEFT JOIN message_embeddings e ON e.provider = ?2 AND e.model = ?3 AND e.user_message_id = p.id "
-        "WHERE p.role = 'user' AND (p.created_at, p.id) > (?1, ?8) "
-        "  AND (p.created_at, p.id) <= (?6, ?7) AND {2} AND {3} "
-        "ORDER BY p.created_at, p.id",
-        k_source_version_sql, k_answer_join_sql, k_non_blank_sql, needs_work_sql()));
+    Statement& q = stmt(
+        "pending",
+        fmt::format(
+            "SELECT p.id, p.conversation_id, p.created_at, p.content, a.id, a.content, ({0}), "
+            "       e.content_sha256 "
+            "FROM messages p {1}"
+            "LEFT JOIN message_embeddings e ON e.provider = ?2 AND e.model = ?3 AND e.user_message_id = p.id "
+            "WHERE p.role = 'user' AND (p.created_at, p.id) > (?1, ?8) "
+            "  AND (p.created_at, p.id) <= (?6, ?7) AND {2} AND {3} "
+            "ORDER BY p.created_at, p.id",
+            k_source_version_sql, k_answer_join_sql, k_non_blank_sql, needs_work_sql()));
     q.reset();
     q.bind(1, std::string_view(cursor.created_at));
     q.bind(2, std::string_view(scope.provider));
@@ -256,9 +260,11 @@ class SqliteStore final : public Store {
   }
 
   Result<std::int64_t> begin_run(const RunRecord& run) override {
-    Statement& q = stmt("begin_run", fmt::format(
-        "INSERT INTO embedding_runs (provider, model, status, arguments, worker, heartbeat_at) "
-        "VALUES (?1, ?2, 'running', ?3, ?4, {})", k_now));
+    Statement& q = stmt(
+        "begin_run",
+        fmt::format("INSERT INTO embedding_runs (provider, model, status, arguments, worker, heartbeat_at) "
+                    "VALUES (?1, ?2, 'running', ?3, ?4, {})",
+                    k_now));
     q.reset();
     q.bind(1, std::string_view(run.provider));
     q.bind(2, std::string_view(run.model));
@@ -268,10 +274,12 @@ class SqliteStore final : public Store {
     return sqlite3_last_insert_rowid(db_);
   }
 
-  Status finish_run(std::int64_t run_id, const std::string& status,
-                    const core::RunStats& stats) override {
-    Statement& q = stmt("finish_run", fmt::format(
-        "UPDATE embedding_runs SET status = ?2, finished_at = {0}, heartbeat_at = {0} WHERE id = ?1", k_now));
+  Status finish_run(std::int64_t run_id, const std::string& status, const core::RunStats& stats) override {
+    Statement& q =
+        stmt("finish_run",
+             fmt::format(
+                 "UPDATE embedding_runs SET status = ?2, finished_at = {0}, heartbeat_at = {0} WHERE id = ?1",
+                 k_now));
     q.reset();
     q.bind(1, run_id);
     q.bind(2, std::string_view(status));
@@ -282,11 +290,15 @@ class SqliteStore final : public Store {
   Result<std::int64_t> count_pending(const WorkScope& scope) override {
     // Cheap by design (it only sizes the progress bar): exchanges without a row (or every
     // eligible one with force), from the covering indexes; stale rows are not counted.
-    Statement& q = stmt("count_pending", fmt::format(
-        "SELECT count(*) FROM messages p WHERE p.role = 'user' AND {} AND (?3 OR NOT EXISTS ("
-        "SELECT 1 FROM message_embeddings e WHERE e.provider = ?1 AND e.model = ?2 AND e.user_message_id = p.id)) "
-        "AND (?4 OR NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = ?1 AND f.model = ?2 "
-        "AND f.user_message_id = p.id))", k_non_blank_sql));
+    Statement& q = stmt(
+        "count_pending",
+        fmt::format("SELECT count(*) FROM messages p WHERE p.role = 'user' AND {} AND (?3 OR NOT EXISTS ("
+                    "SELECT 1 FROM message_embeddings e WHERE e.provider = ?1 AND e.model = ?2 AND "
+                    "e.user_message_id = p.id)) "
+                    "AND (?4 OR NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = ?1 AND "
+                    "f.model = ?2 "
+                    "AND f.user_message_id = p.id))",
+                    k_non_blank_sql));
     q.reset();
     q.bind(1, std::string_view(scope.provider));
     q.bind(2, std::string_view(scope.model));
@@ -301,16 +313,16 @@ class SqliteStore final : public Store {
 
   Result<StatusReport> status(std::size_t recent_runs) override {
     StatusReport report;
-    auto eligible = scalar_int(fmt::format(
-        "SELECT count(*) FROM messages p WHERE p.role = 'user' AND {}", k_non_blank_sql));
+    auto eligible = scalar_int(
+        fmt::format("SELECT count(*) FROM messages p WHERE p.role = 'user' AND {}", k_non_blank_sql));
     if (!eligible) return std::unexpected(eligible.error());
     report.eligible = *eligible;
 
     Statement models;
     if (auto s = models.prepare(db_,
-            "SELECT provider, model FROM message_embeddings GROUP BY provider, model "
-            "UNION SELECT provider, model FROM embedding_failures "
-            "UNION SELECT provider, model FROM embedding_runs ORDER BY 1, 2");
+                                "SELECT provider, model FROM message_embeddings GROUP BY provider, model "
+                                "UNION SELECT provider, model FROM embedding_failures "
+                                "UNION SELECT provider, model FROM embedding_runs ORDER BY 1, 2");
         !s)
       return std::unexpected(s.error());
     int rc;
@@ -326,7 +338,8 @@ class SqliteStore final : public Store {
     }
 
     Statement runs;
-    if (auto s = runs.prepare(db_,
+    if (auto s = runs.prepare(
+            db_,
             "SELECT id, provider, model, started_at, coalesce(finished_at, ''), status, embedded, "
             "unchanged, skipped, failed, truncated, tokens, requests, retries, rate_limited, "
             "(julianday(coalesce(finished_at, heartbeat_at, started_at)) - julianday(started_at)) * 86400.0 "
@@ -362,10 +375,10 @@ class SqliteStore final : public Store {
                                               const std::string& model) override {
     Statement q;
     if (auto s = q.prepare(db_,
-            "SELECT provider, model, user_message_id, reason, coalesce(detail, ''), attempts, "
-            "first_failed_at, last_failed_at FROM embedding_failures "
-            "WHERE (?1 = '' OR provider = ?1) AND (?2 = '' OR model = ?2) "
-            "ORDER BY provider, model, last_failed_at, user_message_id");
+                           "SELECT provider, model, user_message_id, reason, coalesce(detail, ''), attempts, "
+                           "first_failed_at, last_failed_at FROM embedding_failures "
+                           "WHERE (?1 = '' OR provider = ?1) AND (?2 = '' OR model = ?2) "
+                           "ORDER BY provider, model, last_failed_at, user_message_id");
         !s)
       return std::unexpected(s.error());
     q.bind(1, std::string_view(provider));
@@ -395,8 +408,9 @@ class SqliteStore final : public Store {
     std::int64_t lo = 0, hi = -1;
     {
       Statement range;
-      if (auto s = range.prepare(db_, "SELECT min(rowid), max(rowid) FROM message_embeddings "
-                                      "WHERE provider = ?1 AND model = ?2");
+      if (auto s = range.prepare(db_,
+                                 "SELECT min(rowid), max(rowid) FROM message_embeddings "
+                                 "WHERE provider = ?1 AND model = ?2");
           !s)
         return std::unexpected(s.error());
       range.bind(1, std::string_view(provider));
@@ -407,8 +421,8 @@ class SqliteStore final : public Store {
       }
     }
     const float query_norm = l2_norm(query);
-    const auto threads = static_cast<std::int64_t>(
-        std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 8));
+    const auto threads =
+        static_cast<std::int64_t>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 8));
     const std::int64_t span = hi >= lo ? (hi - lo) / threads + 1 : 0;
     std::vector<TopK> partial(static_cast<std::size_t>(threads), TopK(k));
     std::vector<std::string> errors(static_cast<std::size_t>(threads));
@@ -416,7 +430,8 @@ class SqliteStore final : public Store {
     for (std::int64_t t = 0; t < threads && span > 0; ++t) {
       pool.emplace_back([&, t] {
         sqlite3* conn = nullptr;
-        if (sqlite3_open_v2(path_.c_str(), &conn, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+        if (sqlite3_open_v2(path_.c_str(), &conn, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) !=
+            SQLITE_OK) {
           errors[static_cast<std::size_t>(t)] = conn ? sqlite3_errmsg(conn) : "out of memory";
           sqlite3_close_v2(conn);
           return;
@@ -428,17 +443,21 @@ class SqliteStore final : public Store {
         sqlite3_close_v2(conn);
       });
     }
-    for (auto& th : pool) th.join();
-        for (const auto& e : errors) {
-      if (!e.empty()) return fail(ErrorCode::transient, fmt::format("sqlite {}: scanning vectors: {}", path_, e));
+    for (auto& th : pool)
+      th.join();
+    for (const auto& e : errors) {
+      if (!e.empty())
+        return fail(ErrorCode::transient, fmt::format("sqlite {}: scanning vectors: {}", path_, e));
     }
     TopK top(k);
     for (auto& p : partial) {
-      for (const auto& [rowid, score] : p.sorted()) top.offer(rowid, score);
+      for (const auto& [rowid, score] : p.sorted())
+        top.offer(rowid, score);
     }
 
     Statement detail;
-    if (auto s = detail.prepare(db_,
+    if (auto s = detail.prepare(
+            db_,
             "SELECT e.user_message_id, e.assistant_message_id, m.conversation_id, m.created_at, "
             "substr(m.content, 1, 400) FROM message_embeddings e JOIN messages m ON m.id = e.user_message_id "
             "WHERE e.rowid = ?1");
@@ -467,8 +486,9 @@ class SqliteStore final : public Store {
                          std::span<const float> query, float query_norm, std::int64_t from, std::int64_t to,
                          TopK& top, std::string& error) {
     Statement q;
-    if (auto s = q.prepare(conn, "SELECT rowid, embedding FROM message_embeddings WHERE rowid BETWEEN ?3 AND ?4 "
-                                 "AND provider = ?1 AND model = ?2");
+    if (auto s = q.prepare(conn,
+                           "SELECT rowid, embedding FROM message_embeddings WHERE rowid BETWEEN ?3 AND ?4 "
+                           "AND provider = ?1 AND model = ?2");
         !s) {
       error = s.error().message;
       return;
@@ -489,17 +509,22 @@ class SqliteStore final : public Store {
   Status write_batch_in_transaction(const WriteBatch& batch) {
     // INSERT ... SELECT ... WHERE EXISTS: a message deleted since it was read is skipped
     // instead of failing the whole batch on the foreign key.
-    Statement& up = stmt("upsert", fmt::format(
-        "INSERT INTO message_embeddings (provider, model, user_message_id, assistant_message_id, "
-        "  content_sha256, token_count, truncated, dimensions, embedding, source_version) "
-        "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?3) "
-        "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET "
-        "  assistant_message_id = excluded.assistant_message_id, content_sha256 = excluded.content_sha256, "
-        "  token_count = excluded.token_count, truncated = excluded.truncated, "
-        "  dimensions = excluded.dimensions, embedding = excluded.embedding, "
-        "  source_version = excluded.source_version, updated_at = {}", k_now));
-    Statement& clear = stmt("clear_failure",
-        "DELETE FROM embedding_failures WHERE provider = ?1 AND model = ?2 AND user_message_id = ?3");
+    Statement& up = stmt(
+        "upsert",
+        fmt::format("INSERT INTO message_embeddings (provider, model, user_message_id, assistant_message_id, "
+                    "  content_sha256, token_count, truncated, dimensions, embedding, source_version) "
+                    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE EXISTS (SELECT 1 FROM messages "
+                    "WHERE id = ?3) "
+                    "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET "
+                    "  assistant_message_id = excluded.assistant_message_id, content_sha256 = "
+                    "excluded.content_sha256, "
+                    "  token_count = excluded.token_count, truncated = excluded.truncated, "
+                    "  dimensions = excluded.dimensions, embedding = excluded.embedding, "
+                    "  source_version = excluded.source_version, updated_at = {}",
+                    k_now));
+    Statement& clear =
+        stmt("clear_failure",
+             "DELETE FROM embedding_failures WHERE provider = ?1 AND model = ?2 AND user_message_id = ?3");
     for (const auto& row : batch.rows) {
       up.reset();
       up.bind(1, std::string_view(batch.provider));
@@ -515,9 +540,12 @@ class SqliteStore final : public Store {
       if (const int rc = step_done(up); rc != SQLITE_DONE) return error_status("writing embeddings", rc);
       if (auto s = clear_failure(clear, batch, row.user_message_id); !s) return s;
     }
-    Statement& touch = stmt("touch", fmt::format(
-        "UPDATE message_embeddings SET assistant_message_id = ?4, source_version = ?5, updated_at = {} "
-        "WHERE provider = ?1 AND model = ?2 AND user_message_id = ?3", k_now));
+    Statement& touch = stmt(
+        "touch",
+        fmt::format(
+            "UPDATE message_embeddings SET assistant_message_id = ?4, source_version = ?5, updated_at = {} "
+            "WHERE provider = ?1 AND model = ?2 AND user_message_id = ?3",
+            k_now));
     for (const auto& t : batch.touches) {
       touch.reset();
       touch.bind(1, std::string_view(batch.provider));
@@ -528,13 +556,16 @@ class SqliteStore final : public Store {
       if (const int rc = step_done(touch); rc != SQLITE_DONE) return error_status("refreshing rows", rc);
       if (auto s = clear_failure(clear, batch, t.user_message_id); !s) return s;
     }
-    Statement& fail_up = stmt("failure", fmt::format(
-        "INSERT INTO embedding_failures (provider, model, user_message_id, reason, detail, source_version) "
-        "SELECT ?1, ?2, ?3, ?4, ?5, ?6 "
-        "WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?3) "
-        "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET reason = excluded.reason, "
-        "  detail = excluded.detail, source_version = ?6, attempts = attempts + 1, last_failed_at = {}",
-        k_now));
+    Statement& fail_up = stmt(
+        "failure",
+        fmt::format(
+            "INSERT INTO embedding_failures (provider, model, user_message_id, reason, detail, "
+            "source_version) "
+            "SELECT ?1, ?2, ?3, ?4, ?5, ?6 "
+            "WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?3) "
+            "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET reason = excluded.reason, "
+            "  detail = excluded.detail, source_version = ?6, attempts = attempts + 1, last_failed_at = {}",
+            k_now));
     for (const auto& f : batch.failures) {
       fail_up.reset();
       fail_up.bind(1, std::string_view(batch.provider));
@@ -559,10 +590,13 @@ class SqliteStore final : public Store {
   }
 
   Status update_run_progress(std::int64_t run_id, const core::RunStats& s) {
-    Statement& q = stmt("run_progress", fmt::format(
-        "UPDATE embedding_runs SET embedded = ?2, unchanged = ?3, skipped = ?4, failed = ?5, "
-        "truncated = ?6, tokens = ?7, requests = ?8, retries = ?9, rate_limited = ?10, heartbeat_at = {} "
-        "WHERE id = ?1", k_now));
+    Statement& q = stmt(
+        "run_progress",
+        fmt::format(
+            "UPDATE embedding_runs SET embedded = ?2, unchanged = ?3, skipped = ?4, failed = ?5, "
+            "truncated = ?6, tokens = ?7, requests = ?8, retries = ?9, rate_limited = ?10, heartbeat_at = {} "
+            "WHERE id = ?1",
+            k_now));
     q.reset();
     q.bind(1, run_id);
     q.bind(2, s.embedded);
@@ -593,21 +627,25 @@ class SqliteStore final : public Store {
     m.embedded = *embedded;
     auto pending = count(fmt::format(
         "SELECT count(*) FROM messages p WHERE p.role = 'user' AND {} AND NOT EXISTS "
-        "(SELECT 1 FROM message_embeddings e WHERE e.provider = ?1 AND e.model = ?2 AND e.user_message_id = p.id) "
+        "(SELECT 1 FROM message_embeddings e WHERE e.provider = ?1 AND e.model = ?2 AND e.user_message_id = "
+        "p.id) "
         "AND NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = ?1 AND f.model = ?2 "
-        "AND f.user_message_id = p.id)", k_non_blank_sql));
+        "AND f.user_message_id = p.id)",
+        k_non_blank_sql));
     if (!pending) return std::unexpected(pending.error());
     m.pending = *pending;
     auto stale = count(fmt::format(
         "SELECT count(*) FROM message_embeddings e JOIN messages p ON p.id = e.user_message_id {} "
         "WHERE e.provider = ?1 AND e.model = ?2 AND (e.assistant_message_id IS NOT a.id "
-        "OR e.source_version IS NOT ({}))", k_answer_join_sql, k_source_version_sql));
+        "OR e.source_version IS NOT ({}))",
+        k_answer_join_sql, k_source_version_sql));
     if (!stale) return std::unexpected(stale.error());
     m.stale = *stale;
     Statement q;
-    if (auto s = q.prepare(db_,
-            "SELECT reason, count(*) FROM embedding_failures WHERE provider = ?1 AND model = ?2 "
-            "GROUP BY reason ORDER BY 2 DESC, 1");
+    if (auto s =
+            q.prepare(db_,
+                      "SELECT reason, count(*) FROM embedding_failures WHERE provider = ?1 AND model = ?2 "
+                      "GROUP BY reason ORDER BY 2 DESC, 1");
         !s)
       return s;
     q.bind(1, std::string_view(m.provider));
@@ -674,8 +712,7 @@ class SqliteStore final : public Store {
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) {
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string message = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close_v2(db);
