@@ -200,6 +200,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> kill_log;
   auto progress_db = lens::harness::Db::open(url);
   bool timed_out = false;
+  auto last_report = Clock::now();
   while (true) {
     bool all_done = true;
     for (std::size_t i = 0; i < slots.size(); ++i) {
@@ -235,6 +236,10 @@ int main(int argc, char** argv) {
         "SELECT (SELECT count(*) FROM message_embeddings) + (SELECT count(*) FROM embedding_failures)");
     if (!progress_text) continue;  // the database is down (restart): try again
     const double progress = std::stod(*progress_text);
+    if (seconds_since(last_report) > 10) {
+      last_report = Clock::now();
+      say(fmt::format("progress {:.0f}/{:.0f}", progress, total));
+    }
     if (next_kill < kill_at.size() && progress >= kill_at[next_kill]) {
       std::vector<std::size_t> live;
       for (std::size_t i = 0; i < slots.size(); ++i) {
