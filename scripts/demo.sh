@@ -18,8 +18,8 @@ echo "== lens-embed run"
 "$bin" run
 echo "== lens-embed status"
 "$bin" status
-echo "== lens-embed search \"how do plants turn sunlight into food\""
-"$bin" search -k 3 "how do plants turn sunlight into food"
+echo "== lens-embed search \"explain photosynthesis to me\""
+"$bin" search -k 3 "explain photosynthesis to me"
 echo
 echo "local-hash is lexical, not semantic: it matches shared words and spellings."
 echo "For meaning, run with --provider supermind (or openai) and an API key; see README."
