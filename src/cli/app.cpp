@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <malloc.h>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -424,6 +425,11 @@ std::string bash_completion(const CLI::App& app) {
 }  // namespace
 
 int run_cli(int argc, char** argv) {
+  // Responses of 3072-d vectors are megabytes each: without this glibc maps and unmaps a
+  // fresh region per response, and page faults dominated the profile (bench/RESULTS.md).
+  // Memory stays bounded by the pipeline's queues either way.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 128 << 20);
   if (auto s = load_dotenv(".env"); !s) return usage_error(s.error().message);
 
   CLI::App app{
