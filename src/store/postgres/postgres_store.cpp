@@ -293,11 +293,13 @@ class Connection {
     PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
     ++generation_;
     // Fixed session settings: timestamps render and parse the same way everywhere.
-    // jit off: our statements are short index walks whose estimated cost still crosses
-    // jit_above_cost at 10^5+ rows; compiling them took ~300 ms of a 10 ms page.
+    // jit off and no parallel workers: our statements are short index walks whose
+    // estimated cost still crosses jit_above_cost and the parallel thresholds at 10^5+
+    // rows; compiling took ~300 ms and starting two workers ~85 ms of a ~13 ms page
+    // (EXPLAIN ANALYZE at 10^6, docs/POSTGRES.md).
     return exec_simple("session setup",
                        "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET client_min_messages = warning; "
-                       "SET jit = off");
+                       "SET jit = off; SET max_parallel_workers_per_gather = 0");
   }
 
   // Connected, reconnecting with backoff within the budget if the connection was lost.
