@@ -209,7 +209,7 @@ class Run {
     item->assistant_message_id = std::move(ex.assistant_message_id);
     item->source_version = std::move(ex.source_version);
 
-    if (util::is_blank(item->input)) {
+    if (util::is_blank(ex.user_content)) {
       // Blank by Unicode's White_Space but not by SQL's trim(): recorded once, so the
       // store stops offering it until it is edited.
       ++dry_.blank;
