@@ -104,6 +104,12 @@ cmd_stop() {
   dir=$(resolve_dir "$arg")
   [ -n "$dir" ] && [ -d "$dir/data" ] || { [ -f "$arg" ] && rm -f "$arg"; return 0; }
   as_pg "$bin_dir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+  # A server still starting up (crash recovery under load) may not answer pg_ctl yet:
+  # its own pid file names the postmaster to end.
+  if [ -f "$dir/data/postmaster.pid" ]; then
+    kill -9 "$(head -1 "$dir/data/postmaster.pid")" 2>/dev/null || true
+    sleep 0.2
+  fi
   rm -rf "$dir"
   [ -f "$arg" ] && rm -f "$arg"
   return 0
