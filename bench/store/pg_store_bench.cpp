@@ -31,8 +31,19 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+std::string g_state;  // the throwaway server we started, stopped on every exit path
+
+void stop_server() {
+  if (g_state.empty()) return;
+  const std::string cmd =
+      fmt::format("{}/scripts/pg-test-server.sh stop {} >/dev/null 2>&1", LENS_SOURCE_DIR, g_state);
+  (void)std::system(cmd.c_str());
+  g_state.clear();
+}
+
 [[noreturn]] void die(const std::string& m) {
   std::fprintf(stderr, "bench: %s\n", m.c_str());
+  stop_server();
   std::exit(1);
 }
 
@@ -193,6 +204,7 @@ int main(int argc, char** argv) {
     const std::string cmd =
         fmt::format("{}/scripts/pg-test-server.sh start {} >/dev/null", LENS_SOURCE_DIR, state);
     if (std::system(cmd.c_str()) != 0) die("cannot start PostgreSQL");
+    g_state = state;
     std::ifstream in(state);
     std::string line;
     while (std::getline(in, line))
@@ -425,10 +437,6 @@ int main(int argc, char** argv) {
     fmt::print("kept schema {}\n", schema);
   PQfinish(admin);
   opened->reset();
-  if (!state.empty()) {
-    const std::string cmd =
-        fmt::format("{}/scripts/pg-test-server.sh stop {} >/dev/null", LENS_SOURCE_DIR, state);
-    (void)std::system(cmd.c_str());
-  }
+  stop_server();
   return 0;
 }
