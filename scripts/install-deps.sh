@@ -9,6 +9,7 @@ packages=(
   libcli11-dev libfmt-dev libspdlog-dev libtomlplusplus-dev nlohmann-json3-dev
   libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev
   postgresql-15 postgresql-client-15 sqlite3 clang-format
+  clang libclang-rt-14-dev  # libFuzzer (fuzz/run.sh)
 )
 
 missing=()

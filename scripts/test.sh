@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds, runs every ctest test, then
-# builds again with AddressSanitizer + UndefinedBehaviorSanitizer and runs them again.
+# builds again with AddressSanitizer + UndefinedBehaviorSanitizer and runs them again
+# (the chaos runs excepted: they ran in the first pass), runs the concurrent parts under
+# ThreadSanitizer and each libFuzzer target for 60 s (LENS_FUZZ_SECONDS).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -16,4 +18,13 @@ echo "== build (RelWithDebInfo) and test"
 echo "== build with ASan + UBSan and test"
 "$root/scripts/build.sh" "$root/build-asan" Debug -DLENS_SANITIZE=ON -DLENS_BUILD_BENCH=OFF
 (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$jobs" --timeout 900)
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$jobs" --timeout 900 -LE chaos)
+
+echo "== build with ThreadSanitizer; test the pipeline queues, rate control and the provider's event loop"
+cmake -S "$root" -B "$root/build-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLENS_TSAN=ON -DLENS_BUILD_BENCH=OFF >/dev/null
+cmake --build "$root/build-tsan" -j"$jobs" --target pipeline_test rate_controller_test openai_client_test
+(cd "$root/build-tsan" && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  ctest --output-on-failure -j"$jobs" --timeout 600 -R '^(PipelineTest|RateController|OpenAiClient)\.')
+
+echo "== fuzz: each libFuzzer target for ${LENS_FUZZ_SECONDS:-60} s"
+"$root/fuzz/run.sh" "${LENS_FUZZ_SECONDS:-60}"
