@@ -13,16 +13,23 @@
 namespace {
 
 const char* const k_words[] = {
-    "the", "a", "how", "why", "what", "when", "can", "should", "we", "you", "I", "it", "is", "are", "do", "does",
-    "database", "index", "query", "vector", "embedding", "search", "model", "token", "batch", "request", "server",
-    "client", "cache", "latency", "memory", "thread", "queue", "retry", "limit", "rate", "error", "timeout",
-    "deploy", "build", "test", "function", "class", "module", "config", "file", "path", "network", "socket",
-    "python", "rust", "C++", "postgres", "sqlite", "docker", "kernel", "linux", "compile", "link", "debug",
-    "performance", "throughput", "schema", "migration", "backup", "restore", "transaction", "lock", "commit",
-    "message", "conversation", "user", "assistant", "answer", "question", "explain", "example", "difference",
-    "between", "with", "without", "for", "from", "into", "over", "under", "faster", "slower", "better", "simple",
-    "complex", "please", "thanks", "also", "then", "because", "so", "if", "not", "only", "every", "each", "some",
-    "café", "naïve", "résumé", "größe", "日本語", "emoji", "😀", "→", "data", "stream", "page", "cursor", "key"};
+    "the",          "a",       "how",       "why",         "what",        "when",       "can",
+    "should",       "we",      "you",       "I",           "it",          "is",         "are",
+    "do",           "does",    "database",  "index",       "query",       "vector",     "embedding",
+    "search",       "model",   "token",     "batch",       "request",     "server",     "client",
+    "cache",        "latency", "memory",    "thread",      "queue",       "retry",      "limit",
+    "rate",         "error",   "timeout",   "deploy",      "build",       "test",       "function",
+    "class",        "module",  "config",    "file",        "path",        "network",    "socket",
+    "python",       "rust",    "C++",       "postgres",    "sqlite",      "docker",     "kernel",
+    "linux",        "compile", "link",      "debug",       "performance", "throughput", "schema",
+    "migration",    "backup",  "restore",   "transaction", "lock",        "commit",     "message",
+    "conversation", "user",    "assistant", "answer",      "question",    "explain",    "example",
+    "difference",   "between", "with",      "without",     "for",         "from",       "into",
+    "over",         "under",   "faster",    "slower",      "better",      "simple",     "complex",
+    "please",       "thanks",  "also",      "then",        "because",     "so",         "if",
+    "not",          "only",    "every",     "each",        "some",        "café",       "naïve",
+    "résumé",       "größe",   "日本語",    "emoji",       "😀",           "→",          "data",
+    "stream",       "page",    "cursor",    "key"};
 
 std::string sentence(std::mt19937_64& rng, int min_words, int max_words) {
   const int n = min_words + static_cast<int>(rng() % static_cast<unsigned>(max_words - min_words + 1));
@@ -65,12 +72,14 @@ int main(int argc, char** argv) {
   std::remove(argv[2]);
   sqlite3* db = nullptr;
   if (sqlite3_open(argv[2], &db) != SQLITE_OK) return 1;
-  sqlite3_exec(db,
-               "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
-               "CREATE TABLE conversations (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, title TEXT, created_at TEXT NOT NULL);"
-               "CREATE TABLE messages (id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, role TEXT NOT NULL,"
-               " content TEXT, created_at TEXT NOT NULL, updated_at TEXT); BEGIN;",
-               nullptr, nullptr, nullptr);
+  sqlite3_exec(
+      db,
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
+      "CREATE TABLE conversations (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, title TEXT, created_at TEXT "
+      "NOT NULL);"
+      "CREATE TABLE messages (id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, role TEXT NOT NULL,"
+      " content TEXT, created_at TEXT NOT NULL, updated_at TEXT); BEGIN;",
+      nullptr, nullptr, nullptr);
   sqlite3_stmt* conv = nullptr;
   sqlite3_stmt* msg = nullptr;
   sqlite3_prepare_v2(db, "INSERT INTO conversations VALUES (?, 'u', NULL, ?)", -1, &conv, nullptr);

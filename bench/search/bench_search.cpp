@@ -1,10 +1,10 @@
 // bench_search: times `Store::search` (exact cosine scan) over a SQLite database and sets
 // it against this machine's memory bandwidth measured in the same run (a memcpy of the
 // same number of bytes), the bound an exact scan cannot beat.
+#include <fmt/core.h>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fmt/core.h>
 #include <random>
 #include <string>
 #include <vector>
@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal;
   std::vector<float> query(dims);
-  for (float& x : query) x = normal(rng);
+  for (float& x : query)
+    x = normal(rng);
 
   using Clock = std::chrono::steady_clock;
   double best = 1e9;
@@ -53,8 +54,8 @@ int main(int argc, char** argv) {
     copy = std::min(copy, std::chrono::duration<double>(Clock::now() - t0).count());
   }
   const double scan_gbs = bytes / best / 1e9, copy_gbs = static_cast<double>(n) / copy / 1e9;
-  std::printf("search: %.0f vectors x %zu dims (%.2f GB) in %.3f s = %.2f GB/s scanned; %.0f vectors/s\n", rows,
-              dims, bytes / 1e9, best, scan_gbs, rows / best);
+  std::printf("search: %.0f vectors x %zu dims (%.2f GB) in %.3f s = %.2f GB/s scanned; %.0f vectors/s\n",
+              rows, dims, bytes / 1e9, best, scan_gbs, rows / best);
   std::printf("memcpy of the same bytes: %.3f s = %.2f GB/s\n", copy, copy_gbs);
   std::printf("ratio search / memcpy bandwidth: %.2f\n", scan_gbs / copy_gbs);
   return 0;

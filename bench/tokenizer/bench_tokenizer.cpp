@@ -26,35 +26,152 @@ using Clock = std::chrono::steady_clock;
 // A mix meant to resemble chat messages: mostly English prose, some code, other scripts,
 // emoji, numbers and odd whitespace. Words are drawn from small vocabularies so documents
 // differ without needing any downloaded text.
-constexpr const char* k_english[] = {
-    "the", "of", "and", "to", "a", "in", "is", "it", "you", "that", "he", "was", "for", "on",
-    "are", "with", "as", "I", "his", "they", "be", "at", "one", "have", "this", "from", "or",
-    "had", "by", "word", "but", "what", "some", "we", "can", "out", "other", "were", "all",
-    "there", "when", "up", "use", "your", "how", "said", "an", "each", "she", "which", "do",
-    "their", "time", "if", "will", "way", "about", "many", "then", "them", "write", "would",
-    "like", "so", "these", "her", "long", "make", "thing", "see", "him", "two", "has", "look",
-    "more", "day", "could", "go", "come", "did", "number", "sound", "no", "most", "people",
-    "embedding", "database", "tokenizer", "message", "assistant", "conversation", "vector",
-    "function", "performance", "understand", "unfortunately", "configuration", "PostgreSQL",
-    "JavaScript", "it's", "don't", "we've", "they're", "I'm", "you'll", "he'd", "OpenAI", "API",
-    "Kubernetes", "deployment", "microservice", "latency", "throughput", "hyperparameter"};
+constexpr const char* k_english[] = {"the",
+                                     "of",
+                                     "and",
+                                     "to",
+                                     "a",
+                                     "in",
+                                     "is",
+                                     "it",
+                                     "you",
+                                     "that",
+                                     "he",
+                                     "was",
+                                     "for",
+                                     "on",
+                                     "are",
+                                     "with",
+                                     "as",
+                                     "I",
+                                     "his",
+                                     "they",
+                                     "be",
+                                     "at",
+                                     "one",
+                                     "have",
+                                     "this",
+                                     "from",
+                                     "or",
+                                     "had",
+                                     "by",
+                                     "word",
+                                     "but",
+                                     "what",
+                                     "some",
+                                     "we",
+                                     "can",
+                                     "out",
+                                     "other",
+                                     "were",
+                                     "all",
+                                     "there",
+                                     "when",
+                                     "up",
+                                     "use",
+                                     "your",
+                                     "how",
+                                     "said",
+                                     "an",
+                                     "each",
+                                     "she",
+                                     "which",
+                                     "do",
+                                     "their",
+                                     "time",
+                                     "if",
+                                     "will",
+                                     "way",
+                                     "about",
+                                     "many",
+                                     "then",
+                                     "them",
+                                     "write",
+                                     "would",
+                                     "like",
+                                     "so",
+                                     "these",
+                                     "her",
+                                     "long",
+                                     "make",
+                                     "thing",
+                                     "see",
+                                     "him",
+                                     "two",
+                                     "has",
+                                     "look",
+                                     "more",
+                                     "day",
+                                     "could",
+                                     "go",
+                                     "come",
+                                     "did",
+                                     "number",
+                                     "sound",
+                                     "no",
+                                     "most",
+                                     "people",
+                                     "embedding",
+                                     "database",
+                                     "tokenizer",
+                                     "message",
+                                     "assistant",
+                                     "conversation",
+                                     "vector",
+                                     "function",
+                                     "performance",
+                                     "understand",
+                                     "unfortunately",
+                                     "configuration",
+                                     "PostgreSQL",
+                                     "JavaScript",
+                                     "it's",
+                                     "don't",
+                                     "we've",
+                                     "they're",
+                                     "I'm",
+                                     "you'll",
+                                     "he'd",
+                                     "OpenAI",
+                                     "API",
+                                     "Kubernetes",
+                                     "deployment",
+                                     "microservice",
+                                     "latency",
+                                     "throughput",
+                                     "hyperparameter"};
 constexpr const char* k_code_lines[] = {
-    "def process(items):\n", "    for i, item in enumerate(items):\n",
-    "        if item is None:\n            continue\n", "    return {k: v for k, v in data.items()}\n",
+    "def process(items):\n",
+    "    for i, item in enumerate(items):\n",
+    "        if item is None:\n            continue\n",
+    "    return {k: v for k, v in data.items()}\n",
     "const result = await fetch(`${baseUrl}/embeddings`, { method: 'POST' });\n",
     "for (std::size_t i = 0; i < n; ++i) { sum += v[i] * w[i]; }\n",
     "SELECT id, content FROM messages WHERE conversation_id = $1 ORDER BY created_at;\n",
     "if err != nil {\n\treturn nil, fmt.Errorf(\"open %s: %w\", path, err)\n}\n",
     "  \"model\": \"text-embedding-3-small\",\n  \"dimensions\": 1536,\n",
-    "<div className=\"container\">{children}</div>\n", "# TODO: handle the 429 case\n",
-    "x = np.linspace(0, 2 * np.pi, 100)\n", "    }\n}\n\n", "\t\t// keep going\n"};
-constexpr const char* k_other[] = {
-    "我们今天讨论向量数据库的性能。", "人工智能正在改变世界，", "東京は日本の首都です。",
-    "カタカナとひらがな", "안녕하세요, 오늘 날씨가 좋네요.", "Привет, как дела? Всё хорошо.",
-    "Съешь же ещё этих мягких булок", "مرحبا بالعالم، كيف حالك؟", "שלום עולם, מה שלומך?",
-    "नमस्ते, आप कैसे हैं?", "สวัสดีครับ ยินดีที่ได้รู้จัก", "Γειά σου Κόσμε", "naïve café résumé",
-    "Straße über Größe", "¿Qué tal? ¡Muy bien!"};
-constexpr const char* k_emoji[] = {"😀", "😂", "👍", "👍🏽", "🎉", "🔥", "❤️", "👨‍👩‍👧", "🚀", "✅", "🤔", "🙏🏼"};
+    "<div className=\"container\">{children}</div>\n",
+    "# TODO: handle the 429 case\n",
+    "x = np.linspace(0, 2 * np.pi, 100)\n",
+    "    }\n}\n\n",
+    "\t\t// keep going\n"};
+constexpr const char* k_other[] = {"我们今天讨论向量数据库的性能。",
+                                   "人工智能正在改变世界，",
+                                   "東京は日本の首都です。",
+                                   "カタカナとひらがな",
+                                   "안녕하세요, 오늘 날씨가 좋네요.",
+                                   "Привет, как дела? Всё хорошо.",
+                                   "Съешь же ещё этих мягких булок",
+                                   "مرحبا بالعالم، كيف حالك؟",
+                                   "שלום עולם, מה שלומך?",
+                                   "नमस्ते, आप कैसे हैं?",
+                                   "สวัสดีครับ ยินดีที่ได้รู้จัก",
+                                   "Γειά σου Κόσμε",
+                                   "naïve café résumé",
+                                   "Straße über Größe",
+                                   "¿Qué tal? ¡Muy bien!"};
+constexpr const char* k_emoji[] = {"😀", "😂", "👍",    "👍🏽", "🎉", "🔥", "❤️", "👨‍👩‍👧",
+                                   "🚀", "✅", "🤔", "🙏🏼"};
 constexpr const char* k_punct[] = {".", ",", "!", "?", ":", ";", " -", " (", ")", "...", "\"", "'"};
 
 template <std::size_t N>
@@ -84,13 +201,15 @@ std::string make_document(std::mt19937_64& rng) {
       doc += rng() % 5 == 0 ? "\n\n" : " ";
     } else if (kind < 77) {  // a code block
       doc += "```\n";
-      for (int l = 0, n = 2 + static_cast<int>(rng() % 8); l < n; ++l) doc += pick(rng, k_code_lines);
+      for (int l = 0, n = 2 + static_cast<int>(rng() % 8); l < n; ++l)
+        doc += pick(rng, k_code_lines);
       doc += "```\n";
     } else if (kind < 90) {  // other scripts
       doc += pick(rng, k_other);
       doc += rng() % 2 ? " " : "\n";
     } else if (kind < 95) {  // chat-style emoji
-      for (int e = 0, n = 1 + static_cast<int>(rng() % 4); e < n; ++e) doc += pick(rng, k_emoji);
+      for (int e = 0, n = 1 + static_cast<int>(rng() % 4); e < n; ++e)
+        doc += pick(rng, k_emoji);
       doc += ' ';
     } else {  // numbers, URLs, odd whitespace
       // Appends one by one: g++ 12 warns falsely (-Wrestrict) on chained string operator+.
@@ -105,7 +224,8 @@ std::string make_document(std::mt19937_64& rng) {
 }
 
 std::uint32_t fnv_ids(std::uint32_t h, const std::vector<std::uint32_t>& ids) {
-  for (std::uint32_t id : ids) h = (h ^ id) * 16777619u;
+  for (std::uint32_t id : ids)
+    h = (h ^ id) * 16777619u;
   return h;
 }
 
@@ -136,12 +256,17 @@ int main(int argc, char** argv) {
   std::string corpus_out, json_out;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
-    if (a == "--size-mb" && i + 1 < argc) size_mb = std::strtoul(argv[++i], nullptr, 10);
-    else if (a == "--write-corpus" && i + 1 < argc) corpus_out = argv[++i];
-    else if (a == "--json" && i + 1 < argc) json_out = argv[++i];
-    else if (a == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
+    if (a == "--size-mb" && i + 1 < argc)
+      size_mb = std::strtoul(argv[++i], nullptr, 10);
+    else if (a == "--write-corpus" && i + 1 < argc)
+      corpus_out = argv[++i];
+    else if (a == "--json" && i + 1 < argc)
+      json_out = argv[++i];
+    else if (a == "--runs" && i + 1 < argc)
+      runs = std::atoi(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: bench_tokenizer [--size-mb N] [--write-corpus FILE] [--json FILE] [--runs N]\n");
+      std::fprintf(stderr,
+                   "usage: bench_tokenizer [--size-mb N] [--write-corpus FILE] [--json FILE] [--runs N]\n");
       return 2;
     }
   }
@@ -156,7 +281,8 @@ int main(int argc, char** argv) {
   if (!corpus_out.empty()) {
     // NUL-separated documents: NUL never occurs in the generated text.
     std::ofstream out(corpus_out, std::ios::binary);
-    for (const auto& d : docs) out.write(d.c_str(), static_cast<std::streamsize>(d.size() + 1));
+    for (const auto& d : docs)
+      out.write(d.c_str(), static_cast<std::streamsize>(d.size() + 1));
   }
   std::printf("corpus: %zu documents, %.2f MB\n", docs.size(), bytes / 1e6);
 
@@ -178,12 +304,14 @@ int main(int argc, char** argv) {
       std::vector<std::vector<std::uint32_t>> all;
       all.reserve(docs.size());
       const Timer te;
-      for (const auto& d : docs) all.push_back(tok.encode(d));
+      for (const auto& d : docs)
+        all.push_back(tok.encode(d));
       enc_wall = std::min(enc_wall, te.wall_s());
       enc_cpu = std::min(enc_cpu, te.cpu_s());
       const Timer tc;
       std::size_t c = 0;
-      for (const auto& d : docs) c += tok.count(d);
+      for (const auto& d : docs)
+        c += tok.count(d);
       cnt_wall = std::min(cnt_wall, tc.wall_s());
       cnt_cpu = std::min(cnt_cpu, tc.cpu_s());
       tokens = 0;
@@ -196,10 +324,11 @@ int main(int argc, char** argv) {
     }
     const double mb = static_cast<double>(bytes) / 1e6;
     const std::string name(lens::tokenizer::to_string(enc));
-    std::printf("%-12s load %.1f ms (cpu %.1f) | encode %.1f MB/s (cpu %.1f) | count %.1f MB/s (cpu %.1f)"
-                " | tokens %zu | hash %08x\n",
-                name.c_str(), load_ms, load_cpu_ms, mb / enc_wall, mb / enc_cpu, mb / cnt_wall,
-                mb / cnt_cpu, tokens, hash);
+    std::printf(
+        "%-12s load %.1f ms (cpu %.1f) | encode %.1f MB/s (cpu %.1f) | count %.1f MB/s (cpu %.1f)"
+        " | tokens %zu | hash %08x\n",
+        name.c_str(), load_ms, load_cpu_ms, mb / enc_wall, mb / enc_cpu, mb / cnt_wall, mb / cnt_cpu, tokens,
+        hash);
     char buf[512];
     std::snprintf(buf, sizeof buf,
                   ",\"%s\":{\"load_ms\":%.2f,\"load_cpu_ms\":%.2f,\"encode_mbps\":%.2f,"

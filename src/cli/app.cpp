@@ -3,6 +3,7 @@
 #include "cli/app.h"
 
 #include <fmt/core.h>
+#include <malloc.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 #include <csignal>
@@ -10,7 +11,6 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
-#include <malloc.h>
 #include <nlohmann/json.hpp>
 #include <thread>
 

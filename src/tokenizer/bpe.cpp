@@ -8,8 +8,7 @@
 
 namespace lens::tokenizer {
 
-void byte_pair_merge_long(const RankTable& ranks, std::string_view piece,
-                          std::vector<std::uint32_t>& out) {
+void byte_pair_merge_long(const RankTable& ranks, std::string_view piece, std::vector<std::uint32_t>& out) {
   const std::size_t n = piece.size();
   const char* p = piece.data();
   // Parts are identified by their start offset; next_/prev_ form a linked list over them.
@@ -53,7 +52,8 @@ void byte_pair_merge_long(const RankTable& ranks, std::string_view piece,
       if (rank[h] != k_no_rank) heap.push((std::uint64_t(rank[h]) << 32) | h);
     }
   }
-  for (std::uint32_t i = 0; i < n; i = next[i]) out.push_back(ranks.find(p + i, next[i] - i));
+  for (std::uint32_t i = 0; i < n; i = next[i])
+    out.push_back(ranks.find(p + i, next[i] - i));
 }
 
 }  // namespace lens::tokenizer

@@ -17,8 +17,7 @@ namespace lens::tokenizer {
 inline constexpr std::size_t k_long_piece = 256;
 
 // Heap-based merge for long pieces; same result as the linear one. Appends ranks.
-void byte_pair_merge_long(const RankTable& ranks, std::string_view piece,
-                          std::vector<std::uint32_t>& out);
+void byte_pair_merge_long(const RankTable& ranks, std::string_view piece, std::vector<std::uint32_t>& out);
 
 // Calls emit(rank) for each token of `piece` in order.
 template <typename Emit>
@@ -36,7 +35,8 @@ void byte_pair_encode(const RankTable& ranks, std::string_view piece, Emit&& emi
     thread_local std::vector<std::uint32_t> long_out;
     long_out.clear();
     byte_pair_merge_long(ranks, piece, long_out);
-    for (std::uint32_t r : long_out) emit(r);
+    for (std::uint32_t r : long_out)
+      emit(r);
     return;
   }
   struct Part {
@@ -67,7 +67,8 @@ void byte_pair_encode(const RankTable& ranks, std::string_view piece, Emit&& emi
     const std::size_t i = min_i;
     if (i > 0) parts[i - 1].rank = rank_after(i - 1);
     parts[i].rank = rank_after(i);
-    for (std::size_t j = i + 1; j + 1 < m; ++j) parts[j] = parts[j + 1];
+    for (std::size_t j = i + 1; j + 1 < m; ++j)
+      parts[j] = parts[j + 1];
     --m;
     min_rank = k_no_rank;
     for (std::size_t j = 0; j + 1 < m; ++j) {

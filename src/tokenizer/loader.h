@@ -13,7 +13,7 @@ namespace lens::tokenizer::detail {
 // Loads `encoding` from exactly the file `path`. On failure: not_found (cannot open),
 // permanent (sha256 mismatch, corrupt file).
 [[nodiscard]] util::Result<std::shared_ptr<const Tokenizer>> load_file(Encoding encoding,
-                                                                      const std::string& path);
+                                                                       const std::string& path);
 // The uncached search that Tokenizer::load does (see the order in tokenizer.h).
 [[nodiscard]] util::Result<std::shared_ptr<const Tokenizer>> load_uncached(Encoding encoding);
 

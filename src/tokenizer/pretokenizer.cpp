@@ -12,7 +12,9 @@ namespace lens::tokenizer {
 namespace {
 
 // Unicode White_Space (stable since Unicode 6.3), as the body of a character class.
-#define LENS_WS "\\t\\n\\x{0B}\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+#define LENS_WS          \
+  "\\t\\n\\x{0B}\\f\\r " \
+  "\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
 
 // cl100k_base: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
 //              ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
@@ -20,9 +22,12 @@ constexpr std::string_view k_cl100k_pattern =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)"
     "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+"
     "|\\p{N}{1,3}"
-    "| ?[^" LENS_WS "\\p{L}\\p{N}]+[\\r\\n]*"
-    "|[" LENS_WS "]*[\\r\\n]+"
-    "|[" LENS_WS "]+(?![^" LENS_WS "])"
+    "| ?[^" LENS_WS
+    "\\p{L}\\p{N}]+[\\r\\n]*"
+    "|[" LENS_WS
+    "]*[\\r\\n]+"
+    "|[" LENS_WS "]+(?![^" LENS_WS
+    "])"
     "|[" LENS_WS "]+";
 
 // o200k_base: the seven alternatives of tiktoken's o200k pat_str, joined with '|'.
@@ -32,9 +37,12 @@ constexpr std::string_view k_o200k_pattern =
     "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*"
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
     "|\\p{N}{1,3}"
-    "| ?[^" LENS_WS "\\p{L}\\p{N}]+[\\r\\n/]*"
-    "|[" LENS_WS "]*[\\r\\n]+"
-    "|[" LENS_WS "]+(?![^" LENS_WS "])"
+    "| ?[^" LENS_WS
+    "\\p{L}\\p{N}]+[\\r\\n/]*"
+    "|[" LENS_WS
+    "]*[\\r\\n]+"
+    "|[" LENS_WS "]+(?![^" LENS_WS
+    "])"
     "|[" LENS_WS "]+";
 
 #undef LENS_WS
@@ -83,14 +91,13 @@ util::Result<std::unique_ptr<Pretokenizer>> Pretokenizer::create(Encoding encodi
   int err = 0;
   PCRE2_SIZE err_off = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pat.data()), pat.size(),
-                                   PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &err_off,
-                                   nullptr);
+                                   PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &err_off, nullptr);
   if (code == nullptr) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof msg);
-    return util::fail(util::ErrorCode::internal,
-                      "pre-tokenizer pattern does not compile at " + std::to_string(err_off) +
-                          ": " + reinterpret_cast<const char*>(msg));
+    return util::fail(util::ErrorCode::internal, "pre-tokenizer pattern does not compile at " +
+                                                     std::to_string(err_off) + ": " +
+                                                     reinterpret_cast<const char*>(msg));
   }
   // JIT failure is not fatal: pcre2_match falls back to the interpreter by itself.
   (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
@@ -99,7 +106,9 @@ util::Result<std::unique_ptr<Pretokenizer>> Pretokenizer::create(Encoding encodi
   return p;
 }
 
-Pretokenizer::~Pretokenizer() { pcre2_code_free(static_cast<pcre2_code*>(code_)); }
+Pretokenizer::~Pretokenizer() {
+  pcre2_code_free(static_cast<pcre2_code*>(code_));
+}
 
 Pretokenizer::Match Pretokenizer::next(std::string_view text, std::size_t pos) const {
   ThreadState& ts = thread_state();
@@ -110,15 +119,15 @@ Pretokenizer::Match Pretokenizer::next(std::string_view text, std::size_t pos) c
     // PCRE2_ERROR_NOMATCH: nothing left. Resource limits (huge inputs): the interpreter has
     // separate, heap-based limits, so retry there before giving up on the rest.
     if (rc != PCRE2_ERROR_NOMATCH) {
-      rc = pcre2_match(code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, ts.md,
-                       ts.ctx);
+      rc = pcre2_match(code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, ts.md, ts.ctx);
     }
     if (rc == PCRE2_ERROR_NOMATCH) return {text.size(), text.size()};
     if (rc < 0) {
       // Out of resources even so: never drop text. The next code point becomes a piece of
       // its own (counts stay close; tiktoken itself errors out on such inputs).
       std::size_t end = pos + 1;
-      while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) ++end;
+      while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80)
+        ++end;
       return {pos, end};
     }
   }

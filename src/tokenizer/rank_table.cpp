@@ -14,9 +14,11 @@ namespace {
 
 constexpr std::array<std::int8_t, 256> make_b64_table() {
   std::array<std::int8_t, 256> t{};
-  for (auto& v : t) v = -1;
+  for (auto& v : t)
+    v = -1;
   constexpr char k_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  for (int i = 0; i < 64; ++i) t[static_cast<std::uint8_t>(k_alphabet[i])] = static_cast<std::int8_t>(i);
+  for (int i = 0; i < 64; ++i)
+    t[static_cast<std::uint8_t>(k_alphabet[i])] = static_cast<std::int8_t>(i);
   return t;
 }
 constexpr std::array<std::int8_t, 256> k_b64 = make_b64_table();
@@ -34,8 +36,8 @@ long decode_base64(std::string_view in, char* out) {
     const int c = pad >= 2 ? 0 : k_b64[static_cast<std::uint8_t>(in[i + 2])];
     const int d = pad >= 1 ? 0 : k_b64[static_cast<std::uint8_t>(in[i + 3])];
     if ((a | b | c | d) < 0) return -1;
-    const std::uint32_t w = (std::uint32_t(a) << 18) | (std::uint32_t(b) << 12) |
-                            (std::uint32_t(c) << 6) | std::uint32_t(d);
+    const std::uint32_t w =
+        (std::uint32_t(a) << 18) | (std::uint32_t(b) << 12) | (std::uint32_t(c) << 6) | std::uint32_t(d);
     *o++ = static_cast<char>(w >> 16);
     if (pad < 2) *o++ = static_cast<char>((w >> 8) & 0xFF);
     if (pad < 1) *o++ = static_cast<char>(w & 0xFF);
@@ -86,8 +88,7 @@ util::Result<RankTable> RankTable::parse(std::string_view file) {
   std::size_t pos = 0;
   std::size_t line_no = 0;
   auto bad = [&](const char* what) {
-    return util::fail(util::ErrorCode::permanent,
-                      "rank file line " + std::to_string(line_no) + ": " + what);
+    return util::fail(util::ErrorCode::permanent, "rank file line " + std::to_string(line_no) + ": " + what);
   };
   while (pos < file.size()) {
     std::size_t eol = file.find('\n', pos);
@@ -119,7 +120,8 @@ util::Result<RankTable> RankTable::parse(std::string_view file) {
   t.count_ = max_rank + 1;
 
   std::size_t cap = 1;
-  while (cap < t.count_ * 2) cap <<= 1;  // load factor <= 0.5 keeps probes short
+  while (cap < t.count_ * 2)
+    cap <<= 1;  // load factor <= 0.5 keeps probes short
   t.slot_pages_ = ZeroedPages(cap * sizeof(Slot));
   t.slots_ = static_cast<Slot*>(t.slot_pages_.get());
   if (t.slots_ == nullptr) return util::fail(util::ErrorCode::permanent, "rank table: out of memory");
@@ -131,15 +133,15 @@ util::Result<RankTable> RankTable::parse(std::string_view file) {
     if (b.size() == 2) t.pair_ranks_[pair_index(b.data())] = r;
     const HashedBytes hb = hash_bytes(b.data(), b.size());
     std::size_t i = static_cast<std::size_t>(hb.hash) & t.mask_;
-    while (t.slots_[i].len != 0) i = (i + 1) & t.mask_;
+    while (t.slots_[i].len != 0)
+      i = (i + 1) & t.mask_;
     t.slots_[i] = Slot{hb.head, r, static_cast<std::uint32_t>(b.size())};
   }
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
     t.byte_ranks_[b] = t.find(&c, 1);
     if (t.byte_ranks_[b] == k_no_rank) {
-      return util::fail(util::ErrorCode::permanent,
-                        "rank file: byte " + std::to_string(b) + " has no token");
+      return util::fail(util::ErrorCode::permanent, "rank file: byte " + std::to_string(b) + " has no token");
     }
   }
   return t;

@@ -40,7 +40,8 @@ struct HashedBytes {
   if (n > 0) {
     std::uint64_t v = 0;
     // Byte-wise tail: n < 8, and a variable-length memcpy would be an out-of-line call.
-    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t(std::uint8_t(p[i])) << (8 * i);
+    for (std::size_t i = 0; i < n; ++i)
+      v |= std::uint64_t(std::uint8_t(p[i])) << (8 * i);
     if (short_key) head = v;
     h = (h ^ v) * 0x94D049BB133111EBull;
   }
@@ -92,7 +93,7 @@ class RankTable {
   struct Slot {
     std::uint64_t head;  // first min(len, 8) bytes, zero-padded
     std::uint32_t rank;
-    std::uint32_t len;   // 0 marks an empty slot (no token is empty)
+    std::uint32_t len;  // 0 marks an empty slot (no token is empty)
   };
   [[nodiscard]] static std::size_t pair_index(const char* p) {
     return (std::size_t(std::uint8_t(p[0])) << 8) | std::uint8_t(p[1]);

@@ -38,14 +38,13 @@ struct EncodingInfo {
 };
 
 const EncodingInfo& info(Encoding e) {
-  static const EncodingInfo k_cl100k{
-      "cl100k_base",
-      "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
-      {{{100257, "<|endoftext|>"},
-        {100258, "<|fim_prefix|>"},
-        {100259, "<|fim_middle|>"},
-        {100260, "<|fim_suffix|>"},
-        {100276, "<|endofprompt|>"}}}};
+  static const EncodingInfo k_cl100k{"cl100k_base",
+                                     "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+                                     {{{100257, "<|endoftext|>"},
+                                       {100258, "<|fim_prefix|>"},
+                                       {100259, "<|fim_middle|>"},
+                                       {100260, "<|fim_suffix|>"},
+                                       {100276, "<|endofprompt|>"}}}};
   static const EncodingInfo k_o200k{
       "o200k_base",
       "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
@@ -62,8 +61,8 @@ class FileBytes {
     if (fd < 0) return;
     struct stat st {};
     if (::fstat(fd, &st) == 0 && st.st_size > 0) {
-      void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ,
-                       MAP_PRIVATE | MAP_POPULATE, fd, 0);
+      void* p =
+          ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
       if (p != MAP_FAILED) {
         map_ = p;
         size_ = static_cast<std::size_t>(st.st_size);
@@ -301,7 +300,8 @@ std::vector<std::string_view> BpeTokenizer::chunk(std::string_view text, std::si
       const std::vector<std::uint32_t> ids = encode(piece);
       if (ids.size() > overlap) {
         std::size_t off = 0;
-        for (std::size_t i = 0; i + overlap < ids.size(); ++i) off += ranks_.bytes_of(ids[i]).size();
+        for (std::size_t i = 0; i + overlap < ids.size(); ++i)
+          off += ranks_.bytes_of(ids[i]).size();
         // Round down to a code point so the overlap holds at least `overlap` tokens' text.
         std::size_t b = utf8::floor_boundary(piece, off);
         if (b == 0) b = utf8::next_boundary(piece, off);
@@ -357,7 +357,9 @@ util::Result<Encoding> parse_encoding(std::string_view name) {
                     "unknown encoding '" + std::string(name) + "' (cl100k_base, o200k_base)");
 }
 
-std::string_view to_string(Encoding encoding) { return info(encoding).name; }
+std::string_view to_string(Encoding encoding) {
+  return info(encoding).name;
+}
 
 util::Result<std::shared_ptr<const Tokenizer>> Tokenizer::load(Encoding encoding) {
   static std::mutex mutex;

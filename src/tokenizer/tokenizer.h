@@ -37,13 +37,11 @@ class Tokenizer {
   [[nodiscard]] virtual std::string decode(std::span<const std::uint32_t> ids) const = 0;
   // The longest prefix of `text` that is valid UTF-8 (never splits a code point) and
   // whose count() is <= max_tokens. Returns a view into `text`.
-  [[nodiscard]] virtual std::string_view truncate(std::string_view text,
-                                                  std::size_t max_tokens) const = 0;
+  [[nodiscard]] virtual std::string_view truncate(std::string_view text, std::size_t max_tokens) const = 0;
   // Consecutive pieces of at most max_tokens tokens each, covering `text`; each piece
   // after the first starts with the last `overlap` tokens of the one before.
   // REQUIRES: overlap < max_tokens.
-  [[nodiscard]] virtual std::vector<std::string_view> chunk(std::string_view text,
-                                                            std::size_t max_tokens,
+  [[nodiscard]] virtual std::vector<std::string_view> chunk(std::string_view text, std::size_t max_tokens,
                                                             std::size_t overlap) const = 0;
   [[nodiscard]] virtual Encoding encoding() const = 0;
 };

@@ -10,12 +10,12 @@
 #include <time.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
-#include <filesystem>
-#include <fstream>
 
 #include "tokenizer/loader.h"
 
@@ -165,14 +165,62 @@ TEST(Tokenizer, InvalidUtf8NeverCrashesAndRoundTrips) {
 }
 
 std::string random_text(std::mt19937_64& rng, std::size_t code_points) {
-  static const std::vector<std::string> k_atoms = {
-      "a", "Z", "e", "'s", "'S", "'ll", "'VE", " ", "  ", "\n", "\r\n", "\t", "1", "42", "7",
-      "é", "ß", "Ω", "я", "中", "文", "日本", "한", "ع", "ש", "ह", "ि", "ก", "😀", "👍🏽",
-      "👨‍👩‍👧", "\u0301", "!", "?", ".", ",", "/", "//", "http://x.io/a?b=1", "{", "}",
-      "\u00a0", "\u3000", "\u0085", "ſ", "İ", "ǅ", "ʰ", "٣", "Ⅻ", "\u200d", "\ue000"};
+  static const std::vector<std::string> k_atoms = {"a",
+                                                   "Z",
+                                                   "e",
+                                                   "'s",
+                                                   "'S",
+                                                   "'ll",
+                                                   "'VE",
+                                                   " ",
+                                                   "  ",
+                                                   "\n",
+                                                   "\r\n",
+                                                   "\t",
+                                                   "1",
+                                                   "42",
+                                                   "7",
+                                                   "é",
+                                                   "ß",
+                                                   "Ω",
+                                                   "я",
+                                                   "中",
+                                                   "文",
+                                                   "日本",
+                                                   "한",
+                                                   "ع",
+                                                   "ש",
+                                                   "ह",
+                                                   "ि",
+                                                   "ก",
+                                                   "😀",
+                                                   "👍🏽",
+                                                   "👨‍👩‍👧",
+                                                   "\u0301",
+                                                   "!",
+                                                   "?",
+                                                   ".",
+                                                   ",",
+                                                   "/",
+                                                   "//",
+                                                   "http://x.io/a?b=1",
+                                                   "{",
+                                                   "}",
+                                                   "\u00a0",
+                                                   "\u3000",
+                                                   "\u0085",
+                                                   "ſ",
+                                                   "İ",
+                                                   "ǅ",
+                                                   "ʰ",
+                                                   "٣",
+                                                   "Ⅻ",
+                                                   "\u200d",
+                                                   "\ue000"};
   std::string s;
   std::uniform_int_distribution<std::size_t> pick(0, k_atoms.size() - 1);
-  for (std::size_t i = 0; i < code_points; ++i) s += k_atoms[pick(rng)];
+  for (std::size_t i = 0; i < code_points; ++i)
+    s += k_atoms[pick(rng)];
   return s;
 }
 
@@ -198,7 +246,8 @@ TEST(TokenizerProperty, RoundTripTruncateChunk) {
       if (cut.size() < s.size()) {
         // Maximal: one more code point would not fit.
         std::size_t next = cut.size() + 1;
-        while (next < s.size() && (static_cast<unsigned char>(s[next]) & 0xC0) == 0x80) ++next;
+        while (next < s.size() && (static_cast<unsigned char>(s[next]) & 0xC0) == 0x80)
+          ++next;
         ASSERT_GT(t->count(std::string_view(s).substr(0, next)), n) << s;
       } else {
         ASSERT_LE(ids.size(), n);
@@ -235,9 +284,11 @@ TEST(Tokenizer, ConcurrentUseGivesTheSameIds) {
   ASSERT_TRUE(t);
   std::mt19937_64 rng(99);
   std::vector<std::string> texts;
-  for (int i = 0; i < 200; ++i) texts.push_back(random_text(rng, 1 + rng() % 400));
+  for (int i = 0; i < 200; ++i)
+    texts.push_back(random_text(rng, 1 + rng() % 400));
   std::vector<Ids> expected;
-  for (const auto& s : texts) expected.push_back(t->encode(s));
+  for (const auto& s : texts)
+    expected.push_back(t->encode(s));
   std::vector<int> bad(4, 0);
   std::vector<std::thread> threads;
   for (int w = 0; w < 4; ++w) {
@@ -249,8 +300,10 @@ TEST(Tokenizer, ConcurrentUseGivesTheSameIds) {
       }
     });
   }
-  for (auto& th : threads) th.join();
-  for (int b : bad) EXPECT_EQ(b, 0);
+  for (auto& th : threads)
+    th.join();
+  for (int b : bad)
+    EXPECT_EQ(b, 0);
 }
 
 TEST(TokenizerProperty, LongPieceHeapMergeMatchesShortPath) {
@@ -260,7 +313,8 @@ TEST(TokenizerProperty, LongPieceHeapMergeMatchesShortPath) {
   ASSERT_TRUE(t);
   std::string s;
   std::mt19937_64 rng(7);
-  for (int i = 0; i < 100000; ++i) s.push_back(static_cast<char>('a' + rng() % 26));
+  for (int i = 0; i < 100000; ++i)
+    s.push_back(static_cast<char>('a' + rng() % 26));
   const auto start = std::chrono::steady_clock::now();
   const Ids ids = t->encode(s);
   // Generous: tiktoken's quadratic merge takes minutes here; ours ~70 ms when idle.

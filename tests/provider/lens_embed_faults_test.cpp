@@ -7,13 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
-#include <fcntl.h>
 #include <sstream>
 
 #include "core/input_text.h"
@@ -56,16 +56,18 @@ std::int64_t stat(const std::string& json, const std::string& name) {
 class LensEmbedFaults : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) /
-           ("lens_faults_" + std::to_string(::getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::path(::testing::TempDir()) / ("lens_faults_" + std::to_string(::getpid()) + "_" +
+                                             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     db_path_ = (dir_ / "lens.db").string();
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(db_path_.c_str(), &db), SQLITE_OK);
     exec(db,
-         "CREATE TABLE conversations (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, title TEXT, created_at TEXT NOT NULL);"
-         "CREATE TABLE messages (id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, role TEXT NOT NULL, content TEXT,"
+         "CREATE TABLE conversations (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, title TEXT, created_at "
+         "TEXT NOT NULL);"
+         "CREATE TABLE messages (id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, role TEXT NOT NULL, "
+         "content TEXT,"
          " created_at TEXT NOT NULL, updated_at TEXT);"
          "INSERT INTO conversations VALUES ('c0', 'u0', 't', '2024-01-01T00:00:00Z');");
     for (int i = 0; i < k_exchanges; ++i) {
@@ -74,12 +76,16 @@ class LensEmbedFaults : public ::testing::Test {
       std::snprintf(ts_answer, sizeof ts_answer, "2024-01-01T01:%02d:%02dZ", i / 60, i % 60);
       const std::string user = "u" + std::to_string(i);
       // Answers come after all questions, so only the last question has one.
-      std::string content = "question " + std::to_string(i) + " about \"topic\" \xC3\xA9t\xC3\xA9 \xF0\x9F\x98\x80";
+      std::string content =
+          "question " + std::to_string(i) + " about \"topic\" \xC3\xA9t\xC3\xA9 \xF0\x9F\x98\x80";
       if (i == 7) content = "this one carries the POISON marker";
-      exec(db, "INSERT INTO messages VALUES ('" + user + "', 'c0', 'user', '" + content + "', '" + ts_user + "', NULL);");
+      exec(db, "INSERT INTO messages VALUES ('" + user + "', 'c0', 'user', '" + content + "', '" + ts_user +
+                   "', NULL);");
       texts_[user] = content;
     }
-    exec(db, "INSERT INTO messages VALUES ('a_last', 'c0', 'assistant', 'the answer', '2024-01-01T02:00:00Z', NULL);");
+    exec(db,
+         "INSERT INTO messages VALUES ('a_last', 'c0', 'assistant', 'the answer', '2024-01-01T02:00:00Z', "
+         "NULL);");
     core::Exchange last;
     last.user_content = texts_["u" + std::to_string(k_exchanges - 1)];
     last.assistant_message_id = "a_last";
@@ -97,12 +103,25 @@ class LensEmbedFaults : public ::testing::Test {
     server_ = std::make_unique<stand_in::StandInServer>(so);
     const int port = server_->start();
     EXPECT_GT(port, 0);
-    std::vector<std::string> args = {LENS_EMBED_BINARY, "run", "--db", "sqlite:" + db_path_, "--provider", "supermind",
-                                     "--base-url", "http://127.0.0.1:" + std::to_string(port) + "/v1", "--model",
-                                     "text-embedding-3-small", "--dimensions", std::to_string(k_dims), "--json",
-                                     "--verbose", "--log-file", (dir_ / "run.log").string()};
+    std::vector<std::string> args = {LENS_EMBED_BINARY,
+                                     "run",
+                                     "--db",
+                                     "sqlite:" + db_path_,
+                                     "--provider",
+                                     "supermind",
+                                     "--base-url",
+                                     "http://127.0.0.1:" + std::to_string(port) + "/v1",
+                                     "--model",
+                                     "text-embedding-3-small",
+                                     "--dimensions",
+                                     std::to_string(k_dims),
+                                     "--json",
+                                     "--verbose",
+                                     "--log-file",
+                                     (dir_ / "run.log").string()};
     // Defaults unless the test gives its own value (the cli refuses a repeated option).
-    for (const auto& [flag, value] : {std::pair<std::string, std::string>{"--batch-size", "4"}, {"--max-attempts", "6"}}) {
+    for (const auto& [flag, value] :
+         {std::pair<std::string, std::string>{"--batch-size", "4"}, {"--max-attempts", "6"}}) {
       if (std::find(extra_args.begin(), extra_args.end(), flag) == extra_args.end()) {
         args.push_back(flag);
         args.push_back(value);
@@ -120,9 +139,11 @@ class LensEmbedFaults : public ::testing::Test {
     env_store.push_back("no_proxy=127.0.0.1,localhost");
     env_store.push_back(std::string("LENS_DATA_DIR=") + LENS_SOURCE_DATA_DIR);
     std::vector<char*> argv, envp;
-    for (auto& a : args) argv.push_back(a.data());
+    for (auto& a : args)
+      argv.push_back(a.data());
     argv.push_back(nullptr);
-    for (auto& e : env_store) envp.push_back(e.data());
+    for (auto& e : env_store)
+      envp.push_back(e.data());
     envp.push_back(nullptr);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -169,9 +190,11 @@ class LensEmbedFaults : public ::testing::Test {
     sqlite3* db = nullptr;
     sqlite3_open(db_path_.c_str(), &db);
     sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db, "SELECT user_message_id, reason, coalesce(detail, '') FROM embedding_failures", -1, &st, nullptr);
+    sqlite3_prepare_v2(db, "SELECT user_message_id, reason, coalesce(detail, '') FROM embedding_failures", -1,
+                       &st, nullptr);
     while (sqlite3_step(st) == SQLITE_ROW) {
-      out[reinterpret_cast<const char*>(sqlite3_column_text(st, 0))] = reinterpret_cast<const char*>(sqlite3_column_text(st, 1));
+      out[reinterpret_cast<const char*>(sqlite3_column_text(st, 0))] =
+          reinterpret_cast<const char*>(sqlite3_column_text(st, 1));
       if (details) *details += std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 2))) + "\n";
     }
     sqlite3_finalize(st);
@@ -183,8 +206,11 @@ class LensEmbedFaults : public ::testing::Test {
     sqlite3* db = nullptr;
     sqlite3_open(db_path_.c_str(), &db);
     sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db, "SELECT coalesce(arguments, '') || ' ' || coalesce(worker, '') FROM embedding_runs", -1, &st, nullptr);
-    while (sqlite3_step(st) == SQLITE_ROW) all += reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    sqlite3_prepare_v2(db,
+                       "SELECT coalesce(arguments, '') || ' ' || coalesce(worker, '') FROM embedding_runs",
+                       -1, &st, nullptr);
+    while (sqlite3_step(st) == SQLITE_ROW)
+      all += reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     sqlite3_close(db);
     return all;
@@ -219,7 +245,8 @@ class LensEmbedFaults : public ::testing::Test {
   std::string stats_;
 };
 
-#define EXPECT_EXIT_CODE(o, code) EXPECT_EQ((o).exit_code, code) << "stdout:\n" << (o).out << "\nstderr:\n" << (o).err
+#define EXPECT_EXIT_CODE(o, code) \
+  EXPECT_EQ((o).exit_code, code) << "stdout:\n" << (o).out << "\nstderr:\n" << (o).err
 
 TEST_F(LensEmbedFaults, CleanRunWithShuffledDataEmbedsEverythingExactly) {
   auto so = poison();
@@ -241,19 +268,17 @@ TEST_F(LensEmbedFaults, ContextLength400IsolatesTheOneBadInput) {
   EXPECT_GE(stat(stats_, "status_400_context"), 4);
 }
 
-
-
-#define FAULT_RETRIED_AND_EMBEDDED(name, field, counter)            \
-  TEST_F(LensEmbedFaults, name) {                                   \
-    auto so = poison();                                             \
-    so.field = 1;                                                   \
-    so.fault_limit = 3;                                             \
-    so.hang_ms = 4000;                                              \
-    const Output o = run(so, {"--timeout", "1"});                   \
-    EXPECT_EXIT_CODE(o, 0);                                         \
-    EXPECT_EQ(stat(stats_, counter), 3) << stats_;                  \
-    expect_all_embedded({"u7"});                                    \
-    EXPECT_EQ(failures().size(), 1u);                               \
+#define FAULT_RETRIED_AND_EMBEDDED(name, field, counter) \
+  TEST_F(LensEmbedFaults, name) {                        \
+    auto so = poison();                                  \
+    so.field = 1;                                        \
+    so.fault_limit = 3;                                  \
+    so.hang_ms = 4000;                                   \
+    const Output o = run(so, {"--timeout", "1"});        \
+    EXPECT_EXIT_CODE(o, 0);                              \
+    EXPECT_EQ(stat(stats_, counter), 3) << stats_;       \
+    expect_all_embedded({"u7"});                         \
+    EXPECT_EQ(failures().size(), 1u);                    \
   }
 
 FAULT_RETRIED_AND_EMBEDDED(Status500IsRetriedAndEmbedded, p_500, "fault_status_500")
@@ -303,7 +328,7 @@ TEST_F(LensEmbedFaults, PersistentServerErrorsAreRecordedAndTheRunGoesOn) {
 
 TEST_F(LensEmbedFaults, RpmLimitIsRespectedWithoutFailures) {
   auto so = poison();
-  so.rpm = 300;  // 5 requests per second; the client is told 10x more
+  so.rpm = 300;            // 5 requests per second; the client is told 10x more
   so.burst_seconds = 0.2;  // a bucket of one request: concurrent requests meet 429s
   const Output o = run(so, {"--rpm", "3000", "--batch-size", "2"});
   EXPECT_EXIT_CODE(o, 0);

@@ -23,10 +23,11 @@ struct Fixture {
   stand_in::StandInServer server;
   std::unique_ptr<Provider> client;
 
-  explicit Fixture(stand_in::StandInOptions so, OpenAiOptions co = {}) : server([&] {
-      so.api_key = so.api_key.empty() ? k_key : so.api_key;
-      return so;
-    }()) {
+  explicit Fixture(stand_in::StandInOptions so, OpenAiOptions co = {})
+      : server([&] {
+          so.api_key = so.api_key.empty() ? k_key : so.api_key;
+          return so;
+        }()) {
     const int port = server.start();
     EXPECT_GT(port, 0);
     if (co.base_url.empty()) co.base_url = "http://127.0.0.1:" + std::to_string(port) + "/v1/";
@@ -69,8 +70,8 @@ void expect_vectors(const Completion& c, const std::vector<std::string_view>& in
   }
 }
 
-const std::vector<std::string_view> k_inputs = {"hello", "wörld \"quoted\"\n", "third input", "\xF0\x9F\x98\x80 emoji",
-                                                "fifth"};
+const std::vector<std::string_view> k_inputs = {"hello", "wörld \"quoted\"\n", "third input",
+                                                "\xF0\x9F\x98\x80 emoji", "fifth"};
 
 TEST(OpenAiClient, Base64VectorsMatchByIndexWhenShuffled) {
   stand_in::StandInOptions so;
@@ -187,7 +188,8 @@ TEST(OpenAiClient, ResetAndHangAreTransient) {
     const auto c = f.embed(k_inputs);
     ASSERT_FALSE(c.result);
     EXPECT_EQ(c.result.error().error.code, ErrorCode::transient);
-    EXPECT_NE(c.result.error().error.message.find("timeout"), std::string::npos) << c.result.error().error.message;
+    EXPECT_NE(c.result.error().error.message.find("timeout"), std::string::npos)
+        << c.result.error().error.message;
   }
 }
 
@@ -196,11 +198,11 @@ TEST(OpenAiClient, BrokenSuccessBodiesAreInvalidResponses) {
     const char* name;
     double stand_in::StandInOptions::*p;
   };
-  for (const Case& k : {Case{"malformed", &stand_in::StandInOptions::p_malformed},
-                        Case{"truncated", &stand_in::StandInOptions::p_truncated},
-                        Case{"short", &stand_in::StandInOptions::p_short},
-                        Case{"nan", &stand_in::StandInOptions::p_nan},
-                        Case{"bad_dims", &stand_in::StandInOptions::p_bad_dims}}) {
+  for (const Case& k :
+       {Case{"malformed", &stand_in::StandInOptions::p_malformed},
+        Case{"truncated", &stand_in::StandInOptions::p_truncated},
+        Case{"short", &stand_in::StandInOptions::p_short}, Case{"nan", &stand_in::StandInOptions::p_nan},
+        Case{"bad_dims", &stand_in::StandInOptions::p_bad_dims}}) {
     for (const char* format : {"base64", "float"}) {
       stand_in::StandInOptions so;
       so.*(k.p) = 1;
@@ -258,7 +260,8 @@ TEST(OpenAiClient, ConnectionRefusedIsTransientAndBadUrlRefused) {
   const std::vector<std::string_view> in = {"x"};
   (*p)->submit(EmbedRequest{7, in, std::nullopt});
   std::vector<Completion> done;
-  while (done.empty()) done = (*p)->poll(milliseconds(500));
+  while (done.empty())
+    done = (*p)->poll(milliseconds(500));
   ASSERT_FALSE(done[0].result);
   EXPECT_EQ(done[0].result.error().error.code, ErrorCode::transient);
   co.base_url = "ftp://example.com";
@@ -276,10 +279,13 @@ TEST(OpenAiClient, ManyRequestsInFlightFromOneLoop) {
   co.max_connections = 32;
   Fixture f(so, co);
   std::vector<std::string> texts;
-  for (int i = 0; i < 400; ++i) texts.push_back("input number " + std::to_string(i));
+  for (int i = 0; i < 400; ++i)
+    texts.push_back("input number " + std::to_string(i));
   std::vector<std::vector<std::string_view>> batches(100);
-  for (int i = 0; i < 400; ++i) batches[static_cast<std::size_t>(i / 4)].push_back(texts[static_cast<std::size_t>(i)]);
-  for (std::size_t b = 0; b < batches.size(); ++b) f.client->submit(EmbedRequest{b, batches[b], 12});
+  for (int i = 0; i < 400; ++i)
+    batches[static_cast<std::size_t>(i / 4)].push_back(texts[static_cast<std::size_t>(i)]);
+  for (std::size_t b = 0; b < batches.size(); ++b)
+    f.client->submit(EmbedRequest{b, batches[b], 12});
   EXPECT_EQ(f.client->in_flight(), 100u);
   std::map<std::uint64_t, Completion> got;
   while (got.size() < batches.size()) {
@@ -288,10 +294,12 @@ TEST(OpenAiClient, ManyRequestsInFlightFromOneLoop) {
       got.emplace(c.ticket, std::move(c));
     }
   }
-  for (auto& [ticket, c] : got) expect_vectors(c, batches[ticket], 12);
+  for (auto& [ticket, c] : got)
+    expect_vectors(c, batches[ticket], 12);
   EXPECT_EQ(f.client->in_flight(), 0u);
   // Cancelling abandons without completions.
-  for (std::size_t b = 0; b < 10; ++b) f.client->submit(EmbedRequest{b, batches[b], 12});
+  for (std::size_t b = 0; b < 10; ++b)
+    f.client->submit(EmbedRequest{b, batches[b], 12});
   f.client->cancel_all();
   EXPECT_EQ(f.client->in_flight(), 0u);
   EXPECT_TRUE(f.client->poll(milliseconds(100)).empty());
@@ -309,8 +317,9 @@ TEST(OpenAiClient, ApiKeyNeverAppearsInLogsOrErrors) {
     Fixture f({}, co);
     expect_vectors(f.embed(k_inputs), k_inputs, 8);
   }
-  for (double stand_in::StandInOptions::*p : {&stand_in::StandInOptions::p_500, &stand_in::StandInOptions::p_malformed,
-                  &stand_in::StandInOptions::p_reset}) {
+  for (double stand_in::StandInOptions::*p :
+       {&stand_in::StandInOptions::p_500, &stand_in::StandInOptions::p_malformed,
+        &stand_in::StandInOptions::p_reset}) {
     stand_in::StandInOptions so;
     so.*p = 1;
     Fixture f(so);

@@ -1,5 +1,6 @@
 // lens_stand_in_provider: runs the stand-in OpenAI-compatible server until SIGINT/SIGTERM.
 // Prints "port=<N>" on stdout once it accepts connections.
+#include <unistd.h>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -7,14 +8,15 @@
 #include <functional>
 #include <map>
 #include <string>
-#include <unistd.h>
 
 #include "stand_in_server.h"
 
 namespace {
 
 volatile std::sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+void on_signal(int) {
+  g_stop = 1;
+}
 
 struct Flag {
   std::string help;
@@ -33,7 +35,9 @@ int main(int argc, char** argv) {
     flags[name] = {help, [&v](const std::string& s) { v = std::stod(s); }};
   };
   auto integer = [&](const char* name, auto& v, const char* help) {
-    flags[name] = {help, [&v](const std::string& s) { v = static_cast<std::remove_reference_t<decltype(v)>>(std::stoll(s)); }};
+    flags[name] = {help, [&v](const std::string& s) {
+                     v = static_cast<std::remove_reference_t<decltype(v)>>(std::stoll(s));
+                   }};
   };
   auto text = [&](const char* name, std::string& v, const char* help) {
     flags[name] = {help, [&v](const std::string& s) { v = s; }};
@@ -57,7 +61,8 @@ int main(int argc, char** argv) {
   num("--burst-seconds", o.burst_seconds, "bucket size in seconds of refill (default 1)");
   sw("--retry-after-headers", o.retry_after_headers, true, "send retry-after and retry-after-ms on 429");
   sw("--quota-exhausted", o.quota_exhausted, true, "answer every request with 429 insufficient_quota");
-  integer("--max-input-tokens", o.max_input_tokens, "longer inputs get the context-length 400 (default 8191)");
+  integer("--max-input-tokens", o.max_input_tokens,
+          "longer inputs get the context-length 400 (default 8191)");
   text("--reject-marker", o.reject_marker, "inputs containing this text get the context-length 400");
   sw("--float-only", o.float_only, true, "ignore encoding_format, always answer float arrays");
   sw("--reject-base64", o.reject_base64, true, "400 for encoding_format=base64");
@@ -81,7 +86,8 @@ int main(int argc, char** argv) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       std::printf("usage: lens_stand_in_provider [flags]\n");
-      for (const auto& [name, f] : flags) std::printf("  %-28s %s\n", (name + (f.is_switch ? "" : " N")).c_str(), f.help.c_str());
+      for (const auto& [name, f] : flags)
+        std::printf("  %-28s %s\n", (name + (f.is_switch ? "" : " N")).c_str(), f.help.c_str());
       return 0;
     }
     std::string value;
@@ -128,7 +134,8 @@ int main(int argc, char** argv) {
   }
   std::printf("port=%d\n", port);
   std::fflush(stdout);
-  while (!g_stop) ::usleep(100'000);
+  while (!g_stop)
+    ::usleep(100'000);
   server.stop();
   return 0;
 }

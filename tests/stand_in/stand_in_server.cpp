@@ -38,7 +38,9 @@ using Clock = std::chrono::steady_clock;
 class Bucket {
  public:
   Bucket(double per_minute, double burst_seconds)
-      : rate_(per_minute / 60.0), capacity_(std::max(1.0, rate_ * burst_seconds)), level_(capacity_),
+      : rate_(per_minute / 60.0),
+        capacity_(std::max(1.0, rate_ * burst_seconds)),
+        level_(capacity_),
         last_(Clock::now()) {}
   [[nodiscard]] bool unlimited() const { return rate_ <= 0; }
   void refill(Clock::time_point now) {
@@ -57,7 +59,9 @@ class Bucket {
     return need <= 0 ? 0 : need / rate_ * 1000.0;
   }
   [[nodiscard]] double remaining() const { return std::max(0.0, std::floor(level_)); }
-  [[nodiscard]] double reset_ms() const { return unlimited() ? 0 : (capacity_ - std::max(0.0, level_)) / rate_ * 1000.0; }
+  [[nodiscard]] double reset_ms() const {
+    return unlimited() ? 0 : (capacity_ - std::max(0.0, level_)) / rate_ * 1000.0;
+  }
   void fill() { level_ = capacity_; }
 
  private:
@@ -95,9 +99,12 @@ std::string json_escape(std::string_view s) {
 
 std::string error_json(std::string_view message, std::string_view type, std::string_view param,
                        std::string_view code) {
-  auto field = [](std::string_view v) { return v.empty() ? std::string("null") : "\"" + json_escape(v) + "\""; };
+  auto field = [](std::string_view v) {
+    return v.empty() ? std::string("null") : "\"" + json_escape(v) + "\"";
+  };
   return "{\n  \"error\": {\n    \"message\": \"" + json_escape(message) + "\",\n    \"type\": \"" +
-         json_escape(type) + "\",\n    \"param\": " + field(param) + ",\n    \"code\": " + field(code) + "\n  }\n}\n";
+         json_escape(type) + "\",\n    \"param\": " + field(param) + ",\n    \"code\": " + field(code) +
+         "\n  }\n}\n";
 }
 
 void append_base64(std::string& out, const unsigned char* p, std::size_t n) {
@@ -155,22 +162,47 @@ bool reset_connection(const std::string& peer_addr, int peer_port) {
   return done;
 }
 
-enum class Fault { none, rate_429, s500, s502, s503, reset, hang, malformed, truncated, short_data, nan, bad_dims };
+enum class Fault {
+  none,
+  rate_429,
+  s500,
+  s502,
+  s503,
+  reset,
+  hang,
+  malformed,
+  truncated,
+  short_data,
+  nan,
+  bad_dims
+};
 
 const char* fault_name(Fault f) {
   switch (f) {
-    case Fault::none: return "none";
-    case Fault::rate_429: return "injected_429";
-    case Fault::s500: return "status_500";
-    case Fault::s502: return "status_502";
-    case Fault::s503: return "status_503";
-    case Fault::reset: return "reset";
-    case Fault::hang: return "hang";
-    case Fault::malformed: return "malformed";
-    case Fault::truncated: return "truncated";
-    case Fault::short_data: return "short";
-    case Fault::nan: return "nan";
-    case Fault::bad_dims: return "bad_dims";
+    case Fault::none:
+      return "none";
+    case Fault::rate_429:
+      return "injected_429";
+    case Fault::s500:
+      return "status_500";
+    case Fault::s502:
+      return "status_502";
+    case Fault::s503:
+      return "status_503";
+    case Fault::reset:
+      return "reset";
+    case Fault::hang:
+      return "hang";
+    case Fault::malformed:
+      return "malformed";
+    case Fault::truncated:
+      return "truncated";
+    case Fault::short_data:
+      return "short";
+    case Fault::nan:
+      return "nan";
+    case Fault::bad_dims:
+      return "bad_dims";
   }
   return "?";
 }
@@ -229,19 +261,22 @@ struct StandInServer::Impl {
     // Called with mu held.
     if (!requests_bucket.unlimited()) {
       res.set_header("x-ratelimit-limit-requests", std::to_string(static_cast<long long>(o.rpm)));
-      res.set_header("x-ratelimit-remaining-requests", std::to_string(static_cast<long long>(requests_bucket.remaining())));
+      res.set_header("x-ratelimit-remaining-requests",
+                     std::to_string(static_cast<long long>(requests_bucket.remaining())));
       res.set_header("x-ratelimit-reset-requests", ms_text(requests_bucket.reset_ms()));
     }
     if (!tokens_bucket.unlimited()) {
       res.set_header("x-ratelimit-limit-tokens", std::to_string(static_cast<long long>(o.tpm)));
-      res.set_header("x-ratelimit-remaining-tokens", std::to_string(static_cast<long long>(tokens_bucket.remaining())));
+      res.set_header("x-ratelimit-remaining-tokens",
+                     std::to_string(static_cast<long long>(tokens_bucket.remaining())));
       res.set_header("x-ratelimit-reset-tokens", ms_text(tokens_bucket.reset_ms()));
     }
   }
 
   void handle(const httplib::Request& req, httplib::Response& res);
-  void answer(const httplib::Request& req, httplib::Response& res, const std::vector<std::string_view>& inputs,
-              int dims, bool base64, Fault fault, std::uint64_t rng_seed);
+  void answer(const httplib::Request& req, httplib::Response& res,
+              const std::vector<std::string_view>& inputs, int dims, bool base64, Fault fault,
+              std::uint64_t rng_seed);
 };
 
 void StandInServer::Impl::handle(const httplib::Request& req, httplib::Response& res) {
@@ -260,12 +295,15 @@ void StandInServer::Impl::handle(const httplib::Request& req, httplib::Response&
     if (auth != "Bearer " + o.api_key) {
       // OpenAI echoes a masked key: the first 3 and last 4 characters.
       std::string shown = auth.starts_with("Bearer ") ? auth.substr(7) : auth;
-      if (shown.size() > 8) shown = shown.substr(0, 3) + std::string(shown.size() - 7, '*') + shown.substr(shown.size() - 4);
-      const std::string msg = auth.empty() ? "You didn't provide an API key. You need to provide your API key in an "
-                                             "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
-                                           : "Incorrect API key provided: " + shown +
-                                                 ". You can find your API key at https://platform.openai.com/account/api-keys.";
-      reply(401, error_json(msg, "invalid_request_error", "", auth.empty() ? "" : "invalid_api_key"), "status_401");
+      if (shown.size() > 8)
+        shown = shown.substr(0, 3) + std::string(shown.size() - 7, '*') + shown.substr(shown.size() - 4);
+      const std::string msg =
+          auth.empty() ? "You didn't provide an API key. You need to provide your API key in an "
+                         "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+                       : "Incorrect API key provided: " + shown +
+                             ". You can find your API key at https://platform.openai.com/account/api-keys.";
+      reply(401, error_json(msg, "invalid_request_error", "", auth.empty() ? "" : "invalid_api_key"),
+            "status_401");
       return;
     }
   }
@@ -285,13 +323,16 @@ void StandInServer::Impl::handle(const httplib::Request& req, httplib::Response&
     if (input.is_string()) {
       inputs.push_back(input.get_string());
     } else {
-      for (simdjson::dom::element e : input.get_array()) inputs.push_back(e.get_string());
+      for (simdjson::dom::element e : input.get_array())
+        inputs.push_back(e.get_string());
     }
     std::string_view fmt = "float";
     if (auto f = doc["encoding_format"]; f.error() == simdjson::SUCCESS) fmt = f.get_string();
     if (fmt != "float" && fmt != "base64") {
-      reply(400, error_json("Invalid value for 'encoding_format': expected 'float' or 'base64'.",
-                            "invalid_request_error", "encoding_format", ""), "status_400_other");
+      reply(400,
+            error_json("Invalid value for 'encoding_format': expected 'float' or 'base64'.",
+                       "invalid_request_error", "encoding_format", ""),
+            "status_400_other");
       return;
     }
     base64 = fmt == "base64";
@@ -300,8 +341,11 @@ void StandInServer::Impl::handle(const httplib::Request& req, httplib::Response&
       dims_sent = true;
     }
   } catch (const simdjson::simdjson_error& e) {
-    reply(400, error_json(std::string("We could not parse the JSON body of your request. (HINT: ") + e.what() + ")",
-                          "invalid_request_error", "", ""), "status_400_other");
+    reply(
+        400,
+        error_json(std::string("We could not parse the JSON body of your request. (HINT: ") + e.what() + ")",
+                   "invalid_request_error", "", ""),
+        "status_400_other");
     return;
   }
   if (!o.models.empty()) {
@@ -313,24 +357,33 @@ void StandInServer::Impl::handle(const httplib::Request& req, httplib::Response&
       list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
     }
     if (!known) {
-      reply(404, error_json("The model `" + model + "` does not exist or you do not have access to it.",
-                            "invalid_request_error", "", "model_not_found"), "status_404");
+      reply(404,
+            error_json("The model `" + model + "` does not exist or you do not have access to it.",
+                       "invalid_request_error", "", "model_not_found"),
+            "status_404");
       return;
     }
   }
   if (inputs.empty() || inputs.size() > 2048) {
-    reply(400, error_json("'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.",
-                          "invalid_request_error", "", ""), "status_400_other");
+    reply(400,
+          error_json("'$.input' is invalid. Please check the API reference: "
+                     "https://platform.openai.com/docs/api-reference.",
+                     "invalid_request_error", "", ""),
+          "status_400_other");
     return;
   }
   if (dims_sent && (dims < 1 || dims > 3072)) {
-    reply(400, error_json("This model does not support specifying dimensions.", "invalid_request_error", "dimensions", ""),
+    reply(400,
+          error_json("This model does not support specifying dimensions.", "invalid_request_error",
+                     "dimensions", ""),
           "status_400_other");
     return;
   }
   if (base64 && o.reject_base64) {
-    reply(400, error_json("Invalid value for 'encoding_format': this server supports only 'float'.",
-                          "invalid_request_error", "encoding_format", ""), "status_400_other");
+    reply(400,
+          error_json("Invalid value for 'encoding_format': this server supports only 'float'.",
+                     "invalid_request_error", "encoding_format", ""),
+          "status_400_other");
     return;
   }
   if (o.float_only) base64 = false;
@@ -343,18 +396,25 @@ void StandInServer::Impl::handle(const httplib::Request& req, httplib::Response&
     if (marked) n = std::max<std::size_t>(n, static_cast<std::size_t>(o.max_input_tokens) + 1);
     if (n > static_cast<std::size_t>(o.max_input_tokens) || in.empty()) {
       const std::string msg =
-          in.empty() ? std::string("'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.")
-                     : "This model's maximum context length is " + std::to_string(o.max_input_tokens + 1) +
-                           " tokens, however you requested " + std::to_string(n) + " tokens (" + std::to_string(n) +
-                           " in your prompt; 0 for the completion). Please reduce your prompt; or completion length.";
-      reply(400, error_json(msg, "invalid_request_error", "", ""), in.empty() ? "status_400_other" : "status_400_context");
+          in.empty()
+              ? std::string(
+                    "'$.input' is invalid. Please check the API reference: "
+                    "https://platform.openai.com/docs/api-reference.")
+              : "This model's maximum context length is " + std::to_string(o.max_input_tokens + 1) +
+                    " tokens, however you requested " + std::to_string(n) + " tokens (" + std::to_string(n) +
+                    " in your prompt; 0 for the completion). Please reduce your prompt; or completion "
+                    "length.";
+      reply(400, error_json(msg, "invalid_request_error", "", ""),
+            in.empty() ? "status_400_other" : "status_400_context");
       return;
     }
     total_tokens += n;
   }
   if (total_tokens > 300'000) {
-    reply(400, error_json("Requested " + std::to_string(total_tokens) + " tokens, max 300000 tokens per request",
-                          "max_tokens_per_request", "", "max_tokens_per_request"), "status_400_other");
+    reply(400,
+          error_json("Requested " + std::to_string(total_tokens) + " tokens, max 300000 tokens per request",
+                     "max_tokens_per_request", "", "max_tokens_per_request"),
+          "status_400_other");
     return;
   }
 
@@ -367,11 +427,12 @@ void StandInServer::Impl::handle(const httplib::Request& req, httplib::Response&
     const auto now = Clock::now();
     if (o.quota_exhausted) {
       res.status = 429;
-      res.set_content(error_json("You exceeded your current quota, please check your plan and billing details. For "
-                                 "more information on this error, read the docs: "
-                                 "https://platform.openai.com/docs/guides/error-codes/api-errors.",
-                                 "insufficient_quota", "", "insufficient_quota"),
-                      "application/json");
+      res.set_content(
+          error_json("You exceeded your current quota, please check your plan and billing details. For "
+                     "more information on this error, read the docs: "
+                     "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+                     "insufficient_quota", "", "insufficient_quota"),
+          "application/json");
       bump("status_429_quota");
       return;
     }
@@ -385,21 +446,26 @@ void StandInServer::Impl::handle(const httplib::Request& req, httplib::Response&
     const bool spurious = may_fault && o.p_429 > 0 && u(rng) < o.p_429;
     if (!req_ok || !tok_ok || spurious) {
       const bool on_tokens = !tok_ok;
-      const double wait = std::max({on_tokens ? tokens_bucket.wait_ms(tokens) : requests_bucket.wait_ms(1), 1.0});
-      const std::string what = on_tokens ? "tokens per min (TPM): Limit " + std::to_string(static_cast<long long>(o.tpm)) +
-                                               ", Used " + std::to_string(static_cast<long long>(o.tpm - tokens_bucket.remaining() * 60.0 / o.burst_seconds)) +
-                                               ", Requested " + std::to_string(total_tokens)
-                                         : "requests per min (RPM): Limit " + std::to_string(static_cast<long long>(o.rpm)) +
-                                               ", Used " + std::to_string(static_cast<long long>(o.rpm - requests_bucket.remaining() * 60.0 / o.burst_seconds)) +
-                                               ", Requested 1";
+      const double wait =
+          std::max({on_tokens ? tokens_bucket.wait_ms(tokens) : requests_bucket.wait_ms(1), 1.0});
+      const std::string what =
+          on_tokens
+              ? "tokens per min (TPM): Limit " + std::to_string(static_cast<long long>(o.tpm)) + ", Used " +
+                    std::to_string(
+                        static_cast<long long>(o.tpm - tokens_bucket.remaining() * 60.0 / o.burst_seconds)) +
+                    ", Requested " + std::to_string(total_tokens)
+              : "requests per min (RPM): Limit " + std::to_string(static_cast<long long>(o.rpm)) + ", Used " +
+                    std::to_string(static_cast<long long>(o.rpm - requests_bucket.remaining() * 60.0 /
+                                                                      o.burst_seconds)) +
+                    ", Requested 1";
       res.status = 429;
       set_rate_headers(res);
       if (o.retry_after_headers) {
         res.set_header("retry-after-ms", std::to_string(static_cast<long long>(std::ceil(wait))));
         res.set_header("retry-after", std::to_string(static_cast<long long>(std::ceil(wait / 1000.0))));
       }
-      res.set_content(error_json("Rate limit reached for " + model + " in organization org-stand-in on " + what +
-                                     ". Please try again in " + ms_text(wait) +
+      res.set_content(error_json("Rate limit reached for " + model + " in organization org-stand-in on " +
+                                     what + ". Please try again in " + ms_text(wait) +
                                      ". Visit https://platform.openai.com/account/rate-limits to learn more.",
                                  on_tokens ? "tokens" : "requests", "", "rate_limit_exceeded"),
                       "application/json");
@@ -413,11 +479,16 @@ void StandInServer::Impl::handle(const httplib::Request& req, httplib::Response&
     bump("admitted_requests");
     bump("admitted_tokens", static_cast<std::int64_t>(total_tokens));
     if (may_fault) {
-      const std::pair<double, Fault> table[] = {
-          {o.p_500, Fault::s500},         {o.p_502, Fault::s502},         {o.p_503, Fault::s503},
-          {o.p_reset, Fault::reset},      {o.p_hang, Fault::hang},        {o.p_malformed, Fault::malformed},
-          {o.p_truncated, Fault::truncated}, {o.p_short, Fault::short_data}, {o.p_nan, Fault::nan},
-          {o.p_bad_dims, Fault::bad_dims}};
+      const std::pair<double, Fault> table[] = {{o.p_500, Fault::s500},
+                                                {o.p_502, Fault::s502},
+                                                {o.p_503, Fault::s503},
+                                                {o.p_reset, Fault::reset},
+                                                {o.p_hang, Fault::hang},
+                                                {o.p_malformed, Fault::malformed},
+                                                {o.p_truncated, Fault::truncated},
+                                                {o.p_short, Fault::short_data},
+                                                {o.p_nan, Fault::nan},
+                                                {o.p_bad_dims, Fault::bad_dims}};
       for (const auto& [p, f] : table) {
         if (p > 0 && u(rng) < p) {
           fault = f;
@@ -449,15 +520,18 @@ void StandInServer::Impl::handle(const httplib::Request& req, httplib::Response&
     const int status = fault == Fault::s500 ? 500 : fault == Fault::s502 ? 502 : 503;
     if (status == 502) {
       res.status = 502;
-      res.set_content("<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad "
-                      "Gateway</h1></center>\r\n</body>\r\n</html>\r\n",
-                      "text/html");
+      res.set_content(
+          "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad "
+          "Gateway</h1></center>\r\n</body>\r\n</html>\r\n",
+          "text/html");
     } else {
       res.status = status;
-      res.set_content(error_json(status == 500 ? "The server had an error while processing your request. Sorry about that!"
-                                               : "The engine is currently overloaded, please try again later.",
-                                 status == 500 ? "server_error" : "service_unavailable", "", ""),
-                      "application/json");
+      res.set_content(
+          error_json(status == 500
+                         ? "The server had an error while processing your request. Sorry about that!"
+                         : "The engine is currently overloaded, please try again later.",
+                     status == 500 ? "server_error" : "service_unavailable", "", ""),
+          "application/json");
     }
     return;
   }
@@ -472,8 +546,8 @@ void StandInServer::Impl::handle(const httplib::Request& req, httplib::Response&
 }
 
 void StandInServer::Impl::answer(const httplib::Request&, httplib::Response& res,
-                                 const std::vector<std::string_view>& inputs, int dims, bool base64, Fault fault,
-                                 std::uint64_t rng_seed) {
+                                 const std::vector<std::string_view>& inputs, int dims, bool base64,
+                                 Fault fault, std::uint64_t rng_seed) {
   std::mt19937_64 r(rng_seed);
   std::vector<std::size_t> order(inputs.size());
   std::iota(order.begin(), order.end(), 0);
@@ -481,7 +555,8 @@ void StandInServer::Impl::answer(const httplib::Request&, httplib::Response& res
   if (fault == Fault::short_data && order.size() > 0) order.pop_back();
   const std::size_t victim = inputs.empty() ? 0 : r() % inputs.size();
   std::size_t total_tokens = 0;
-  for (auto in : inputs) total_tokens += count_tokens(in);
+  for (auto in : inputs)
+    total_tokens += count_tokens(in);
 
   std::string body;
   const auto d = static_cast<std::size_t>(dims);
@@ -523,7 +598,10 @@ void StandInServer::Impl::answer(const httplib::Request&, httplib::Response& res
   body += ",\n    \"total_tokens\": ";
   body += std::to_string(total_tokens);
   body += "\n  }\n}\n";
-  if (fault == Fault::malformed) body = "{\"object\": \"list\", \"data\": [{\"object\": \"embedding\", \"index\": 0, \"embedding\": <!-- upstream error -->";
+  if (fault == Fault::malformed)
+    body =
+        "{\"object\": \"list\", \"data\": [{\"object\": \"embedding\", \"index\": 0, \"embedding\": <!-- "
+        "upstream error -->";
   if (fault == Fault::truncated) body.resize(body.size() / 2);
   res.status = 200;
   res.set_header("openai-processing-ms", "150");
@@ -532,7 +610,9 @@ void StandInServer::Impl::answer(const httplib::Request&, httplib::Response& res
 
 StandInServer::StandInServer(StandInOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 
-StandInServer::~StandInServer() { stop(); }
+StandInServer::~StandInServer() {
+  stop();
+}
 
 int StandInServer::start() {
   Impl& m = *impl_;
@@ -548,7 +628,8 @@ int StandInServer::start() {
       m.handle(req, res);
     } catch (const std::exception& e) {
       res.status = 500;
-      res.set_content(error_json(std::string("stand-in bug: ") + e.what(), "server_error", "", ""), "application/json");
+      res.set_content(error_json(std::string("stand-in bug: ") + e.what(), "server_error", "", ""),
+                      "application/json");
     }
   };
   m.svr.Post("/v1/embeddings", embeddings);
@@ -560,7 +641,8 @@ int StandInServer::start() {
     reset_stats();
     res.set_content("{}\n", "application/json");
   });
-  m.svr.Get("/health", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
+  m.svr.Get("/health",
+            [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
   if (m.o.port == 0) {
     m.port = m.svr.bind_to_any_port(m.o.host);
   } else {
@@ -582,22 +664,27 @@ void StandInServer::stop() {
   if (m.thread.joinable()) m.thread.join();
 }
 
-int StandInServer::port() const { return impl_->port; }
+int StandInServer::port() const {
+  return impl_->port;
+}
 
 std::string StandInServer::stats_json() const {
   Impl& m = *impl_;
   std::lock_guard lock(m.mu);
   std::string s = "{";
-  for (const auto& [k, v] : m.counters) s += "\"" + k + "\":" + std::to_string(v) + ",";
+  for (const auto& [k, v] : m.counters)
+    s += "\"" + k + "\":" + std::to_string(v) + ",";
   auto secs = [&](const std::optional<Clock::time_point>& t) {
     return t ? std::chrono::duration<double>(*t - m.started).count() : 0.0;
   };
   char buf[256];
-  std::snprintf(buf, sizeof buf,
-                "\"first_admitted_s\":%.3f,\"last_ok_s\":%.3f,\"now_s\":%.3f,\"rpm_limit\":%.0f,\"tpm_limit\":%.0f,"
-                "\"exact_tokens\":%s}",
-                secs(m.first_admitted), secs(m.last_ok), std::chrono::duration<double>(Clock::now() - m.started).count(),
-                m.o.rpm, m.o.tpm, m.tok ? "true" : "false");
+  std::snprintf(
+      buf, sizeof buf,
+      "\"first_admitted_s\":%.3f,\"last_ok_s\":%.3f,\"now_s\":%.3f,\"rpm_limit\":%.0f,\"tpm_limit\":%.0f,"
+      "\"exact_tokens\":%s}",
+      secs(m.first_admitted), secs(m.last_ok),
+      std::chrono::duration<double>(Clock::now() - m.started).count(), m.o.rpm, m.o.tpm,
+      m.tok ? "true" : "false");
   return s + buf;
 }
 

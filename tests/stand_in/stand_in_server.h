@@ -10,31 +10,31 @@ namespace lens::stand_in {
 
 struct StandInOptions {
   std::string host = "127.0.0.1";
-  int port = 0;                    // 0: any free port
-  int threads = 512;               // HTTP/1.1 keep-alive holds a thread per connection
-  int default_dimensions = 1536;   // when the request sends no "dimensions"
-  std::string models;              // comma-separated; set: other models get OpenAI's 404
-  std::string api_key;             // set: requests need "Authorization: Bearer <key>" (else 401)
-  bool exact_tokens = true;        // cl100k_base counts; false (or tokenizer missing): ceil(bytes/4)
+  int port = 0;                   // 0: any free port
+  int threads = 512;              // HTTP/1.1 keep-alive holds a thread per connection
+  int default_dimensions = 1536;  // when the request sends no "dimensions"
+  std::string models;             // comma-separated; set: other models get OpenAI's 404
+  std::string api_key;            // set: requests need "Authorization: Bearer <key>" (else 401)
+  bool exact_tokens = true;       // cl100k_base counts; false (or tokenizer missing): ceil(bytes/4)
 
-  double latency_ms = 0;           // before answering (429s are answered at once)
-  double latency_jitter_ms = 0;    // uniform extra in [0, jitter]
+  double latency_ms = 0;         // before answering (429s are answered at once)
+  double latency_jitter_ms = 0;  // uniform extra in [0, jitter]
   double latency_per_1k_tokens_ms = 0;
 
-  double rpm = 0;                  // 0: unlimited
-  double tpm = 0;                  // 0: unlimited
-  double burst_seconds = 1.0;      // bucket size in seconds of refill, like OpenAI's quantised limits
+  double rpm = 0;                    // 0: unlimited
+  double tpm = 0;                    // 0: unlimited
+  double burst_seconds = 1.0;        // bucket size in seconds of refill, like OpenAI's quantised limits
   bool retry_after_headers = false;  // also send retry-after and retry-after-ms on 429
-  bool quota_exhausted = false;    // every request: 429 insufficient_quota
+  bool quota_exhausted = false;      // every request: 429 insufficient_quota
 
-  int max_input_tokens = 8191;     // longer inputs: the exact context-length 400
-  std::string reject_marker;       // inputs containing it: the context-length 400 as well
-  bool float_only = false;         // ignore encoding_format; always answer float arrays
-  bool reject_base64 = false;      // 400 for encoding_format=base64 (a server without it)
-  bool shuffle = false;            // data[] in a random order
+  int max_input_tokens = 8191;  // longer inputs: the exact context-length 400
+  std::string reject_marker;    // inputs containing it: the context-length 400 as well
+  bool float_only = false;      // ignore encoding_format; always answer float arrays
+  bool reject_base64 = false;   // 400 for encoding_format=base64 (a server without it)
+  bool shuffle = false;         // data[] in a random order
 
   // Fault probabilities per request (drawn in this order, at most one fault per request).
-  double p_429 = 0;        // a 429 rate-limit answer although the buckets have room
+  double p_429 = 0;  // a 429 rate-limit answer although the buckets have room
   double p_500 = 0, p_502 = 0, p_503 = 0;
   double p_reset = 0;      // TCP reset before any answer
   double p_hang = 0;       // no answer for hang_ms, then a reset

@@ -33,7 +33,8 @@ inline void stand_in_vector(std::string_view text, std::span<float> out) {
   }
   if (norm <= 0) return;
   const double inv = 1.0 / std::sqrt(norm);
-  for (float& v : out) v = static_cast<float>(v * inv);
+  for (float& v : out)
+    v = static_cast<float>(v * inv);
 }
 
 }  // namespace lens::stand_in

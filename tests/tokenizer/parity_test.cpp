@@ -40,7 +40,8 @@ const std::vector<Record>& corpus() {
     std::size_t pos = 12;
     if (bin.size() < 12 || bin.compare(0, 8, "LENSTOK1") != 0) return std::vector<Record>{};
     std::uint32_t n = 0;
-    for (int i = 0; i < 4; ++i) n |= std::uint32_t(std::uint8_t(bin[8 + i])) << (8 * i);
+    for (int i = 0; i < 4; ++i)
+      n |= std::uint32_t(std::uint8_t(bin[8 + i])) << (8 * i);
     if (n != out.size()) return std::vector<Record>{};
     auto varint = [&] {
       std::uint64_t v = 0;
@@ -54,7 +55,8 @@ const std::vector<Record>& corpus() {
     for (Record& r : out) {
       for (auto& ids : r.ids) {
         ids.resize(varint());
-        for (auto& id : ids) id = static_cast<std::uint32_t>(varint());
+        for (auto& id : ids)
+          id = static_cast<std::uint32_t>(varint());
       }
     }
     return out;
@@ -72,7 +74,9 @@ class Parity : public ::testing::TestWithParam<Encoding> {
   std::size_t slot() const { return GetParam() == Encoding::cl100k_base ? 0 : 1; }
 };
 
-TEST_P(Parity, CorpusIsLargeEnough) { EXPECT_GE(corpus().size(), 2000u); }
+TEST_P(Parity, CorpusIsLargeEnough) {
+  EXPECT_GE(corpus().size(), 2000u);
+}
 
 TEST_P(Parity, EncodeMatchesTiktokenExactly) {
   auto t = tok();
@@ -84,10 +88,10 @@ TEST_P(Parity, EncodeMatchesTiktokenExactly) {
     if (got != r.ids[slot()]) {
       if (++mismatches <= 20) {
         std::size_t k = 0;
-        while (k < got.size() && k < r.ids[slot()].size() && got[k] == r.ids[slot()][k]) ++k;
-        ADD_FAILURE() << "record " << i << " [" << r.cat << "] first difference at token " << k
-                      << " of " << r.ids[slot()].size() << ": "
-                      << nlohmann::json(r.text.substr(0, 200)).dump();
+        while (k < got.size() && k < r.ids[slot()].size() && got[k] == r.ids[slot()][k])
+          ++k;
+        ADD_FAILURE() << "record " << i << " [" << r.cat << "] first difference at token " << k << " of "
+                      << r.ids[slot()].size() << ": " << nlohmann::json(r.text.substr(0, 200)).dump();
       }
     }
     EXPECT_EQ(t->count(r.text), r.ids[slot()].size()) << "record " << i;
@@ -123,15 +127,15 @@ TEST_P(Parity, TruncateFitsAndIsMaximal) {
       ASSERT_LE(t->count(cut), n) << "record " << i << " n " << n;
       if (cut.size() < s.size()) {
         std::size_t next = cut.size() + 1;
-        while (!on_boundary(s, next)) ++next;
+        while (!on_boundary(s, next))
+          ++next;
         ASSERT_GT(t->count(s.substr(0, next)), n) << "record " << i << " n " << n << " not maximal";
       }
     }
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Encodings, Parity,
-                         ::testing::Values(Encoding::cl100k_base, Encoding::o200k_base),
+INSTANTIATE_TEST_SUITE_P(Encodings, Parity, ::testing::Values(Encoding::cl100k_base, Encoding::o200k_base),
                          [](const auto& info) { return std::string(to_string(info.param)); });
 
 }  // namespace

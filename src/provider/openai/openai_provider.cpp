@@ -60,10 +60,12 @@ std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
 
 TransportError transport_kind(CURLcode code) {
   switch (code) {
-    case CURLE_OPERATION_TIMEDOUT: return TransportError::timeout;
+    case CURLE_OPERATION_TIMEDOUT:
+      return TransportError::timeout;
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY: return TransportError::connect;
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return TransportError::connect;
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
@@ -71,13 +73,17 @@ TransportError transport_kind(CURLcode code) {
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
     case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_WEIRD_SERVER_REPLY: return TransportError::reset;
+    case CURLE_WEIRD_SERVER_REPLY:
+      return TransportError::reset;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CERTPROBLEM: return TransportError::tls;
+    case CURLE_SSL_CERTPROBLEM:
+      return TransportError::tls;
     case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL: return TransportError::bad_url;
-    default: return TransportError::other;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      return TransportError::bad_url;
+    default:
+      return TransportError::other;
   }
 }
 
@@ -107,8 +113,8 @@ class OpenAiProvider final : public Provider {
     if (!t) {
       Completion c;
       c.ticket = request.ticket;
-      c.result = std::unexpected(EmbedFailure{
-          util::Error{util::ErrorCode::internal, "curl_easy_init failed"}, 0, std::nullopt, false});
+      c.result = std::unexpected(EmbedFailure{util::Error{util::ErrorCode::internal, "curl_easy_init failed"},
+                                              0, std::nullopt, false});
       ready_.push_back(std::move(c));
       return;
     }
@@ -118,14 +124,14 @@ class OpenAiProvider final : public Provider {
     t->sent_base64 = !use_float_;
     t->headers.clear();
     t->error[0] = '\0';
-    openai::build_request_body(t->request, options_.model, request.inputs,
-                               use_float_ ? "float" : "base64", request.dimensions);
+    openai::build_request_body(t->request, options_.model, request.inputs, use_float_ ? "float" : "base64",
+                               request.dimensions);
     // Pre-size for the expected answer: ~16/3 bytes per float in base64, ~20 as text.
     const std::size_t dims = static_cast<std::size_t>(request.dimensions.value_or(last_dimensions_));
     const std::size_t per_value = use_float_ ? 20 : 6;
     t->response.clear();
-    t->response.reserve(std::min<std::size_t>(k_max_pooled_capacity,
-                                              t->n_inputs * (dims * per_value + 64) + 1024));
+    t->response.reserve(
+        std::min<std::size_t>(k_max_pooled_capacity, t->n_inputs * (dims * per_value + 64) + 1024));
     curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->request.data());
     curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->request.size()));
     t->started = Clock::now();
@@ -133,9 +139,10 @@ class OpenAiProvider final : public Provider {
     if (const CURLMcode rc = curl_multi_add_handle(multi_, raw->easy); rc != CURLM_OK) {
       Completion c;
       c.ticket = request.ticket;
-      c.result = std::unexpected(EmbedFailure{
-          util::Error{util::ErrorCode::internal, std::string("curl_multi_add_handle: ") + curl_multi_strerror(rc)},
-          0, std::nullopt, false});
+      c.result = std::unexpected(
+          EmbedFailure{util::Error{util::ErrorCode::internal,
+                                   std::string("curl_multi_add_handle: ") + curl_multi_strerror(rc)},
+                       0, std::nullopt, false});
       ready_.push_back(std::move(c));
       release(std::move(t));
       return;
@@ -155,7 +162,8 @@ class OpenAiProvider final : public Provider {
       if (!out.empty() || active_.empty()) break;
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) break;
-      curl_multi_poll(multi_, nullptr, 0, static_cast<int>(std::min<std::int64_t>(left.count(), 1'000'000)), nullptr);
+      curl_multi_poll(multi_, nullptr, 0, static_cast<int>(std::min<std::int64_t>(left.count(), 1'000'000)),
+                      nullptr);
     }
     return out;
   }
@@ -255,9 +263,10 @@ class OpenAiProvider final : public Provider {
       } else {
         EmbedFailure f;
         f.http_status = static_cast<int>(status);
-        f.error = util::Error{util::ErrorCode::invalid_response,
-                              parsed.error().message + " (HTTP " + std::to_string(status) + ", model " +
-                                  options_.model + "; body starts: " + openai::snippet(t.response, 160) + ")"};
+        f.error =
+            util::Error{util::ErrorCode::invalid_response,
+                        parsed.error().message + " (HTTP " + std::to_string(status) + ", model " +
+                            options_.model + "; body starts: " + openai::snippet(t.response, 160) + ")"};
         c.result = std::unexpected(std::move(f));
       }
       return c;
@@ -275,8 +284,8 @@ class OpenAiProvider final : public Provider {
           static_cast<int>(status), std::chrono::milliseconds(0), false});
       return c;
     }
-    c.result = std::unexpected(openai::classify_http(static_cast<int>(status), t.headers, error, t.response,
-                                                     options_.model));
+    c.result = std::unexpected(
+        openai::classify_http(static_cast<int>(status), t.headers, error, t.response, options_.model));
     return c;
   }
 
@@ -308,7 +317,8 @@ util::Result<std::unique_ptr<Provider>> make_openai_provider(const OpenAiOptions
                       "encoding_format must be base64 or float, not " + options.encoding_format);
   }
   std::string base = options.base_url;
-  while (!base.empty() && base.back() == '/') base.pop_back();
+  while (!base.empty() && base.back() == '/')
+    base.pop_back();
   {
     CURLU* u = curl_url();
     const CURLUcode rc = curl_url_set(u, CURLUPART_URL, base.c_str(), 0);
@@ -336,7 +346,8 @@ util::Result<std::unique_ptr<Provider>> make_openai_provider(const OpenAiOptions
   add("Accept: application/json");
   // No "Expect: 100-continue": it costs a round trip per request for large bodies.
   add("Expect:");
-  for (const auto& h : options.extra_headers) add(h);
+  for (const auto& h : options.extra_headers)
+    add(h);
 
   CURLM* multi = curl_multi_init();
   if (!multi) {

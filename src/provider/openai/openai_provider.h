@@ -12,8 +12,8 @@
 namespace lens::provider {
 
 struct OpenAiOptions {
-  std::string base_url;         // e.g. https://api.openai.com/v1 ; POST {base_url}/embeddings
-  std::string api_key;          // sent as Authorization: Bearer; never logged
+  std::string base_url;  // e.g. https://api.openai.com/v1 ; POST {base_url}/embeddings
+  std::string api_key;   // sent as Authorization: Bearer; never logged
   std::string model;
   // "base64" (little-endian float32, the default: a quarter of the bytes and no float
   // parsing) or "float" for servers without base64. With base64, a 400 that names
@@ -21,8 +21,8 @@ struct OpenAiOptions {
   std::string encoding_format = "base64";
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds request_timeout{120'000};  // whole transfer, queueing included
-  bool verify_tls = true;        // false prints a warning once
-  int max_connections = 64;      // connection pool (HTTP/1.1 needs one per request in flight)
+  bool verify_tls = true;                              // false prints a warning once
+  int max_connections = 64;  // connection pool (HTTP/1.1 needs one per request in flight)
   std::string user_agent = "lens-embed/0.1";
   // Extra request headers ("Name: value"), e.g. OpenAI-Organization. Never logged.
   std::vector<std::string> extra_headers;

@@ -86,7 +86,8 @@ util::Result<EmbedSuccess> ResponseParser::parse(std::string& body, std::size_t 
 
   for (auto field_r : root) {
     od::field field;
-    if (auto err = std::move(field_r).get(field)) return std::unexpected(invalid(simdjson::error_message(err)));
+    if (auto err = std::move(field_r).get(field))
+      return std::unexpected(invalid(simdjson::error_message(err)));
     const od::raw_json_string key = field.key();
     if (key == "data") {
       have_data = true;
@@ -105,7 +106,8 @@ util::Result<EmbedSuccess> ResponseParser::parse(std::string& body, std::size_t 
           if (auto err = std::move(f_r).get(f)) return std::unexpected(invalid(simdjson::error_message(err)));
           const od::raw_json_string k = f.key();
           if (k == "index") {
-            if (f.value().get_int64().get(index)) return std::unexpected(invalid("\"index\" is not an integer"));
+            if (f.value().get_int64().get(index))
+              return std::unexpected(invalid("\"index\" is not an integer"));
             if (index < 0 || static_cast<std::size_t>(index) >= n_inputs) {
               return std::unexpected(invalid("index " + std::to_string(index) + " out of range for " +
                                              std::to_string(n_inputs) + " inputs"));
@@ -128,16 +130,19 @@ util::Result<EmbedSuccess> ResponseParser::parse(std::string& body, std::size_t 
               if (v.get_array().get(values)) return std::unexpected(invalid("bad \"embedding\" array"));
               // Straight into place when the slot is known; else through scratch.
               const bool direct = allocated && index >= 0;
-              float* dst = direct ? ok.vectors.data() + static_cast<std::size_t>(index) * static_cast<std::size_t>(dims)
+              float* dst = direct ? ok.vectors.data() +
+                                        static_cast<std::size_t>(index) * static_cast<std::size_t>(dims)
                                   : nullptr;
               std::size_t got = 0;
               if (!direct) m.scratch.clear();
               for (auto x_r : values) {
                 double x;
-                if (x_r.get_double().get(x)) return std::unexpected(invalid("an embedding value is not a number"));
+                if (x_r.get_double().get(x))
+                  return std::unexpected(invalid("an embedding value is not a number"));
                 if (direct) {
                   if (got >= static_cast<std::size_t>(dims)) {
-                    return std::unexpected(invalid("embedding longer than " + std::to_string(dims) + " dimensions"));
+                    return std::unexpected(
+                        invalid("embedding longer than " + std::to_string(dims) + " dimensions"));
                   }
                   dst[got] = static_cast<float>(x);
                 } else {
@@ -146,8 +151,8 @@ util::Result<EmbedSuccess> ResponseParser::parse(std::string& body, std::size_t 
                 ++got;
               }
               if (direct && got != static_cast<std::size_t>(dims)) {
-                return std::unexpected(invalid("embedding has " + std::to_string(got) + " dimensions, expected " +
-                                               std::to_string(dims)));
+                return std::unexpected(invalid("embedding has " + std::to_string(got) +
+                                               " dimensions, expected " + std::to_string(dims)));
               }
               vector_in_scratch = !direct;
               have_vector = true;
@@ -159,25 +164,29 @@ util::Result<EmbedSuccess> ResponseParser::parse(std::string& body, std::size_t 
         if (index < 0) return std::unexpected(invalid("a data item has no index"));
         if (!have_vector) return std::unexpected(invalid("a data item has no embedding"));
         const auto slot = static_cast<std::size_t>(index);
-        if (m.seen[slot]) return std::unexpected(invalid("index " + std::to_string(index) + " appears twice"));
+        if (m.seen[slot])
+          return std::unexpected(invalid("index " + std::to_string(index) + " appears twice"));
         m.seen[slot] = 1;
         ++count;
         if (is_b64) {
           std::string_view text = b64;
-          while (!text.empty() && text.back() == '=') text.remove_suffix(1);
+          while (!text.empty() && text.back() == '=')
+            text.remove_suffix(1);
           const std::size_t n_bytes = text.size() * 3 / 4;
           if (!allocated) {
             if (dims == 0) {
-              if (n_bytes == 0 || n_bytes % 4) return std::unexpected(invalid("base64 embedding of odd length"));
+              if (n_bytes == 0 || n_bytes % 4)
+                return std::unexpected(invalid("base64 embedding of odd length"));
               dims = static_cast<int>(n_bytes / 4);
             }
             allocate();
           }
           if (n_bytes != static_cast<std::size_t>(dims) * 4) {
-            return std::unexpected(invalid("embedding has " + std::to_string(n_bytes / 4) + " dimensions, expected " +
-                                           std::to_string(dims)));
+            return std::unexpected(invalid("embedding has " + std::to_string(n_bytes / 4) +
+                                           " dimensions, expected " + std::to_string(dims)));
           }
-          std::span<float> dst(ok.vectors.data() + slot * static_cast<std::size_t>(dims), static_cast<std::size_t>(dims));
+          std::span<float> dst(ok.vectors.data() + slot * static_cast<std::size_t>(dims),
+                               static_cast<std::size_t>(dims));
           if (!decode_base64_floats(b64, dst)) return std::unexpected(invalid("bad base64 in embedding"));
           if (!all_finite(dst.data(), dst.size())) {
             return std::unexpected(invalid("NaN or infinite value in embedding " + std::to_string(index)));
@@ -221,7 +230,8 @@ util::Result<EmbedSuccess> ResponseParser::parse(std::string& body, std::size_t 
   }
   if (!have_data) return std::unexpected(invalid("no \"data\" array"));
   if (count != n_inputs) {
-    return std::unexpected(invalid(std::to_string(count) + " embeddings for " + std::to_string(n_inputs) + " inputs"));
+    return std::unexpected(
+        invalid(std::to_string(count) + " embeddings for " + std::to_string(n_inputs) + " inputs"));
   }
   if (!allocated) allocate();  // zero inputs
   ok.dimensions = dims;
@@ -262,10 +272,14 @@ ErrorBody parse_error_body(std::string_view body) {
           od::field e;
           if (std::move(e_r).get(e)) break;
           const od::raw_json_string k = e.key();
-          if (k == "message") read_string(e.value(), out.message);
-          else if (k == "type") read_string(e.value(), out.type);
-          else if (k == "param") read_string(e.value(), out.param);
-          else if (k == "code") read_string(e.value(), out.code);
+          if (k == "message")
+            read_string(e.value(), out.message);
+          else if (k == "type")
+            read_string(e.value(), out.type);
+          else if (k == "param")
+            read_string(e.value(), out.param);
+          else if (k == "code")
+            read_string(e.value(), out.code);
         }
       } else if ((key == "message" || key == "detail") && out.message.empty()) {
         read_string(f.value(), out.message);

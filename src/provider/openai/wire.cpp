@@ -22,7 +22,8 @@ using std::chrono::milliseconds;
 // 0 = copy as is; 1 = short escape; 2 = \u00XX.
 constexpr std::array<std::uint8_t, 256> make_escape_table() {
   std::array<std::uint8_t, 256> t{};
-  for (int c = 0; c < 0x20; ++c) t[static_cast<std::size_t>(c)] = 2;
+  for (int c = 0; c < 0x20; ++c)
+    t[static_cast<std::size_t>(c)] = 2;
   t['"'] = 1;
   t['\\'] = 1;
   t['\b'] = 1;
@@ -41,19 +42,32 @@ void append_escaped_valid(std::string& out, std::string_view text) {
   while (p < end) {
     // Copy the longest run that needs no escaping in one go: most text is such a run.
     const char* run = p;
-    while (p < end && k_escape[static_cast<unsigned char>(*p)] == 0) ++p;
+    while (p < end && k_escape[static_cast<unsigned char>(*p)] == 0)
+      ++p;
     out.append(run, static_cast<std::size_t>(p - run));
     if (p == end) break;
     const auto c = static_cast<unsigned char>(*p++);
     if (k_escape[c] == 1) {
       out.push_back('\\');
       switch (c) {
-        case '\b': out.push_back('b'); break;
-        case '\f': out.push_back('f'); break;
-        case '\n': out.push_back('n'); break;
-        case '\r': out.push_back('r'); break;
-        case '\t': out.push_back('t'); break;
-        default: out.push_back(static_cast<char>(c)); break;  // '"' and '\\'
+        case '\b':
+          out.push_back('b');
+          break;
+        case '\f':
+          out.push_back('f');
+          break;
+        case '\n':
+          out.push_back('n');
+          break;
+        case '\r':
+          out.push_back('r');
+          break;
+        case '\t':
+          out.push_back('t');
+          break;
+        default:
+          out.push_back(static_cast<char>(c));
+          break;  // '"' and '\\'
       }
     } else {
       const char u[6] = {'\\', 'u', '0', '0', k_hex[c >> 4], k_hex[c & 15]};
@@ -73,7 +87,8 @@ bool iequals_prefix(std::string_view line, std::string_view lower_name) {
 }
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
     s.remove_suffix(1);
   return s;
@@ -88,7 +103,7 @@ std::optional<double> parse_number(std::string_view s) {
 }
 
 milliseconds to_ms(double seconds) {
-  return milliseconds(static_cast<std::int64_t>(std::ceil(std::max(0.0, seconds) * 1000.0)));
+  return milliseconds(static_cast<std::int64_t>(std::ceil(std::min(std::max(0.0, seconds), 1e9) * 1000.0)));
 }
 
 // retry-after: delta-seconds or an HTTP-date (RFC 9110 §10.2.3).
@@ -147,12 +162,12 @@ void append_json_string(std::string& out, std::string_view text) {
   out.push_back('"');
 }
 
-void build_request_body(std::string& out, std::string_view model,
-                        std::span<const std::string_view> inputs, std::string_view encoding_format,
-                        std::optional<int> dimensions) {
+void build_request_body(std::string& out, std::string_view model, std::span<const std::string_view> inputs,
+                        std::string_view encoding_format, std::optional<int> dimensions) {
   out.clear();
   std::size_t need = 128 + model.size();
-  for (auto in : inputs) need += in.size() + in.size() / 8 + 4;
+  for (auto in : inputs)
+    need += in.size() + in.size() / 8 + 4;
   out.reserve(need);
   out.append("{\"model\":");
   append_json_string(out, model);
@@ -173,7 +188,8 @@ void build_request_body(std::string& out, std::string_view model,
 std::optional<milliseconds> parse_duration(std::string_view text) {
   text = trim(text);
   if (text.empty()) return std::nullopt;
-  if (auto plain = parse_number(text); plain && text.find_first_not_of("0123456789.") == std::string_view::npos) {
+  if (auto plain = parse_number(text);
+      plain && text.find_first_not_of("0123456789.") == std::string_view::npos) {
     return to_ms(*plain);
   }
   double total = 0;
@@ -215,7 +231,8 @@ std::optional<milliseconds> parse_try_again_in(std::string_view message) {
       ++n;
     }
     // "1.5s." ends a sentence: the final dot is not part of the number.
-    while (n > 0 && rest[n - 1] == '.') --n;
+    while (n > 0 && rest[n - 1] == '.')
+      --n;
     if (auto d = parse_duration(rest.substr(0, n))) return d;
   }
   return std::nullopt;
@@ -229,27 +246,39 @@ void parse_header_line(std::string_view line, ResponseHeaders& out) {
   if (colon == std::string_view::npos) return;
   const std::string_view name = line.substr(0, colon);
   const std::string_view value = line.substr(colon + 1);
-  auto is = [&](std::string_view lower) { return name.size() == lower.size() && iequals_prefix(name, lower); };
+  auto is = [&](std::string_view lower) {
+    return name.size() == lower.size() && iequals_prefix(name, lower);
+  };
   if (is("retry-after-ms")) {
-    if (auto v = parse_number(value)) out.retry_after_ms = milliseconds(static_cast<std::int64_t>(std::ceil(std::max(0.0, *v))));
+    if (auto v = parse_number(value))
+      out.retry_after_ms = milliseconds(static_cast<std::int64_t>(std::ceil(std::min(std::max(0.0, *v), 1e12))));
   } else if (is("retry-after")) {
     out.retry_after = parse_retry_after(value);
   } else if (iequals_prefix(name, "x-ratelimit-")) {
     const std::string_view rest = name.substr(12);
-    auto is_rest = [&](std::string_view lower) { return rest.size() == lower.size() && iequals_prefix(rest, lower); };
-    if (is_rest("limit-requests")) out.rate.limit_requests = parse_number(value);
-    else if (is_rest("limit-tokens")) out.rate.limit_tokens = parse_number(value);
-    else if (is_rest("remaining-requests")) out.rate.remaining_requests = parse_number(value);
-    else if (is_rest("remaining-tokens")) out.rate.remaining_tokens = parse_number(value);
-    else if (is_rest("reset-requests")) out.rate.reset_requests = parse_duration(value);
-    else if (is_rest("reset-tokens")) out.rate.reset_tokens = parse_duration(value);
+    auto is_rest = [&](std::string_view lower) {
+      return rest.size() == lower.size() && iequals_prefix(rest, lower);
+    };
+    if (is_rest("limit-requests"))
+      out.rate.limit_requests = parse_number(value);
+    else if (is_rest("limit-tokens"))
+      out.rate.limit_tokens = parse_number(value);
+    else if (is_rest("remaining-requests"))
+      out.rate.remaining_requests = parse_number(value);
+    else if (is_rest("remaining-tokens"))
+      out.rate.remaining_tokens = parse_number(value);
+    else if (is_rest("reset-requests"))
+      out.rate.reset_requests = parse_duration(value);
+    else if (is_rest("reset-tokens"))
+      out.rate.reset_tokens = parse_duration(value);
   }
 }
 
 bool decode_base64_floats(std::string_view text, std::span<float> out) {
   const std::size_t n_bytes = out.size() * 4;
   // Strip '=' padding; what is left must be exactly the characters for n_bytes.
-  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
+  while (!text.empty() && text.back() == '=')
+    text.remove_suffix(1);
   const std::size_t full_groups = n_bytes / 3;
   const std::size_t tail_bytes = n_bytes % 3;
   const std::size_t need_chars = full_groups * 4 + (tail_bytes ? tail_bytes + 1 : 0);
@@ -275,7 +304,8 @@ bool decode_base64_floats(std::string_view text, std::span<float> out) {
   }
   if (bad & (1u << 24)) return false;
   if constexpr (std::endian::native == std::endian::big) {
-    for (float& f : out) f = std::bit_cast<float>(std::byteswap(std::bit_cast<std::uint32_t>(f)));
+    for (float& f : out)
+      f = std::bit_cast<float>(std::byteswap(std::bit_cast<std::uint32_t>(f)));
   }
   return true;
 }
@@ -284,7 +314,8 @@ std::string snippet(std::string_view body, std::size_t max_bytes) {
   std::size_t n = std::min(max_bytes, body.size());
   // Do not cut inside a code point.
   if (n < body.size()) {
-    while (n > 0 && (static_cast<unsigned char>(body[n]) & 0xC0) == 0x80) --n;
+    while (n > 0 && (static_cast<unsigned char>(body[n]) & 0xC0) == 0x80)
+      --n;
   }
   std::string cut = util::repair_utf8(body.substr(0, n));
   for (char& c : cut) {
@@ -348,16 +379,16 @@ EmbedFailure classify_http(int status, const ResponseHeaders& headers, const Err
   EmbedFailure f;
   f.http_status = status;
   const std::string_view msg = error.message;
-  const std::string detail =
-      "HTTP " + std::to_string(status) + " (model " + std::string(model) + "): " +
-      (error.message.empty() ? snippet(body) : snippet(error.message));
+  const std::string detail = "HTTP " + std::to_string(status) + " (model " + std::string(model) +
+                             "): " + (error.message.empty() ? snippet(body) : snippet(error.message));
   using util::ErrorCode;
   if (status == 429) {
     if (error.code == "insufficient_quota" || error.type == "insufficient_quota" ||
         contains_ci(msg, "exceeded your current quota")) {
       f.error = util::Error{ErrorCode::fatal,
                             "the provider says the account's quota is exhausted; check the plan "
-                            "and billing. " + detail};
+                            "and billing. " +
+                                detail};
       return f;
     }
     f.error = util::Error{ErrorCode::rate_limited, detail};
@@ -371,22 +402,22 @@ EmbedFailure classify_http(int status, const ResponseHeaders& headers, const Err
   }
   // A wrong key, endpoint or model is the user's to fix: a configuration error (exit 2).
   if (status == 401 || status == 403) {
-    f.error = util::Error{ErrorCode::invalid_argument,
-                          "the provider refused the API key (HTTP " + std::to_string(status) +
-                              "); check <PROVIDER>_API_KEY. " + detail};
+    f.error = util::Error{ErrorCode::invalid_argument, "the provider refused the API key (HTTP " +
+                                                           std::to_string(status) +
+                                                           "); check <PROVIDER>_API_KEY. " + detail};
     return f;
   }
   if (status == 404) {
     f.error = util::Error{ErrorCode::invalid_argument,
                           "not found (HTTP 404): check --base-url (it should end where /embeddings "
-                          "is served, e.g. .../v1) and --model. " + detail};
+                          "is served, e.g. .../v1) and --model. " +
+                              detail};
     return f;
   }
   if (status == 400 || status == 413 || status == 422) {
     const bool context = error.code == "context_length_exceeded" ||
-                         contains_ci(msg, "maximum context length") ||
-                         contains_ci(msg, "context length") || contains_ci(msg, "too many tokens") ||
-                         (status == 413);
+                         contains_ci(msg, "maximum context length") || contains_ci(msg, "context length") ||
+                         contains_ci(msg, "too many tokens") || (status == 413);
     if (context) {
       f.error = util::Error{ErrorCode::bad_input, detail};
       f.context_length = status != 413 || contains_ci(msg, "token");
@@ -394,10 +425,10 @@ EmbedFailure classify_http(int status, const ResponseHeaders& headers, const Err
     }
     // A complaint about a request parameter rather than an input: splitting cannot help,
     // every request would fail the same way.
-    const bool about_param = (!error.param.empty() && error.param != "input" &&
-                              !error.param.starts_with("input")) ||
-                             contains_ci(msg, "dimensions") || contains_ci(msg, "encoding_format") ||
-                             error.code == "model_not_found";
+    const bool about_param =
+        (!error.param.empty() && error.param != "input" && !error.param.starts_with("input")) ||
+        contains_ci(msg, "dimensions") || contains_ci(msg, "encoding_format") ||
+        error.code == "model_not_found";
     if (about_param && !contains_ci(msg, "'input") && !contains_ci(msg, "input[")) {
       f.error = util::Error{ErrorCode::fatal, "the provider rejected the request's parameters. " + detail};
       return f;
@@ -406,8 +437,8 @@ EmbedFailure classify_http(int status, const ResponseHeaders& headers, const Err
     return f;
   }
   if (status >= 300 && status < 400) {
-    f.error = util::Error{ErrorCode::fatal,
-                          "unexpected redirect (HTTP " + std::to_string(status) + "); check --base-url. " + detail};
+    f.error = util::Error{ErrorCode::fatal, "unexpected redirect (HTTP " + std::to_string(status) +
+                                                "); check --base-url. " + detail};
     return f;
   }
   f.error = util::Error{ErrorCode::permanent, detail};

@@ -25,9 +25,8 @@ void append_json_string(std::string& out, std::string_view text);
 
 // {"model":..,"input":[..],"encoding_format":..,"dimensions":..} into `out` (cleared
 // first; its capacity is reused).
-void build_request_body(std::string& out, std::string_view model,
-                        std::span<const std::string_view> inputs, std::string_view encoding_format,
-                        std::optional<int> dimensions);
+void build_request_body(std::string& out, std::string_view model, std::span<const std::string_view> inputs,
+                        std::string_view encoding_format, std::optional<int> dimensions);
 
 // ---- response headers ----
 
@@ -92,14 +91,13 @@ enum class TransportError { timeout, connect, reset, tls, bad_url, other };
 [[nodiscard]] EmbedFailure classify_transport(TransportError kind, std::string_view detail);
 
 // A non-2xx answer. `snippet` is the start of the body, used in messages after redaction.
-[[nodiscard]] EmbedFailure classify_http(int status, const ResponseHeaders& headers,
-                                         const ErrorBody& error, std::string_view body,
-                                         std::string_view model);
+[[nodiscard]] EmbedFailure classify_http(int status, const ResponseHeaders& headers, const ErrorBody& error,
+                                         std::string_view body, std::string_view model);
 
 // The delay the server asked for: retry-after-ms, then retry-after, then "try again in"
 // in the message, then the x-ratelimit-reset-* that is exhausted (or the longer one).
 [[nodiscard]] std::optional<std::chrono::milliseconds> advised_delay(const ResponseHeaders& headers,
-                                                                    std::string_view message);
+                                                                     std::string_view message);
 
 // The first `max_bytes` of `body` on one line, secrets redacted: for error messages.
 [[nodiscard]] std::string snippet(std::string_view body, std::size_t max_bytes = 300);

@@ -25,15 +25,16 @@ std::string base64(const std::vector<float>& v) {
   std::string out;
   std::size_t i = 0;
   for (; i + 3 <= bytes.size(); i += 3) {
-    const auto n = (std::uint32_t(std::uint8_t(bytes[i])) << 16) | (std::uint32_t(std::uint8_t(bytes[i + 1])) << 8) |
-                   std::uint8_t(bytes[i + 2]);
+    const auto n = (std::uint32_t(std::uint8_t(bytes[i])) << 16) |
+                   (std::uint32_t(std::uint8_t(bytes[i + 1])) << 8) | std::uint8_t(bytes[i + 2]);
     out += {k[n >> 18], k[(n >> 12) & 63], k[(n >> 6) & 63], k[n & 63]};
   }
   if (bytes.size() - i == 1) {
     const auto n = std::uint32_t(std::uint8_t(bytes[i])) << 16;
     out += {k[n >> 18], k[(n >> 12) & 63], '=', '='};
   } else if (bytes.size() - i == 2) {
-    const auto n = (std::uint32_t(std::uint8_t(bytes[i])) << 16) | (std::uint32_t(std::uint8_t(bytes[i + 1])) << 8);
+    const auto n =
+        (std::uint32_t(std::uint8_t(bytes[i])) << 16) | (std::uint32_t(std::uint8_t(bytes[i + 1])) << 8);
     out += {k[n >> 18], k[(n >> 12) & 63], k[(n >> 6) & 63], '='};
   }
   return out;
@@ -44,7 +45,8 @@ std::vector<std::string> inputs_of(const std::string& json) {
   simdjson::dom::parser parser;
   simdjson::dom::element doc = parser.parse(json);
   std::vector<std::string> out;
-  for (auto s : doc["input"].get_array()) out.emplace_back(std::string_view(s.get_string()));
+  for (auto s : doc["input"].get_array())
+    out.emplace_back(std::string_view(s.get_string()));
   return out;
 }
 
@@ -83,7 +85,8 @@ TEST(RequestBody, KeepsValidUnicodeAndAddsDimensionsOnlyWhenSet) {
 TEST(Base64, DecodesLittleEndianFloatsOfAnyLength) {
   for (std::size_t n : {1u, 2u, 3u, 4u, 7u, 1536u}) {
     std::vector<float> v(n);
-    for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<float>(i) * 0.25f - 3.0f;
+    for (std::size_t i = 0; i < n; ++i)
+      v[i] = static_cast<float>(i) * 0.25f - 3.0f;
     std::vector<float> out(n);
     ASSERT_TRUE(decode_base64_floats(base64(v), out)) << n;
     EXPECT_EQ(out, v);
@@ -107,7 +110,8 @@ std::string response_b64(const std::vector<std::vector<float>>& vecs, const std:
 std::vector<std::vector<float>> sample(std::size_t n, std::size_t dims) {
   std::vector<std::vector<float>> v(n, std::vector<float>(dims));
   for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t d = 0; d < dims; ++d) v[i][d] = static_cast<float>(i * 100 + d) / 7.0f;
+    for (std::size_t d = 0; d < dims; ++d)
+      v[i][d] = static_cast<float>(i * 100 + d) / 7.0f;
   return v;
 }
 
@@ -120,7 +124,9 @@ TEST(ResponseParser, MatchesByIndexNotPosition) {
   EXPECT_EQ(r->dimensions, 5);
   EXPECT_EQ(r->prompt_tokens, 17);
   for (std::size_t i = 0; i < 3; ++i)
-    EXPECT_EQ(std::vector<float>(r->vectors.begin() + static_cast<long>(i * 5), r->vectors.begin() + static_cast<long>(i * 5 + 5)), v[i]);
+    EXPECT_EQ(std::vector<float>(r->vectors.begin() + static_cast<long>(i * 5),
+                                 r->vectors.begin() + static_cast<long>(i * 5 + 5)),
+              v[i]);
 }
 
 TEST(ResponseParser, AcceptsFloatArraysInAnyFieldOrder) {
@@ -141,10 +147,10 @@ TEST(ResponseParser, RejectsWrongCountIndicesDimensionsAndValues) {
     EXPECT_EQ(r.error().code, util::ErrorCode::invalid_response);
     return r.error().message;
   };
-  EXPECT_NE(bad(response_b64(v, {0, 1}), 3, std::nullopt), "accepted");          // short
-  EXPECT_NE(bad(response_b64(v, {0, 1, 1}), 3, std::nullopt), "accepted");       // duplicate
-  EXPECT_NE(bad(response_b64(v, {0, 1, 2}), 2, std::nullopt), "accepted");       // out of range
-  EXPECT_NE(bad(response_b64(v, {0, 1, 2}), 3, 8), "accepted");                  // dims
+  EXPECT_NE(bad(response_b64(v, {0, 1}), 3, std::nullopt), "accepted");     // short
+  EXPECT_NE(bad(response_b64(v, {0, 1, 1}), 3, std::nullopt), "accepted");  // duplicate
+  EXPECT_NE(bad(response_b64(v, {0, 1, 2}), 2, std::nullopt), "accepted");  // out of range
+  EXPECT_NE(bad(response_b64(v, {0, 1, 2}), 3, 8), "accepted");             // dims
   auto nan = v;
   nan[1][2] = std::numeric_limits<float>::quiet_NaN();
   EXPECT_NE(bad(response_b64(nan, {0, 1, 2}), 3, std::nullopt), "accepted");
@@ -155,8 +161,9 @@ TEST(ResponseParser, RejectsWrongCountIndicesDimensionsAndValues) {
   EXPECT_NE(bad(good.substr(0, good.size() / 2), 3, std::nullopt), "accepted");  // truncated
   EXPECT_NE(bad("{\"data\": [ NaN ]}", 3, std::nullopt), "accepted");
   EXPECT_NE(bad("<html>502</html>", 3, std::nullopt), "accepted");
-  EXPECT_NE(bad(R"({"data":[{"index":0,"embedding":[1,2]},{"index":1,"embedding":[1,2,3]}]})", 2, std::nullopt),
-            "accepted");
+  EXPECT_NE(
+      bad(R"({"data":[{"index":0,"embedding":[1,2]},{"index":1,"embedding":[1,2,3]}]})", 2, std::nullopt),
+      "accepted");
   EXPECT_NE(bad(R"({"data":[{"index":0,"embedding":[1e39]}]})", 1, std::nullopt), "accepted");
   // The parser recovers after failures.
   std::string again = good;
@@ -165,11 +172,11 @@ TEST(ResponseParser, RejectsWrongCountIndicesDimensionsAndValues) {
 
 TEST(Headers, ParsesRetryAfterAndRateLimits) {
   ResponseHeaders h;
-  for (const char* line : {"HTTP/1.1 429 Too Many Requests\r\n", "Retry-After-Ms: 250\r\n", "retry-after: 2\r\n",
-                           "x-ratelimit-limit-requests: 5000\r\n", "x-ratelimit-remaining-requests: 4999\r\n",
-                           "X-RateLimit-Remaining-Tokens: 0\r\n", "x-ratelimit-reset-requests: 12ms\r\n",
-                           "x-ratelimit-reset-tokens: 6m0s\r\n", "x-ratelimit-limit-tokens: 1000000\r\n",
-                           "content-type: application/json\r\n"}) {
+  for (const char* line : {"HTTP/1.1 429 Too Many Requests\r\n", "Retry-After-Ms: 250\r\n",
+                           "retry-after: 2\r\n", "x-ratelimit-limit-requests: 5000\r\n",
+                           "x-ratelimit-remaining-requests: 4999\r\n", "X-RateLimit-Remaining-Tokens: 0\r\n",
+                           "x-ratelimit-reset-requests: 12ms\r\n", "x-ratelimit-reset-tokens: 6m0s\r\n",
+                           "x-ratelimit-limit-tokens: 1000000\r\n", "content-type: application/json\r\n"}) {
     parse_header_line(line, h);
   }
   EXPECT_EQ(h.retry_after_ms, milliseconds(250));
@@ -210,23 +217,30 @@ TEST(Classify, AdvisedDelayPrecedence) {
 
 TEST(Classify, StatusTable) {
   const ResponseHeaders none;
-  auto code = [&](int status, ErrorBody e = {}) { return classify_http(status, none, e, "", "m").error.code; };
+  auto code = [&](int status, ErrorBody e = {}) {
+    return classify_http(status, none, e, "", "m").error.code;
+  };
   using util::ErrorCode;
   EXPECT_EQ(code(429), ErrorCode::rate_limited);
   EXPECT_EQ(code(429, {"You exceeded your current quota, please check your plan and billing details.",
                        "insufficient_quota", "", "insufficient_quota"}),
             ErrorCode::fatal);
-  for (int s : {408, 409, 500, 502, 503, 504}) EXPECT_EQ(code(s), ErrorCode::transient) << s;
-  for (int s : {401, 403, 404}) EXPECT_EQ(code(s), ErrorCode::invalid_argument) << s;
-  const ErrorBody ctx{"This model's maximum context length is 8192 tokens, however you requested 9000 tokens "
-                      "(9000 in your prompt; 0 for the completion). Please reduce your prompt; or completion length.",
-                      "invalid_request_error", "", ""};
+  for (int s : {408, 409, 500, 502, 503, 504})
+    EXPECT_EQ(code(s), ErrorCode::transient) << s;
+  for (int s : {401, 403, 404})
+    EXPECT_EQ(code(s), ErrorCode::invalid_argument) << s;
+  const ErrorBody ctx{
+      "This model's maximum context length is 8192 tokens, however you requested 9000 tokens "
+      "(9000 in your prompt; 0 for the completion). Please reduce your prompt; or completion length.",
+      "invalid_request_error", "", ""};
   const auto f = classify_http(400, none, ctx, "", "m");
   EXPECT_EQ(f.error.code, ErrorCode::bad_input);
   EXPECT_TRUE(f.context_length);
-  EXPECT_EQ(code(400, {"'$.input' is invalid. Please check the API reference", "invalid_request_error", "", ""}),
-            ErrorCode::bad_input);
-  EXPECT_EQ(code(400, {"This model does not support specifying dimensions.", "invalid_request_error", "dimensions", ""}),
+  EXPECT_EQ(
+      code(400, {"'$.input' is invalid. Please check the API reference", "invalid_request_error", "", ""}),
+      ErrorCode::bad_input);
+  EXPECT_EQ(code(400, {"This model does not support specifying dimensions.", "invalid_request_error",
+                       "dimensions", ""}),
             ErrorCode::fatal);
   EXPECT_EQ(code(418), ErrorCode::permanent);
 }
@@ -239,7 +253,8 @@ TEST(Classify, TransportErrorsRetryExceptTls) {
 
 TEST(Classify, MessagesCarryRedactedSnippets) {
   util::register_secret("sk-wire-test-secret-123");
-  const ErrorBody e{"Incorrect API key provided: sk-wire-test-secret-123.", "invalid_request_error", "", "invalid_api_key"};
+  const ErrorBody e{"Incorrect API key provided: sk-wire-test-secret-123.", "invalid_request_error", "",
+                    "invalid_api_key"};
   const auto f = classify_http(401, {}, e, "", "m");
   EXPECT_EQ(f.error.message.find("sk-wire-test-secret-123"), std::string::npos) << f.error.message;
   EXPECT_NE(f.error.message.find("401"), std::string::npos);
