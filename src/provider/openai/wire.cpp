@@ -251,7 +251,8 @@ void parse_header_line(std::string_view line, ResponseHeaders& out) {
   };
   if (is("retry-after-ms")) {
     if (auto v = parse_number(value))
-      out.retry_after_ms = milliseconds(static_cast<std::int64_t>(std::ceil(std::min(std::max(0.0, *v), 1e12))));
+      out.retry_after_ms =
+          milliseconds(static_cast<std::int64_t>(std::ceil(std::min(std::max(0.0, *v), 1e12))));
   } else if (is("retry-after")) {
     out.retry_after = parse_retry_after(value);
   } else if (iequals_prefix(name, "x-ratelimit-")) {
