@@ -186,3 +186,45 @@ TEST_F(Secrets, PostgresPasswordAndApiKeyNeverAppear) {
 }
 
 }  // namespace
+
+namespace {
+
+// docs/OPERATIONS.md's least-privilege role: the owner runs `init`, then lens-embed runs
+// with SELECT on the sources and DML on its own tables only. Fails until migrate() stops
+// issuing DDL (CREATE TABLE IF NOT EXISTS, the trigger) on an up-to-date schema.
+TEST(Privileges, LeastPrivilegeRoleFromOperationsMdCanRunAndReport) {
+  const fs::path dir = fs::path(::testing::TempDir()) / fmt::format("lens_privileges_{}", ::getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  lens::harness::PgServer pg(LENS_PG_SCRIPT, (dir / "pg.env").string());
+  ASSERT_TRUE(pg.ok());
+  const std::map<std::string, std::string> env = {{"LENS_DATA_DIR", LENS_SOURCE_DATA_DIR}};
+  auto init = lens::harness::run({LENS_EMBED_BIN, "init", "--db", pg.url()}, env, dir.string());
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  {
+    auto owner = Db::open(pg.url());
+    lens::harness::CorpusOptions co;
+    co.exchanges = 50;
+    ASSERT_EQ(owner->insert(lens::harness::make_corpus(co).messages), "");
+    ASSERT_EQ(owner->exec(R"sql(
+      CREATE ROLE lens_embed LOGIN PASSWORD 'pw-least';
+      GRANT USAGE ON SCHEMA public TO lens_embed;
+      GRANT SELECT ON conversations, messages TO lens_embed;
+      GRANT SELECT, INSERT, UPDATE, DELETE ON message_embeddings, embedding_failures TO lens_embed;
+      GRANT SELECT, INSERT, UPDATE, DELETE ON embedding_claims TO lens_embed;
+      GRANT SELECT, INSERT, UPDATE ON embedding_runs TO lens_embed;
+      GRANT USAGE ON SEQUENCE embedding_runs_id_seq TO lens_embed;
+      GRANT SELECT ON lens_embed_schema_migrations TO lens_embed;)sql"),
+              "");
+  }
+  const std::string url = fmt::format("postgresql://lens_embed:pw-least@127.0.0.1:{}/postgres", pg.port());
+  auto run = lens::harness::run({LENS_EMBED_BIN, "run", "--db", url, "--provider", "local-hash", "--json"}, env, dir.string());
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
+  auto status = lens::harness::run({LENS_EMBED_BIN, "status", "--db", url}, env, dir.string());
+  EXPECT_EQ(status.exit_code, 0) << status.out << status.err;
+  auto owner = Db::open(pg.url());
+  EXPECT_EQ(owner->scalar("SELECT count(*) FROM message_embeddings"), "50");
+  if (!HasFailure()) fs::remove_all(dir);
+}
+
+}  // namespace
