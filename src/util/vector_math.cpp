@@ -7,7 +7,15 @@
 
 namespace lens::util {
 
-__attribute__((target_clones("avx2", "default"))) DotNorm dot_and_norm(const float* query,
+// Under ThreadSanitizer the ifunc resolver that target_clones generates is instrumented
+// and runs during relocation, before the TSan runtime exists: every binary crashes at load.
+#if defined(__SANITIZE_THREAD__)
+#define LENS_TARGET_CLONES
+#else
+#define LENS_TARGET_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+
+LENS_TARGET_CLONES DotNorm dot_and_norm(const float* query,
                                                                        const unsigned char* stored,
                                                                        std::size_t n) {
   constexpr std::size_t k_lanes = 16;
