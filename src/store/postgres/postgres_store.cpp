@@ -380,6 +380,9 @@ std::optional<std::string> optional_value(const PGresult* r, int row, int col) {
 std::int64_t int_value(const PGresult* r, int row, int col) {
   return PQgetisnull(r, row, col) ? 0 : std::strtoll(PQgetvalue(r, row, col), nullptr, 10);
 }
+bool bool_value(const PGresult* r, int row, int col) {
+  return !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
+}
 
 // bytea in text output (hex format, "\x..."), as used for content_sha256.
 std::optional<util::Sha256> sha_from_hex(std::string_view text) {
@@ -663,6 +666,13 @@ class PostgresStore final : public Store {
   // ---- migrations -----------------------------------------------------------------
 
   Status migrate_once() {
+    // A schema that is already current needs no DDL, so a least-privilege role (no CREATE,
+    // not the owner) can run `run` and `status` after the owner ran `init`.
+    if (auto current = schema_is_current(); !current) {
+      return std::unexpected(current.error());
+    } else if (*current) {
+      return {};
+    }
     if (auto s = conn_.exec_simple("migrating", postgres_schema::k_migrations_table); !s) return s;
     if (auto s = conn_.exec_simple("migrating", "BEGIN"); !s) return s;
     auto s = migrate_in_transaction();
@@ -729,6 +739,22 @@ class PostgresStore final : public Store {
       }
     }
     return {};
+  }
+
+  // True when the schema is at this version and has everything the options ask for.
+  Result<bool> schema_is_current() {
+    auto r = conn_.exec("checking the schema",
+                        "SELECT to_regclass('lens_embed_schema_migrations') IS NOT NULL, "
+                        "EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'lens_embed_messages_changed'), "
+                        "to_regclass('message_embeddings_hnsw') IS NOT NULL");
+    if (!r) return std::unexpected(r.error());
+    if (!bool_value(r->get(), 0, 0)) return false;
+    if (options_.notify_trigger && !bool_value(r->get(), 0, 1)) return false;
+    if (options_.hnsw_index && !bool_value(r->get(), 0, 2)) return false;
+    auto version = conn_.exec("checking the schema",
+                              "SELECT coalesce(max(version), 0) FROM lens_embed_schema_migrations");
+    if (!version) return std::unexpected(version.error());
+    return int_value(version->get(), 0, 0) == k_schema_version;
   }
 
   // real[] unless pgvector is there (or can be created) and the dimension is known.
