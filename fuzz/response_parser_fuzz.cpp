@@ -14,13 +14,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // The first byte picks the expected input count (1..8) and dimensions (none or 1..8),
   // so small seeds can be valid responses and the checks of count and width run.
   const std::size_t n_inputs = 1 + (data[0] & 7);
-  const std::optional<int> dims = (data[0] & 0x80) ? std::optional<int>(1 + ((data[0] >> 3) & 7)) : std::nullopt;
+  const std::optional<int> dims =
+      (data[0] & 0x80) ? std::optional<int>(1 + ((data[0] >> 3) & 7)) : std::nullopt;
   std::string body(reinterpret_cast<const char*>(data + 1), size - 1);
   static lens::provider::openai::ResponseParser parser;  // one per event loop, reused like there
   auto r = parser.parse(body, n_inputs, dims);
   if (r) {
     // A success holds exactly one finite vector per input, all of the width it reports.
-    if (r->dimensions <= 0 || r->vectors.size() != n_inputs * static_cast<std::size_t>(r->dimensions)) std::abort();
+    if (r->dimensions <= 0 || r->vectors.size() != n_inputs * static_cast<std::size_t>(r->dimensions))
+      std::abort();
     if (dims && r->dimensions != *dims) std::abort();
     for (float x : r->vectors) {
       if (!std::isfinite(x)) std::abort();

@@ -94,7 +94,8 @@ TEST(VectorMath, DotAndNormMatchScalarAtAnyLengthAndAlignment) {
       v[i] = static_cast<float>(i % 5) * 0.5f;
     }
     std::vector<unsigned char> bytes(n * 4 + 1);
-    if (n > 0) std::memcpy(bytes.data() + 1, v.data(), n * 4);  // deliberately misaligned; v.data() may be null
+    if (n > 0)
+      std::memcpy(bytes.data() + 1, v.data(), n * 4);  // deliberately misaligned; v.data() may be null
     double dot = 0, norm = 0;
     for (std::size_t i = 0; i < n; ++i) {
       dot += q[i] * v[i];

@@ -15,9 +15,7 @@ namespace lens::util {
 #define LENS_TARGET_CLONES __attribute__((target_clones("avx2", "default")))
 #endif
 
-LENS_TARGET_CLONES DotNorm dot_and_norm(const float* query,
-                                                                       const unsigned char* stored,
-                                                                       std::size_t n) {
+LENS_TARGET_CLONES DotNorm dot_and_norm(const float* query, const unsigned char* stored, std::size_t n) {
   constexpr std::size_t k_lanes = 16;
   float dot[k_lanes] = {};
   float norm[k_lanes] = {};

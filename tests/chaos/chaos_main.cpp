@@ -4,12 +4,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <fmt/core.h>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fmt/core.h>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <stdexcept>
@@ -33,7 +33,7 @@ struct Options {
   std::int64_t exchanges = 20'000;
   int workers = 1;
   int kills = 5;
-  int pg_restarts = -1;  // -1: 1 with postgres, 0 with sqlite
+  int pg_restarts = -1;    // -1: 1 with postgres, 0 with sqlite
   std::uint64_t seed = 0;  // 0: random (printed, so a failure can be replayed)
   int dimensions = 32;
   int batch_size = 64;
@@ -57,20 +57,34 @@ Options parse(int argc, char** argv) {
       if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--db") o.db = v();
-    else if (a == "--exchanges") o.exchanges = std::stoll(v());
-    else if (a == "--workers") o.workers = std::stoi(v());
-    else if (a == "--kills") o.kills = std::stoi(v());
-    else if (a == "--pg-restarts") o.pg_restarts = std::stoi(v());
-    else if (a == "--seed") o.seed = std::stoull(v());
-    else if (a == "--dimensions") o.dimensions = std::stoi(v());
-    else if (a == "--batch-size") o.batch_size = std::stoi(v());
-    else if (a == "--timeout") o.timeout = std::stoi(v());
-    else if (a == "--rpm") o.rpm = std::stod(v());
-    else if (a == "--max-seconds") o.max_seconds = std::stod(v());
-    else if (a == "--summary") o.summary = v();
-    else if (a == "--keep") o.keep = true;
-    else throw std::invalid_argument("unknown argument " + a);
+    if (a == "--db")
+      o.db = v();
+    else if (a == "--exchanges")
+      o.exchanges = std::stoll(v());
+    else if (a == "--workers")
+      o.workers = std::stoi(v());
+    else if (a == "--kills")
+      o.kills = std::stoi(v());
+    else if (a == "--pg-restarts")
+      o.pg_restarts = std::stoi(v());
+    else if (a == "--seed")
+      o.seed = std::stoull(v());
+    else if (a == "--dimensions")
+      o.dimensions = std::stoi(v());
+    else if (a == "--batch-size")
+      o.batch_size = std::stoi(v());
+    else if (a == "--timeout")
+      o.timeout = std::stoi(v());
+    else if (a == "--rpm")
+      o.rpm = std::stod(v());
+    else if (a == "--max-seconds")
+      o.max_seconds = std::stod(v());
+    else if (a == "--summary")
+      o.summary = v();
+    else if (a == "--keep")
+      o.keep = true;
+    else
+      throw std::invalid_argument("unknown argument " + a);
   }
   if (o.db != "sqlite" && o.db != "postgres") throw std::invalid_argument("--db must be sqlite or postgres");
   if (o.pg_restarts < 0) o.pg_restarts = o.db == "postgres" ? 1 : 0;
@@ -79,7 +93,9 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 }  // namespace
 
@@ -96,7 +112,9 @@ int main(int argc, char** argv) {
   const auto started = Clock::now();
   std::mt19937_64 rng(o.seed);
   std::uniform_real_distribution<double> u(0, 1);
-  auto say = [&](const std::string& s) { std::fprintf(stderr, "[chaos %6.1fs] %s\n", seconds_since(started), s.c_str()); };
+  auto say = [&](const std::string& s) {
+    std::fprintf(stderr, "[chaos %6.1fs] %s\n", seconds_since(started), s.c_str());
+  };
 
   char tmpl[] = "/tmp/lens-chaos.XXXXXX";
   if (!::mkdtemp(tmpl)) return 2;
@@ -114,8 +132,10 @@ int main(int argc, char** argv) {
     url = pg->url();
   }
   const std::map<std::string, std::string> env = {
-      {"SUPERMIND_API_KEY", k_api_key}, {"LENS_DATA_DIR", LENS_SOURCE_DATA_DIR},
-      {"NO_PROXY", "127.0.0.1,localhost"}, {"no_proxy", "127.0.0.1,localhost"},
+      {"SUPERMIND_API_KEY", k_api_key},
+      {"LENS_DATA_DIR", LENS_SOURCE_DATA_DIR},
+      {"NO_PROXY", "127.0.0.1,localhost"},
+      {"no_proxy", "127.0.0.1,localhost"},
       // A SIGKILLed worker's claims go to the others after this lease (default 300 s).
       {"LENS_CLAIM_LEASE_SECONDS", "6"}};
 
@@ -137,8 +157,9 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  say(fmt::format("corpus: {} messages, {} exchanges, {} long, {} poisoned, {} blank/NULL users", corpus.messages.size(),
-                  corpus.eligible, corpus.long_inputs, corpus.poisoned.size(), corpus.ineligible_users));
+  say(fmt::format("corpus: {} messages, {} exchanges, {} long, {} poisoned, {} blank/NULL users",
+                  corpus.messages.size(), corpus.eligible, corpus.long_inputs, corpus.poisoned.size(),
+                  corpus.ineligible_users));
 
   // ---- the faulty provider (issue 6's mix); the rpm bucket of a few requests makes
   // every fresh worker meet a burst of 429s.
@@ -163,13 +184,13 @@ int main(int argc, char** argv) {
   const int port = server.start();
   if (port <= 0) return 1;
 
-  std::vector<std::string> worker_args = {LENS_EMBED_BIN, "run", "--db", url, "--provider", "supermind", "--base-url",
-                                          fmt::format("http://127.0.0.1:{}/v1", port), "--model", k_model,
-                                          "--dimensions", std::to_string(o.dimensions), "--timeout",
-                                          std::to_string(o.timeout), "--batch-size", std::to_string(o.batch_size),
-                                          "--max-attempts", "12", "--quiet", "--json",
-                                          // The provider's own limits (rpm from its headers) are the only pacing.
-                                          "--tpm", "0", "--rpm", "0"};
+  std::vector<std::string> worker_args = {
+      LENS_EMBED_BIN, "run", "--db", url, "--provider", "supermind", "--base-url",
+      fmt::format("http://127.0.0.1:{}/v1", port), "--model", k_model, "--dimensions",
+      std::to_string(o.dimensions), "--timeout", std::to_string(o.timeout), "--batch-size",
+      std::to_string(o.batch_size), "--max-attempts", "12", "--quiet", "--json",
+      // The provider's own limits (rpm from its headers) are the only pacing.
+      "--tpm", "0", "--rpm", "0"};
 
   // ---- chaos phase
   struct Slot {
@@ -185,15 +206,18 @@ int main(int argc, char** argv) {
                                         fmt::format("{}/worker{}.err", dir, i));
     ++slots[i].starts;
   };
-  for (std::size_t i = 0; i < slots.size(); ++i) start_slot(i);
+  for (std::size_t i = 0; i < slots.size(); ++i)
+    start_slot(i);
 
   // Kills and the restart happen at random points of progress, spread over the run, so
   // they land while work is in flight whatever the speed of the machine.
   const double total = static_cast<double>(corpus.eligible);
   std::vector<double> kill_at;
-  for (int k = 0; k < o.kills; ++k) kill_at.push_back(total * (0.04 + 0.8 * (k + 0.1 + 0.8 * u(rng)) / o.kills));
+  for (int k = 0; k < o.kills; ++k)
+    kill_at.push_back(total * (0.04 + 0.8 * (k + 0.1 + 0.8 * u(rng)) / o.kills));
   std::vector<double> restart_at;
-  for (int k = 0; k < o.pg_restarts; ++k) restart_at.push_back(total * (0.25 + 0.4 * (k + u(rng)) / o.pg_restarts));
+  for (int k = 0; k < o.pg_restarts; ++k)
+    restart_at.push_back(total * (0.25 + 0.4 * (k + u(rng)) / o.pg_restarts));
   std::size_t next_kill = 0, next_restart = 0;
   int kills_done = 0, kills_mid_run = 0, restarts_done = 0, crashes = 0;
   std::map<std::string, int> exits;
@@ -254,8 +278,10 @@ int main(int argc, char** argv) {
         if (code == 128 + SIGKILL) ++kills_mid_run;
         kill_log.push_back(fmt::format("{:.0f}/{:.0f} worker {}", progress, total, i));
         say(fmt::format("SIGKILL worker {} at {:.0f}/{:.0f} (exit {})", i, progress, total, code));
-        if (code == 0) slots[i].done = true;
-        else start_slot(i);
+        if (code == 0)
+          slots[i].done = true;
+        else
+          start_slot(i);
       }
       ++next_kill;
     }
@@ -304,8 +330,8 @@ int main(int argc, char** argv) {
   for (const auto& [k, v] : stats.items()) {
     if (k.starts_with("fault_") || k.starts_with("status_429") || k == "status_400_context") faults[k] = v;
   }
-  const bool ok = !timed_out && done && crashes == 0 && kills_done == o.kills && restarts_done == o.pg_restarts &&
-                  report.ok() && right_failures && right_counts;
+  const bool ok = !timed_out && done && crashes == 0 && kills_done == o.kills &&
+                  restarts_done == o.pg_restarts && report.ok() && right_failures && right_counts;
   json summary = {{"ok", ok},
                   {"db", o.db},
                   {"workers", o.workers},
@@ -340,7 +366,8 @@ int main(int argc, char** argv) {
   if (!ok) {
     for (std::size_t i = 0; i < slots.size(); ++i) {
       const std::string err = lens::harness::slurp(fmt::format("{}/worker{}.err", dir, i));
-      std::fprintf(stderr, "---- worker %zu stderr (tail)\n%s\n", i, err.substr(err.size() > 3000 ? err.size() - 3000 : 0).c_str());
+      std::fprintf(stderr, "---- worker %zu stderr (tail)\n%s\n", i,
+                   err.substr(err.size() > 3000 ? err.size() - 3000 : 0).c_str());
     }
     say("FAILED; files kept in " + dir);
   }

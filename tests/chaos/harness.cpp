@@ -8,9 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fmt/core.h>
 #include <cstdio>
 #include <cstdlib>
-#include <fmt/core.h>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -38,7 +38,8 @@ std::vector<std::string> child_environment(const std::map<std::string, std::stri
     if (extra.contains(std::string(name))) continue;
     env.emplace_back(v);
   }
-  for (const auto& [k, v] : extra) env.push_back(k + "=" + v);
+  for (const auto& [k, v] : extra)
+    env.push_back(k + "=" + v);
   return env;
 }
 
@@ -46,9 +47,11 @@ pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, st
             const std::string& out_path, const std::string& err_path, const std::string& cwd) {
   std::vector<std::string> args = argv, envs = child_environment(env);
   std::vector<char*> a, e;
-  for (auto& s : args) a.push_back(s.data());
+  for (auto& s : args)
+    a.push_back(s.data());
   a.push_back(nullptr);
-  for (auto& s : envs) e.push_back(s.data());
+  for (auto& s : envs)
+    e.push_back(s.data());
   e.push_back(nullptr);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
@@ -85,7 +88,8 @@ std::optional<int> try_wait(pid_t pid) {
 Output run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
            const std::string& dir) {
   static int counter = 0;
-  const std::string out = fmt::format("{}/run{}.out", dir, counter), err = fmt::format("{}/run{}.err", dir, counter);
+  const std::string out = fmt::format("{}/run{}.out", dir, counter),
+                    err = fmt::format("{}/run{}.err", dir, counter);
   ++counter;
   Output o;
   const pid_t pid = spawn(argv, env, out, err, dir);
@@ -102,8 +106,10 @@ namespace {
 std::string shell_quote(const std::string& s) {
   std::string q = "'";
   for (char c : s) {
-    if (c == '\'') q += "'\\''";
-    else q += c;
+    if (c == '\'')
+      q += "'\\''";
+    else
+      q += c;
   }
   return q + "'";
 }
@@ -133,8 +139,8 @@ PgServer::~PgServer() {
 }
 
 bool PgServer::restart(int down_seconds) {
-  const std::string cmd =
-      shell_quote(script_) + " restart " + shell_quote(state_file_) + " " + std::to_string(down_seconds) + " >/dev/null";
+  const std::string cmd = shell_quote(script_) + " restart " + shell_quote(state_file_) + " " +
+                          std::to_string(down_seconds) + " >/dev/null";
   return std::system(cmd.c_str()) == 0;
 }
 
@@ -144,7 +150,8 @@ bool PgServer::require_passwords() {
       << "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n";
   const std::string cmd = "chown postgres " + shell_quote(dir_ + "/data/pg_hba.conf") + " 2>/dev/null; " +
                           (::getuid() == 0 ? std::string("runuser -u postgres -- ") : std::string()) +
-                          "/usr/lib/postgresql/15/bin/pg_ctl -D " + shell_quote(dir_ + "/data") + " reload >/dev/null";
+                          "/usr/lib/postgresql/15/bin/pg_ctl -D " + shell_quote(dir_ + "/data") +
+                          " reload >/dev/null";
   return std::system(cmd.c_str()) == 0;
 }
 
@@ -173,7 +180,9 @@ class SqliteDb final : public Db {
     std::optional<std::string> v;
     if (sqlite3_step(s) == SQLITE_ROW) {
       const auto* p = sqlite3_column_text(s, 0);
-      v = p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s, 0))) : "";
+      v = p ? std::string(reinterpret_cast<const char*>(p),
+                          static_cast<std::size_t>(sqlite3_column_bytes(s, 0)))
+            : "";
     }
     sqlite3_finalize(s);
     return v;
@@ -184,7 +193,8 @@ class SqliteDb final : public Db {
     std::string all;
     while (sqlite3_step(s) == SQLITE_ROW) {
       for (int i = 0; i < sqlite3_column_count(s); ++i) {
-        if (const auto* p = sqlite3_column_blob(s, i)) all.append(static_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s, i)));
+        if (const auto* p = sqlite3_column_blob(s, i))
+          all.append(static_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s, i)));
         all += '\n';
       }
     }
@@ -194,9 +204,13 @@ class SqliteDb final : public Db {
   std::string insert(const std::vector<Message>& messages) override {
     if (auto e = exec("BEGIN"); !e.empty()) return e;
     std::set<std::string> conversations;
-    for (const auto& m : messages) conversations.insert(m.conversation_id);
+    for (const auto& m : messages)
+      conversations.insert(m.conversation_id);
     sqlite3_stmt* c = nullptr;
-    sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO conversations (id, user_id, created_at) VALUES (?1, 'u', '2024-01-01T00:00:00.000Z')", -1, &c, nullptr);
+    sqlite3_prepare_v2(db_,
+                       "INSERT OR IGNORE INTO conversations (id, user_id, created_at) VALUES (?1, 'u', "
+                       "'2024-01-01T00:00:00.000Z')",
+                       -1, &c, nullptr);
     for (const auto& id : conversations) {
       sqlite3_bind_text(c, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
       sqlite3_step(c);
@@ -213,14 +227,17 @@ class SqliteDb final : public Db {
   }
   std::string insert_one(const Message& m) override {
     if (!insert_) {
-      if (sqlite3_prepare_v2(db_, "INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+      if (sqlite3_prepare_v2(db_,
+                             "INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
+                             "(?1, ?2, ?3, ?4, ?5)",
                              -1, &insert_, nullptr) != SQLITE_OK) {
         return sqlite3_errmsg(db_);
       }
     }
     (void)exec("INSERT OR IGNORE INTO conversations (id, user_id) VALUES ('" + m.conversation_id + "', 'u')");
     sqlite3_bind_text(insert_, 1, m.id.data(), static_cast<int>(m.id.size()), SQLITE_TRANSIENT);
-    sqlite3_bind_text(insert_, 2, m.conversation_id.data(), static_cast<int>(m.conversation_id.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_text(insert_, 2, m.conversation_id.data(), static_cast<int>(m.conversation_id.size()),
+                      SQLITE_TRANSIENT);
     sqlite3_bind_text(insert_, 3, m.role.data(), static_cast<int>(m.role.size()), SQLITE_TRANSIENT);
     // Bound as text whatever the bytes: SQLite stores invalid UTF-8 as it comes, which is
     // how lone surrogates (CESU-8/WTF-8) reach a Lens database written by other programs.
@@ -229,7 +246,8 @@ class SqliteDb final : public Db {
     } else {
       sqlite3_bind_null(insert_, 4);
     }
-    sqlite3_bind_text(insert_, 5, m.created_at.data(), static_cast<int>(m.created_at.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_text(insert_, 5, m.created_at.data(), static_cast<int>(m.created_at.size()),
+                      SQLITE_TRANSIENT);
     const int rc = sqlite3_step(insert_);
     sqlite3_reset(insert_);
     sqlite3_clear_bindings(insert_);
@@ -257,7 +275,8 @@ class PostgresDb final : public Db {
   bool connect() {
     if (conn_ && PQstatus(conn_) == CONNECTION_OK) return true;
     if (conn_) PQfinish(conn_);
-    conn_ = PQconnectdb((url_ + (url_.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=5").c_str());
+    conn_ =
+        PQconnectdb((url_ + (url_.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=5").c_str());
     if (PQstatus(conn_) != CONNECTION_OK) return false;
     PQclear(PQexec(conn_, "SET client_min_messages = warning"));
     return true;
@@ -284,7 +303,8 @@ class PostgresDb final : public Db {
     std::string all;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) all = "<error>";
     for (int i = 0; i < PQntuples(r); ++i) {
-      for (int c = 0; c < PQnfields(r); ++c) all += std::string(PQgetvalue(r, i, c)) + "\n";
+      for (int c = 0; c < PQnfields(r); ++c)
+        all += std::string(PQgetvalue(r, i, c)) + "\n";
     }
     PQclear(r);
     return all;
@@ -292,9 +312,11 @@ class PostgresDb final : public Db {
   std::string insert(const std::vector<Message>& messages) override {
     if (!connect()) return PQerrorMessage(conn_);
     std::set<std::string> conversations;
-    for (const auto& m : messages) conversations.insert(m.conversation_id);
+    for (const auto& m : messages)
+      conversations.insert(m.conversation_id);
     std::string data;
-    for (const auto& c : conversations) data += c + "\t00000000-0000-4000-8000-000000000000\t2024-01-01T00:00:00Z\n";
+    for (const auto& c : conversations)
+      data += c + "\t00000000-0000-4000-8000-000000000000\t2024-01-01T00:00:00Z\n";
     if (auto e = copy("COPY conversations (id, user_id, created_at) FROM STDIN", data); !e.empty()) return e;
     data.clear();
     for (const auto& m : messages) {
@@ -304,11 +326,20 @@ class PostgresDb final : public Db {
       } else {
         for (char c : *m.content) {
           switch (c) {
-            case '\\': data += "\\\\"; break;
-            case '\t': data += "\\t"; break;
-            case '\n': data += "\\n"; break;
-            case '\r': data += "\\r"; break;
-            default: data += c;
+            case '\\':
+              data += "\\\\";
+              break;
+            case '\t':
+              data += "\\t";
+              break;
+            case '\n':
+              data += "\\n";
+              break;
+            case '\r':
+              data += "\\r";
+              break;
+            default:
+              data += c;
           }
         }
       }
@@ -347,7 +378,8 @@ class PostgresDb final : public Db {
       return e;
     }
     PQclear(r);
-    if (PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) != 1 || PQputCopyEnd(conn_, nullptr) != 1) {
+    if (PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) != 1 ||
+        PQputCopyEnd(conn_, nullptr) != 1) {
       return PQerrorMessage(conn_);
     }
     std::string e;
@@ -364,7 +396,8 @@ class PostgresDb final : public Db {
 }  // namespace
 
 std::unique_ptr<Db> Db::open(const std::string& url) {
-  if (url.starts_with("postgres://") || url.starts_with("postgresql://")) return std::make_unique<PostgresDb>(url);
+  if (url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    return std::make_unique<PostgresDb>(url);
   std::string path = url.starts_with("sqlite:") ? url.substr(7) : url;
   sqlite3* db = nullptr;
   if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
@@ -388,10 +421,21 @@ std::string uuid_from(std::uint64_t n) {
 }
 
 Corpus make_corpus(const CorpusOptions& o) {
-  static const char* const k_words[] = {
-      "enzyme", "photosynthesis", "revolution", "quadratic", "tensor", "kernel", "latency", "mitochondria",
-      "Napoléon", "über", "naïve", "日本語", "данные", "🙂", "SELECT", "null", "\"quoted\"", "back\\slash",
-      "tab\there", "line\nbreak", "garçon", "→", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "ﷺ", "a", "the", "of", "why", "how", "42"};
+  static const char* const k_words[] = {"enzyme",     "photosynthesis",
+                                        "revolution", "quadratic",
+                                        "tensor",     "kernel",
+                                        "latency",    "mitochondria",
+                                        "Napoléon",   "über",
+                                        "naïve",      "日本語",
+                                        "данные",     "🙂",
+                                        "SELECT",     "null",
+                                        "\"quoted\"", "back\\slash",
+                                        "tab\there",  "line\nbreak",
+                                        "garçon",     "→",
+                                        "𝔘𝔫𝔦𝔠𝔬𝔡𝔢",    "ﷺ",
+                                        "a",          "the",
+                                        "of",         "why",
+                                        "how",        "42"};
   constexpr std::size_t k_word_count = sizeof k_words / sizeof k_words[0];
   std::mt19937_64 rng(o.seed);
   std::uniform_real_distribution<double> u(0, 1);
@@ -406,8 +450,8 @@ Corpus make_corpus(const CorpusOptions& o) {
   };
   auto timestamp = [](std::int64_t seconds) {
     const std::int64_t day = seconds / 86400, rem = seconds % 86400;
-    return fmt::format("2024-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.000Z", 1 + day / 28 % 12, 1 + day % 28, rem / 3600,
-                       rem / 60 % 60, rem % 60);
+    return fmt::format("2024-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.000Z", 1 + day / 28 % 12, 1 + day % 28,
+                       rem / 3600, rem / 60 % 60, rem % 60);
   };
   Corpus c;
   std::uint64_t next_id = o.seed << 40;
@@ -437,7 +481,8 @@ Corpus make_corpus(const CorpusOptions& o) {
         if (u(rng) < o.p_long) {
           ++c.long_inputs;
           content += ' ';
-          while (content.size() < 60'000) content += words(50, 50) + ' ';
+          while (content.size() < 60'000)
+            content += words(50, 50) + ' ';
         } else if (u(rng) < o.p_poison) {
           content += std::string(" ") + k_poison_marker;
           poisoned = true;
@@ -448,8 +493,10 @@ Corpus make_corpus(const CorpusOptions& o) {
       }
       if (u(rng) < 0.1) add("tool", "{\"result\": \"" + words(2, 8) + "\"}");
       const double a = u(rng);
-      if (a < 0.85) add("assistant", words(5, 80));
-      else if (a < 0.88) add("assistant", std::nullopt);  // an answer without content still answers
+      if (a < 0.85)
+        add("assistant", words(5, 80));
+      else if (a < 0.88)
+        add("assistant", std::nullopt);  // an answer without content still answers
     }
   }
   return c;

@@ -87,8 +87,8 @@ class Db {
 struct CorpusOptions {
   std::int64_t exchanges = 1000;
   std::uint64_t seed = 1;
-  double p_long = 0.0005;    // over 8191 tokens: truncated
-  double p_poison = 0.001;   // contains k_poison_marker: the stand-in answers 400 context length
+  double p_long = 0.0005;   // over 8191 tokens: truncated
+  double p_poison = 0.001;  // contains k_poison_marker: the stand-in answers 400 context length
 };
 inline constexpr const char* k_poison_marker = "POISON-PILL-7f3a";
 struct Corpus {

@@ -3,9 +3,9 @@
 // neither appears in stdout, stderr, the --log-file, the runs table or the failures table.
 #include <gtest/gtest.h>
 
+#include <fmt/core.h>
 #include <algorithm>
 #include <filesystem>
-#include <fmt/core.h>
 #include <fstream>
 
 #include "harness.h"
@@ -35,8 +35,9 @@ void expect_no_secret(const std::string& haystack, const std::string& secret, co
 class Secrets : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) / fmt::format("lens_secrets_{}_{}", ::getpid(),
-                                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::path(::testing::TempDir()) /
+           fmt::format("lens_secrets_{}_{}", ::getpid(),
+                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     lens::harness::CorpusOptions co;
@@ -52,7 +53,8 @@ class Secrets : public ::testing::Test {
   int lens(std::vector<std::string> args, const std::string& key = k_api_key) {
     args.insert(args.begin(), LENS_EMBED_BIN);
     args.insert(args.end(), {"--verbose", "--log-file", (dir_ / "lens.log").string()});
-    std::map<std::string, std::string> env = {{"LENS_DATA_DIR", LENS_SOURCE_DATA_DIR}, {"NO_PROXY", "127.0.0.1,localhost"}};
+    std::map<std::string, std::string> env = {{"LENS_DATA_DIR", LENS_SOURCE_DATA_DIR},
+                                              {"NO_PROXY", "127.0.0.1,localhost"}};
     if (!key.empty()) env["SUPERMIND_API_KEY"] = key;  // empty: from .env
     const auto o = lens::harness::run(args, env, dir_.string());
     seen_ += "\n--- " + args[1] + " stdout:\n" + o.out + "\n--- stderr:\n" + o.err;
@@ -60,10 +62,23 @@ class Secrets : public ::testing::Test {
   }
 
   std::vector<std::string> run_args(const std::string& db, int port, std::vector<std::string> extra = {}) {
-    std::vector<std::string> a = {"run", "--db", db, "--provider", "supermind", "--base-url",
-                                  fmt::format("http://127.0.0.1:{}/v1", port), "--model", "text-embedding-3-small",
-                                  "--dimensions", "16", "--timeout", "2", "--batch-size", "16"};
-    if (std::find(extra.begin(), extra.end(), "--max-attempts") == extra.end()) a.insert(a.end(), {"--max-attempts", "3"});
+    std::vector<std::string> a = {"run",
+                                  "--db",
+                                  db,
+                                  "--provider",
+                                  "supermind",
+                                  "--base-url",
+                                  fmt::format("http://127.0.0.1:{}/v1", port),
+                                  "--model",
+                                  "text-embedding-3-small",
+                                  "--dimensions",
+                                  "16",
+                                  "--timeout",
+                                  "2",
+                                  "--batch-size",
+                                  "16"};
+    if (std::find(extra.begin(), extra.end(), "--max-attempts") == extra.end())
+      a.insert(a.end(), {"--max-attempts", "3"});
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -104,8 +119,10 @@ class Secrets : public ::testing::Test {
     // The key also arrives through .env (not only the environment).
     std::ofstream(dir_ / ".env") << "SUPERMIND_API_KEY=" << k_api_key << "\n";
     EXPECT_EQ(lens({"failures", "--db", db, "--retry", "--provider", "supermind", "--base-url",
-                    fmt::format("http://127.0.0.1:{}/v1", port), "--model", "text-embedding-3-small", "--dimensions",
-                    "16"}, ""), 0)
+                    fmt::format("http://127.0.0.1:{}/v1", port), "--model", "text-embedding-3-small",
+                    "--dimensions", "16"},
+                   ""),
+              0)
         << seen_;
     fs::remove(dir_ / ".env");
   }
@@ -147,12 +164,14 @@ TEST_F(Secrets, PostgresPasswordAndApiKeyNeverAppear) {
   ASSERT_TRUE(pg.ok()) << "PostgreSQL did not start";
   {
     auto admin = Db::open(pg.url());
-    ASSERT_EQ(admin->exec(fmt::format("CREATE ROLE {} LOGIN PASSWORD '{}'; GRANT CREATE ON SCHEMA public TO {};",
-                                      k_role, k_db_password, k_role)),
-              "");
+    ASSERT_EQ(
+        admin->exec(fmt::format("CREATE ROLE {} LOGIN PASSWORD '{}'; GRANT CREATE ON SCHEMA public TO {};",
+                                k_role, k_db_password, k_role)),
+        "");
   }
   ASSERT_TRUE(pg.require_passwords());
-  const std::string url = fmt::format("postgresql://{}:{}@127.0.0.1:{}/postgres", k_role, k_db_password, pg.port());
+  const std::string url =
+      fmt::format("postgresql://{}:{}@127.0.0.1:{}/postgres", k_role, k_db_password, pg.port());
   {
     // Password authentication is really on: a wrong password is refused.
     auto wrong = Db::open(fmt::format("postgresql://{}:wrong@127.0.0.1:{}/postgres", k_role, pg.port()));
@@ -165,17 +184,22 @@ TEST_F(Secrets, PostgresPasswordAndApiKeyNeverAppear) {
   }
   exercise(url);
   // The database refuses the password, or is not there: the URL is in the arguments.
-  const std::string wrong_pw = fmt::format("postgresql://{}:{}x@127.0.0.1:{}/postgres", k_role, k_db_password, pg.port());
+  const std::string wrong_pw =
+      fmt::format("postgresql://{}:{}x@127.0.0.1:{}/postgres", k_role, k_db_password, pg.port());
   EXPECT_NE(lens({"status", "--db", wrong_pw}), 0) << seen_;
   EXPECT_NE(lens({"run", "--db", wrong_pw, "--provider", "local-hash"}), 0) << seen_;
-  const std::string nowhere = fmt::format("postgresql://{}:{}@127.0.0.1:1/postgres?connect_timeout=2", k_role, k_db_password);
+  const std::string nowhere =
+      fmt::format("postgresql://{}:{}@127.0.0.1:1/postgres?connect_timeout=2", k_role, k_db_password);
   EXPECT_NE(lens({"run", "--db", nowhere, "--provider", "local-hash"}), 0) << seen_;
   // The password also arrives the Lens compose way (POSTGRES_* variables).
   {
     const auto o = lens::harness::run(
         {LENS_EMBED_BIN, "status", "--verbose", "--log-file", (dir_ / "lens.log").string()},
-        {{"POSTGRES_HOST", "127.0.0.1"}, {"POSTGRES_PORT", std::to_string(pg.port())}, {"POSTGRES_USER", k_role},
-         {"POSTGRES_PASSWORD", std::string(k_db_password) + "x"}, {"POSTGRES_DB", "postgres"},
+        {{"POSTGRES_HOST", "127.0.0.1"},
+         {"POSTGRES_PORT", std::to_string(pg.port())},
+         {"POSTGRES_USER", k_role},
+         {"POSTGRES_PASSWORD", std::string(k_db_password) + "x"},
+         {"POSTGRES_DB", "postgres"},
          {"LENS_DATA_DIR", LENS_SOURCE_DATA_DIR}},
         dir_.string());
     EXPECT_NE(o.exit_code, 0);
@@ -218,7 +242,8 @@ TEST(Privileges, LeastPrivilegeRoleFromOperationsMdCanRunAndReport) {
               "");
   }
   const std::string url = fmt::format("postgresql://lens_embed:pw-least@127.0.0.1:{}/postgres", pg.port());
-  auto run = lens::harness::run({LENS_EMBED_BIN, "run", "--db", url, "--provider", "local-hash", "--json"}, env, dir.string());
+  auto run = lens::harness::run({LENS_EMBED_BIN, "run", "--db", url, "--provider", "local-hash", "--json"},
+                                env, dir.string());
   EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
   auto status = lens::harness::run({LENS_EMBED_BIN, "status", "--db", url}, env, dir.string());
   EXPECT_EQ(status.exit_code, 0) << status.out << status.err;

@@ -3,8 +3,8 @@
 // a second run has nothing to do, and PostgreSQL refuses invalid UTF-8 at insert.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <fmt/core.h>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -33,13 +33,17 @@ std::string unescape(const std::string& s) {
       continue;
     }
     const char c = s[++i];
-    if (c == 'n') out += '\n';
-    else if (c == 't') out += '\t';
-    else if (c == 'r') out += '\r';
+    if (c == 'n')
+      out += '\n';
+    else if (c == 't')
+      out += '\t';
+    else if (c == 'r')
+      out += '\r';
     else if (c == 'x' && i + 2 < s.size() + 1) {
       out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
       i += 2;
-    } else out += c;
+    } else
+      out += c;
   }
   return out;
 }
@@ -62,7 +66,8 @@ std::vector<Case> load_cases() {
     if (f[5] != "<NULL>") {
       const std::string piece = unescape(f[5]);
       std::string text;
-      for (int r = std::stoi(f[4]); r > 0; --r) text += piece;
+      for (int r = std::stoi(f[4]); r > 0; --r)
+        text += piece;
       c.content = text;
     }
     cases.push_back(std::move(c));
@@ -89,8 +94,11 @@ class Hostile : public ::testing::TestWithParam<std::string> {
   }
   lens::harness::Output lens(std::vector<std::string> args) {
     args.insert(args.begin(), LENS_EMBED_BIN);
-    return lens::harness::run(args, {{"SUPERMIND_API_KEY", "sk-hostile"}, {"LENS_DATA_DIR", LENS_SOURCE_DATA_DIR},
-                                     {"NO_PROXY", "127.0.0.1,localhost"}}, dir_.string());
+    return lens::harness::run(args,
+                              {{"SUPERMIND_API_KEY", "sk-hostile"},
+                               {"LENS_DATA_DIR", LENS_SOURCE_DATA_DIR},
+                               {"NO_PROXY", "127.0.0.1,localhost"}},
+                              dir_.string());
   }
 
   void run_cases(const std::string& url) {
@@ -110,7 +118,8 @@ class Hostile : public ::testing::TestWithParam<std::string> {
       if (db->is_postgres() && c.pg_rejects) {
         // PostgreSQL checks text is valid UTF-8 on the way in: such bytes never reach
         // a PostgreSQL Lens database, so there is nothing for lens-embed to handle.
-        EXPECT_NE(err.find("22021"), std::string::npos) << c.name << ": expected invalid_byte_sequence, got: " << err;
+        EXPECT_NE(err.find("22021"), std::string::npos)
+            << c.name << ": expected invalid_byte_sequence, got: " << err;
       } else {
         EXPECT_EQ(err, "") << c.name;
         inserted.insert(c.name);
@@ -122,10 +131,24 @@ class Hostile : public ::testing::TestWithParam<std::string> {
     lens::stand_in::StandInServer server(so);
     const int port = server.start();
     ASSERT_GT(port, 0);
-    const std::vector<std::string> run_args = {
-        "run", "--db", url, "--provider", "supermind", "--base-url", fmt::format("http://127.0.0.1:{}/v1", port),
-        "--model", "text-embedding-3-small", "--dimensions", "16", "--timeout", "30", "--json", "--batch-size", "8",
-        "--log-file", (dir_ / "lens.log").string()};
+    const std::vector<std::string> run_args = {"run",
+                                               "--db",
+                                               url,
+                                               "--provider",
+                                               "supermind",
+                                               "--base-url",
+                                               fmt::format("http://127.0.0.1:{}/v1", port),
+                                               "--model",
+                                               "text-embedding-3-small",
+                                               "--dimensions",
+                                               "16",
+                                               "--timeout",
+                                               "30",
+                                               "--json",
+                                               "--batch-size",
+                                               "8",
+                                               "--log-file",
+                                               (dir_ / "lens.log").string()};
     const auto first = lens(run_args);
     ASSERT_EQ(first.exit_code, 0) << "lens-embed must neither crash nor stop:\n" << first.out << first.err;
 
@@ -138,15 +161,17 @@ class Hostile : public ::testing::TestWithParam<std::string> {
 
     for (const Case& c : cases_) {
       if (!inserted.contains(c.name)) continue;
-      const auto rows = db->scalar(fmt::format(
-          "SELECT count(*) FROM message_embeddings WHERE user_message_id = '{}'", c.user_id));
+      const auto rows = db->scalar(
+          fmt::format("SELECT count(*) FROM message_embeddings WHERE user_message_id = '{}'", c.user_id));
       const auto truncated = db->scalar(fmt::format(
-          "SELECT CASE WHEN truncated THEN 1 ELSE 0 END FROM message_embeddings WHERE user_message_id = '{}'", c.user_id));
-      const auto reason = db->scalar(fmt::format(
-          "SELECT reason FROM embedding_failures WHERE user_message_id = '{}'", c.user_id));
+          "SELECT CASE WHEN truncated THEN 1 ELSE 0 END FROM message_embeddings WHERE user_message_id = '{}'",
+          c.user_id));
+      const auto reason = db->scalar(
+          fmt::format("SELECT reason FROM embedding_failures WHERE user_message_id = '{}'", c.user_id));
       const std::string got = reason ? "failure:" + *reason
-                              : rows && *rows == "1" ? (truncated && *truncated == "1" ? "truncated" : "embedded")
-                                                     : "ineligible";
+                              : rows && *rows == "1"
+                                  ? (truncated && *truncated == "1" ? "truncated" : "embedded")
+                                  : "ineligible";
       EXPECT_EQ(got, c.expect) << "case " << c.name;
     }
     // Hostile text hashes the same every time: the second run finds nothing to do.

@@ -30,17 +30,26 @@ int main(int argc, char** argv) {
       return argv[++i];
     };
     try {
-      if (a == "--db") o.db = value();
-      else if (a == "--provider") o.provider = value();
-      else if (a == "--model") o.model = value();
-      else if (a == "--dimensions") o.dimensions = std::stoi(value());
-      else if (a == "--max-input-tokens") o.max_input_tokens = std::stoi(value());
-      else if (a == "--allow-reason") o.allowed_reasons.insert(value());
+      if (a == "--db")
+        o.db = value();
+      else if (a == "--provider")
+        o.provider = value();
+      else if (a == "--model")
+        o.model = value();
+      else if (a == "--dimensions")
+        o.dimensions = std::stoi(value());
+      else if (a == "--max-input-tokens")
+        o.max_input_tokens = std::stoi(value());
+      else if (a == "--allow-reason")
+        o.allowed_reasons.insert(value());
       else if (a == "--vectors") {
         const std::string v = value();
-        if (v == "stand-in") o.vectors = lens::verify::VectorSource::stand_in;
-        else if (v == "local-hash") o.vectors = lens::verify::VectorSource::local_hash;
-        else throw std::invalid_argument(v);
+        if (v == "stand-in")
+          o.vectors = lens::verify::VectorSource::stand_in;
+        else if (v == "local-hash")
+          o.vectors = lens::verify::VectorSource::local_hash;
+        else
+          throw std::invalid_argument(v);
       } else if (a == "--help" || a == "-h") {
         std::fputs(k_usage, stdout);
         return 0;

@@ -5,9 +5,9 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include <fmt/core.h>
 #include <algorithm>
 #include <cstring>
-#include <fmt/core.h>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -49,7 +49,9 @@ struct Snapshot {
 };
 
 // The contract's "only white space", as the stores test it with SQL trim().
-bool blank(const std::string& s) { return s.find_first_not_of(" \t\n\r\v\f") == std::string::npos; }
+bool blank(const std::string& s) {
+  return s.find_first_not_of(" \t\n\r\v\f") == std::string::npos;
+}
 
 std::string column_text(sqlite3_stmt* s, int i) {
   const auto* p = sqlite3_column_blob(s, i);
@@ -68,23 +70,27 @@ std::string load_sqlite(const std::string& path, const VerifyOptions& o, Snapsho
   sqlite3_busy_timeout(db, 30'000);
   auto query = [&](const char* sql, auto&& each) -> std::string {
     sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK) return std::string(sqlite3_errmsg(db)) + ": " + sql;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK)
+      return std::string(sqlite3_errmsg(db)) + ": " + sql;
     sqlite3_bind_text(s, 1, o.provider.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s, 2, o.model.c_str(), -1, SQLITE_TRANSIENT);
     int rc = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) each(s);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+      each(s);
     sqlite3_finalize(s);
     return rc == SQLITE_DONE ? std::string() : std::string(sqlite3_errmsg(db));
   };
   // Text is read as bytes (column_blob), so invalid UTF-8 arrives exactly as stored.
-  std::string err = query("SELECT id, conversation_id, role, content, created_at FROM messages", [&](sqlite3_stmt* s) {
-    Message m{column_text(s, 0), column_text(s, 1), column_text(s, 2), column_text(s, 4), std::nullopt};
-    if (sqlite3_column_type(s, 3) != SQLITE_NULL) m.content = column_text(s, 3);
-    snap.messages.push_back(std::move(m));
-  });
+  std::string err =
+      query("SELECT id, conversation_id, role, content, created_at FROM messages", [&](sqlite3_stmt* s) {
+        Message m{column_text(s, 0), column_text(s, 1), column_text(s, 2), column_text(s, 4), std::nullopt};
+        if (sqlite3_column_type(s, 3) != SQLITE_NULL) m.content = column_text(s, 3);
+        snap.messages.push_back(std::move(m));
+      });
   if (!err.empty()) return err;
   err = query(
-      "SELECT user_message_id, assistant_message_id, content_sha256, token_count, truncated, dimensions, embedding "
+      "SELECT user_message_id, assistant_message_id, content_sha256, token_count, truncated, dimensions, "
+      "embedding "
       "FROM message_embeddings WHERE provider = ?1 AND model = ?2",
       [&](sqlite3_stmt* s) {
         Row r;
@@ -100,20 +106,27 @@ std::string load_sqlite(const std::string& path, const VerifyOptions& o, Snapsho
         snap.rows.push_back(std::move(r));
       });
   if (!err.empty()) return err;
-  return query("SELECT user_message_id, coalesce(reason, '') FROM embedding_failures WHERE provider = ?1 AND model = ?2",
-               [&](sqlite3_stmt* s) { snap.failures.push_back({column_text(s, 0), column_text(s, 1)}); });
+  return query(
+      "SELECT user_message_id, coalesce(reason, '') FROM embedding_failures WHERE provider = ?1 AND model = "
+      "?2",
+      [&](sqlite3_stmt* s) {
+        snap.failures.push_back({column_text(s, 0), column_text(s, 1)});
+      });
 }
 
 std::string load_postgres(const std::string& conninfo, const VerifyOptions& o, Snapshot& snap) {
   std::unique_ptr<PGconn, void (*)(PGconn*)> conn(PQconnectdb(conninfo.c_str()), PQfinish);
-  if (PQstatus(conn.get()) != CONNECTION_OK) return std::string("cannot connect: ") + PQerrorMessage(conn.get());
+  if (PQstatus(conn.get()) != CONNECTION_OK)
+    return std::string("cannot connect: ") + PQerrorMessage(conn.get());
   auto query = [&](const char* sql, auto&& each) -> std::string {
     const char* params[2] = {o.provider.c_str(), o.model.c_str()};
     const int n = std::string_view(sql).find("$2") != std::string_view::npos ? 2 : 0;
-    std::unique_ptr<PGresult, void (*)(PGresult*)> res(PQexecParams(conn.get(), sql, n, nullptr, params, nullptr, nullptr, 0),
-                                                       PQclear);
-    if (PQresultStatus(res.get()) != PGRES_TUPLES_OK) return std::string(PQresultErrorMessage(res.get())) + sql;
-    for (int i = 0; i < PQntuples(res.get()); ++i) each(res.get(), i);
+    std::unique_ptr<PGresult, void (*)(PGresult*)> res(
+        PQexecParams(conn.get(), sql, n, nullptr, params, nullptr, nullptr, 0), PQclear);
+    if (PQresultStatus(res.get()) != PGRES_TUPLES_OK)
+      return std::string(PQresultErrorMessage(res.get())) + sql;
+    for (int i = 0; i < PQntuples(res.get()); ++i)
+      each(res.get(), i);
     return {};
   };
   auto get = [](PGresult* r, int i, int c) {
@@ -133,7 +146,8 @@ std::string load_postgres(const std::string& conninfo, const VerifyOptions& o, S
   if (!err.empty()) return err;
   err = query(
       "SELECT user_message_id::text, assistant_message_id::text, encode(content_sha256, 'hex'), token_count, "
-      "truncated, dimensions, embedding::real[]::text FROM message_embeddings WHERE provider = $1 AND model = $2",
+      "truncated, dimensions, embedding::real[]::text FROM message_embeddings WHERE provider = $1 AND model "
+      "= $2",
       [&](PGresult* res, int i) {
         Row r;
         r.user_id = get(res, i, 0);
@@ -157,8 +171,12 @@ std::string load_postgres(const std::string& conninfo, const VerifyOptions& o, S
         snap.rows.push_back(std::move(r));
       });
   if (!err.empty()) return err;
-  return query("SELECT user_message_id::text, coalesce(reason, '') FROM embedding_failures WHERE provider = $1 AND model = $2",
-               [&](PGresult* r, int i) { snap.failures.push_back({get(r, i, 0), get(r, i, 1)}); });
+  return query(
+      "SELECT user_message_id::text, coalesce(reason, '') FROM embedding_failures WHERE provider = $1 AND "
+      "model = $2",
+      [&](PGresult* r, int i) {
+        snap.failures.push_back({get(r, i, 0), get(r, i, 1)});
+      });
 }
 
 }  // namespace
@@ -192,8 +210,10 @@ VerifyReport verify(const VerifyOptions& o) {
   const bool is_pg = url.starts_with("postgres://") || url.starts_with("postgresql://") ||
                      (url.find('=') != std::string::npos && !url.starts_with("sqlite:"));
   std::string path = url;
-  if (path.starts_with("sqlite://")) path = path.substr(9);
-  else if (path.starts_with("sqlite:")) path = path.substr(7);
+  if (path.starts_with("sqlite://"))
+    path = path.substr(9);
+  else if (path.starts_with("sqlite:"))
+    path = path.substr(7);
   rep.error = is_pg ? load_postgres(url, o, snap) : load_sqlite(path, o, snap);
   if (!rep.error.empty()) return rep;
   auto tok_r = tokenizer::Tokenizer::load(tokenizer::Encoding::cl100k_base);
@@ -223,7 +243,8 @@ VerifyReport verify(const VerifyOptions& o) {
     ex.user_message_id = m.id;
     ex.conversation_id = m.conversation;
     ex.user_content = *m.content;
-    for (std::size_t j = i + 1; j < snap.messages.size() && snap.messages[j].conversation == m.conversation; ++j) {
+    for (std::size_t j = i + 1; j < snap.messages.size() && snap.messages[j].conversation == m.conversation;
+         ++j) {
       if (snap.messages[j].role == "user") break;
       if (snap.messages[j].role == "assistant") {
         ex.assistant_message_id = snap.messages[j].id;
@@ -269,7 +290,8 @@ VerifyReport verify(const VerifyOptions& o) {
       truncated = true;
     }
     const auto sha = util::sha256(input);
-    const auto dims = o.dimensions > 0 ? static_cast<std::size_t>(o.dimensions) : static_cast<std::size_t>(r.dimensions);
+    const auto dims =
+        o.dimensions > 0 ? static_cast<std::size_t>(o.dimensions) : static_cast<std::size_t>(r.dimensions);
     want.assign(dims, 0.0f);
     if (o.vectors == VectorSource::stand_in) {
       stand_in::stand_in_vector(input, want);
@@ -289,7 +311,8 @@ VerifyReport verify(const VerifyOptions& o) {
           "content_sha256 is not the sha256 of the exchange's input text");
     check(r.token_count == static_cast<std::int64_t>(tok.count(input)), "wrong_token_count",
           fmt::format("token_count {} but the input has {}", r.token_count, tok.count(input)));
-    check(r.truncated == truncated, "wrong_truncated", fmt::format("truncated {} but should be {}", r.truncated, truncated));
+    check(r.truncated == truncated, "wrong_truncated",
+          fmt::format("truncated {} but should be {}", r.truncated, truncated));
     check(r.dimensions == static_cast<std::int64_t>(dims) && r.vector.size() == dims, "wrong_dimensions",
           fmt::format("dimensions {} with {} values, expected {}", r.dimensions, r.vector.size(), dims));
     // Bit-for-bit: the provider's float32 values, in the provider's order for this input.

@@ -17,8 +17,8 @@ struct VerifyOptions {
   std::string db;  // sqlite:PATH, PATH.db, postgresql://... or a libpq key=value string
   std::string provider = "supermind";
   std::string model = "text-embedding-3-small";
-  int dimensions = 0;            // 0: take each row's own dimensions column
-  int max_input_tokens = 8191;   // the model's limit, for the expected truncation
+  int dimensions = 0;           // 0: take each row's own dimensions column
+  int max_input_tokens = 8191;  // the model's limit, for the expected truncation
   VectorSource vectors = VectorSource::stand_in;
   std::set<std::string> allowed_reasons;  // empty: any non-empty reason is accepted
   std::size_t max_problems = 20;          // examples kept in the report
@@ -26,9 +26,9 @@ struct VerifyOptions {
 
 struct VerifyReport {
   std::int64_t messages = 0;
-  std::int64_t eligible = 0;        // user messages whose content is not NULL/blank (SQL trim)
-  std::int64_t rows = 0;            // rows of (provider, model)
-  std::int64_t rows_ok = 0;         // rows whose every field is right
+  std::int64_t eligible = 0;  // user messages whose content is not NULL/blank (SQL trim)
+  std::int64_t rows = 0;      // rows of (provider, model)
+  std::int64_t rows_ok = 0;   // rows whose every field is right
   std::int64_t truncated_rows = 0;
   std::int64_t failures = 0;        // failure rows of (provider, model)
   std::int64_t missing = 0;         // eligible, but neither a row nor a failure
