@@ -23,10 +23,10 @@ echo "== build with ASan + UBSan and test"
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$jobs" --timeout 900 -LE chaos \
   -E 'PgE2E.FourWorkersOneKilled|OpenAiClient.ManyRequestsInFlightFromOneLoop')
 
-echo "== build with ThreadSanitizer; test the pipeline queues, rate control and the provider's event loop"
+echo "== build with ThreadSanitizer; test the pipeline's queues and threads and the rate control"
 cmake -S "$root" -B "$root/build-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLENS_TSAN=ON -DLENS_BUILD_BENCH=OFF >/dev/null
-cmake --build "$root/build-tsan" -j"$jobs" --target pipeline_test rate_controller_test openai_client_test
-# The OpenAI client tests are built but not run here yet: under TSan on 2 busy cores their
+cmake --build "$root/build-tsan" -j"$jobs" --target pipeline_test
+# The OpenAI client tests are not run under TSan yet: under TSan on 2 busy cores their
 # requests to the in-process stand-in time out (5 s), which says nothing about races.
 # Run them by hand: ctest -R '^OpenAiClient\.' -j1 in build-tsan on an idle machine.
 # Serially, and with Debian's uninstrumented cpp-httplib (the stand-in) silenced.
