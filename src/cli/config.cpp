@@ -63,13 +63,13 @@ Sourced from_node(const toml::node* node, const std::string& file) {
   if (!node) return {};
   const auto line = node->source().begin.line;
   std::string value;
-  if (auto s = node->value<std::string>())
+  if (auto s = node->value_exact<std::string>())
     value = *s;
-  else if (auto i = node->value<long long>())
+  else if (auto i = node->value_exact<long long>())
     value = std::to_string(*i);
-  else if (auto d = node->value<double>())
+  else if (auto d = node->value_exact<double>())
     value = fmt::format("{}", *d);
-  else if (auto b = node->value<bool>())
+  else if (auto b = node->value_exact<bool>())
     value = *b ? "true" : "false";
   else
     return {};
@@ -123,9 +123,9 @@ util::Result<FileValues> read_file(const std::string& path) {
       auto* t = node.as_table();
       if (!t) continue;
       ModelOverride m;
-      if (auto v = (*t)["encoding"].value<std::string>()) m.encoding = *v;
-      if (auto v = (*t)["max_input_tokens"].value<long long>()) m.max_input_tokens = *v;
-      if (auto v = (*t)["dimensions"].value<long long>()) m.dimensions = *v;
+      if (auto v = (*t)["encoding"].value_exact<std::string>()) m.encoding = *v;
+      if (auto v = (*t)["max_input_tokens"].value_exact<long long>()) m.max_input_tokens = *v;
+      if (auto v = (*t)["dimensions"].value_exact<long long>()) m.dimensions = *v;
       if (auto v = (*t)["usd_per_million_tokens"].value<double>()) m.usd_per_million_tokens = *v;
       out.models[std::string(name.str())] = m;
     }
