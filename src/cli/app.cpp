@@ -161,13 +161,14 @@ int cmd_run(const Flags& flags, bool retry_failures) {
   StoreOptions so;
   so.worker_id = worker_id();
   so.claims = true;
-  auto opened = open_configured(flags, so, false);
-  if (!opened) return report(opened.error());
+  // The model's size must be known before migrate() (a new pgvector column is sized by it).
   {
-    const auto spec = model_spec(opened->config);
-    so.vector_dimensions = flags.dimensions ? static_cast<int>(*flags.dimensions) : spec.default_dimensions;
-    opened = open_configured(flags, so, true);
+    auto resolved = resolve_config(flags);
+    if (!resolved) return report(resolved.error());
+    so.vector_dimensions =
+        flags.dimensions ? static_cast<int>(*flags.dimensions) : model_spec(*resolved).default_dimensions;
   }
+  auto opened = open_configured(flags, so, true);
   if (!opened) return report(opened.error());
   Config& config = opened->config;
   auto writer = open_store(opened->target, so);
