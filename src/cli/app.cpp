@@ -19,6 +19,7 @@
 #include "cli/dotenv.h"
 #include "cli/output.h"
 #include "core/model_table.h"
+#include "pipeline/embed_one.h"
 #include "pipeline/pipeline.h"
 #include "tokenizer/tokenizer.h"
 #include "util/log.h"
@@ -52,10 +53,15 @@ int usage_error(const std::string& message) {
   return k_exit_usage;
 }
 
-// invalid_argument is the user's to fix (exit 2); anything else stopped the command (1).
+bool is_users_to_fix(util::ErrorCode code) {
+  return code == util::ErrorCode::invalid_argument || code == util::ErrorCode::configuration;
+}
+
+// Usage and configuration errors are the user's to fix (exit 2); anything else stopped the
+// command (1).
 int report(const util::Error& e) {
   std::fprintf(stderr, "lens-embed: %s\n", util::redact(e.message).c_str());
-  return e.code == util::ErrorCode::invalid_argument ? k_exit_usage : k_exit_stopped;
+  return is_users_to_fix(e.code) ? k_exit_usage : k_exit_stopped;
 }
 
 std::string worker_id() {
@@ -226,7 +232,7 @@ int cmd_run(const Flags& flags, bool retry_failures) {
     auto outcome = pipeline::run_pipeline(options, deps);
     print_run_summary(outcome, ctx, flags.json);
     if (outcome.fatal) {
-      code = outcome.fatal->code == util::ErrorCode::invalid_argument ? k_exit_usage : k_exit_stopped;
+      code = is_users_to_fix(outcome.fatal->code) ? k_exit_usage : k_exit_stopped;
       break;
     }
     if (outcome.interrupted) {
@@ -281,23 +287,12 @@ int cmd_search(const Flags& flags, const std::string& query) {
   if (!tok) return report(tok.error());
   auto provider = make_provider(config, dims);
   if (!provider) return report(provider.error());
-  const std::string input((*tok)->truncate(query, static_cast<std::size_t>(spec.max_input_tokens)));
-  provider::EmbedRequest req;
-  req.ticket = 1;
-  req.inputs.push_back(input);
-  if (config.dimensions.is_set()) req.dimensions = dims;
-  (*provider)->submit(req);
-  std::vector<float> vector;
-  for (int attempt = 0; attempt < 600 && vector.empty(); ++attempt) {
-    for (auto& c : (*provider)->poll(std::chrono::milliseconds(100))) {
-      if (!c.result) return report(c.result.error().error);
-      vector = std::move(c.result->vectors);
-    }
-  }
-  if (vector.empty())
-    return report(util::Error{util::ErrorCode::transient, "search: the provider did not answer"});
+  auto vector = pipeline::embed_one(**provider, **tok, spec,
+                                    config.dimensions.is_set() ? std::optional<int>(dims) : std::nullopt,
+                                    query, std::chrono::seconds(60));
+  if (!vector) return report(vector.error());
   const auto k = static_cast<std::size_t>(flags.k.value_or(10));
-  auto hits = opened->store->search(config.provider.value, config.model.value, vector, k);
+  auto hits = opened->store->search(config.provider.value, config.model.value, *vector, k);
   if (!hits) return report(hits.error());
   print_search(*hits, query, flags.json);
   return k_exit_ok;

@@ -14,9 +14,10 @@ namespace {
 using nlohmann::json;
 
 json stats_json(const core::RunStats& s) {
-  return json{{"embedded", s.embedded}, {"unchanged", s.unchanged}, {"skipped", s.skipped},
-              {"failed", s.failed},     {"truncated", s.truncated}, {"tokens", s.tokens},
-              {"requests", s.requests}, {"retries", s.retries},     {"rate_limited", s.rate_limited}};
+  return json{{"embedded", s.embedded}, {"unchanged", s.unchanged},
+              {"failed", s.failed},     {"truncated", s.truncated},
+              {"tokens", s.tokens},     {"requests", s.requests},
+              {"retries", s.retries},   {"rate_limited", s.rate_limited}};
 }
 
 std::string duration_text(double seconds) {
@@ -154,7 +155,7 @@ void print_status(const store::StatusReport& r, bool as_json) {
                       {"model", run.model},
                       {"started_at", run.started_at},
                       {"finished_at", run.finished_at},
-                      {"status", run.status},
+                      {"status", core::to_string(run.status)},
                       {"duration_seconds", run.duration_seconds},
                       {"stats", stats_json(run.stats)}});
     }
@@ -171,10 +172,10 @@ void print_status(const store::StatusReport& r, bool as_json) {
   }
   if (!r.recent_runs.empty()) text += "recent runs:\n";
   for (const auto& run : r.recent_runs) {
-    text +=
-        fmt::format("  #{} {} {} / {} started {} took {}: embedded {}, failed {}, tokens {}\n", run.id,
-                    run.status, run.provider, run.model, run.started_at, duration_text(run.duration_seconds),
-                    run.stats.embedded, run.stats.failed, run.stats.tokens);
+    text += fmt::format("  #{} {} {} / {} started {} took {}: embedded {}, failed {}, tokens {}\n", run.id,
+                        core::to_string(run.status), run.provider, run.model, run.started_at,
+                        duration_text(run.duration_seconds), run.stats.embedded, run.stats.failed,
+                        run.stats.tokens);
   }
   out(text);
 }
@@ -186,7 +187,7 @@ void print_failures(const std::vector<store::FailureRecord>& failures, bool as_j
       arr.push_back({{"provider", f.provider},
                      {"model", f.model},
                      {"user_message_id", f.user_message_id},
-                     {"reason", f.reason},
+                     {"reason", core::to_string(f.reason)},
                      {"detail", f.detail},
                      {"attempts", f.attempts},
                      {"first_failed_at", f.first_failed_at},
@@ -202,7 +203,7 @@ void print_failures(const std::vector<store::FailureRecord>& failures, bool as_j
   std::string text;
   for (const auto& f : failures) {
     text += fmt::format("{} {} / {}  {}  attempts {}  last {}\n    {}\n", f.user_message_id, f.provider,
-                        f.model, f.reason, f.attempts, f.last_failed_at, f.detail);
+                        f.model, core::to_string(f.reason), f.attempts, f.last_failed_at, f.detail);
   }
   text += fmt::format("{} failure(s); retry them with: lens-embed failures --retry\n", failures.size());
   out(text);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/vocabulary.h"
 #include "util/sha256.h"
 
 namespace lens::core {
@@ -14,8 +15,6 @@ namespace lens::core {
 // from the store.
 struct Exchange {
   std::string user_message_id;
-  std::string conversation_id;
-  std::string created_at;  // of the user message, as the store renders it (ISO-8601)
   std::string user_content;
   std::optional<std::string> assistant_message_id;
   std::string assistant_content;
@@ -44,18 +43,9 @@ struct RowTouch {
   std::string source_version;
 };
 
-// Stable short reasons for embedding_failures.reason.
-namespace reason {
-inline constexpr const char* k_context_length = "context_length";
-inline constexpr const char* k_empty_input = "empty_input";
-inline constexpr const char* k_provider_rejected = "provider_rejected";
-inline constexpr const char* k_invalid_response = "invalid_response";
-inline constexpr const char* k_retries_exhausted = "retries_exhausted";
-}  // namespace reason
-
 struct Failure {
   std::string user_message_id;
-  std::string reason;          // one of core::reason
+  FailureReason reason = FailureReason::provider_rejected;
   std::string detail;          // provider message or our explanation, secrets redacted
   std::string source_version;  // of the exchange that failed: an edit makes it pending again
 };
@@ -64,7 +54,6 @@ struct Failure {
 struct RunStats {
   std::int64_t embedded = 0;      // rows written (new or updated)
   std::int64_t unchanged = 0;     // rows whose input hash matched: only markers refreshed
-  std::int64_t skipped = 0;       // not sent: blank content found after reading
   std::int64_t failed = 0;        // failures recorded in this run
   std::int64_t truncated = 0;     // inputs cut to the model's limit
   std::int64_t tokens = 0;        // input tokens sent (exact count)

@@ -28,14 +28,13 @@ using util::ErrorCode;
 
 // Counters written from several threads; a snapshot is a RunStats.
 struct SharedStats {
-  std::atomic<std::int64_t> embedded{0}, unchanged{0}, skipped{0}, failed{0}, truncated{0}, tokens{0},
-      requests{0}, retries{0}, rate_limited{0};
+  std::atomic<std::int64_t> embedded{0}, unchanged{0}, failed{0}, truncated{0}, tokens{0}, requests{0},
+      retries{0}, rate_limited{0};
 
   core::RunStats snapshot() const {
     core::RunStats s;
     s.embedded = embedded;
     s.unchanged = unchanged;
-    s.skipped = skipped;
     s.failed = failed;
     s.truncated = truncated;
     s.tokens = tokens;
@@ -162,9 +161,9 @@ class Run {
     if (options_.dry_run) outcome.dry_run = dry_;
     report_progress(true);
     if (!options_.dry_run) {
-      const char* status = outcome.fatal         ? store::run_status::k_failed
-                           : outcome.interrupted ? store::run_status::k_interrupted
-                                                 : store::run_status::k_completed;
+      const core::RunStatus status = outcome.fatal         ? core::RunStatus::failed
+                                     : outcome.interrupted ? core::RunStatus::interrupted
+                                                           : core::RunStatus::completed;
       auto s = with_store_retries([&] { return deps_.writer.finish_run(run_id_, status, outcome.stats); },
                                   "recording the end of the run");
       if (!s && !outcome.fatal) outcome.fatal = s.error();
@@ -214,7 +213,7 @@ class Run {
       // store stops offering it until it is edited.
       ++dry_.blank;
       if (!options_.dry_run) {
-        emit(core::Failure{item->user_message_id, core::reason::k_empty_input,
+        emit(core::Failure{item->user_message_id, core::FailureReason::empty_input,
                            "user message content is only white space", item->source_version});
       }
       return false;
@@ -405,6 +404,7 @@ class Run {
     switch (f.error.code) {
       case ErrorCode::fatal:
       case ErrorCode::invalid_argument:
+      case ErrorCode::configuration:
       case ErrorCode::not_found:
         set_fatal(f.error);
         return;
@@ -422,16 +422,17 @@ class Run {
           ready_.push_front(std::move(right));
           ready_.push_front(std::move(left));
         } else {
-          fail_batch(batch,
-                     f.context_length ? core::reason::k_context_length : core::reason::k_provider_rejected,
-                     f.error.message);
+          fail_batch(
+              batch,
+              f.context_length ? core::FailureReason::context_length : core::FailureReason::provider_rejected,
+              f.error.message);
         }
         return;
       default:
         break;
     }
     if (!f.error.is_retryable()) {
-      fail_batch(batch, core::reason::k_provider_rejected, f.error.message);
+      fail_batch(batch, core::FailureReason::provider_rejected, f.error.message);
       return;
     }
     ++batch.attempts;
@@ -440,8 +441,8 @@ class Run {
                      options_.model.name, batch.pieces.size(), batch.attempts, f.http_status,
                      f.error.message.substr(0, 300));
       fail_batch(batch,
-                 f.error.code == ErrorCode::invalid_response ? core::reason::k_invalid_response
-                                                             : core::reason::k_retries_exhausted,
+                 f.error.code == ErrorCode::invalid_response ? core::FailureReason::invalid_response
+                                                             : core::FailureReason::retries_exhausted,
                  fmt::format("after {} attempts: {}", batch.attempts, f.error.message));
       return;
     }
@@ -456,7 +457,7 @@ class Run {
     // The provider validates its answers; a mismatch here is our bug, never a misfiled vector.
     if (dims == 0 || ok.vectors.size() != batch.pieces.size() * dims ||
         (options_.dimensions && *options_.dimensions != ok.dimensions)) {
-      fail_batch(batch, core::reason::k_invalid_response,
+      fail_batch(batch, core::FailureReason::invalid_response,
                  fmt::format("provider returned {} values of {} dimensions for {} inputs", ok.vectors.size(),
                              ok.dimensions, batch.pieces.size()));
       return;
@@ -473,7 +474,7 @@ class Run {
       // Chunked: token-weighted mean of the chunk vectors, renormalized at the end.
       if (item.sum.empty()) item.sum.assign(dims, 0.0f);
       if (item.sum.size() != dims) {
-        fail_item(item, core::reason::k_invalid_response, "chunks came back with different dimensions");
+        fail_item(item, core::FailureReason::invalid_response, "chunks came back with different dimensions");
         continue;
       }
       const auto w = static_cast<float>(ref.get().tokens);
@@ -505,12 +506,12 @@ class Run {
     emit(std::move(row));
   }
 
-  void fail_batch(const Batch& batch, const char* reason, const std::string& detail) {
+  void fail_batch(const Batch& batch, core::FailureReason reason, const std::string& detail) {
     for (const auto& p : batch.pieces)
       fail_item(*p.item, reason, detail);
   }
 
-  void fail_item(Item& item, const char* reason, const std::string& detail) {
+  void fail_item(Item& item, core::FailureReason reason, const std::string& detail) {
     if (item.failed) return;
     item.failed = true;
     emit(core::Failure{item.user_message_id, reason, util::redact(detail), item.source_version});
@@ -611,7 +612,7 @@ class Run {
     ProgressSnapshot s;
     s.stats = stats_.snapshot();
     s.total = total_;
-    s.handled = s.stats.embedded + s.stats.unchanged + s.stats.failed + s.stats.skipped;
+    s.handled = s.stats.embedded + s.stats.unchanged + s.stats.failed;
     s.elapsed = Clock::now() - started_;
     s.in_flight = static_cast<int>(in_flight_.size());
     s.concurrency_limit = rate_.concurrency_limit();

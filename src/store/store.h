@@ -44,14 +44,6 @@ struct RunRecord {
   std::string worker;     // host:pid of the process
 };
 
-// Status values written to embedding_runs.status.
-namespace run_status {
-inline constexpr const char* k_running = "running";
-inline constexpr const char* k_completed = "completed";
-inline constexpr const char* k_interrupted = "interrupted";
-inline constexpr const char* k_failed = "failed";
-}  // namespace run_status
-
 // Everything one batch commits, in one transaction: the cursor of a run only ever moves
 // past what is in here once this returned success.
 struct WriteBatch {
@@ -68,7 +60,7 @@ struct FailureRecord {
   std::string provider;
   std::string model;
   std::string user_message_id;
-  std::string reason;
+  core::FailureReason reason = core::FailureReason::provider_rejected;
   std::string detail;
   std::int64_t attempts = 0;
   std::string first_failed_at;
@@ -81,7 +73,7 @@ struct RunSummary {
   std::string model;
   std::string started_at;
   std::string finished_at;  // empty while running
-  std::string status;
+  core::RunStatus status = core::RunStatus::running;
   core::RunStats stats;
   double duration_seconds = 0;
 };
@@ -131,7 +123,7 @@ class Store {
   [[nodiscard]] virtual util::Status write_batch(const WriteBatch& batch) = 0;
 
   [[nodiscard]] virtual util::Result<std::int64_t> begin_run(const RunRecord& run) = 0;
-  [[nodiscard]] virtual util::Status finish_run(std::int64_t run_id, const std::string& status,
+  [[nodiscard]] virtual util::Status finish_run(std::int64_t run_id, core::RunStatus status,
                                                 const core::RunStats& stats) = 0;
 
   // An estimate of the work a run of `scope` will find, for progress totals: exchanges

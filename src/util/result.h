@@ -11,13 +11,14 @@ namespace lens::util {
 
 enum class ErrorCode {
   invalid_argument,  // caller passed something malformed (bad flag, bad URL, bad config)
+  configuration,     // the setup is wrong: credentials, permissions, endpoint, model, schema
   not_found,         // a file, table, row or model that should exist does not
   transient,         // worth retrying as is: timeouts, resets, 5xx, lost DB connection
   rate_limited,      // provider said 429: retry after the advised delay, slow down
   bad_input,         // the provider rejected one of the inputs (400): isolate, never retry as is
   invalid_response,  // provider answered 2xx with something unusable: retry, then record
   permanent,         // will fail again the same way: record and go on
-  fatal,             // the run cannot go on (auth, quota, 404 on the endpoint, schema)
+  fatal,             // the run cannot go on and no setting would fix it (quota exhausted)
   cancelled,         // stopped by a signal or a caller
   internal,          // a bug: an invariant of ours did not hold
 };
@@ -26,6 +27,8 @@ enum class ErrorCode {
   switch (code) {
     case ErrorCode::invalid_argument:
       return "invalid_argument";
+    case ErrorCode::configuration:
+      return "configuration";
     case ErrorCode::not_found:
       return "not_found";
     case ErrorCode::transient:

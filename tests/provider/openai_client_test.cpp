@@ -235,7 +235,7 @@ TEST(OpenAiClient, AuthAndUnknownModelAreConfigurationErrors) {
     Fixture f({}, co);
     const auto c = f.embed(k_inputs);
     ASSERT_FALSE(c.result);
-    EXPECT_EQ(c.result.error().error.code, ErrorCode::invalid_argument);
+    EXPECT_EQ(c.result.error().error.code, ErrorCode::configuration);
     EXPECT_EQ(c.result.error().http_status, 401);
     EXPECT_EQ(c.result.error().error.message.find("sk-wrong-key-0000000000000000"), std::string::npos);
   }
@@ -245,7 +245,7 @@ TEST(OpenAiClient, AuthAndUnknownModelAreConfigurationErrors) {
     Fixture f(so);
     const auto c = f.embed(k_inputs);
     ASSERT_FALSE(c.result);
-    EXPECT_EQ(c.result.error().error.code, ErrorCode::invalid_argument);
+    EXPECT_EQ(c.result.error().error.code, ErrorCode::configuration);
     EXPECT_EQ(c.result.error().http_status, 404);
   }
 }

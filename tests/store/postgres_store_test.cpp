@@ -282,7 +282,7 @@ TEST_P(PostgresOnly, RefusesASchemaNewerThanItKnows) {
   backend_->exec("INSERT INTO lens_embed_schema_migrations (version) VALUES (99)");
   auto m = store_->migrate();
   ASSERT_FALSE(m);
-  EXPECT_EQ(m.error().code, util::ErrorCode::fatal);
+  EXPECT_EQ(m.error().code, util::ErrorCode::configuration);
 }
 
 TEST_P(PostgresOnly, InitCreatesTheDocumentedIndexesAndTrigger) {

@@ -241,7 +241,6 @@ VerifyReport verify(const VerifyOptions& o) {
     if (m.role != "user" || !m.content || blank(*m.content)) continue;
     core::Exchange ex;
     ex.user_message_id = m.id;
-    ex.conversation_id = m.conversation;
     ex.user_content = *m.content;
     for (std::size_t j = i + 1; j < snap.messages.size() && snap.messages[j].conversation == m.conversation;
          ++j) {

@@ -403,13 +403,13 @@ EmbedFailure classify_http(int status, const ResponseHeaders& headers, const Err
   }
   // A wrong key, endpoint or model is the user's to fix: a configuration error (exit 2).
   if (status == 401 || status == 403) {
-    f.error = util::Error{ErrorCode::invalid_argument, "the provider refused the API key (HTTP " +
-                                                           std::to_string(status) +
-                                                           "); check <PROVIDER>_API_KEY. " + detail};
+    f.error = util::Error{ErrorCode::configuration, "the provider refused the API key (HTTP " +
+                                                        std::to_string(status) +
+                                                        "); check <PROVIDER>_API_KEY. " + detail};
     return f;
   }
   if (status == 404) {
-    f.error = util::Error{ErrorCode::invalid_argument,
+    f.error = util::Error{ErrorCode::configuration,
                           "not found (HTTP 404): check --base-url (it should end where /embeddings "
                           "is served, e.g. .../v1) and --model. " +
                               detail};

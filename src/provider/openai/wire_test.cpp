@@ -228,7 +228,7 @@ TEST(Classify, StatusTable) {
   for (int s : {408, 409, 500, 502, 503, 504})
     EXPECT_EQ(code(s), ErrorCode::transient) << s;
   for (int s : {401, 403, 404})
-    EXPECT_EQ(code(s), ErrorCode::invalid_argument) << s;
+    EXPECT_EQ(code(s), ErrorCode::configuration) << s;
   const ErrorBody ctx{
       "This model's maximum context length is 8192 tokens, however you requested 9000 tokens "
       "(9000 in your prompt; 0 for the completion). Please reduce your prompt; or completion length.",

@@ -239,7 +239,8 @@ ErrorCode classify(std::string_view sqlstate, bool connection_ok) {
       sqlstate == "40P01" || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03" ||
       sqlstate == "55P03" || sqlstate == "57014")
     return ErrorCode::transient;
-  if (starts_with(sqlstate, "28") || sqlstate == "3D000" || sqlstate == "42501") return ErrorCode::fatal;
+  if (starts_with(sqlstate, "28") || sqlstate == "3D000" || sqlstate == "42501")
+    return ErrorCode::configuration;
   return ErrorCode::permanent;
 }
 
@@ -287,7 +288,7 @@ class Connection {
                             message.find("pg_hba.conf") != std::string::npos ||
                             message.find("permission denied") != std::string::npos ||
                             message.find("invalid") != std::string::npos;
-      return fail(hopeless ? ErrorCode::fatal : ErrorCode::transient,
+      return fail(hopeless ? ErrorCode::configuration : ErrorCode::transient,
                   util::redact(fmt::format("postgres: cannot connect: {}", message)));
     }
     PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
@@ -313,7 +314,7 @@ class Connection {
         if (attempt > 1 || generation_ > 1) util::log_info("postgres: reconnected");
         return {};
       }
-      if (s.error().code == ErrorCode::fatal || Clock::now() >= deadline) return s;
+      if (s.error().code == ErrorCode::configuration || Clock::now() >= deadline) return s;
       const auto delay = std::max(std::chrono::milliseconds(50), util::full_jitter(policy, attempt, rng_));
       util::log_debug("postgres: reconnect attempt {} failed ({}); retrying in {} ms", attempt,
                       s.error().message, delay.count());
@@ -525,10 +526,10 @@ class PostgresStore final : public Store {
     });
   }
 
-  Status finish_run(std::int64_t run_id, const std::string& status, const core::RunStats& stats) override {
+  Status finish_run(std::int64_t run_id, core::RunStatus status, const core::RunStats& stats) override {
     return with_retry("finishing run", [&]() -> Status {
       auto p = progress_params(run_id, stats);
-      p.text(status);
+      p.text(core::to_string(status));
       auto r =
           conn_.exec("finishing run",
                      "UPDATE embedding_runs SET embedded = $2, unchanged = $3, skipped = $4, failed = $5, "
@@ -581,7 +582,13 @@ class PostgresStore final : public Store {
         f.provider = value(r->get(), i, 0);
         f.model = value(r->get(), i, 1);
         f.user_message_id = value(r->get(), i, 2);
-        f.reason = value(r->get(), i, 3);
+        const std::string word = value(r->get(), i, 3);
+        const auto reason = core::parse_failure_reason(word);
+        if (!reason) {
+          return fail(ErrorCode::internal,
+                      fmt::format("postgres: unknown failure reason \"{}\" in embedding_failures", word));
+        }
+        f.reason = *reason;
         f.detail = value(r->get(), i, 4);
         f.attempts = int_value(r->get(), i, 5);
         f.first_failed_at = value(r->get(), i, 6);
@@ -695,7 +702,7 @@ class PostgresStore final : public Store {
     if (!version) return std::unexpected(version.error());
     const auto current = int_value(version->get(), 0, 0);
     if (current > k_schema_version) {
-      return fail(ErrorCode::fatal,
+      return fail(ErrorCode::configuration,
                   fmt::format("postgres: the database has lens-embed schema version {}, newer than this "
                               "lens-embed understands ({}); upgrade lens-embed",
                               current, k_schema_version));
@@ -899,8 +906,6 @@ class PostgresStore final : public Store {
     for (int i = 0; i < PQntuples(r); ++i) {
       core::Exchange ex;
       ex.user_message_id = value(r, i, 0);
-      ex.conversation_id = value(r, i, 1);
-      ex.created_at = value(r, i, 2);
       ex.user_content = value(r, i, 3);
       ex.assistant_message_id = optional_value(r, i, 4);
       if (ex.assistant_message_id) ex.assistant_content = value(r, i, 5);
@@ -1149,7 +1154,7 @@ class PostgresStore final : public Store {
     std::vector<std::optional<std::string>> ids, reasons, details, versions;
     for (const auto* f : unique) {
       ids.emplace_back(f->user_message_id);
-      reasons.emplace_back(f->reason);
+      reasons.emplace_back(std::string(core::to_string(f->reason)));
       details.emplace_back(util::repair_utf8(f->detail));
       versions.emplace_back(f->source_version.empty() ? std::nullopt
                                                       : std::optional<std::string>(f->source_version));
@@ -1289,8 +1294,8 @@ class PostgresStore final : public Store {
       WriteBatch poison;
       poison.provider = batch.provider;
       poison.model = batch.model;
-      poison.failures.push_back(
-          core::Failure{row.user_message_id, "store_rejected", s.error().message, row.source_version});
+      poison.failures.push_back(core::Failure{row.user_message_id, core::FailureReason::store_rejected,
+                                              s.error().message, row.source_version});
       if (auto f = write_batch_once(poison); !f) return f;
     }
     WriteBatch rest = batch;
@@ -1303,7 +1308,7 @@ class PostgresStore final : public Store {
     p.integer(run_id)
         .integer(s.embedded)
         .integer(s.unchanged)
-        .integer(s.skipped)
+        .integer(0)  // the skipped column predates empty_input failures
         .integer(s.failed)
         .integer(s.truncated)
         .integer(s.tokens)
@@ -1379,10 +1384,9 @@ class PostgresStore final : public Store {
       s.model = value(r, i, 2);
       s.started_at = value(r, i, 3);
       s.finished_at = value(r, i, 4);
-      s.status = value(r, i, 5);
+      s.status = core::parse_run_status(value(r, i, 5)).value_or(core::RunStatus::failed);
       s.stats.embedded = int_value(r, i, 6);
       s.stats.unchanged = int_value(r, i, 7);
-      s.stats.skipped = int_value(r, i, 8);
       s.stats.failed = int_value(r, i, 9);
       s.stats.truncated = int_value(r, i, 10);
       s.stats.tokens = int_value(r, i, 11);

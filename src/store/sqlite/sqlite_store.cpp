@@ -160,7 +160,7 @@ class SqliteStore final : public Store {
     }
     if (*version > k_schema_version) {
       (void)exec("ROLLBACK");
-      return fail(ErrorCode::fatal,
+      return fail(ErrorCode::configuration,
                   fmt::format("sqlite: {} has schema version {}, newer than this lens-embed "
                               "understands ({}); upgrade lens-embed",
                               path_, *version, k_schema_version));
@@ -229,8 +229,6 @@ class SqliteStore final : public Store {
     while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
       core::Exchange ex;
       ex.user_message_id = q.text(0);
-      ex.conversation_id = q.text(1);
-      ex.created_at = q.text(2);
       ex.user_content = q.text(3);
       ex.assistant_message_id = q.optional_text(4);
       if (ex.assistant_message_id) ex.assistant_content = q.text(5);
@@ -274,7 +272,7 @@ class SqliteStore final : public Store {
     return sqlite3_last_insert_rowid(db_);
   }
 
-  Status finish_run(std::int64_t run_id, const std::string& status, const core::RunStats& stats) override {
+  Status finish_run(std::int64_t run_id, core::RunStatus status, const core::RunStats& stats) override {
     Statement& q =
         stmt("finish_run",
              fmt::format(
@@ -282,7 +280,7 @@ class SqliteStore final : public Store {
                  k_now));
     q.reset();
     q.bind(1, run_id);
-    q.bind(2, std::string_view(status));
+    q.bind(2, core::to_string(status));
     if (const int rc = step_done(q); rc != SQLITE_DONE) return error_status("finishing run", rc);
     return update_run_progress(run_id, stats);
   }
@@ -354,10 +352,9 @@ class SqliteStore final : public Store {
       r.model = runs.text(2);
       r.started_at = runs.text(3);
       r.finished_at = runs.text(4);
-      r.status = runs.text(5);
+      r.status = core::parse_run_status(runs.text(5)).value_or(core::RunStatus::failed);
       r.stats.embedded = runs.integer(6);
       r.stats.unchanged = runs.integer(7);
-      r.stats.skipped = runs.integer(8);
       r.stats.failed = runs.integer(9);
       r.stats.truncated = runs.integer(10);
       r.stats.tokens = runs.integer(11);
@@ -390,7 +387,12 @@ class SqliteStore final : public Store {
       f.provider = q.text(0);
       f.model = q.text(1);
       f.user_message_id = q.text(2);
-      f.reason = q.text(3);
+      const std::string word = q.text(3);
+      const auto reason = core::parse_failure_reason(word);
+      if (!reason)
+        return fail(ErrorCode::internal,
+                    fmt::format("sqlite: unknown failure reason \"{}\" in embedding_failures", word));
+      f.reason = *reason;
       f.detail = q.text(4);
       f.attempts = q.integer(5);
       f.first_failed_at = q.text(6);
@@ -571,7 +573,7 @@ class SqliteStore final : public Store {
       fail_up.bind(1, std::string_view(batch.provider));
       fail_up.bind(2, std::string_view(batch.model));
       fail_up.bind(3, std::string_view(f.user_message_id));
-      fail_up.bind(4, std::string_view(f.reason));
+      fail_up.bind(4, core::to_string(f.reason));
       fail_up.bind(5, std::string_view(f.detail));
       fail_up.bind(6, std::string_view(f.source_version));
       if (const int rc = step_done(fail_up); rc != SQLITE_DONE) return error_status("recording failures", rc);
@@ -601,7 +603,7 @@ class SqliteStore final : public Store {
     q.bind(1, run_id);
     q.bind(2, s.embedded);
     q.bind(3, s.unchanged);
-    q.bind(4, s.skipped);
+    q.bind(4, std::int64_t{0});  // the skipped column predates empty_input failures
     q.bind(5, s.failed);
     q.bind(6, s.truncated);
     q.bind(7, s.tokens);
