@@ -1,6 +1,7 @@
 // The Store interface: where exchanges come from and embeddings, failures and runs go.
-// Implementations: sqlite/ (embedded default) and postgres/. One Store object is one
-// connection and is used by one thread at a time; open one per thread.
+// Implementations: sqlite/ (embedded default) and postgres/, opened by
+// open_sqlite_store / open_postgres_store, which hand the caller a Store it owns. The
+// contract of both is below the value types.
 #pragma once
 
 #include <chrono>
@@ -82,7 +83,7 @@ struct ModelStatus {
   std::string provider;
   std::string model;
   std::int64_t embedded = 0;
-  std::int64_t pending = 0;  // eligible exchanges without a row
+  std::int64_t pending = 0;  // eligible exchanges with neither a row nor a failure
   std::int64_t stale = 0;    // rows whose source changed since they were written
   std::int64_t failed = 0;
   std::vector<std::pair<std::string, std::int64_t>> failures_by_reason;
@@ -103,38 +104,91 @@ struct SearchHit {
   double score = 0;     // cosine similarity
 };
 
+// The contract every implementation keeps, so the pipeline and the cli never ask which
+// backend they talk to (the conformance suite in tests/store/ runs on both):
+//
+// Threads: a Store object is one connection. It may be used by one thread at a time (any
+// thread, not concurrently); open one per thread. The PostgreSQL store also runs a
+// heartbeat thread of its own for claims (store/postgres/claims.h).
+//
+// Errors: every call returns a classified util::Error; nothing throws.
+//   transient      means call again: a lost connection, a busy or locked database, a
+//                  deadlock, a server starting up or shutting down, a commit whose outcome
+//                  is unknown. The store never retries by itself: each call makes one
+//                  attempt (the PostgreSQL store reconnects once when its session turns
+//                  out lost at the start of a call, and no more). Callers that must
+//                  survive a database restart retry; the pipeline does
+//                  (with_store_retries).
+//   configuration  the setup is wrong (credentials, no such database, missing privilege,
+//                  a schema newer than this binary): no call will succeed until someone
+//                  fixes it.
+//   not_found      the SQLite file cannot be opened, or a column the store needs is missing.
+//   permanent      the same call fails again the same way.
+//   internal       the database holds something this binary does not understand.
+//
+// Refused rows: when the database refuses a row of a batch (a CHECK, a trigger, a vector
+// the column cannot store), both stores isolate it, record it as a failure with reason
+// store_rejected and commit the rest of the batch (write_isolation.h).
+//
+// Secrets: the run's arguments are passed through util::redact before they are stored;
+// error messages never carry a password.
 class Store {
  public:
+  // Closes the connection. The PostgreSQL store first stops its heartbeat and gives back
+  // the claims it holds (best effort, as release_claims()).
   virtual ~Store() = default;
 
-  // Creates or upgrades the output schema (idempotent, versioned).
+  // Creates or upgrades the output schema (idempotent, versioned; a current schema runs
+  // no DDL, so a role without CREATE may call it after `init`).
+  // On success: the schema is current. On failure: nothing of it is applied; a schema
+  // newer than this binary is configuration.
   [[nodiscard]] virtual util::Status migrate() = 0;
 
   // Up to `max_items` exchanges after `cursor` that `scope` needs work on: no row yet,
   // a row whose source changed (assistant reply or updated_at differs), or every row
   // with scope.force. Blank user content is never returned; exchanges with a recorded
-  // failure only with scope.retry_failures (or when edited since). Advances `cursor`
-  // past everything it looked at.
+  // failure only with scope.retry_failures (or when edited since).
+  // On success: the page, in keyset order, and `cursor` advanced past everything it
+  // looked at (a page may be empty and not exhausted: call again). With PostgreSQL
+  // claims, the items are claimed by this worker, and at the end of the keyset the call
+  // may sleep up to 1 s while other workers hold claims. On failure: `cursor` unchanged.
   [[nodiscard]] virtual util::Result<PendingPage> next_pending(const WorkScope& scope, PendingCursor& cursor,
                                                                std::size_t max_items) = 0;
 
-  // Commits `batch` in one transaction. On failure nothing of it is visible; an error
-  // whose outcome is unknown is reported as transient and redoing the batch is safe.
+  // Commits `batch` in one transaction: rows upserted, touches applied, failures upserted
+  // (attempts += 1), the failures of written or touched items cleared, the run's progress
+  // stored. Rows the database refuses are isolated and recorded as store_rejected
+  // failures (see above); the rest still commits.
+  // On success: every item is written or recorded. On failure: what was not committed is
+  // not visible; an error whose outcome is unknown is transient, and redoing the whole
+  // batch is always safe (every write is an upsert).
   [[nodiscard]] virtual util::Status write_batch(const WriteBatch& batch) = 0;
 
+  // Records a run as running, with `run.arguments` redacted. On success: its id (> 0),
+  // for WriteBatch::run_id and finish_run.
   [[nodiscard]] virtual util::Result<std::int64_t> begin_run(const RunRecord& run) = 0;
+
+  // Records the end of run `run_id`: its status, final counters and finish time.
   [[nodiscard]] virtual util::Status finish_run(std::int64_t run_id, core::RunStatus status,
                                                 const core::RunStats& stats) = 0;
 
   // An estimate of the work a run of `scope` will find, for progress totals: exchanges
-  // without a row (all eligible ones with force). Cheap; stale rows are not counted.
+  // without a row (all eligible ones with force) and without a failure (all with
+  // retry_failures). Cheap; stale rows are not counted.
   [[nodiscard]] virtual util::Result<std::int64_t> count_pending(const WorkScope& scope) = 0;
 
+  // Eligible exchanges, per (provider, model) the rows, pending, stale and failed counts,
+  // and the `recent_runs` newest runs. One pass over the messages: for reports, not for
+  // the per-page path.
   [[nodiscard]] virtual util::Result<StatusReport> status(std::size_t recent_runs) = 0;
+
+  // The recorded failures of `provider` and `model` ("" matches any). On failure:
+  // internal when a stored reason is not one this binary knows.
   [[nodiscard]] virtual util::Result<std::vector<FailureRecord>> failures(const std::string& provider,
                                                                           const std::string& model) = 0;
 
-  // Top `k` rows of (provider, model) by cosine similarity to `query`.
+  // Top `k` rows of (provider, model) by cosine similarity to `query`, best first; rows
+  // of another dimension are skipped. `query` is only read during the call.
   [[nodiscard]] virtual util::Result<std::vector<SearchHit>> search(const std::string& provider,
                                                                     const std::string& model,
                                                                     std::span<const float> query,
@@ -143,12 +197,16 @@ class Store {
   // Stores that split work between processes (PostgreSQL claims): gives back every
   // exchange this worker claimed and has not written, so others need not wait for the
   // lease to expire. Call once when a run ends, however it ends. Others: no-op.
+  // On failure: the claims expire with their lease anyway.
   [[nodiscard]] virtual util::Status release_claims() { return {}; }
 
   // --follow: blocks until the source tables may have changed (a change notification
   // arrived: true) or `timeout` passed (false). A store without notifications just
   // sleeps, which makes the caller poll. After either, the caller starts a new pass
   // over the keyset (a fresh PendingCursor): edited old messages sort before the cursor.
+  // PostgreSQL: a connection that cannot be re-established sleeps out the timeout and
+  // reports false; a new session reports true once (notifications may have been
+  // missed). On failure (LISTEN refused, poll failed): call again.
   [[nodiscard]] virtual util::Result<bool> wait_for_changes(std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(timeout);
     return false;

@@ -222,7 +222,6 @@ class PostgresBackend : public Backend {
     options.use_copy = !pglite_;  // PGlite hangs on COPY FROM STDIN
     options.vector_dimensions = o.vector_dimensions ? o.vector_dimensions : (pglite_ ? 4 : 0);
     options.notify_trigger = true;
-    options.reconnect_budget = std::chrono::seconds(20);
     return open_postgres_store(options);
   }
   void exec(const std::string& sql) override {

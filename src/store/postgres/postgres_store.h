@@ -1,5 +1,6 @@
 // PostgreSQL implementation of Store (libpq): versioned migrations, keyset pending pages,
 // binary-COPY upserts, claims with leases for several workers, LISTEN/NOTIFY for --follow.
+// The sections live beside it in store/postgres/ (docs/POSTGRES.md names them).
 #pragma once
 
 #include <chrono>
@@ -28,10 +29,6 @@ struct PostgresOptions {
   // do not support COPY FROM STDIN (PGlite hangs on it).
   bool use_copy = true;
 
-  // After a lost connection, reconnect with backoff for at most this long per call
-  // before reporting a transient error.
-  std::chrono::seconds reconnect_budget{60};
-
   // --- used by migrate() only ---
   // When > 0 and the pgvector extension is installed (or can be created), a new
   // message_embeddings table gets `embedding vector(N)` (halfvec(N) when N > 2000)
@@ -46,8 +43,13 @@ struct PostgresOptions {
 };
 
 // Connects (one attempt) and prepares the session. Does not migrate: call migrate().
-// On failure: transient (server unreachable) or fatal (authentication, bad database),
-// with the password redacted from the message.
+// On success: a Store the caller owns, following store.h's contract (one thread at a
+// time; one attempt per call, reconnecting once when the session turns out lost; a lost
+// connection is transient). With use_claims, it also owns a heartbeat thread started by
+// the first next_pending; destroying the Store stops it and gives back unwritten claims.
+// On failure: transient (server unreachable, starting up), configuration
+// (authentication, no such database, permission) or invalid_argument (a lease that is
+// not positive), with the password redacted from the message.
 [[nodiscard]] util::Result<std::unique_ptr<Store>> open_postgres_store(const PostgresOptions& options);
 
 // True for strings the cli should route to open_postgres_store: postgres:// and

@@ -1,0 +1,154 @@
+// Migrations of the PostgreSQL store; see migrations.h.
+#include "store/postgres/migrations.h"
+
+#include <fmt/core.h>
+
+#include "store/postgres/schema.sql.h"
+#include "util/log.h"
+
+namespace lens::store::postgres {
+namespace {
+
+using util::ErrorCode;
+using util::fail;
+using util::Result;
+using util::Status;
+
+bool starts_with(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+// True when the schema is at this version and has everything the options ask for.
+Result<bool> schema_is_current(Connection& conn, const PostgresOptions& options) {
+  auto r = conn.exec("checking the schema",
+                     "SELECT to_regclass('lens_embed_schema_migrations') IS NOT NULL, "
+                     "EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'lens_embed_messages_changed'), "
+                     "to_regclass('message_embeddings_hnsw') IS NOT NULL");
+  if (!r) return std::unexpected(r.error());
+  if (!r->boolean(0, 0)) return false;
+  if (options.notify_trigger && !r->boolean(0, 1)) return false;
+  if (options.hnsw_index && !r->boolean(0, 2)) return false;
+  auto version =
+      conn.exec("checking the schema", "SELECT coalesce(max(version), 0) FROM lens_embed_schema_migrations");
+  if (!version) return std::unexpected(version.error());
+  return version->integer(0, 0) == k_schema_version;
+}
+
+// real[] unless pgvector is there (or can be created) and the dimension is known.
+Result<std::string> choose_embedding_type(Connection& conn, const PostgresOptions& options) {
+  if (!options.prefer_pgvector || options.vector_dimensions <= 0) return std::string("real[]");
+  auto have = conn.exec("detecting pgvector",
+                        "SELECT (SELECT count(*) FROM pg_extension WHERE extname = 'vector'), "
+                        "(SELECT count(*) FROM pg_available_extensions WHERE name = 'vector')");
+  if (!have) return std::unexpected(have.error());
+  if (have->integer(0, 0) == 0) {
+    if (have->integer(0, 1) == 0) return std::string("real[]");
+    // Available but not created: try, inside a savepoint so a missing privilege
+    // only costs the fast path.
+    if (auto s = conn.exec_simple("detecting pgvector", "SAVEPOINT lens_pgvector"); !s)
+      return std::unexpected(s.error());
+    if (auto s = conn.exec_simple("creating pgvector", "CREATE EXTENSION IF NOT EXISTS vector"); !s) {
+      util::log_info("postgres: pgvector is available but cannot be created ({}); using real[]",
+                     s.error().message);
+      if (auto r = conn.exec_simple("detecting pgvector", "ROLLBACK TO SAVEPOINT lens_pgvector"); !r)
+        return std::unexpected(r.error());
+      return std::string("real[]");
+    }
+  }
+  // halfvec: vector's HNSW index stops at 2000 dimensions, halfvec's at 4000.
+  return fmt::format("{}({})", options.vector_dimensions > 2000 ? "halfvec" : "vector",
+                     options.vector_dimensions);
+}
+
+Status create_hnsw_index(Connection& conn) {
+  auto type = read_embedding_type(conn);
+  if (!type) return std::unexpected(type.error());
+  if (!is_pgvector(*type)) {
+    util::log_warn("postgres: --index hnsw needs a pgvector column; embedding is {}, no index created",
+                   *type);
+    return {};
+  }
+  const char* ops = starts_with(*type, "halfvec") ? "halfvec_cosine_ops" : "vector_cosine_ops";
+  return conn.exec_simple("creating the HNSW index",
+                          fmt::format("CREATE INDEX IF NOT EXISTS message_embeddings_hnsw ON "
+                                      "message_embeddings USING hnsw (embedding {})",
+                                      ops));
+}
+
+Status migrate_in_transaction(Connection& conn, const PostgresOptions& options) {
+  if (auto r = conn.exec("migrating",
+                         fmt::format("SELECT pg_advisory_xact_lock({})", postgres_schema::k_migration_lock));
+      !r)
+    return std::unexpected(r.error());
+  auto version = conn.exec("migrating", "SELECT coalesce(max(version), 0) FROM lens_embed_schema_migrations");
+  if (!version) return std::unexpected(version.error());
+  const auto current = version->integer(0, 0);
+  if (current > k_schema_version) {
+    return fail(ErrorCode::configuration,
+                fmt::format("postgres: the database has lens-embed schema version {}, newer than this "
+                            "lens-embed understands ({}); upgrade lens-embed",
+                            current, k_schema_version));
+  }
+  if (current < 1) {
+    auto type = choose_embedding_type(conn, options);
+    if (!type) return std::unexpected(type.error());
+    std::string sql = postgres_schema::k_v1;
+    const std::string placeholder = "{embedding_type}";
+    sql.replace(sql.find(placeholder), placeholder.size(), *type);
+    if (auto s = conn.exec_simple("creating schema v1", sql); !s) return s;
+    if (*type == "real[]") {
+      if (auto s = conn.exec_simple("creating schema v1", postgres_schema::k_real_array_storage); !s)
+        return s;
+    }
+    if (auto r = conn.exec("creating schema v1",
+                           "INSERT INTO lens_embed_schema_migrations (version, note) VALUES (1, $1)",
+                           Params().text("embedding " + *type));
+        !r)
+      return std::unexpected(r.error());
+    util::log_info("postgres: created lens-embed schema v1 (embedding {})", *type);
+  }
+  if (options.notify_trigger) {
+    if (auto s = conn.exec_simple("installing the change trigger", postgres_schema::k_notify_trigger); !s)
+      return s;
+  }
+  if (options.hnsw_index) return create_hnsw_index(conn);
+  return {};
+}
+
+}  // namespace
+
+Status migrate(Connection& conn, const PostgresOptions& options) {
+  // A schema that is already current needs no DDL, so a least-privilege role (no CREATE,
+  // not the owner) can run `run` and `status` after the owner ran `init`.
+  if (auto current = schema_is_current(conn, options); !current) {
+    return std::unexpected(current.error());
+  } else if (*current) {
+    return {};
+  }
+  if (auto s = conn.exec_simple("migrating", postgres_schema::k_migrations_table); !s) return s;
+  if (auto s = conn.exec_simple("migrating", "BEGIN"); !s) return s;
+  auto s = migrate_in_transaction(conn, options);
+  if (!s) {
+    conn.rollback();
+    return s;
+  }
+  return conn.exec_simple("migrating", "COMMIT");
+}
+
+Result<std::string> read_embedding_type(Connection& conn) {
+  auto r = conn.exec("reading the schema",
+                     "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                     "WHERE attrelid = 'message_embeddings'::regclass AND attname = 'embedding'");
+  if (!r) return std::unexpected(r.error());
+  if (r->size() != 1)
+    return fail(ErrorCode::not_found, "postgres: message_embeddings has no embedding column");
+  return r->text(0, 0);
+}
+
+bool is_pgvector(std::string_view type) {
+  const auto dot = type.rfind('.');  // format_type may schema-qualify
+  const auto bare = dot == std::string_view::npos ? type : type.substr(dot + 1);
+  return starts_with(bare, "vector") || starts_with(bare, "halfvec");
+}
+
+}  // namespace lens::store::postgres

@@ -1,0 +1,33 @@
+// Versioned, idempotent migrations of lens-embed's PostgreSQL tables (schema.sql.h), and
+// what the store reads back from the schema: the embedding column's type.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "store/postgres/connection.h"
+#include "store/postgres/postgres_store.h"
+
+namespace lens::store::postgres {
+
+// The schema version this binary creates and understands.
+inline constexpr int k_schema_version = 1;
+
+// Brings the schema to k_schema_version with what `options` asks for (vector type and
+// dimensions of a new table, the NOTIFY trigger, the HNSW index), in one transaction
+// under an advisory lock so concurrent workers migrate one after the other. A schema that
+// is already current and complete runs no DDL at all, so a least-privilege role can call
+// it. One attempt.
+// On success: the schema is current. On failure: nothing of it committed; a database
+// with a newer version is configuration ("upgrade lens-embed"), other errors as
+// classified by the connection.
+[[nodiscard]] util::Status migrate(Connection& conn, const PostgresOptions& options);
+
+// The declared type of message_embeddings.embedding, e.g. "real[]", "vector(4)".
+// On failure: not_found when the column is missing, else the statement's error.
+[[nodiscard]] util::Result<std::string> read_embedding_type(Connection& conn);
+
+// True for pgvector column types (vector, halfvec, possibly schema-qualified).
+[[nodiscard]] bool is_pgvector(std::string_view type);
+
+}  // namespace lens::store::postgres

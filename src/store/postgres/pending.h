@@ -1,0 +1,57 @@
+// Reads of the work a run has to do on PostgreSQL: the key window of a keyset page, the
+// exchanges of a window or of an id list that need work, the --force horizon, and the
+// cheap pending count. Each function is one or two statements on the caller's
+// connection; none retries, none keeps state.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/postgres/connection.h"
+#include "store/store.h"
+
+namespace lens::store::postgres {
+
+// Ids as the array literals of Params (array_literal).
+using IdList = std::vector<std::optional<std::string>>;
+
+// The next window of user messages after a cursor: how many were scanned (at most the
+// page size) and the last key. scanned == 0: no user message after the cursor.
+struct KeyWindow {
+  std::size_t scanned = 0;
+  std::string last_created_at;
+  std::string last_id;
+};
+
+// Step 1 of a page: the next `max_items` keys after `cursor`, from the partial index
+// alone. On failure: the statement's error.
+[[nodiscard]] util::Result<KeyWindow> read_key_window(Connection& conn, const PendingCursor& cursor,
+                                                      std::size_t max_items);
+
+// Step 2 of a page: the exchanges in (cursor, window.last] that `scope` needs work on,
+// appended to `out` in keyset order. `since` is the force horizon (server_now()).
+[[nodiscard]] util::Status read_window_exchanges(Connection& conn, const WorkScope& scope,
+                                                 const std::string& since, const PendingCursor& cursor,
+                                                 const KeyWindow& window, std::vector<core::Exchange>& out);
+
+// As read_window_exchanges, only the ids (claims then decide who reads them).
+[[nodiscard]] util::Result<IdList> read_window_ids(Connection& conn, const WorkScope& scope,
+                                                   const std::string& since, const PendingCursor& cursor,
+                                                   const KeyWindow& window);
+
+// The exchanges among `ids` that still need work, read with a fresh snapshot, appended
+// to `out` in keyset order.
+[[nodiscard]] util::Status read_exchanges_by_id(Connection& conn, const WorkScope& scope,
+                                                const std::string& since, const IdList& ids,
+                                                std::vector<core::Exchange>& out);
+
+// The server's now() in the ts() format: the --force horizon (rows written after it
+// count as done).
+[[nodiscard]] util::Result<std::string> server_now(Connection& conn);
+
+// Store::count_pending on this connection.
+[[nodiscard]] util::Result<std::int64_t> count_pending(Connection& conn, const WorkScope& scope);
+
+}  // namespace lens::store::postgres

@@ -1,0 +1,213 @@
+// Status, failures and search of the PostgreSQL store; see reports.h.
+#include "store/postgres/reports.h"
+
+#include <fmt/core.h>
+#include <unordered_map>
+
+#include "store/postgres/migrations.h"
+#include "store/postgres/sql.h"
+#include "store/vector_math.h"
+#include "util/utf8.h"
+
+namespace lens::store::postgres {
+namespace {
+
+using util::ErrorCode;
+using util::fail;
+using util::Result;
+using util::Status;
+
+using Ranked = std::vector<std::pair<std::string, double>>;  // user message id, score; best first
+
+Status fill_model_status(Connection& conn, ModelStatus& m) {
+  auto counts = conn.exec("reading status", sql::model_counts(), Params().text(m.provider).text(m.model));
+  if (!counts) return std::unexpected(counts.error());
+  m.embedded = counts->integer(0, 0);
+  m.pending = counts->integer(0, 1);
+  m.stale = counts->integer(0, 2);
+  auto reasons =
+      conn.exec("reading status",
+                "SELECT reason, count(*) FROM embedding_failures WHERE provider = $1 AND model = $2 "
+                "GROUP BY reason ORDER BY 2 DESC, 1",
+                Params().text(m.provider).text(m.model));
+  if (!reasons) return std::unexpected(reasons.error());
+  for (int j = 0; j < reasons->size(); ++j) {
+    m.failures_by_reason.emplace_back(reasons->text(j, 0), reasons->integer(j, 1));
+    m.failed += reasons->integer(j, 1);
+  }
+  return {};
+}
+
+// The details of `ranked` hits, in rank order; the answer comes from the row of
+// (provider, model).
+Result<std::vector<SearchHit>> hits_for(Connection& conn, const std::string& provider,
+                                        const std::string& model, const Ranked& ranked) {
+  std::vector<SearchHit> hits;
+  if (ranked.empty()) return hits;
+  std::vector<std::optional<std::string>> ids;
+  for (const auto& [id, score] : ranked)
+    ids.emplace_back(id);
+  auto r = conn.exec("reading search hits", sql::search_hits(),
+                     Params().text(array_literal(ids)).text(provider).text(model));
+  if (!r) return std::unexpected(r.error());
+  std::unordered_map<std::string, int> row_of;
+  for (int i = 0; i < r->size(); ++i)
+    row_of[r->text(i, 0)] = i;
+  for (const auto& [id, score] : ranked) {
+    auto it = row_of.find(id);
+    if (it == row_of.end()) continue;  // deleted meanwhile
+    SearchHit h;
+    h.user_message_id = id;
+    h.assistant_message_id = r->optional_text(it->second, 1);
+    h.conversation_id = r->text(it->second, 2);
+    h.created_at = r->text(it->second, 3);
+    h.snippet = util::repair_utf8(r->text(it->second, 4));
+    h.score = score;
+    hits.push_back(std::move(h));
+  }
+  return hits;
+}
+
+// real[]: stream every vector of (provider, model) in binary, one row at a time, and
+// keep the top k (flat memory at any table size).
+Result<Ranked> rank_by_scan(Connection& conn, const std::string& provider, const std::string& model,
+                            std::span<const float> query, std::size_t k) {
+  const float query_norm = l2_norm(query);
+  std::vector<std::string> ids;
+  TopK top(k);
+  std::vector<float> v;
+  auto s =
+      conn.for_each_row("scanning vectors",
+                        "SELECT user_message_id::text, embedding FROM message_embeddings "
+                        "WHERE provider = $1 AND model = $2 AND dimensions = $3::integer",
+                        Params().text(provider).text(model).integer(static_cast<std::int64_t>(query.size())),
+                        [&](const Rows& row) {
+                          if (!get_float_array(row.bytes(0, 1), v) || v.size() != query.size()) return;
+                          const double score = cosine_from_bytes(
+                              query, query_norm, reinterpret_cast<const std::uint8_t*>(v.data()));
+                          ids.emplace_back(row.bytes(0, 0));
+                          top.offer(static_cast<std::int64_t>(ids.size() - 1), score);
+                        });
+  if (!s) return std::unexpected(s.error());
+  Ranked ranked;
+  for (const auto& [index, score] : top.sorted())
+    ranked.emplace_back(ids[static_cast<std::size_t>(index)], score);
+  return ranked;
+}
+
+// pgvector: the server orders by cosine distance (<=>), through the HNSW index if any.
+Result<Ranked> rank_by_pgvector(Connection& conn, const std::string& provider, const std::string& model,
+                                std::span<const float> query, std::size_t k, const std::string& type) {
+  std::string literal = "[";
+  for (std::size_t i = 0; i < query.size(); ++i)
+    literal += fmt::format("{}{}", i ? "," : "", query[i]);
+  literal += "]";
+  auto r = conn.exec(
+      "searching",
+      fmt::format("SELECT user_message_id::text, 1 - (embedding <=> $3::{0}) FROM message_embeddings "
+                  "WHERE provider = $1 AND model = $2 ORDER BY embedding <=> $3::{0} LIMIT $4",
+                  type),
+      Params().text(provider).text(model).text(literal).integer(static_cast<std::int64_t>(k)));
+  if (!r) return std::unexpected(r.error());
+  Ranked ranked;
+  for (int i = 0; i < r->size(); ++i)
+    ranked.emplace_back(r->text(i, 0), r->real(i, 1));
+  return ranked;
+}
+
+}  // namespace
+
+Result<StatusReport> read_status(Connection& conn, std::size_t recent_runs) {
+  StatusReport report;
+  auto eligible = conn.exec("reading status", sql::count_eligible());
+  if (!eligible) return std::unexpected(eligible.error());
+  report.eligible = eligible->integer(0, 0);
+  auto models = conn.exec("reading status",
+                          "SELECT provider, model FROM message_embeddings GROUP BY provider, model "
+                          "UNION SELECT provider, model FROM embedding_failures "
+                          "UNION SELECT provider, model FROM embedding_runs ORDER BY 1, 2");
+  if (!models) return std::unexpected(models.error());
+  for (int i = 0; i < models->size(); ++i) {
+    ModelStatus m;
+    m.provider = models->text(i, 0);
+    m.model = models->text(i, 1);
+    if (auto s = fill_model_status(conn, m); !s) return std::unexpected(s.error());
+    report.models.push_back(std::move(m));
+  }
+  auto runs = conn.exec(
+      "reading runs",
+      fmt::format(
+          "SELECT id, provider, model, {}, coalesce({}, ''), status, embedded, unchanged, skipped, failed, "
+          "truncated, tokens, requests, retries, rate_limited, "
+          "extract(epoch FROM coalesce(finished_at, heartbeat_at, started_at) - started_at) "
+          "FROM embedding_runs ORDER BY id DESC LIMIT $1",
+          sql::ts("started_at"), sql::ts("finished_at")),
+      Params().integer(static_cast<std::int64_t>(recent_runs)));
+  if (!runs) return std::unexpected(runs.error());
+  const Rows& r = *runs;
+  for (int i = 0; i < r.size(); ++i) {
+    RunSummary s;
+    s.id = r.integer(i, 0);
+    s.provider = r.text(i, 1);
+    s.model = r.text(i, 2);
+    s.started_at = r.text(i, 3);
+    s.finished_at = r.text(i, 4);
+    s.status = core::parse_run_status(r.text(i, 5)).value_or(core::RunStatus::failed);
+    s.stats.embedded = r.integer(i, 6);
+    s.stats.unchanged = r.integer(i, 7);
+    s.stats.failed = r.integer(i, 9);
+    s.stats.truncated = r.integer(i, 10);
+    s.stats.tokens = r.integer(i, 11);
+    s.stats.requests = r.integer(i, 12);
+    s.stats.retries = r.integer(i, 13);
+    s.stats.rate_limited = r.integer(i, 14);
+    s.duration_seconds = r.real(i, 15);
+    report.recent_runs.push_back(std::move(s));
+  }
+  return report;
+}
+
+Result<std::vector<FailureRecord>> read_failures(Connection& conn, const std::string& provider,
+                                                 const std::string& model) {
+  auto r =
+      conn.exec("reading failures",
+                fmt::format("SELECT provider, model, user_message_id::text, reason, coalesce(detail, ''), "
+                            "attempts, {}, {} FROM embedding_failures "
+                            "WHERE ($1 = '' OR provider = $1) AND ($2 = '' OR model = $2) "
+                            "ORDER BY provider, model, last_failed_at, user_message_id",
+                            sql::ts("first_failed_at"), sql::ts("last_failed_at")),
+                Params().text(provider).text(model));
+  if (!r) return std::unexpected(r.error());
+  std::vector<FailureRecord> out;
+  for (int i = 0; i < r->size(); ++i) {
+    FailureRecord f;
+    f.provider = r->text(i, 0);
+    f.model = r->text(i, 1);
+    f.user_message_id = r->text(i, 2);
+    const std::string word = r->text(i, 3);
+    const auto reason = core::parse_failure_reason(word);
+    if (!reason) {
+      return fail(ErrorCode::internal,
+                  fmt::format("postgres: unknown failure reason \"{}\" in embedding_failures", word));
+    }
+    f.reason = *reason;
+    f.detail = r->text(i, 4);
+    f.attempts = r->integer(i, 5);
+    f.first_failed_at = r->text(i, 6);
+    f.last_failed_at = r->text(i, 7);
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+Result<std::vector<SearchHit>> search(Connection& conn, const std::string& embedding_type,
+                                      const std::string& provider, const std::string& model,
+                                      std::span<const float> query, std::size_t k) {
+  auto ranked = is_pgvector(embedding_type)
+                    ? rank_by_pgvector(conn, provider, model, query, k, embedding_type)
+                    : rank_by_scan(conn, provider, model, query, k);
+  if (!ranked) return std::unexpected(ranked.error());
+  return hits_for(conn, provider, model, *ranked);
+}
+
+}  // namespace lens::store::postgres

@@ -1,0 +1,70 @@
+// Query text of the PostgreSQL store that reads the source tables (messages): the
+// pending window and needs-work predicate, the answer of a user message, the eligible
+// and stale counts, and the writes that join messages. Kept together so that a change to
+// the source schema lands in this one file; statements on lens-embed's own tables only
+// (claims, runs, migrations) stay beside the code that runs them.
+//
+// Parameter conventions are part of each function's contract below. Every timestamp
+// leaves the server through ts(), so a cursor or source_version read back as
+// ::timestamptz is exactly the same instant.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace lens::store::postgres::sql {
+
+// `expr` (a timestamptz) as ISO-8601 UTC with all six fractional digits.
+[[nodiscard]] std::string ts(std::string_view expr);
+
+// p.content is non-blank in ASCII terms (Unicode-only blanks are caught later by
+// util::is_blank in the pipeline and recorded as empty_input). Refers to alias p.
+extern const char* const k_non_blank;
+
+// For user message p: nx = the next user/assistant message of its conversation; x.aid,
+// x.acontent = the answer (nx when it is an assistant message); x.sv = the exchange's
+// source_version. A LEFT JOIN LATERAL + CROSS JOIN LATERAL to append after `messages p`.
+extern const char* const k_answer;
+
+// The key window (step 1 of a pending page): the last (created_at, id) and the count of
+// the next $4 user messages after the cursor. $1 started, $2 created_at, $3 id.
+[[nodiscard]] std::string pending_window();
+
+// Which columns a pending query returns: ids (claims read the exchanges later) or
+// full (id, conversation, created_at, content, answer id, answer content, source
+// version, stored sha256).
+enum class PendingColumns { ids, full };
+
+// Where a pending query looks: the key window after the cursor up to its last key ($6
+// started, $7/$8 cursor, $9/$10 last key), or an id list ($6 uuid[] literal).
+enum class PendingWhere { window, ids };
+
+// The exchanges of p that need work for $1 provider, $2 model, $3 force, $4 retry
+// failures, $5 force_since (rows written since then count as done under force), in
+// keyset order. A row is probed per user message (LATERAL ... LIMIT 1), never hash-joined.
+[[nodiscard]] std::string pending(PendingColumns columns, PendingWhere where);
+
+// count_pending: eligible user messages without a row ($3 force: all) and without a
+// failure ($4 retry: all) for $1 provider, $2 model. No answer lookups.
+[[nodiscard]] std::string count_pending();
+
+// status: eligible user messages (non-blank), no parameters.
+[[nodiscard]] std::string count_eligible();
+
+// status per ($1 provider, $2 model): rows, pending (no row, no failure), stale rows.
+[[nodiscard]] std::string model_counts();
+
+// search: id, answer id, conversation id, created_at, first 400 characters of each user
+// message in $1 (uuid[] literal), the answer from the row of $2 provider, $3 model.
+[[nodiscard]] std::string search_hits();
+
+// write_batch: upsert of the staged rows (lens_stage) for $1 provider, $2 model; `cast`
+// converts the staged real[] to the column type ("" for real[]). Rows of messages deleted
+// since they were read are skipped; one row per id (the last staged).
+[[nodiscard]] std::string upsert_staged(std::string_view cast);
+
+// write_batch: failures for $1 provider, $2 model from arrays $3 ids, $4 reasons,
+// $5 details, $6 source versions; attempts += 1 on conflict. Deleted messages skipped.
+[[nodiscard]] std::string upsert_failures();
+
+}  // namespace lens::store::postgres::sql

@@ -1,0 +1,271 @@
+// Batch writes and run records of the PostgreSQL store; see writes.h.
+#include "store/postgres/writes.h"
+
+#include <fmt/core.h>
+#include <algorithm>
+#include <unordered_set>
+
+#include "store/postgres/migrations.h"
+#include "store/postgres/sql.h"
+#include "util/redact.h"
+#include "util/utf8.h"
+
+namespace lens::store::postgres {
+namespace {
+
+using util::Result;
+using util::Status;
+
+// $1 run id, $2.. the counters in the column order of embedding_runs.
+Params progress_params(std::int64_t run_id, const core::RunStats& s) {
+  Params p;
+  p.integer(run_id)
+      .integer(s.embedded)
+      .integer(s.unchanged)
+      .integer(0)  // the skipped column predates empty_input failures
+      .integer(s.failed)
+      .integer(s.truncated)
+      .integer(s.tokens)
+      .integer(s.requests)
+      .integer(s.retries)
+      .integer(s.rate_limited);
+  return p;
+}
+
+void put_text_field(std::string& buf, std::string_view s) {
+  put_u32(buf, static_cast<std::uint32_t>(s.size()));
+  buf.append(s);
+}
+
+// One lens_stage tuple in binary COPY format: field count, then (length, bytes) per
+// field in the table's column order; length -1 for NULL.
+void append_stage_tuple(std::string& buf, std::int32_t ord, const core::EmbeddingRow& row) {
+  put_u16(buf, 9);
+  put_u32(buf, 4);
+  put_u32(buf, static_cast<std::uint32_t>(ord));
+  put_text_field(buf, row.user_message_id);
+  if (row.assistant_message_id)
+    put_text_field(buf, *row.assistant_message_id);
+  else
+    put_u32(buf, 0xFFFFFFFFu);
+  put_u32(buf, 32);
+  buf.append(reinterpret_cast<const char*>(row.content_sha256.data()), 32);
+  put_u32(buf, 4);
+  put_u32(buf, static_cast<std::uint32_t>(row.token_count));
+  put_u32(buf, 1);
+  buf.push_back(row.truncated ? 1 : 0);
+  put_u32(buf, 4);
+  put_u32(buf, static_cast<std::uint32_t>(row.embedding.size()));
+  std::string array;
+  put_float_array(array, row.embedding);
+  put_u32(buf, static_cast<std::uint32_t>(array.size()));
+  buf.append(array);
+  if (row.source_version.empty())
+    put_u32(buf, 0xFFFFFFFFu);
+  else
+    put_text_field(buf, row.source_version);
+}
+
+// Binary COPY into the staging table, streamed in ~1 MiB pieces.
+Status stage_with_copy(Connection& conn, const std::vector<core::EmbeddingRow>& rows) {
+  bool header = false, trailer = false;
+  std::size_t next = 0;
+  return conn.copy_in("COPY", "COPY lens_stage FROM STDIN (FORMAT binary)", [&](std::string& buf) {
+    if (!header) {
+      buf.append("PGCOPY\n\xff\r\n\0", 11);
+      put_u32(buf, 0);  // flags
+      put_u32(buf, 0);  // header extension length
+      header = true;
+      return true;
+    }
+    if (next < rows.size()) {
+      append_stage_tuple(buf, static_cast<std::int32_t>(next), rows[next]);
+      ++next;
+      return true;
+    }
+    if (!trailer) {
+      put_u16(buf, 0xFFFF);
+      trailer = true;
+      return true;
+    }
+    return false;
+  });
+}
+
+// For servers without COPY FROM STDIN: multi-row INSERTs with binary vectors.
+Status stage_with_insert(Connection& conn, const std::vector<core::EmbeddingRow>& rows) {
+  constexpr std::size_t k_rows_per_statement = 64;
+  for (std::size_t start = 0; start < rows.size(); start += k_rows_per_statement) {
+    const std::size_t end = std::min(rows.size(), start + k_rows_per_statement);
+    std::string sql = "INSERT INTO lens_stage VALUES ";
+    Params p;
+    for (std::size_t i = start; i < end; ++i) {
+      const int b = static_cast<int>((i - start) * 9);
+      sql += fmt::format(
+          "{}(${}::integer, ${}, ${}, ${}::bytea, ${}::integer, ${}::boolean, ${}::integer, "
+          "${}::real[], ${})",
+          i == start ? "" : ",", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9);
+      const auto& row = rows[i];
+      std::string array;
+      put_float_array(array, row.embedding);
+      p.integer(static_cast<std::int64_t>(i))
+          .text(row.user_message_id)
+          .optional(row.assistant_message_id)
+          .binary(std::string(reinterpret_cast<const char*>(row.content_sha256.data()), 32))
+          .integer(row.token_count)
+          .boolean(row.truncated)
+          .integer(static_cast<std::int64_t>(row.embedding.size()))
+          .binary(std::move(array));
+      if (row.source_version.empty())
+        p.null();
+      else
+        p.text(row.source_version);
+    }
+    if (auto r = conn.exec("staging rows", sql, p); !r) return std::unexpected(r.error());
+  }
+  return {};
+}
+
+Status upsert_failures(Connection& conn, const std::string& provider, const std::string& model,
+                       const std::vector<core::Failure>& failures) {
+  // Last word per id: ON CONFLICT may not touch a row twice in one statement.
+  std::vector<const core::Failure*> unique;
+  std::unordered_set<std::string> seen;
+  for (auto it = failures.rbegin(); it != failures.rend(); ++it)
+    if (seen.insert(it->user_message_id).second) unique.push_back(&*it);
+  IdList ids, reasons, details, versions;
+  for (const auto* f : unique) {
+    ids.emplace_back(f->user_message_id);
+    reasons.emplace_back(std::string(core::to_string(f->reason)));
+    details.emplace_back(util::repair_utf8(f->detail));
+    versions.emplace_back(f->source_version.empty() ? std::nullopt
+                                                    : std::optional<std::string>(f->source_version));
+  }
+  auto r = conn.exec("recording failures", sql::upsert_failures(),
+                     Params()
+                         .text(provider)
+                         .text(model)
+                         .text(array_literal(ids))
+                         .text(array_literal(reasons))
+                         .text(array_literal(details))
+                         .text(array_literal(versions)));
+  if (!r) return std::unexpected(r.error());
+  return {};
+}
+
+}  // namespace
+
+Status BatchWriter::ensure_stage(Connection& conn) {
+  if (stage_generation_ == conn.generation()) return {};
+  // ON COMMIT DELETE ROWS: every batch starts empty without a DELETE of ours.
+  // STORAGE EXTERNAL: no pglz attempt on vectors that will not compress.
+  auto s = conn.exec_simple(
+      "creating the staging table",
+      "CREATE TEMP TABLE IF NOT EXISTS lens_stage (ord integer, user_message_id text, "
+      "assistant_message_id text, content_sha256 bytea, token_count integer, truncated boolean, "
+      "dimensions integer, embedding real[], source_version text) ON COMMIT DELETE ROWS; "
+      "ALTER TABLE lens_stage ALTER COLUMN embedding SET STORAGE EXTERNAL");
+  if (!s) return s;
+  stage_generation_ = conn.generation();
+  return {};
+}
+
+Status BatchWriter::write_once(Connection& conn, const WriteBatch& batch, const std::string& embedding_type) {
+  if (!batch.rows.empty()) {
+    if (auto s = ensure_stage(conn); !s) return s;
+  }
+  if (auto s = conn.exec_simple("writing a batch", "BEGIN"); !s) return s;
+  auto s = write_in_transaction(conn, batch, embedding_type);
+  if (!s) {
+    conn.rollback();
+    return s;
+  }
+  // An error here leaves the outcome unknown; the connection is gone or the server said
+  // no. Either way the redo is safe: every statement above is an upsert.
+  return conn.exec_simple("committing a batch", "COMMIT");
+}
+
+Status BatchWriter::write_in_transaction(Connection& conn, const WriteBatch& batch,
+                                         const std::string& embedding_type) {
+  IdList written;  // ids whose claims end with this batch
+  if (!batch.rows.empty()) {
+    auto staged = use_copy_ ? stage_with_copy(conn, batch.rows) : stage_with_insert(conn, batch.rows);
+    if (!staged) return staged;
+    const std::string cast = is_pgvector(embedding_type) ? "::" + embedding_type : "";
+    auto r = conn.exec("writing embeddings", sql::upsert_staged(cast),
+                       Params().text(batch.provider).text(batch.model));
+    if (!r) return std::unexpected(r.error());
+    for (const auto& row : batch.rows)
+      written.emplace_back(row.user_message_id);
+  }
+  if (!batch.touches.empty()) {
+    IdList ids, aids, versions;
+    for (const auto& t : batch.touches) {
+      ids.emplace_back(t.user_message_id);
+      aids.emplace_back(t.assistant_message_id);
+      versions.emplace_back(t.source_version);
+      written.emplace_back(t.user_message_id);
+    }
+    auto r = conn.exec("refreshing rows",
+                       "UPDATE message_embeddings e SET assistant_message_id = t.aid, source_version = t.sv, "
+                       "  updated_at = now() "
+                       "FROM unnest($3::uuid[], $4::uuid[], $5::timestamptz[]) AS t(id, aid, sv) "
+                       "WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = t.id",
+                       Params()
+                           .text(batch.provider)
+                           .text(batch.model)
+                           .text(array_literal(ids))
+                           .text(array_literal(aids))
+                           .text(array_literal(versions)));
+    if (!r) return std::unexpected(r.error());
+  }
+  if (!written.empty()) {
+    auto r = conn.exec("clearing failures",
+                       "DELETE FROM embedding_failures WHERE provider = $1 AND model = $2 "
+                       "AND user_message_id = ANY($3::uuid[])",
+                       Params().text(batch.provider).text(batch.model).text(array_literal(written)));
+    if (!r) return std::unexpected(r.error());
+  }
+  if (!batch.failures.empty()) {
+    if (auto s = upsert_failures(conn, batch.provider, batch.model, batch.failures); !s) return s;
+    for (const auto& f : batch.failures)
+      written.emplace_back(f.user_message_id);
+  }
+  if (claims_ && !written.empty()) {
+    if (auto s = claims_->drop(conn, batch.provider, batch.model, written); !s) return s;
+  }
+  if (batch.run_id > 0) {
+    auto r = conn.exec("updating run",
+                       "UPDATE embedding_runs SET embedded = $2, unchanged = $3, skipped = $4, failed = $5, "
+                       "truncated = $6, tokens = $7, requests = $8, retries = $9, rate_limited = $10, "
+                       "heartbeat_at = now() WHERE id = $1",
+                       progress_params(batch.run_id, batch.progress));
+    if (!r) return std::unexpected(r.error());
+  }
+  return {};
+}
+
+Result<std::int64_t> begin_run(Connection& conn, const RunRecord& run) {
+  auto r = conn.exec(
+      "starting run",
+      "INSERT INTO embedding_runs (provider, model, status, arguments, worker, heartbeat_at) "
+      "VALUES ($1, $2, 'running', $3, $4, now()) RETURNING id",
+      Params().text(run.provider).text(run.model).text(util::redact(run.arguments)).text(run.worker));
+  if (!r) return std::unexpected(r.error());
+  return r->integer(0, 0);
+}
+
+Status finish_run(Connection& conn, std::int64_t run_id, core::RunStatus status,
+                  const core::RunStats& stats) {
+  auto p = progress_params(run_id, stats);
+  p.text(core::to_string(status));
+  auto r = conn.exec("finishing run",
+                     "UPDATE embedding_runs SET embedded = $2, unchanged = $3, skipped = $4, failed = $5, "
+                     "truncated = $6, tokens = $7, requests = $8, retries = $9, rate_limited = $10, "
+                     "heartbeat_at = now(), finished_at = now(), status = $11 WHERE id = $1",
+                     p);
+  if (!r) return std::unexpected(r.error());
+  return {};
+}
+
+}  // namespace lens::store::postgres

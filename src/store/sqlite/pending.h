@@ -1,0 +1,21 @@
+// Reads of the work a run has to do on SQLite: keyset pages of exchanges that need work
+// and the cheap pending count. docs/ARCHITECTURE.md describes the two-step page.
+#pragma once
+
+#include <cstdint>
+
+#include "store/sqlite/database.h"
+#include "store/store.h"
+
+namespace lens::store::sqlite {
+
+// Store::next_pending on `db` (same contract): step 1 reads the key window of the next
+// `max_items` user messages from the partial index, step 2 the exchanges of that window
+// that need work. On failure `cursor` is unchanged.
+[[nodiscard]] util::Result<PendingPage> next_pending(Database& db, const WorkScope& scope,
+                                                     PendingCursor& cursor, std::size_t max_items);
+
+// Store::count_pending on `db`.
+[[nodiscard]] util::Result<std::int64_t> count_pending(Database& db, const WorkScope& scope);
+
+}  // namespace lens::store::sqlite

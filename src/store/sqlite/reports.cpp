@@ -1,0 +1,248 @@
+// Status, failures and search of the SQLite store; see reports.h.
+#include "store/sqlite/reports.h"
+
+#include <fmt/core.h>
+#include <algorithm>
+#include <bit>
+#include <thread>
+
+#include "store/sqlite/sql.h"
+#include "store/vector_math.h"
+#include "util/utf8.h"
+
+namespace lens::store::sqlite {
+namespace {
+
+static_assert(std::endian::native == std::endian::little,
+              "vectors are stored as little-endian float32; add a byte swap for this target");
+
+using util::ErrorCode;
+using util::fail;
+using util::Result;
+using util::Status;
+
+Status fill_model_status(Database& db, ModelStatus& m) {
+  auto count = [&](const std::string& text) -> Result<std::int64_t> {
+    Statement q;
+    if (auto s = q.prepare(db, text); !s) return std::unexpected(s.error());
+    q.bind(1, std::string_view(m.provider));
+    q.bind(2, std::string_view(m.model));
+    if (auto s = q.one_row("reading status"); !s) return std::unexpected(s.error());
+    return q.integer(0);
+  };
+  auto embedded = count("SELECT count(*) FROM message_embeddings WHERE provider = ?1 AND model = ?2");
+  if (!embedded) return std::unexpected(embedded.error());
+  m.embedded = *embedded;
+  auto pending = count(sql::count_unwritten());
+  if (!pending) return std::unexpected(pending.error());
+  m.pending = *pending;
+  auto stale = count(sql::count_stale());
+  if (!stale) return std::unexpected(stale.error());
+  m.stale = *stale;
+  Statement q;
+  if (auto s = q.prepare(db,
+                         "SELECT reason, count(*) FROM embedding_failures WHERE provider = ?1 AND model = ?2 "
+                         "GROUP BY reason ORDER BY 2 DESC, 1");
+      !s)
+    return s;
+  q.bind(1, std::string_view(m.provider));
+  q.bind(2, std::string_view(m.model));
+  for (;;) {
+    auto row = q.step("reading failures");
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    m.failures_by_reason.emplace_back(q.text(0), q.integer(1));
+    m.failed += q.integer(1);
+  }
+  return {};
+}
+
+// One thread's share of a search: rows of (provider, model) with rowid in [from, to],
+// read through a connection of its own. Returns the error message, "" on success.
+std::string scan_range(const std::string& path, const std::string& provider, const std::string& model,
+                       std::span<const float> query, float query_norm, std::int64_t from, std::int64_t to,
+                       TopK& top) {
+  auto db = Database::open(path, Database::Mode::read_only);
+  if (!db) return db.error().message;
+  Statement q;
+  if (auto s = q.prepare(**db,
+                         "SELECT rowid, embedding FROM message_embeddings WHERE rowid BETWEEN ?3 AND ?4 "
+                         "AND provider = ?1 AND model = ?2");
+      !s)
+    return s.error().message;
+  q.bind(1, std::string_view(provider));
+  q.bind(2, std::string_view(model));
+  q.bind(3, from);
+  q.bind(4, to);
+  for (;;) {
+    auto row = q.step("scanning vectors");
+    if (!row) return row.error().message;
+    if (!*row) return {};
+    const auto bytes = q.blob(1);
+    if (bytes.size() != query.size() * sizeof(float)) continue;  // other dimensions
+    top.offer(q.integer(0), cosine_from_bytes(query, query_norm, bytes.data()));
+  }
+}
+
+}  // namespace
+
+Result<StatusReport> read_status(Database& db, std::size_t recent_runs) {
+  StatusReport report;
+  auto eligible = db.scalar_int(sql::count_eligible());
+  if (!eligible) return std::unexpected(eligible.error());
+  report.eligible = *eligible;
+
+  Statement models;
+  if (auto s = models.prepare(db,
+                              "SELECT provider, model FROM message_embeddings GROUP BY provider, model "
+                              "UNION SELECT provider, model FROM embedding_failures "
+                              "UNION SELECT provider, model FROM embedding_runs ORDER BY 1, 2");
+      !s)
+    return std::unexpected(s.error());
+  for (;;) {
+    auto row = models.step("reading status");
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    ModelStatus m;
+    m.provider = models.text(0);
+    m.model = models.text(1);
+    report.models.push_back(std::move(m));
+  }
+  for (auto& m : report.models) {
+    if (auto s = fill_model_status(db, m); !s) return std::unexpected(s.error());
+  }
+
+  Statement runs;
+  if (auto s = runs.prepare(
+          db,
+          "SELECT id, provider, model, started_at, coalesce(finished_at, ''), status, embedded, "
+          "unchanged, skipped, failed, truncated, tokens, requests, retries, rate_limited, "
+          "(julianday(coalesce(finished_at, heartbeat_at, started_at)) - julianday(started_at)) * 86400.0 "
+          "FROM embedding_runs ORDER BY id DESC LIMIT ?1");
+      !s)
+    return std::unexpected(s.error());
+  runs.bind(1, static_cast<std::int64_t>(recent_runs));
+  for (;;) {
+    auto row = runs.step("reading runs");
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    RunSummary r;
+    r.id = runs.integer(0);
+    r.provider = runs.text(1);
+    r.model = runs.text(2);
+    r.started_at = runs.text(3);
+    r.finished_at = runs.text(4);
+    r.status = core::parse_run_status(runs.text(5)).value_or(core::RunStatus::failed);
+    r.stats.embedded = runs.integer(6);
+    r.stats.unchanged = runs.integer(7);
+    r.stats.failed = runs.integer(9);
+    r.stats.truncated = runs.integer(10);
+    r.stats.tokens = runs.integer(11);
+    r.stats.requests = runs.integer(12);
+    r.stats.retries = runs.integer(13);
+    r.stats.rate_limited = runs.integer(14);
+    r.duration_seconds = runs.real(15);
+    report.recent_runs.push_back(std::move(r));
+  }
+  return report;
+}
+
+Result<std::vector<FailureRecord>> read_failures(Database& db, const std::string& provider,
+                                                 const std::string& model) {
+  Statement q;
+  if (auto s = q.prepare(db,
+                         "SELECT provider, model, user_message_id, reason, coalesce(detail, ''), attempts, "
+                         "first_failed_at, last_failed_at FROM embedding_failures "
+                         "WHERE (?1 = '' OR provider = ?1) AND (?2 = '' OR model = ?2) "
+                         "ORDER BY provider, model, last_failed_at, user_message_id");
+      !s)
+    return std::unexpected(s.error());
+  q.bind(1, std::string_view(provider));
+  q.bind(2, std::string_view(model));
+  std::vector<FailureRecord> out;
+  for (;;) {
+    auto row = q.step("reading failures");
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    FailureRecord f;
+    f.provider = q.text(0);
+    f.model = q.text(1);
+    f.user_message_id = q.text(2);
+    const std::string word = q.text(3);
+    const auto reason = core::parse_failure_reason(word);
+    if (!reason)
+      return fail(ErrorCode::internal,
+                  fmt::format("sqlite: unknown failure reason \"{}\" in embedding_failures", word));
+    f.reason = *reason;
+    f.detail = q.text(4);
+    f.attempts = q.integer(5);
+    f.first_failed_at = q.text(6);
+    f.last_failed_at = q.text(7);
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+Result<std::vector<SearchHit>> search(Database& db, const std::string& provider, const std::string& model,
+                                      std::span<const float> query, std::size_t k) {
+  std::int64_t lo = 0, hi = -1;
+  {
+    Statement range;
+    if (auto s = range.prepare(db,
+                               "SELECT min(rowid), max(rowid) FROM message_embeddings "
+                               "WHERE provider = ?1 AND model = ?2");
+        !s)
+      return std::unexpected(s.error());
+    range.bind(1, std::string_view(provider));
+    range.bind(2, std::string_view(model));
+    if (auto row = range.step("reading vector range"); row && *row && !range.is_null(0)) {
+      lo = range.integer(0);
+      hi = range.integer(1);
+    }
+  }
+  const float query_norm = l2_norm(query);
+  const auto threads =
+      static_cast<std::int64_t>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 8));
+  const std::int64_t span = hi >= lo ? (hi - lo) / threads + 1 : 0;
+  std::vector<TopK> partial(static_cast<std::size_t>(threads), TopK(k));
+  std::vector<std::string> errors(static_cast<std::size_t>(threads));
+  std::vector<std::thread> pool;
+  for (std::int64_t t = 0; t < threads && span > 0; ++t) {
+    pool.emplace_back([&, t] {
+      const auto i = static_cast<std::size_t>(t);
+      errors[i] = scan_range(db.path(), provider, model, query, query_norm, lo + t * span,
+                             std::min(hi, lo + (t + 1) * span - 1), partial[i]);
+    });
+  }
+  for (auto& th : pool)
+    th.join();
+  for (const auto& e : errors) {
+    if (!e.empty())
+      return fail(ErrorCode::transient, fmt::format("sqlite {}: scanning vectors: {}", db.path(), e));
+  }
+  TopK top(k);
+  for (auto& p : partial) {
+    for (const auto& [rowid, score] : p.sorted())
+      top.offer(rowid, score);
+  }
+
+  Statement detail;
+  if (auto s = detail.prepare(db, sql::search_hit()); !s) return std::unexpected(s.error());
+  std::vector<SearchHit> hits;
+  for (const auto& [rowid, score] : top.sorted()) {
+    detail.reset();
+    detail.bind(1, rowid);
+    if (auto row = detail.step("reading search hits"); !row || !*row) continue;
+    SearchHit h;
+    h.user_message_id = detail.text(0);
+    h.assistant_message_id = detail.optional_text(1);
+    h.conversation_id = detail.text(2);
+    h.created_at = detail.text(3);
+    h.snippet = util::repair_utf8(detail.text(4));
+    h.score = score;
+    hits.push_back(std::move(h));
+  }
+  return hits;
+}
+
+}  // namespace lens::store::sqlite

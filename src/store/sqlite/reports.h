@@ -1,0 +1,31 @@
+// Reads for people rather than for the pipeline on SQLite: status, the failure list and
+// search. Provider and model are arguments of every call.
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "store/sqlite/database.h"
+#include "store/store.h"
+
+namespace lens::store::sqlite {
+
+// Store::status on `db`.
+[[nodiscard]] util::Result<StatusReport> read_status(Database& db, std::size_t recent_runs);
+
+// Store::failures on `db` ("" matches any provider or model). A reason word this binary
+// does not know: internal.
+[[nodiscard]] util::Result<std::vector<FailureRecord>> read_failures(Database& db,
+                                                                     const std::string& provider,
+                                                                     const std::string& model);
+
+// Store::search: an exact scan, parallel over rowid ranges; each thread (up to 8) reads
+// its range through its own read-only connection to the file (WAL lets readers run side
+// by side) and keeps its own top k. Rows of another dimension than `query` are skipped.
+// A scan thread that cannot read: transient.
+[[nodiscard]] util::Result<std::vector<SearchHit>> search(Database& db, const std::string& provider,
+                                                          const std::string& model,
+                                                          std::span<const float> query, std::size_t k);
+
+}  // namespace lens::store::sqlite

@@ -1,0 +1,48 @@
+// Query text of the SQLite store that reads the source tables (messages): the pending
+// window and needs-work predicate, the answer of a user message, the eligible, pending
+// and stale counts, search details, and the writes that check messages. Kept together so
+// that a change to the source schema lands in this one file (docs/POSTGRES.md has the
+// PostgreSQL twin, store/postgres/sql.h). Parameters are part of each contract below.
+#pragma once
+
+#include <string>
+
+namespace lens::store::sqlite::sql {
+
+// strftime of the current time as ISO-8601 UTC with milliseconds, as stored.
+extern const char* const k_now;
+
+// The key window: (created_at, id) of the next ?4 user messages after (?1, ?2). A fresh
+// cursor is ('', ''), below every real created_at.
+[[nodiscard]] std::string pending_window();
+
+// The exchanges in ((?1, ?8), (?6, ?7)] that need work for ?2 provider, ?3 model, ?4
+// force, ?5 retry failures: id, conversation, created_at, content, answer id, answer
+// content, source version, stored sha256; in keyset order.
+[[nodiscard]] std::string pending();
+
+// count_pending: eligible user messages without a row (?3 force: all) and without a
+// failure (?4 retry: all) for ?1 provider, ?2 model.
+[[nodiscard]] std::string count_pending();
+
+// status: eligible (non-blank) user messages; no parameters.
+[[nodiscard]] std::string count_eligible();
+// status for ?1 provider, ?2 model: user messages with neither a row nor a failure.
+[[nodiscard]] std::string count_unwritten();
+// status for ?1 provider, ?2 model: rows whose exchange changed since they were written.
+[[nodiscard]] std::string count_stale();
+
+// search: user message id, answer id, conversation id, created_at and the first 400
+// characters of the row with rowid ?1.
+[[nodiscard]] std::string search_hit();
+
+// write_batch: upsert of one row (?1 provider, ?2 model, ?3 id, ?4 answer id, ?5 sha256,
+// ?6 tokens, ?7 truncated, ?8 dimensions, ?9 vector blob, ?10 source version); a message
+// deleted since it was read is skipped instead of failing on the foreign key.
+[[nodiscard]] std::string upsert_row();
+
+// write_batch: one failure (?1 provider, ?2 model, ?3 id, ?4 reason, ?5 detail, ?6 source
+// version), attempts += 1 on conflict; a deleted message is skipped.
+[[nodiscard]] std::string upsert_failure();
+
+}  // namespace lens::store::sqlite::sql

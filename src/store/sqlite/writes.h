@@ -1,0 +1,27 @@
+// Writes of the SQLite store: one batch in one IMMEDIATE transaction (upserts, touches,
+// failures, run progress) and the records of a run (begin, finish).
+#pragma once
+
+#include <cstdint>
+
+#include "store/sqlite/database.h"
+#include "store/store.h"
+
+namespace lens::store::sqlite {
+
+// One attempt at committing all of `batch` in one transaction.
+// On success: rows upserted, touches applied, failures upserted (attempts += 1) and the
+// failures of everything written cleared, the run's progress stored. On failure: rolled
+// back, nothing of it committed. Refused rows are NOT isolated here: see
+// write_isolating_refused_rows.
+[[nodiscard]] util::Status write_once(Database& db, const WriteBatch& batch);
+
+// Store::begin_run: inserts a run 'running' with `run.arguments` passed through
+// util::redact. Returns its id.
+[[nodiscard]] util::Result<std::int64_t> begin_run(Database& db, const RunRecord& run);
+
+// Store::finish_run: status and finished_at, then the final counters, of run `run_id`.
+[[nodiscard]] util::Status finish_run(Database& db, std::int64_t run_id, core::RunStatus status,
+                                      const core::RunStats& stats);
+
+}  // namespace lens::store::sqlite

@@ -1,0 +1,50 @@
+// The one rule both stores follow when the database refuses a batch: isolate the rows it
+// refuses, record each as a store_rejected failure, commit everything else.
+#pragma once
+
+#include <functional>
+#include <string_view>
+
+#include "store/store.h"
+#include "util/log.h"
+
+namespace lens::store {
+
+// Writes `batch` with `write_once` (one transaction, all or nothing). When that fails
+// with a permanent error (a row the table refuses: a CHECK, a trigger, a vector of the
+// wrong dimension for a pgvector column) the batch is redone item by item, each row in
+// its own transaction; a row still refused becomes a failure with reason store_rejected
+// (the database's message as detail), committed on its own, so a poison item is recorded
+// once and not handed out again (unless edited or retried). The touches, failures and
+// progress of the batch are then committed together.
+// On success: every item of `batch` is written or recorded. On failure: the first error
+// that is not a refused row (transient: redoing the whole batch is safe, every write is
+// an upsert); items committed before it stay committed.
+[[nodiscard]] inline util::Status write_isolating_refused_rows(
+    const WriteBatch& batch, std::string_view backend,
+    const std::function<util::Status(const WriteBatch&)>& write_once) {
+  auto s = write_once(batch);
+  if (s || s.error().code != util::ErrorCode::permanent) return s;
+  util::log_warn("{}: batch of {} rows refused ({}); writing its items one by one", backend,
+                 batch.rows.size(), s.error().message);
+  for (const auto& row : batch.rows) {
+    WriteBatch one;
+    one.provider = batch.provider;
+    one.model = batch.model;
+    one.rows.push_back(row);
+    auto r = write_once(one);
+    if (r) continue;
+    if (r.error().code != util::ErrorCode::permanent) return r;
+    WriteBatch poison;
+    poison.provider = batch.provider;
+    poison.model = batch.model;
+    poison.failures.push_back(core::Failure{row.user_message_id, core::FailureReason::store_rejected,
+                                            r.error().message, row.source_version});
+    if (auto f = write_once(poison); !f) return f;
+  }
+  WriteBatch rest = batch;
+  rest.rows.clear();
+  return write_once(rest);
+}
+
+}  // namespace lens::store
