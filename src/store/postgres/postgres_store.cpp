@@ -151,7 +151,10 @@ class PostgresStore final : public Store {
   // lost at its start: it reconnects once and starts over. Anything else (the reconnect
   // fails, the session dies after a statement succeeded, any other error) is returned as
   // classified, transient included, and the caller decides whether to call again. No
-  // sleeping, no backoff here: the pipeline owns retries.
+  // sleeping, no backoff here: the pipeline owns retries. The redo is safe because every
+  // first statement is a read, a BEGIN or an idempotent statement; the one exception,
+  // begin_run's INSERT, may leave a second 'running' row if the server committed it just
+  // before the session died, exactly as a caller's retry would.
   template <typename F>
   auto call(F&& body) -> decltype(body()) {
     const auto generation = conn_.generation();
