@@ -46,7 +46,7 @@ class SharedFlags {
   void dimensions(CLI::App* c, const char* help = "Output dimensions, for models that accept them") const {
     c->add_option("--dimensions", f_.dimensions, help)->check(CLI::PositiveNumber);
   }
-  // What every command that reaches a provider takes.
+  // For the commands that name a provider: run, failures, search, config.
   void provider_group(CLI::App* c) const {
     provider(c);
     model(c);
@@ -93,7 +93,9 @@ Commands define_commands(CLI::App& app, Flags& f) {
   shared.db(run);
   shared.config(run);
   shared.provider_group(run);
-  run->add_option("--batch-size", f.batch_size, "Maximum inputs per request (1..2048)")
+  run->add_option(
+         "--batch-size", f.batch_size,
+         fmt::format("Maximum inputs per request ({}..{})", k_batch_size_bounds.min, k_batch_size_bounds.max))
       ->check(range(k_batch_size_bounds));
   run->add_option("--limit", f.limit, "Embed at most N exchanges in this run")->check(CLI::NonNegativeNumber);
   run->add_flag("--force", f.force, "Re-embed exchanges that already have a row (updated in place)");

@@ -18,6 +18,8 @@ struct ProgressStyle {
   LogFormat format = LogFormat::logfmt;
 };
 
+// Progress on stderr: a redrawn line on a terminal, else one logfmt or JSON line per
+// snapshot; nothing when quiet. Called from the pipeline's dispatcher thread only.
 class ProgressPrinter final : public pipeline::ProgressListener {
  public:
   explicit ProgressPrinter(ProgressStyle style) : style_(style) {}
@@ -32,10 +34,14 @@ struct RunContext {
   std::string provider, model, database;  // database already masked
 };
 
-// Human summary (stdout) or one JSON object (stdout) of a finished run.
+// The printers write to stdout, as text for people or (json) one JSON document; every string
+// passes through util::redact, and JSON replaces invalid UTF-8 instead of throwing.
+
+// A finished run (or dry run): counts, and the fatal error when there was one.
 void print_run_summary(const pipeline::RunOutcome& outcome, const RunContext& ctx, bool json);
 void print_status(const store::StatusReport& report, bool json);
 void print_failures(const std::vector<store::FailureRecord>& failures, bool json);
+// Hits in the order given (best first); snippets cut to 160 bytes on a UTF-8 boundary.
 void print_search(const std::vector<store::SearchHit>& hits, const std::string& query, bool json);
 
 }  // namespace lens::cli

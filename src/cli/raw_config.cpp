@@ -104,8 +104,8 @@ util::Result<ProviderSection> provider_section(const std::string& name, const Fi
   if (!p.kind.is_set()) p.kind = {name == "local-hash" ? "local-hash" : "openai", "built in"};
   if (p.kind.value != "local-hash" && p.kind.value != "openai") {
     return util::fail(ErrorCode::invalid_argument,
-                      fmt::format("provider {}: kind must be \"openai\" or \"local-hash\", not \"{}\"", name,
-                                  p.kind.value));
+                      fmt::format("provider {}: kind must be \"openai\" or \"local-hash\", not \"{}\" ({})",
+                                  name, p.kind.value, p.kind.source));
   }
   if (p.kind.value == "openai" && name != "openai" && name != "supermind" &&
       configured == file.providers.end()) {
