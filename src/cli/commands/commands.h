@@ -16,6 +16,7 @@ namespace lens::cli {
 // failures too), once or, with --follow, until a signal. Installs the signal handlers.
 [[nodiscard]] int cmd_run(const Flags& flags, const RawConfig& config, bool retry_failures);
 
+// Embedded, pending, stale and failed counts per (provider, model) and the recent runs.
 [[nodiscard]] int cmd_status(const Flags& flags, const RawConfig& config);
 
 // Lists the recorded failures, or with --retry embeds them again (cmd_run).

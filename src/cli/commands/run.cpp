@@ -3,14 +3,12 @@
 #include <fmt/core.h>
 #include <unistd.h>
 #include <chrono>
-#include <nlohmann/json.hpp>
 
 #include "cli/commands/commands.h"
 #include "cli/commands/common.h"
 #include "cli/exit_status.h"
 #include "cli/output.h"
 #include "pipeline/pipeline.h"
-#include "util/redact.h"
 
 namespace lens::cli {
 namespace {
@@ -40,26 +38,6 @@ pipeline::RunOptions run_options(const Settings& s, const Flags& flags, bool ret
   // A terminal line is redrawn often; a log line every 10 s is enough for a pipe.
   o.progress_interval = tty ? std::chrono::milliseconds(250) : std::chrono::milliseconds(10'000);
   return o;
-}
-
-// embedding_runs.arguments: the configuration as given (raw text, as `config` shows it),
-// secrets masked.
-std::string arguments_json(const RawConfig& c, const Flags& f) {
-  nlohmann::json j{{"database", mask_database_url(c.database.value)},
-                   {"provider", c.provider.value},
-                   {"model", c.model.value},
-                   {"batch_size", c.batch_size.value},
-                   {"concurrency", c.concurrency.value},
-                   {"rpm", c.rpm.value},
-                   {"tpm", c.tpm.value},
-                   {"force", f.force},
-                   {"dry_run", f.dry_run},
-                   {"follow", f.follow},
-                   {"long_input", c.long_input.value}};
-  if (f.limit) j["limit"] = *f.limit;
-  if (c.dimensions.is_set()) j["dimensions"] = c.dimensions.value;
-  if (c.provider_section.base_url.is_set()) j["base_url"] = util::redact(c.provider_section.base_url.value);
-  return util::redact(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 }  // namespace
@@ -93,7 +71,8 @@ int cmd_run(const Flags& flags, const RawConfig& config, bool retry_failures) {
   install_signal_handlers();
   const auto& stop = stop_flag();
   pipeline::RunDeps deps{
-      **reader, **writer, **provider, **tok, &printer, &stop, arguments_json(config, flags), so.worker_id};
+      **reader,    **writer, **provider, **tok, &printer, &stop, run_arguments_json(config, flags),
+      so.worker_id};
   const RunContext ctx{s.provider, s.model, mask_database_url(s.database)};
   while (true) {
     const auto outcome = pipeline::run_pipeline(options, deps);

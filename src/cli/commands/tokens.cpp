@@ -1,14 +1,13 @@
 // `tokens`: exact token count (and ids) of a file or stdin with the model's tokenizer.
 #include <fmt/core.h>
-#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <iterator>
-#include <nlohmann/json.hpp>
 
 #include "cli/commands/commands.h"
 #include "cli/commands/common.h"
 #include "cli/exit_status.h"
+#include "cli/output.h"
 
 namespace lens::cli {
 
@@ -26,23 +25,7 @@ int cmd_tokens(const Flags& flags, const RawConfig& config) {
     if (!in) return usage_error(fmt::format("tokens: cannot read {}", flags.file));
     text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
-  const auto ids = (*tok)->encode(text);
-  if (flags.json) {
-    nlohmann::json j{{"model", spec.name},
-                     {"encoding", spec.encoding},
-                     {"tokens", ids.size()},
-                     {"max_input_tokens", spec.max_input_tokens}};
-    if (flags.ids) j["ids"] = ids;
-    std::printf("%s\n", j.dump().c_str());
-    return k_exit_ok;
-  }
-  std::printf("%zu\n", ids.size());
-  if (flags.ids) {
-    std::string line;
-    for (std::size_t i = 0; i < ids.size(); ++i)
-      line += (i ? " " : "") + std::to_string(ids[i]);
-    std::printf("%s\n", line.c_str());
-  }
+  print_tokens(spec, (*tok)->encode(text), flags.ids, flags.json);
   return k_exit_ok;
 }
 
