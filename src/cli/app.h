@@ -4,6 +4,9 @@
 
 namespace lens::cli {
 
+// Loads ./.env, parses argv, runs the command it names and returns its exit status
+// (exit_status.h). Errors go to stderr, redacted; nothing throws out of it (an unexpected
+// exception is reported as an internal error, status 1). Call once, from main.
 [[nodiscard]] int run_cli(int argc, char** argv);
 
 }  // namespace lens::cli

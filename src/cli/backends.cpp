@@ -1,7 +1,8 @@
-// Backend selection.
+// Backend selection: the typed settings become store and provider options here, once.
 #include "cli/backends.h"
 
 #include <fmt/core.h>
+#include <algorithm>
 
 #include "provider/local_hash.h"
 #include "provider/openai/openai_provider.h"
@@ -26,16 +27,17 @@ util::Result<DatabaseTarget> parse_database_url(const std::string& url) {
                                 url));
 }
 
-util::Result<std::unique_ptr<store::Store>> open_store(const DatabaseTarget& target,
-                                                       const StoreOptions& options) {
-  if (target.kind == DatabaseKind::sqlite) {
-    if (target.location.empty()) {
+util::Result<std::unique_ptr<store::Store>> open_store(const std::string& url, const StoreOptions& options) {
+  auto target = parse_database_url(url);
+  if (!target) return std::unexpected(target.error());
+  if (target->kind == DatabaseKind::sqlite) {
+    if (target->location.empty()) {
       return util::fail(util::ErrorCode::invalid_argument, "--db sqlite: needs a path, e.g. sqlite:lens.db");
     }
-    return store::open_sqlite_store(target.location);
+    return store::open_sqlite_store(target->location);
   }
   store::PostgresOptions pg;
-  pg.conninfo = target.location;
+  pg.conninfo = target->location;
   pg.use_claims = options.claims;
   pg.worker_id = options.worker_id;
   pg.hnsw_index = options.hnsw_index;
@@ -43,32 +45,31 @@ util::Result<std::unique_ptr<store::Store>> open_store(const DatabaseTarget& tar
   return store::open_postgres_store(pg);
 }
 
-util::Result<std::unique_ptr<provider::Provider>> make_provider(const Config& config,
-                                                                int default_dimensions) {
-  const auto& p = config.provider_config;
-  if (p.kind == "local-hash") {
-    return std::unique_ptr<provider::Provider>(
-        std::make_unique<provider::LocalHashProvider>(default_dimensions));
+util::Result<std::unique_ptr<provider::Provider>> make_provider(const Settings& settings) {
+  const ProviderSettings& p = *settings.provider_settings;
+  if (p.kind == ProviderKind::local_hash) {
+    return std::unique_ptr<provider::Provider>(std::make_unique<provider::LocalHashProvider>(
+        p.dimensions.value_or(settings.model_spec.default_dimensions)));
   }
-  if (!p.base_url.is_set()) {
-    return util::fail(
-        util::ErrorCode::invalid_argument,
-        fmt::format("provider {} has no base URL: pass --base-url URL or set {}_BASE_URL", p.name,
-                    p.api_key_env.value.substr(0, p.api_key_env.value.rfind("_API_KEY"))));
+  if (p.base_url.empty()) {
+    return util::fail(util::ErrorCode::invalid_argument,
+                      fmt::format("provider {} has no base URL: pass --base-url URL or set {}_BASE_URL",
+                                  p.name, p.api_key_env.substr(0, p.api_key_env.rfind("_API_KEY"))));
   }
-  if (!config.api_key.is_set()) {
+  if (p.api_key.empty()) {
     return util::fail(util::ErrorCode::invalid_argument,
                       fmt::format("provider {} needs an API key: set {} (in the environment or .env)", p.name,
-                                  p.api_key_env.value));
+                                  p.api_key_env));
   }
   provider::OpenAiOptions o;
-  o.base_url = p.base_url.value;
-  o.api_key = config.api_key.value;
-  o.model = config.model.value;
-  o.encoding_format = config.encoding_format.value;
-  o.request_timeout = std::chrono::seconds(std::stoll(config.timeout_seconds.value));
-  o.verify_tls = config.insecure.value != "true" && config.insecure.value != "1";
-  o.max_connections = std::max(4, static_cast<int>(std::stoll(config.concurrency.value)) * 2);
+  o.base_url = p.base_url;
+  o.api_key = p.api_key;
+  o.model = settings.model;
+  o.encoding_format = p.encoding_format;
+  o.request_timeout = p.timeout;
+  o.verify_tls = p.verify_tls;
+  // HTTP/1.1 needs one connection per request in flight.
+  o.max_connections = std::max(4, p.concurrency * 2);
   return provider::make_openai_provider(o);
 }
 

@@ -1,11 +1,11 @@
 // The only place that picks concrete backends: a Store from a database URL, a Provider
-// from the configuration.
+// from the settings.
 #pragma once
 
 #include <memory>
 #include <string>
 
-#include "cli/config.h"
+#include "cli/settings.h"
 #include "provider/provider.h"
 #include "store/store.h"
 
@@ -20,6 +20,7 @@ struct DatabaseTarget {
 
 // `sqlite:PATH`, `sqlite://PATH`, a file path ending in .db/.sqlite/.sqlite3 → SQLite;
 // postgres://, postgresql://, or a libpq key=value string → PostgreSQL.
+// On failure: invalid_argument starting with "--db" and listing the accepted forms.
 [[nodiscard]] util::Result<DatabaseTarget> parse_database_url(const std::string& url);
 
 struct StoreOptions {
@@ -29,10 +30,17 @@ struct StoreOptions {
   int vector_dimensions = 0;  // PostgreSQL with pgvector: vector(N) for a new table
 };
 
-[[nodiscard]] util::Result<std::unique_ptr<store::Store>> open_store(const DatabaseTarget& target,
+// Opens (does not migrate) the database `url` names. The caller owns the store; a store is
+// used by one thread at a time (store.h).
+// On failure: parse_database_url's error, or the store's (connection, authentication).
+[[nodiscard]] util::Result<std::unique_ptr<store::Store>> open_store(const std::string& url,
                                                                      const StoreOptions& options);
 
-[[nodiscard]] util::Result<std::unique_ptr<provider::Provider>> make_provider(const Config& config,
-                                                                              int default_dimensions);
+// A client for the configured provider, sending `settings.model` with
+// `provider_settings.dimensions` or else the model's default size.
+// REQUIRES: settings.provider_settings (make_settings with Uses::provider).
+// On failure: invalid_argument when an OpenAI-compatible provider has no base URL or no API
+// key (naming the variable to set), or make_openai_provider's error.
+[[nodiscard]] util::Result<std::unique_ptr<provider::Provider>> make_provider(const Settings& settings);
 
 }  // namespace lens::cli

@@ -1,4 +1,5 @@
-// Unit tests of the cli's parsing pieces: .env, database URLs, config precedence.
+// Unit tests of the cli's parsing pieces: .env, database URLs, the raw configuration with
+// its sources (phase one) and the typed settings (phase two).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -6,8 +7,9 @@
 #include <fstream>
 
 #include "cli/backends.h"
-#include "cli/config.h"
 #include "cli/dotenv.h"
+#include "cli/raw_config.h"
+#include "cli/settings.h"
 
 namespace lens::cli {
 namespace {
@@ -36,6 +38,23 @@ TEST(Dotenv, BadLineNamesFileAndLine) {
   auto s = load_dotenv(path);
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().message.find(path + ":2"), std::string::npos) << s.error().message;
+}
+
+TEST(Dotenv, RemembersTheLineOfWhatItSetAndOnlyThat) {
+  ::setenv("LENS_T_KEPT", "from-env", 1);
+  ::unsetenv("LENS_T_A");
+  ::unsetenv("LENS_T_TWICE");
+  const auto path = temp_file("dotenv_lines",
+                              "LENS_T_KEPT=no\n# c\nLENS_T_A=1\nLENS_T_TWICE=first\n"
+                              "LENS_T_TWICE=second\n");
+  auto origins = load_dotenv(path);
+  ASSERT_TRUE(origins) << origins.error().message;
+  EXPECT_EQ(origins->source_of("LENS_T_A"), path + ":3");
+  EXPECT_EQ(origins->source_of("LENS_T_TWICE"), path + ":4");
+  EXPECT_STREQ(std::getenv("LENS_T_TWICE"), "first");
+  EXPECT_EQ(origins->source_of("LENS_T_KEPT"), std::nullopt);
+  EXPECT_STREQ(std::getenv("LENS_T_KEPT"), "from-env");
+  EXPECT_TRUE(load_dotenv(path + "-missing"));  // no file, nothing set, no error
 }
 
 TEST(DatabaseUrl, RecognisesBackends) {
@@ -72,6 +91,23 @@ TEST(Config, FlagsBeatEnvBeatFileBeatDefaults) {
   ::unsetenv("LENS_BATCH_SIZE");
 }
 
+TEST(Config, ValuesFromDotenvNameTheirLine) {
+  ::unsetenv("LENS_MODEL");
+  ::unsetenv("LENS_CONCURRENCY");
+  ::setenv("LENS_CONCURRENCY", "7", 1);
+  const auto path = temp_file("dotenv_cfg", "LENS_MODEL=my-model\nLENS_CONCURRENCY=9\n");
+  auto dotenv = load_dotenv(path);
+  ASSERT_TRUE(dotenv);
+  auto c = resolve_config(Flags{}, *dotenv);
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->model.value, "my-model");
+  EXPECT_EQ(c->model.source, path + ":1");
+  EXPECT_EQ(c->concurrency.value, "7");  // the environment was there first
+  EXPECT_EQ(c->concurrency.source, "env LENS_CONCURRENCY");
+  ::unsetenv("LENS_MODEL");
+  ::unsetenv("LENS_CONCURRENCY");
+}
+
 TEST(Config, BrokenTomlNamesFileAndLine) {
   const auto path = temp_file("bad.toml", "[database]\nurl = \"sqlite:x.db\"\nbatch_size = = 3\n");
   Flags f;
@@ -88,6 +124,110 @@ TEST(Config, UnknownProviderIsAUsageError) {
   ASSERT_FALSE(c);
   EXPECT_EQ(c.error().code, util::ErrorCode::invalid_argument);
   EXPECT_NE(c.error().message.find("--provider nonesuch"), std::string::npos);
+}
+
+TEST(Settings, ParsesWholeNumbersOnly) {
+  EXPECT_EQ(parse_whole_number("42"), 42);
+  EXPECT_EQ(parse_whole_number(" +7"), 7);
+  EXPECT_EQ(parse_whole_number("-3"), -3);
+  EXPECT_EQ(parse_whole_number(""), std::nullopt);
+  EXPECT_EQ(parse_whole_number("3.5"), std::nullopt);
+  EXPECT_EQ(parse_whole_number("12abc"), std::nullopt);
+  EXPECT_EQ(parse_whole_number("+-3"), std::nullopt);
+  EXPECT_EQ(parse_whole_number("99999999999999999999"), std::nullopt);
+}
+
+RawConfig raw_config() {
+  auto c = resolve_config(Flags{});
+  EXPECT_TRUE(c) << c.error().message;
+  return c ? *c : RawConfig{};
+}
+
+TEST(Settings, TypesEveryValueTheCommandUses) {
+  RawConfig raw = raw_config();
+  raw.batch_size = {"64", "flag --batch-size"};
+  raw.rpm = {"600", "default"};
+  raw.dimensions = {"256", "lens-embed.toml:3"};
+  raw.timeout_seconds = {"30", "default"};
+  raw.long_input = {"chunk", "default"};
+  raw.insecure = {"1", "env LENS_INSECURE"};
+  auto s = make_settings(raw, {.provider = true, .run = true});
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->run->batch_size, 64u);
+  EXPECT_EQ(s->run->rate.requests_per_minute, 600.0);
+  EXPECT_EQ(s->run->long_input, pipeline::LongInput::chunk);
+  EXPECT_EQ(s->provider_settings->dimensions, 256);
+  EXPECT_EQ(s->provider_settings->timeout, std::chrono::seconds(30));
+  EXPECT_FALSE(s->provider_settings->verify_tls);
+  EXPECT_EQ(s->provider_settings->kind, ProviderKind::local_hash);
+  auto names_only = make_settings(raw, {});
+  ASSERT_TRUE(names_only);
+  EXPECT_FALSE(names_only->run);
+  EXPECT_FALSE(names_only->provider_settings);
+}
+
+TEST(Settings, ErrorsNameTheValueAndItsSource) {
+  struct Case {
+    Sourced RawConfig::*field;
+    Sourced value;
+    std::string message;
+  };
+  const Case cases[] = {
+      {&RawConfig::batch_size,
+       {"0", "env LENS_BATCH_SIZE"},
+       "--batch-size 0 (from env LENS_BATCH_SIZE): must be 1..2048"},
+      {&RawConfig::batch_size, {"-3", ".env:4"}, "--batch-size -3 (from .env:4): must be 1..2048"},
+      {&RawConfig::batch_size,
+       {"abc", "lens-embed.toml:2"},
+       "--batch-size: \"abc\" from lens-embed.toml:2 is not a whole number"},
+      {&RawConfig::concurrency,
+       {"0", "env LENS_CONCURRENCY"},
+       "--concurrency 0 (from env LENS_CONCURRENCY): must be 1..1024"},
+      {&RawConfig::rpm, {"-1", "env SUPERMIND_RPM"}, "--rpm -1 (from env SUPERMIND_RPM): must be at least 0"},
+      {&RawConfig::max_attempts,
+       {"0", "env LENS_MAX_ATTEMPTS"},
+       "--max-attempts 0 (from env LENS_MAX_ATTEMPTS): must be 1..100"},
+      {&RawConfig::dimensions,
+       {"-8", "env LENS_DIMENSIONS"},
+       "--dimensions -8 (from env LENS_DIMENSIONS): must be 1..2147483647"},
+      {&RawConfig::timeout_seconds,
+       {"0", "lens-embed.toml:9"},
+       "--timeout 0 (from lens-embed.toml:9): must be at least 1"},
+      {&RawConfig::long_input,
+       {"cut", "env LENS_LONG_INPUT"},
+       "--long-input cut (from env LENS_LONG_INPUT): use truncate or chunk"},
+      {&RawConfig::encoding_format,
+       {"hex", "env LENS_ENCODING_FORMAT"},
+       "--encoding-format hex (from env LENS_ENCODING_FORMAT): use base64 or float"},
+  };
+  for (const auto& c : cases) {
+    RawConfig raw = raw_config();
+    raw.*c.field = c.value;
+    auto s = make_settings(raw, {.provider = true, .run = true});
+    ASSERT_FALSE(s) << c.message;
+    EXPECT_EQ(s.error().code, util::ErrorCode::invalid_argument);
+    EXPECT_EQ(s.error().message, c.message);
+    // A command that does not use the value is not stopped by it.
+    EXPECT_TRUE(make_settings(raw, {})) << c.message;
+  }
+}
+
+TEST(Settings, ModelOverridesFromTheConfigFileApply) {
+  const auto path = temp_file("models.toml",
+                              "[models.\"my-embedder\"]\nencoding = \"o200k_base\"\nmax_input_tokens = 512\n"
+                              "dimensions = 1024\nusd_per_million_tokens = 1\n");
+  ::unsetenv("LENS_MODEL");
+  Flags f;
+  f.config_path = path;
+  f.model = "my-embedder";
+  auto raw = resolve_config(f);
+  ASSERT_TRUE(raw) << raw.error().message;
+  auto s = make_settings(*raw, {});
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->model_spec.encoding, "o200k_base");
+  EXPECT_EQ(s->model_spec.max_input_tokens, 512);
+  EXPECT_EQ(s->model_spec.default_dimensions, 1024);
+  EXPECT_EQ(s->model_spec.usd_per_million_tokens, 1.0);
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// .env parser.
+// .env parser: one pass over the lines, setting each new variable and noting its line.
 #include "cli/dotenv.h"
 
 #include <fmt/core.h>
@@ -27,9 +27,16 @@ bool valid_key(std::string_view key) {
 
 }  // namespace
 
-util::Status load_dotenv(const std::string& path) {
+std::optional<std::string> DotenvOrigins::source_of(const std::string& name) const {
+  const auto it = line_of.find(name);
+  if (it == line_of.end()) return std::nullopt;
+  return fmt::format("{}:{}", path, it->second);
+}
+
+util::Result<DotenvOrigins> load_dotenv(const std::string& path) {
+  DotenvOrigins origins{path, {}};
   std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
+  if (!in) return origins;
   std::string line;
   int number = 0;
   auto bad = [&](std::string_view why) {
@@ -72,9 +79,11 @@ util::Status load_dotenv(const std::string& path) {
       value = std::string(trim(hash == std::string_view::npos ? raw : raw.substr(0, hash)));
     }
     const std::string k(key);
-    ::setenv(k.c_str(), value.c_str(), /*overwrite=*/0);
+    if (std::getenv(k.c_str()) != nullptr) continue;  // the environment wins, as does an earlier line
+    ::setenv(k.c_str(), value.c_str(), /*overwrite=*/1);
+    origins.line_of[k] = number;
   }
-  return {};
+  return origins;
 }
 
 }  // namespace lens::cli

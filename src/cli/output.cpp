@@ -241,4 +241,56 @@ void print_search(const std::vector<store::SearchHit>& hits, const std::string& 
   out(text);
 }
 
+void print_tokens(const core::ModelSpec& spec, const std::vector<std::uint32_t>& ids, bool with_ids,
+                  bool as_json) {
+  if (as_json) {
+    json j{{"model", spec.name},
+           {"encoding", spec.encoding},
+           {"tokens", ids.size()},
+           {"max_input_tokens", spec.max_input_tokens}};
+    if (with_ids) j["ids"] = ids;
+    out(dump(j) + "\n");
+    return;
+  }
+  std::string text = fmt::format("{}\n", ids.size());
+  if (with_ids) {
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      text += (i ? " " : "") + std::to_string(ids[i]);
+    text += "\n";
+  }
+  out(text);
+}
+
+void print_config(const std::vector<std::pair<std::string, Sourced>>& settings, bool as_json) {
+  if (as_json) {
+    json j = json::object();
+    for (const auto& [key, v] : settings)
+      j[key] = {{"value", v.value}, {"source", v.source}};
+    out(dump(j) + "\n");
+    return;
+  }
+  std::string text;
+  for (const auto& [key, v] : settings)
+    text += fmt::format("{:<20} = {:<40} ({})\n", key, v.value, v.source);
+  out(text);
+}
+
+std::string run_arguments_json(const RawConfig& c, const Flags& f) {
+  json j{{"database", mask_database_url(c.database.value)},
+         {"provider", c.provider.value},
+         {"model", c.model.value},
+         {"batch_size", c.batch_size.value},
+         {"concurrency", c.concurrency.value},
+         {"rpm", c.rpm.value},
+         {"tpm", c.tpm.value},
+         {"force", f.force},
+         {"dry_run", f.dry_run},
+         {"follow", f.follow},
+         {"long_input", c.long_input.value}};
+  if (f.limit) j["limit"] = *f.limit;
+  if (c.dimensions.is_set()) j["dimensions"] = c.dimensions.value;
+  if (c.provider_section.base_url.is_set()) j["base_url"] = util::redact(c.provider_section.base_url.value);
+  return util::redact(dump(j));
+}
+
 }  // namespace lens::cli

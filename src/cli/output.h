@@ -1,9 +1,15 @@
 // What the user sees: the live progress line (TTY), logfmt/JSON progress lines, the
-// final summary, and JSON renderings of results.
+// final summary, and text or JSON renderings of results. nlohmann/json stays in output.cpp.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "cli/flags.h"
+#include "cli/raw_config.h"
+#include "core/model_table.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/progress.h"
 #include "store/store.h"
@@ -18,6 +24,8 @@ struct ProgressStyle {
   LogFormat format = LogFormat::logfmt;
 };
 
+// Progress on stderr: a redrawn line on a terminal, else one logfmt or JSON line per
+// snapshot; nothing when quiet. Called from the pipeline's dispatcher thread only.
 class ProgressPrinter final : public pipeline::ProgressListener {
  public:
   explicit ProgressPrinter(ProgressStyle style) : style_(style) {}
@@ -32,10 +40,23 @@ struct RunContext {
   std::string provider, model, database;  // database already masked
 };
 
-// Human summary (stdout) or one JSON object (stdout) of a finished run.
+// The printers write to stdout, as text for people or (json) one JSON document; every string
+// passes through util::redact, and JSON replaces invalid UTF-8 instead of throwing.
+
+// A finished run (or dry run): counts, and the fatal error when there was one.
 void print_run_summary(const pipeline::RunOutcome& outcome, const RunContext& ctx, bool json);
 void print_status(const store::StatusReport& report, bool json);
 void print_failures(const std::vector<store::FailureRecord>& failures, bool json);
+// Hits in the order given (best first); snippets cut to 160 bytes on a UTF-8 boundary.
 void print_search(const std::vector<store::SearchHit>& hits, const std::string& query, bool json);
+// The count (and with `with_ids` the ids) of a text's tokens under `spec`'s tokenizer.
+void print_tokens(const core::ModelSpec& spec, const std::vector<std::uint32_t>& ids, bool with_ids,
+                  bool json);
+// describe()'s lines: "key = value (source)", or one JSON object {key: {value, source}}.
+void print_config(const std::vector<std::pair<std::string, Sourced>>& settings, bool json);
+
+// embedding_runs.arguments of a run: the configuration as given (raw text, as `config`
+// shows it) and the run's switches, as one JSON object with secrets masked.
+[[nodiscard]] std::string run_arguments_json(const RawConfig& config, const Flags& flags);
 
 }  // namespace lens::cli

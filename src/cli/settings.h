@@ -1,0 +1,65 @@
+// Phase two of the configuration: the raw values of raw_config.h typed and checked once,
+// each error naming the value's source. Commands read settings, never raw text.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "cli/raw_config.h"
+#include "core/model_table.h"
+#include "pipeline/options.h"
+#include "util/result.h"
+
+namespace lens::cli {
+
+enum class ProviderKind { local_hash, openai };
+
+// What a provider client needs (backends.h builds it).
+struct ProviderSettings {
+  std::string name;  // "local-hash", "supermind", or [providers.NAME]
+  ProviderKind kind = ProviderKind::local_hash;
+  std::string base_url;     // may be empty: an openai-kind provider then refuses to start
+  std::string api_key_env;  // the variable that holds (or should hold) the key
+  std::string api_key;      // secret; may be empty (same as base_url)
+  std::string encoding_format = "base64";
+  std::chrono::seconds timeout{120};
+  bool verify_tls = true;
+  int concurrency = 1;            // requests in flight at most
+  std::optional<int> dimensions;  // sent to the provider when set
+};
+
+// How a run paces and shapes its requests.
+struct RunSettings {
+  std::size_t batch_size = 512;
+  pipeline::RateLimits rate;
+  int max_attempts = 6;
+  pipeline::LongInput long_input = pipeline::LongInput::truncate;
+};
+
+// The parts of the configuration a command uses; only those are checked, so that a value a
+// command ignores (LENS_BATCH_SIZE for `status`) cannot stop it.
+struct Uses {
+  bool provider = false;
+  bool run = false;
+};
+
+struct Settings {
+  std::string database;        // URL or conninfo as configured (backends.h parses it); may hold a password
+  std::string provider;        // name
+  std::string model;           // name
+  core::ModelSpec model_spec;  // built-in or generic spec with [models."name"] applied
+  std::optional<ProviderSettings> provider_settings;  // set when Uses::provider
+  std::optional<RunSettings> run;                     // set when Uses::run
+};
+
+// Types and checks the parts `uses` asks for; the names and the model spec always.
+// On failure: invalid_argument naming the flag, the value and its source, e.g.
+// "--batch-size 0 (from env LENS_BATCH_SIZE): must be 1..2048".
+[[nodiscard]] util::Result<Settings> make_settings(const RawConfig& raw, Uses uses);
+
+// A whole number in `s` (optional leading spaces and sign, then digits only), or nullopt
+// when it is anything else or out of range.
+[[nodiscard]] std::optional<long long> parse_whole_number(std::string_view s);
+
+}  // namespace lens::cli
