@@ -67,7 +67,8 @@ struct RunDeps {
 // stays committed, and the run is recorded as failed when the store still answers. When
 // the run cannot even be recorded, nothing else is done and run_id is 0.
 // Either way the claims this worker holds are handed back (best effort).
-// With options.dry_run nothing is written and no provider is called: outcome.dry_run.
+// With options.dry_run no row, failure or run is written and no provider is called; the
+// result is outcome.dry_run.
 [[nodiscard]] RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps);
 
 }  // namespace lens::pipeline
