@@ -1,6 +1,7 @@
 // libFuzzer target: the cl100k_base tokenizer on arbitrary bytes. Checks the promises of
 // tokenizer.h: count == encode().size(), decode(encode(x)) == x for valid UTF-8, and
-// truncate/chunk stay within their token limits and return prefixes/pieces of the text.
+// truncate/chunk stay within their token limits and return prefixes/pieces of the text,
+// and truncate's count is the kept prefix's exact count.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -30,12 +31,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto ids = t.encode(text);
   if (t.count(text) != ids.size()) std::abort();
   if (lens::util::is_valid_utf8(text) && t.decode(ids) != text) std::abort();
-  const std::string_view cut = t.truncate(text, limit);
+  const auto truncated = t.truncate(text, limit);
+  const std::string_view cut = truncated.text;
   if (cut.data() != text.data() || cut.size() > text.size() || t.count(cut) > limit) std::abort();
+  if (truncated.tokens != t.count(cut)) std::abort();
   if (!lens::util::is_valid_utf8(text)) return 0;  // chunk's parity promise needs valid UTF-8
   for (std::string_view piece : t.chunk(text, limit, limit / 4)) {
     if (piece.data() < text.data() || piece.data() + piece.size() > text.data() + text.size()) std::abort();
-    if (t.count(piece) > limit) std::abort();
+    // Only a code point that alone needs more tokens than the limit may exceed it (tokenizer.h).
+    if (t.count(piece) > limit && !t.truncate(piece, limit).text.empty()) std::abort();
   }
   return 0;
 }

@@ -12,7 +12,7 @@ util::Result<std::vector<float>> embed_one(provider::Provider& provider,
   const auto max_tokens = static_cast<std::size_t>(std::max(1, model.max_input_tokens));
   provider::EmbedRequest request;
   request.ticket = 1;
-  request.inputs.push_back(tokenizer.truncate(text, max_tokens));
+  request.inputs.push_back(tokenizer.truncate(text, max_tokens).text);
   request.dimensions = dimensions;
   provider.submit(std::move(request));
 

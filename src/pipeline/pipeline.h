@@ -1,32 +1,34 @@
 // The embedding run: reader → dispatcher → writer, joined by bounded queues.
 //
-//   reader thread   keyset pages from the Store, input text, exact tokens, truncation
-//                   or chunking, sha256; unchanged inputs become touches
-//   dispatcher      (the calling thread) packs requests, admits them through the
-//                   RateController, polls the Provider, retries, bisects bad inputs
-//   writer thread   one transaction per group of results: rows, touches, failures and
-//                   the run's counters; nothing is counted done before it is committed
+//   reader thread   (reader.h) keyset pages from the Store, each prepared (prepare.h:
+//                   input text, exact tokens, truncation or chunks, sha256, route);
+//                   unchanged inputs become touches, blank ones empty_input failures
+//   dispatcher      (dispatcher.h, on the calling thread) packs requests, admits them
+//                   through the RateController, polls the Provider, retries, bisects
+//   writer thread   (writer.h) one transaction per group of results: rows, touches,
+//                   failures and the run's counters; nothing is counted done before it
+//                   is committed
+// Every store call goes through the one retry layer, store_retry.h.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "pipeline/options.h"
 #include "pipeline/progress.h"
+#include "pipeline/run_state.h"
 #include "provider/provider.h"
 #include "store/store.h"
 #include "tokenizer/tokenizer.h"
 
 namespace lens::pipeline {
 
-// Signal state shared with the cli: 0 run, 1 stop taking new work and finish.
-using StopFlag = std::atomic<int>;
-
+// What a dry run would do (a real run tallies the same on the way, unreported).
 struct DryRunReport {
   std::int64_t exchanges = 0;   // would be embedded (new + stale + forced)
   std::int64_t new_rows = 0;    // no row yet
-  std::int64_t stale_rows = 0;  // row exists, input changed
+  std::int64_t stale_rows = 0;  // row exists, input changed (or forced)
   std::int64_t unchanged = 0;   // row exists, input hash equal (only markers refreshed)
   std::int64_t blank = 0;       // would be recorded as empty_input
   std::int64_t tokens = 0;      // exact tokens that would be sent
@@ -36,26 +38,37 @@ struct DryRunReport {
 };
 
 struct RunOutcome {
-  std::int64_t run_id = 0;  // 0 for a dry run
-  core::RunStats stats;
-  std::optional<DryRunReport> dry_run;
-  bool interrupted = false;
-  std::optional<util::Error> fatal;  // the run stopped because of this
+  std::int64_t run_id = 0;              // 0 for a dry run, or when the run could not be recorded
+  core::RunStats stats;                 // as committed (and counted by the dispatcher)
+  std::optional<DryRunReport> dry_run;  // set exactly for a dry run
+  bool interrupted = false;             // a stop request ended it with work left
+  std::optional<util::Error> fatal;     // the run stopped because of this
   double seconds = 0;
 };
 
+// Everything the run uses and does not own; all of it outlives run_pipeline().
 struct RunDeps {
-  store::Store& reader;  // used only by the reader thread
-  store::Store& writer;  // used only by the writer thread (and to open/close the run)
-  provider::Provider& provider;
+  store::Store& reader;          // used only by the reader thread (and for the progress total)
+  store::Store& writer;          // used only by the writer thread (and to open/close the run)
+  provider::Provider& provider;  // used only by the calling thread
   const tokenizer::Tokenizer& tokenizer;
-  ProgressListener* progress = nullptr;
-  const StopFlag* stop = nullptr;
-  std::string run_arguments;  // JSON for embedding_runs.arguments, secrets masked
-  std::string worker;         // host:pid
+  ProgressListener* progress = nullptr;  // called on the calling thread; null: no reports
+  const StopFlag* stop = nullptr;        // read by every thread; null: never stopped
+  std::string run_arguments;             // JSON for embedding_runs.arguments, secrets masked
+  std::string worker;                    // host:pid
 };
 
-// Runs to completion, interruption or a fatal error. Never throws.
+// Runs to completion, interruption or a fatal error, on the calling thread plus a reader
+// and a writer thread it starts and joins. Never throws.
+// Success: outcome.fatal empty; the run is recorded (embedding_runs) as completed, or
+// interrupted when a stop request ended it with work left (outcome.interrupted).
+// Failure: outcome.fatal holds the first error that stopped it (a store call that still
+// failed after the retries, or a provider error no retry can fix); what was committed
+// stays committed, and the run is recorded as failed when the store still answers. When
+// the run cannot even be recorded, nothing else is done and run_id is 0.
+// Either way the claims this worker holds are handed back (best effort).
+// With options.dry_run no row, failure or run is written and no provider is called; the
+// result is outcome.dry_run.
 [[nodiscard]] RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps);
 
 }  // namespace lens::pipeline

@@ -5,6 +5,7 @@
 
 #include <fmt/core.h>
 #include <filesystem>
+#include <thread>
 
 #include "core/input_text.h"
 #include "pipeline/pipeline.h"
@@ -226,6 +227,35 @@ TEST_F(PipelineTest, ChunkModeStoresTokenWeightedMean) {
   EXPECT_EQ(sqlite3_column_int(s, 1), 0);
   EXPECT_EQ(sqlite3_column_int(s, 2), static_cast<int>(tokenizer_->count(words)));
   sqlite3_finalize(s);
+}
+
+TEST_F(PipelineTest, ProgressIsReportedOnTheCallingThreadWithTheLimitInForce) {
+  for (int i = 0; i < 20; ++i)
+    add_message(fmt::format("u{:03}", i), "user", fmt::format("q {}", i), i);
+  struct Listener : ProgressListener {
+    void on_progress(const ProgressSnapshot& s) override {
+      on_caller = on_caller && std::this_thread::get_id() == caller;
+      last = s;
+      ++calls;
+    }
+    std::thread::id caller = std::this_thread::get_id();
+    bool on_caller = true;
+    ProgressSnapshot last;
+    int calls = 0;
+  } listener;
+  options_.rate.tokens_per_minute = 1e9;  // local-hash sends no x-ratelimit headers to adopt
+  provider::LocalHashProvider provider;
+  RunDeps deps{*reader_, *writer_, provider, *tokenizer_, &listener, nullptr, "{}", "test"};
+  const RunOutcome out = run_pipeline(options_, deps);
+  ASSERT_FALSE(out.fatal);
+  ASSERT_GE(listener.calls, 1);
+  EXPECT_TRUE(listener.on_caller);
+  EXPECT_TRUE(listener.last.final);
+  EXPECT_EQ(listener.last.total, 20);
+  EXPECT_EQ(listener.last.handled, 20);
+  EXPECT_EQ(listener.last.stats.embedded, 20);
+  EXPECT_EQ(listener.last.in_flight, 0);
+  EXPECT_DOUBLE_EQ(listener.last.tpm_limit, 1e9);
 }
 
 TEST_F(PipelineTest, DryRunWritesNothing) {

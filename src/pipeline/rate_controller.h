@@ -13,31 +13,39 @@
 
 namespace lens::pipeline {
 
+// Not thread-safe: the dispatcher owns it. Time is passed in (`now`), never read, so the
+// tests drive it with a fake clock. No method fails.
 class RateController {
  public:
   using Clock = std::chrono::steady_clock;
 
+  // `limits` of 0 mean unlimited; max_concurrency is at least 1.
   RateController(const RateLimits& limits, int max_concurrency);
 
   // True (and the request is counted as in flight, its cost taken from the buckets)
-  // when a request of `tokens` may start now.
+  // when a request of `tokens` may start now; false (nothing taken) when the window is
+  // full, a retry-after pause runs, or a bucket is short.
   bool try_admit(std::int64_t tokens, Clock::time_point now);
   // How long until a request of `tokens` could be admitted (zero when it could be now
   // and only the concurrency window holds it).
   [[nodiscard]] Clock::duration wait_hint(std::int64_t tokens, Clock::time_point now);
 
-  // A request finished. `rate_limited` for 429; `retry_after` when the server advised.
+  // A request admitted earlier finished. `info` corrects the buckets (limits, remaining,
+  // reset); `rate_limited` for 429 halves the window and drains the buckets;
+  // `retry_after` when the server advised a pause.
   void on_complete(const provider::RateLimitInfo& info, bool rate_limited,
                    std::optional<std::chrono::milliseconds> retry_after, Clock::time_point now);
-  // A request was abandoned without an answer.
+  // A request admitted earlier was abandoned without an answer.
   void on_abandon() {
     if (in_flight_ > 0) --in_flight_;
   }
 
   [[nodiscard]] int in_flight() const { return in_flight_; }
   [[nodiscard]] int concurrency_limit() const { return static_cast<int>(window_); }
+  // Tokens per minute admitted now: the configured limit, or k_server_limit_share of the
+  // server's x-ratelimit-limit-tokens once that was adopted; 0 = unlimited. Shown on the
+  // progress line, so it shows the limit that actually paces the run.
   [[nodiscard]] double tpm_limit() const { return tokens_.rate_per_minute(); }
-  [[nodiscard]] double rpm_limit() const { return requests_.rate_per_minute(); }
 
   // Share of the server's advertised limit we aim for: the margin absorbs arrival
   // jitter at the server, so the limit is used without tripping 429s.

@@ -57,5 +57,29 @@ TEST(RateController, ServerRemainingClampsBucket) {
   EXPECT_TRUE(rc.try_admit(1, now + milliseconds(2100)));
 }
 
+TEST(RateController, TpmLimitIsTheOneInForce) {
+  const auto now = Clock::now();
+  provider::RateLimitInfo info;
+  info.limit_tokens = 1'000'000;
+  const double adopted = 1'000'000 * RateController::k_server_limit_share;
+  // Configured above the server's limit: the server's (with the margin) replaces it.
+  RateController high({0, 2'000'000}, 4);
+  EXPECT_DOUBLE_EQ(high.tpm_limit(), 2e6);
+  ASSERT_TRUE(high.try_admit(1, now));
+  high.on_complete(info, false, std::nullopt, now);
+  EXPECT_NEAR(high.tpm_limit(), adopted, 1e-6 * adopted);
+  // Configured below it: the configured one stays.
+  RateController low({0, 500'000}, 4);
+  ASSERT_TRUE(low.try_admit(1, now));
+  low.on_complete(info, false, std::nullopt, now);
+  EXPECT_DOUBLE_EQ(low.tpm_limit(), 5e5);
+  // None configured: the server's is adopted.
+  RateController none({0, 0}, 4);
+  EXPECT_DOUBLE_EQ(none.tpm_limit(), 0);
+  ASSERT_TRUE(none.try_admit(1, now));
+  none.on_complete(info, false, std::nullopt, now);
+  EXPECT_NEAR(none.tpm_limit(), adopted, 1e-6 * adopted);
+}
+
 }  // namespace
 }  // namespace lens::pipeline

@@ -40,10 +40,20 @@ struct EmbedSuccess {
   std::int64_t prompt_tokens = 0;  // usage.prompt_tokens when reported
 };
 
+// A request that did not produce vectors, classified once here, where the answer is seen;
+// the caller (the pipeline's dispatcher) decides what to do about each class:
+//   transient         no answer, 5xx, 408/409: retry as is
+//   rate_limited      429: retry after `retry_after`, slow down
+//   invalid_response  2xx whose body is unusable (count, index, dimensions, NaN): retry
+//   bad_input         400/413/422 about an input: split the request to find it, never retry
+//                     the same input (context_length says whether it was too long)
+//   configuration     401/403 (key), 404 (base URL, model): the user must fix the setup
+//   fatal             exhausted quota, TLS failure, bad URL, rejected parameters, redirect:
+//                     no request can succeed, stop
+//   permanent         any other refusal: record the inputs, go on
+//   internal          our own setup failed (e.g. no curl handle)
 struct EmbedFailure {
-  // transient / rate_limited / invalid_response: retry; bad_input: isolate (split);
-  // fatal: stop the run (auth, quota, wrong endpoint); permanent: record.
-  util::Error error;
+  util::Error error;    // the message may quote the answer: redact it before storing
   int http_status = 0;  // 0 when no HTTP answer (timeout, reset)
   // Delay the server asked for (retry-after-ms, retry-after, "try again in", reset).
   std::optional<std::chrono::milliseconds> retry_after;
@@ -52,24 +62,34 @@ struct EmbedFailure {
 };
 
 struct Completion {
-  std::uint64_t ticket = 0;
+  std::uint64_t ticket = 0;  // the request's ticket
   std::expected<EmbedSuccess, EmbedFailure> result;
   RateLimitInfo rate;
   std::chrono::milliseconds latency{0};
 };
 
+// Thread safety: not thread-safe. One thread at a time calls every method of one
+// Provider (the pipeline: its dispatcher thread; search: the cli's thread). A Provider
+// is owned by whoever made it (make_openai_provider, LocalHashProvider) and must outlive
+// its requests. No method throws, and none reports failure itself: a request that fails
+// comes back from poll() as a Completion holding an EmbedFailure.
 class Provider {
  public:
   virtual ~Provider() = default;
 
-  // Starts `request`; never waits on the network.
+  // Starts `request` and returns without waiting on the network. Every submitted request
+  // ends exactly once: its Completion is returned by a later poll(), or cancel_all()
+  // drops it. Even a request that cannot be started (no connection handle) is answered
+  // through poll(), with a failure. Tickets are the caller's; the provider only echoes them.
   virtual void submit(EmbedRequest request) = 0;
-  // Drives I/O for at most `timeout` (returns early when something finished) and hands
-  // back the finished requests, each exactly once.
+  // Drives I/O for at most `timeout`, returning early once something finished, and hands
+  // back the requests that finished, each exactly once and owned by the caller. Returns
+  // at once (possibly empty) when nothing is in flight.
   [[nodiscard]] virtual std::vector<Completion> poll(std::chrono::milliseconds timeout) = 0;
   // Submitted requests whose Completion has not been returned yet.
   [[nodiscard]] virtual std::size_t in_flight() const = 0;
-  // Abandons every in-flight request; none of them will be returned by poll().
+  // Abandons every in-flight request (their connections are closed or reused); none of
+  // them will be returned by poll(), and their inputs are no longer referenced.
   virtual void cancel_all() = 0;
 };
 

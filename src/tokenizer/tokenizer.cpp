@@ -140,7 +140,7 @@ class BpeTokenizer final : public Tokenizer {
     return out;
   }
 
-  std::string_view truncate(std::string_view text, std::size_t max_tokens) const override;
+  Truncated truncate(std::string_view text, std::size_t max_tokens) const override;
   std::vector<std::string_view> chunk(std::string_view text, std::size_t max_tokens,
                                       std::size_t overlap) const override;
   Encoding encoding() const override { return encoding_; }
@@ -198,7 +198,7 @@ class BpeTokenizer final : public Tokenizer {
   std::unique_ptr<Pretokenizer> pre_;
 };
 
-std::string_view BpeTokenizer::truncate(std::string_view text, std::size_t max_tokens) const {
+Truncated BpeTokenizer::truncate(std::string_view text, std::size_t max_tokens) const {
   // Walk pieces only until the budget is exceeded: the cost follows the kept prefix, not
   // the text (a 10 MB message truncated to 8k tokens must not be encoded in full). A long
   // piece is not counted here (its merge is the expensive part); the search below handles it.
@@ -217,7 +217,7 @@ std::string_view BpeTokenizer::truncate(std::string_view text, std::size_t max_t
     before_k += t;
     return true;
   });
-  if (!over) return text;
+  if (!over) return {text, before_k};       // every piece was counted
   const std::size_t k = pieces.size() - 1;  // first piece that does not fit (or is long)
 
   // Restart point S: a piece boundary preceded by a non-space code point. Pre-tokenizing
@@ -234,32 +234,39 @@ std::string_view BpeTokenizer::truncate(std::string_view text, std::size_t max_t
   const std::size_t s = pieces[j].begin;
   auto count_at = [&](std::size_t len) { return base + count(text.substr(s, len - s)); };
   // Every token has at least one byte, so a budget of at least the remaining bytes fits.
-  if (max_tokens - base >= text.size() - s) return text;
+  if (max_tokens - base >= text.size() - s) return {text, count_at(text.size())};
 
   // Bracket the answer: count_at(lo) <= max < count_at(hi). The remaining budget of
   // max - base tokens covers at most that many longest tokens' bytes, which bounds hi;
   // galloping from small steps keeps the work near the answer.
   const std::size_t bound = s + (max_tokens - base + 1) * ranks_.max_token_bytes() + 4;
+  // lo_tokens == count_at(lo) throughout, so the answer's count is never computed again.
   std::size_t lo = s;
+  std::size_t lo_tokens = base;
   std::size_t hi = bound >= text.size() ? text.size() : utf8::floor_boundary(text, bound);
-  if (hi == text.size() && count_at(hi) <= max_tokens) return text;
+  if (hi == text.size()) {
+    if (const std::size_t all = count_at(hi); all <= max_tokens) return {text, all};
+  }
   for (std::size_t step = 64;; step *= 2) {
     std::size_t probe = utf8::floor_boundary(text, s + step);
     if (probe <= lo) probe = utf8::next_boundary(text, lo);
     if (probe >= hi) break;
-    if (count_at(probe) > max_tokens) {
+    const std::size_t n = count_at(probe);
+    if (n > max_tokens) {
       hi = probe;
       break;
     }
     lo = probe;
+    lo_tokens = n;
   }
   // Binary search on code point boundaries. Counts are monotone except for rare local dips
   // (a longer piece can merge into fewer tokens), which the scan below picks up.
   while (utf8::next_boundary(text, lo) < hi) {
     std::size_t mid = utf8::floor_boundary(text, lo + (hi - lo) / 2);
     if (mid <= lo) mid = utf8::next_boundary(text, lo);
-    if (count_at(mid) <= max_tokens) {
+    if (const std::size_t n = count_at(mid); n <= max_tokens) {
       lo = mid;
+      lo_tokens = n;
     } else {
       hi = mid;
     }
@@ -270,14 +277,15 @@ std::string_view BpeTokenizer::truncate(std::string_view text, std::size_t max_t
     std::size_t c = lo;
     for (int i = 0; i < k_dip_scan && c < text.size(); ++i) {
       c = utf8::next_boundary(text, c);
-      if (count_at(c) <= max_tokens) {
+      if (const std::size_t n = count_at(c); n <= max_tokens) {
         lo = c;
+        lo_tokens = n;
         extended = true;
         break;
       }
     }
   }
-  return text.substr(0, lo);
+  return {text.substr(0, lo), lo_tokens};
 }
 
 std::vector<std::string_view> BpeTokenizer::chunk(std::string_view text, std::size_t max_tokens,
@@ -289,7 +297,7 @@ std::vector<std::string_view> BpeTokenizer::chunk(std::string_view text, std::si
   std::size_t start = 0;
   for (;;) {
     const std::string_view rest = text.substr(start);
-    std::string_view piece = truncate(rest, max_tokens);
+    std::string_view piece = truncate(rest, max_tokens).text;
     // A code point that alone needs more than max_tokens tokens (e.g. a rare emoji with
     // max_tokens 1) still has to go somewhere: it becomes its own over-budget chunk.
     if (piece.empty()) piece = rest.substr(0, utf8::next_boundary(rest, 0));

@@ -138,11 +138,16 @@ TEST(Tokenizer, TruncateEdgeBudgets) {
   auto t = get(Encoding::cl100k_base);
   ASSERT_TRUE(t);
   const std::string s = "hello world, " + std::string(5000, 'x') + " end";
-  EXPECT_EQ(t->truncate(s, SIZE_MAX), s);
-  EXPECT_EQ(t->truncate(s, t->count(s)), s);
-  EXPECT_EQ(t->truncate(s, 0), "");
-  EXPECT_EQ(t->truncate("", 0), "");
-  EXPECT_EQ(t->truncate(s, 2), "hello world");
+  EXPECT_EQ(t->truncate(s, SIZE_MAX).text, s);
+  EXPECT_EQ(t->truncate(s, SIZE_MAX).tokens, t->count(s));
+  EXPECT_EQ(t->truncate(s, t->count(s)).text, s);
+  EXPECT_EQ(t->truncate(s, t->count(s)).tokens, t->count(s));
+  EXPECT_EQ(t->truncate(s, 0).text, "");
+  EXPECT_EQ(t->truncate(s, 0).tokens, 0u);
+  EXPECT_EQ(t->truncate("", 0).text, "");
+  EXPECT_EQ(t->truncate("", 0).tokens, 0u);
+  EXPECT_EQ(t->truncate(s, 2).text, "hello world");
+  EXPECT_EQ(t->truncate(s, 2).tokens, 2u);
   EXPECT_TRUE(t->chunk("", 10, 2).empty());
 }
 
@@ -239,10 +244,13 @@ TEST(TokenizerProperty, RoundTripTruncateChunk) {
       ASSERT_EQ(t->decode(ids), s);
       ASSERT_EQ(t->count(s), ids.size());
       const std::size_t n = rng() % (ids.size() + 2);
-      const std::string_view cut = t->truncate(s, n);
+      const Truncated truncated = t->truncate(s, n);
+      const std::string_view cut = truncated.text;
       ASSERT_EQ(cut.data(), s.data());
       ASSERT_TRUE(is_valid_utf8_prefix_boundary(s, cut.size()));
-      ASSERT_LE(t->count(cut), n) << s;
+      // The count that comes back is the kept text's exact count, and within the budget.
+      ASSERT_EQ(truncated.tokens, t->count(cut)) << s;
+      ASSERT_LE(truncated.tokens, n) << s;
       if (cut.size() < s.size()) {
         // Maximal: one more code point would not fit.
         std::size_t next = cut.size() + 1;
@@ -263,7 +271,7 @@ TEST(TokenizerProperty, RoundTripTruncateChunk) {
         EXPECT_TRUE(is_valid_utf8_prefix_boundary(s, static_cast<std::size_t>(c.data() - s.data())));
         // Only a single code point that alone needs more tokens may exceed the budget.
         if (t->count(c) > max_tokens) {
-          EXPECT_EQ(t->truncate(c, max_tokens).size(), 0u);
+          EXPECT_EQ(t->truncate(c, max_tokens).text.size(), 0u);
         }
         if (i > 0) {
           // Contiguous coverage: each chunk starts at or before the previous one's end.
@@ -323,7 +331,9 @@ TEST(TokenizerProperty, LongPieceHeapMergeMatchesShortPath) {
   }
   EXPECT_EQ(t->decode(ids), s);
   EXPECT_EQ(t->count(s), ids.size());
-  const std::string_view cut = t->truncate(s, 8191);
+  const Truncated truncated = t->truncate(s, 8191);
+  const std::string_view cut = truncated.text;
+  EXPECT_EQ(truncated.tokens, t->count(cut));
   EXPECT_LE(t->count(cut), 8191u);
   EXPECT_GT(t->count(std::string_view(s).substr(0, cut.size() + 1)), 8191u);
 }

@@ -1,6 +1,7 @@
-// Unit tests of util: UTF-8 repair, redaction, backoff bounds, token bucket, sha256.
+// Unit tests of util: UTF-8 repair, redaction, backoff bounds, token bucket, sha256, vector math.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -105,6 +106,40 @@ TEST(VectorMath, DotAndNormMatchScalarAtAnyLengthAndAlignment) {
     EXPECT_NEAR(r.dot, dot, 1e-3 * (1 + std::abs(dot))) << n;
     EXPECT_NEAR(r.norm_squared, norm, 1e-3 * (1 + norm)) << n;
   }
+}
+
+TEST(VectorMath, TokenWeightedMeanIsNormalizedWeightedSum) {
+  // Two chunks of 3 and 1 tokens: the mean leans three to one toward the first.
+  const std::vector<float> a{1, 0, 0}, b{0, 1, 0};
+  std::vector<float> sum(3, 0.0f);
+  add_weighted(sum, a, 3.0f);
+  add_weighted(sum, b, 1.0f);
+  EXPECT_EQ(sum, (std::vector<float>{3, 1, 0}));
+  normalize(sum);
+  EXPECT_NEAR(sum[0], 3 / std::sqrt(10.0), 1e-6);
+  EXPECT_NEAR(sum[1], 1 / std::sqrt(10.0), 1e-6);
+  EXPECT_EQ(sum[2], 0.0f);
+  double length = 0;
+  for (float x : sum)
+    length += static_cast<double>(x) * x;
+  EXPECT_NEAR(length, 1.0, 1e-6);
+  // The order in which chunks arrive does not matter beyond rounding.
+  std::vector<float> reversed(3, 0.0f);
+  add_weighted(reversed, b, 1.0f);
+  add_weighted(reversed, a, 3.0f);
+  normalize(reversed);
+  for (std::size_t d = 0; d < 3; ++d)
+    EXPECT_NEAR(reversed[d], sum[d], 1e-7);
+}
+
+TEST(VectorMath, NormalizeLeavesAZeroVectorAlone) {
+  std::vector<float> zero(4, 0.0f);
+  normalize(zero);
+  EXPECT_EQ(zero, std::vector<float>(4, 0.0f));
+  std::vector<float> v{3, 4};
+  normalize(v);
+  EXPECT_FLOAT_EQ(v[0], 0.6f);
+  EXPECT_FLOAT_EQ(v[1], 0.8f);
 }
 
 }  // namespace

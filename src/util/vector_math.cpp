@@ -1,8 +1,9 @@
-// Scoring kernel. Sixteen independent accumulators let GCC vectorize the loop without
+// Scoring kernel and chunk averaging. Sixteen independent accumulators let GCC vectorize the loop without
 // -ffast-math (a single running sum is a reduction it may not reorder); target_clones
 // picks the AVX2 build at load time on CPUs that have it.
 #include "util/vector_math.h"
 
+#include <cmath>
 #include <cstring>
 
 namespace lens::util {
@@ -40,6 +41,21 @@ LENS_TARGET_CLONES DotNorm dot_and_norm(const float* query, const unsigned char*
     out.norm_squared += norm[j];
   }
   return out;
+}
+
+void add_weighted(std::span<float> sum, std::span<const float> vector, float weight) {
+  for (std::size_t d = 0; d < sum.size() && d < vector.size(); ++d)
+    sum[d] += weight * vector[d];
+}
+
+void normalize(std::span<float> vector) {
+  double norm = 0;
+  for (float x : vector)
+    norm += static_cast<double>(x) * x;
+  if (norm <= 0) return;
+  const auto inv = static_cast<float>(1.0 / std::sqrt(norm));
+  for (float& x : vector)
+    x *= inv;
 }
 
 }  // namespace lens::util

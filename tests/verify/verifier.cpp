@@ -285,7 +285,7 @@ VerifyReport verify(const VerifyOptions& o) {
     std::string input = core::build_input_text(ex);
     bool truncated = false;
     if (tok.count(input) > static_cast<std::size_t>(o.max_input_tokens)) {
-      input.resize(tok.truncate(input, static_cast<std::size_t>(o.max_input_tokens)).size());
+      input.resize(tok.truncate(input, static_cast<std::size_t>(o.max_input_tokens)).text.size());
       truncated = true;
     }
     const auto sha = util::sha256(input);

@@ -1,0 +1,112 @@
+// The dispatcher: prepared inputs in, provider requests out, results to the writer.
+// Packs requests, admits them through the RateController, submits and polls the
+// Provider, bisects batches the provider refuses, retries with backoff, and averages the
+// vectors of chunked inputs.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "pipeline/options.h"
+#include "pipeline/prepare.h"
+#include "pipeline/rate_controller.h"
+#include "pipeline/run_state.h"
+#include "pipeline/writer.h"
+#include "provider/provider.h"
+#include "util/bounded_queue.h"
+
+namespace lens::pipeline {
+
+// Inputs routed to work, from the reader to the dispatcher.
+using WorkQueue = util::BoundedQueue<PreparedInput>;
+
+// Not thread-safe: constructed, run and queried on one thread (the run's calling thread),
+// the only one that touches `provider`.
+class Dispatcher {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // All references are owned by the caller and outlive the Dispatcher. Every input taken
+  // from the work queue ends as exactly one message pushed to `results` (a row or a
+  // failure), unless the run stops first (then it is simply redone by a later run).
+  Dispatcher(const RunOptions& options, provider::Provider& provider, RunState& state, ResultQueue& results);
+
+  // Dispatches until:
+  //  - `work` is closed and drained and every input taken from it has its result pushed:
+  //    returns true;
+  //  - a stop was requested: takes no new work, gives requests in flight up to
+  //    options.drain_timeout, then abandons the rest (provider.cancel_all); returns false;
+  //  - state.has_fatal() (set by the writer, the reader, or here for a provider error no
+  //    retry can fix: fatal, configuration, invalid_argument, not_found): abandons what is
+  //    in flight and returns false.
+  // Never throws. Calls `tick` on this thread between polls (at least every ~100 ms) for
+  // progress reports; `tick` may read in_flight() and rate().
+  bool run(WorkQueue& work, const std::function<void()>& tick);
+
+  // Requests submitted and not yet answered or abandoned.
+  [[nodiscard]] int in_flight() const { return static_cast<int>(in_flight_.size()); }
+  // The admission state: concurrency window, and the RPM/TPM limits in force (configured,
+  // or adopted from the server's x-ratelimit-limit-* headers).
+  [[nodiscard]] const RateController& rate() const { return rate_; }
+
+ private:
+  // One input on its way: shared by its pieces while their requests are out.
+  struct Job {
+    PreparedInput input;
+    std::vector<float> sum;  // chunked: token-weighted sum of the piece vectors so far
+    std::size_t pieces_done = 0;
+    bool failed = false;
+  };
+  struct PieceRef {
+    std::shared_ptr<Job> job;
+    std::uint32_t piece = 0;
+    [[nodiscard]] const PreparedInput::Piece& get() const { return job->input.pieces[piece]; }
+    [[nodiscard]] std::string_view text() const { return job->input.piece_text(piece); }
+  };
+  struct Batch {
+    std::vector<PieceRef> pieces;
+    std::int64_t tokens = 0;
+    int attempts = 0;  // sends that ended in a retryable failure
+  };
+
+  void take(PreparedInput input);
+  void submit_what_fits(Clock::time_point now);
+  Batch pack();
+  void send(Batch batch);
+  void handle(provider::Completion&& completion);
+  // What a failed request leads to: stop the run, bisect, retry later, or record its
+  // inputs as failures. The one place that maps provider errors to actions.
+  void on_failure(Batch batch, const provider::EmbedFailure& failure, Clock::time_point now);
+  void accept(const Batch& batch, const provider::EmbedSuccess& ok);
+  void finish(Job& job, std::vector<float> vector);
+  void fail_batch(const Batch& batch, core::FailureReason reason, const std::string& detail);
+  void fail_job(Job& job, core::FailureReason reason, const std::string& detail);
+  void abandon_in_flight();
+
+  const RunOptions& options_;
+  provider::Provider& provider_;
+  RunState& state_;
+  ResultQueue& results_;
+  RateController rate_;
+  std::mt19937_64 rng_;
+  std::size_t max_inputs_;      // per request
+  std::size_t backlog_target_;  // fresh pieces to keep at hand
+
+  std::deque<PieceRef> fresh_;                       // not sent yet
+  std::deque<Batch> ready_;                          // retries due now and bisected halves
+  std::multimap<Clock::time_point, Batch> delayed_;  // retries waiting for their time
+  std::optional<Batch> next_;                        // packed, waiting for admission
+  std::unordered_map<std::uint64_t, Batch> in_flight_;
+  std::uint64_t last_ticket_ = 0;
+};
+
+}  // namespace lens::pipeline

@@ -1,0 +1,53 @@
+// The reader: pending exchanges from the store, prepared and routed. Inputs to embed go
+// to the dispatcher; touches and empty_input failures go straight to the writer.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "pipeline/dispatcher.h"
+#include "pipeline/options.h"
+#include "pipeline/pipeline.h"
+#include "pipeline/run_state.h"
+#include "pipeline/writer.h"
+#include "store/store.h"
+#include "tokenizer/tokenizer.h"
+
+namespace lens::pipeline {
+
+class Reader {
+ public:
+  // All references are owned by the caller and outlive the Reader. `store` is used by the
+  // reader's thread alone while run() runs. With options.dry_run nothing is pushed
+  // anywhere: the reader only tallies.
+  Reader(const RunOptions& options, store::Store& store, const tokenizer::Tokenizer& tokenizer,
+         RunState& state, WorkQueue& work, ResultQueue& results);
+
+  // The reader thread's body: pages through the store's pending work (next_pending through
+  // with_store_retries) until it is exhausted, options.limit inputs were routed to work,
+  // a stop is requested or state.has_fatal(). A page that still fails after the retries
+  // sets the fatal error. Always closes `work` before it returns (never `results`, which
+  // the dispatcher also feeds). Counts state.counters.truncated for inputs sent to work.
+  void run();
+
+  // After run() returned: whether it read to the end of the pending work or the limit
+  // (false when a stop or a fatal error cut it short). Any thread.
+  [[nodiscard]] bool finished() const { return finished_.load(); }
+  // The tally of what was read. Only after run() returned (the reader thread joined).
+  [[nodiscard]] const DryRunReport& tally() const { return tally_; }
+
+ private:
+  // Returns true when `exchange` was routed to work (it counts toward options.limit).
+  bool route(core::Exchange&& exchange);
+
+  const RunOptions& options_;
+  store::Store& store_;
+  const tokenizer::Tokenizer& tokenizer_;
+  RunState& state_;
+  WorkQueue& work_;
+  ResultQueue& results_;
+  DryRunReport tally_;
+  std::atomic<bool> finished_{false};
+};
+
+}  // namespace lens::pipeline
