@@ -5,18 +5,16 @@
 #include <curl/curl.h>
 
 #include <algorithm>
-#include <mutex>
 #include <unordered_map>
 
+#include "provider/openai/curl_setup.h"
 #include "provider/openai/wire.h"
 #include "util/log.h"
-#include "util/redact.h"
 
 namespace lens::provider {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using openai::TransportError;
 
 // Buffers above this are dropped when a transfer goes back to the pool, so one huge
 // response does not pin its memory for the rest of the run.
@@ -56,35 +54,6 @@ std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
   openai::parse_header_line(std::string_view(data, size * n), t->headers);
   return size * n;
-}
-
-TransportError transport_kind(CURLcode code) {
-  switch (code) {
-    case CURLE_OPERATION_TIMEDOUT:
-      return TransportError::timeout;
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-      return TransportError::connect;
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_WEIRD_SERVER_REPLY:
-      return TransportError::reset;
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CERTPROBLEM:
-      return TransportError::tls;
-    case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-      return TransportError::bad_url;
-    default:
-      return TransportError::other;
-  }
 }
 
 bool mentions_encoding_format(const openai::ErrorBody& e) {
@@ -194,24 +163,15 @@ class OpenAiProvider final : public Provider {
     curl_easy_setopt(e, CURLOPT_URL, url_.c_str());
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers_);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, options_.user_agent.c_str());
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
     curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+    openai::apply_transfer_options(e, options_);
     // Wait for a multiplexed HTTP/2 stream rather than opening another connection.
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
-    // Proxies: nothing set, so curl honours http_proxy/https_proxy/no_proxy as usual.
     return t;
   }
 
@@ -250,7 +210,7 @@ class OpenAiProvider final : public Provider {
     if (code != CURLE_OK) {
       std::string detail = curl_easy_strerror(code);
       if (t.error[0]) detail += std::string(" (") + t.error + ")";
-      c.result = std::unexpected(openai::classify_transport(transport_kind(code), detail));
+      c.result = std::unexpected(openai::classify_transport(openai::transport_kind(code), detail));
       return c;
     }
     long status = 0;
@@ -304,50 +264,15 @@ class OpenAiProvider final : public Provider {
 }  // namespace
 
 util::Result<std::unique_ptr<Provider>> make_openai_provider(const OpenAiOptions& options) {
-  // First, so nothing below can log the key.
-  util::register_secret(options.api_key);
-  static std::once_flag once;
-  static CURLcode global_rc = CURLE_OK;
-  std::call_once(once, [] { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
-  if (global_rc != CURLE_OK) return util::fail(util::ErrorCode::internal, "curl_global_init failed");
-
+  if (auto init = openai::init_curl(); !init) return std::unexpected(init.error());
+  auto base = openai::checked_base_url(options);  // registers the key as a secret first
+  if (!base) return std::unexpected(base.error());
   if (options.model.empty()) return util::fail(util::ErrorCode::invalid_argument, "no model given");
   if (options.encoding_format != "base64" && options.encoding_format != "float") {
     return util::fail(util::ErrorCode::invalid_argument,
                       "encoding_format must be base64 or float, not " + options.encoding_format);
   }
-  std::string base = options.base_url;
-  while (!base.empty() && base.back() == '/')
-    base.pop_back();
-  {
-    CURLU* u = curl_url();
-    const CURLUcode rc = curl_url_set(u, CURLUPART_URL, base.c_str(), 0);
-    char* scheme = nullptr;
-    const bool ok = rc == CURLUE_OK && curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-                    (std::string_view(scheme) == "http" || std::string_view(scheme) == "https");
-    curl_free(scheme);
-    curl_url_cleanup(u);
-    if (!ok) {
-      return util::fail(util::ErrorCode::invalid_argument,
-                        "base URL must be http:// or https://, got '" + util::redact(base) + "'");
-    }
-  }
-  if (!options.verify_tls) {
-    util::log_warn("TLS certificate verification is OFF for {}: anyone on the path can read the API key",
-                   util::redact(base));
-  }
-
-  curl_slist* headers = nullptr;
-  auto add = [&](const std::string& h) {
-    if (curl_slist* next = curl_slist_append(headers, h.c_str())) headers = next;
-  };
-  if (!options.api_key.empty()) add("Authorization: Bearer " + options.api_key);
-  add("Content-Type: application/json");
-  add("Accept: application/json");
-  // No "Expect: 100-continue": it costs a round trip per request for large bodies.
-  add("Expect:");
-  for (const auto& h : options.extra_headers)
-    add(h);
+  curl_slist* headers = openai::make_headers(options, /*json_body=*/true);
 
   CURLM* multi = curl_multi_init();
   if (!multi) {
@@ -360,7 +285,7 @@ util::Result<std::unique_ptr<Provider>> make_openai_provider(const OpenAiOptions
   curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, conns);
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, conns);
   return std::unique_ptr<Provider>(
-      std::make_unique<OpenAiProvider>(options, base + "/embeddings", multi, headers));
+      std::make_unique<OpenAiProvider>(options, *base + "/embeddings", multi, headers));
 }
 
 }  // namespace lens::provider

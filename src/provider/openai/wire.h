@@ -77,6 +77,10 @@ class ResponseParser {
   // unchanged. On failure: invalid_response with what was wrong.
   [[nodiscard]] util::Result<EmbedSuccess> parse(std::string& body, std::size_t n_inputs,
                                                  std::optional<int> dimensions);
+  // The same into `out`, whose vectors' capacity is reused (the Batch API reader decodes
+  // every line of a file into one buffer). On failure `out` holds nothing meaningful.
+  [[nodiscard]] util::Status parse_into(std::string& body, std::size_t n_inputs,
+                                        std::optional<int> dimensions, EmbedSuccess& out);
 
  private:
   struct Impl;
