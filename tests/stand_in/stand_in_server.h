@@ -6,6 +6,8 @@
 #include <memory>
 #include <string>
 
+#include "stand_in_batch.h"
+
 namespace lens::stand_in {
 
 struct StandInOptions {
@@ -46,6 +48,8 @@ struct StandInOptions {
   int hang_ms = 30'000;
   std::int64_t fault_limit = -1;  // at most this many injected faults in total (-1: no limit)
   std::uint64_t seed = 1;
+
+  BatchOptions batch;  // the Files and Batch API (/v1/files, /v1/batches); see stand_in_batch.h
 };
 
 class StandInServer {
@@ -64,6 +68,8 @@ class StandInServer {
   [[nodiscard]] std::string stats_json() const;
   // Zeroes the counters and refills the buckets (POST /stats/reset).
   void reset_stats();
+  // The Batch API, to switch its behaviour from an in-process test (or POST /control/batch).
+  [[nodiscard]] BatchService& batch();
 
   struct Impl;
 

@@ -1,0 +1,63 @@
+// Per-text billing counters of the stand-in.
+#include "stand_in_billing.h"
+
+#include "util/sha256.h"
+
+namespace lens::stand_in {
+namespace {
+
+std::string key_of(std::string_view text) {
+  const util::Sha256 d = util::sha256(text);
+  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+}
+
+}  // namespace
+
+void Billing::add_sync(std::span<const std::string_view> inputs) {
+  std::lock_guard lock(mu_);
+  for (auto in : inputs)
+    ++by_digest_[key_of(in)].sync;
+}
+
+void Billing::add_batch(std::string_view input, std::int64_t tokens) {
+  std::string key = key_of(input);
+  std::lock_guard lock(mu_);
+  ++by_digest_[std::move(key)].batch;
+  batch_tokens_ += tokens;
+}
+
+Billing::Totals Billing::totals() const {
+  std::lock_guard lock(mu_);
+  Totals t;
+  t.batch_tokens = batch_tokens_;
+  for (const auto& [k, c] : by_digest_) {
+    t.sync_inputs += c.sync;
+    t.batch_inputs += c.batch;
+    if (c.sync + c.batch > 0) ++t.distinct_inputs;
+    if (c.sync + c.batch > 1) ++t.billed_more_than_once;
+  }
+  return t;
+}
+
+std::string Billing::json() const {
+  std::lock_guard lock(mu_);
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [k, c] : by_digest_) {
+    util::Sha256 d{};
+    std::copy(k.begin(), k.end(), d.begin());
+    if (!first) out += ",";
+    first = false;
+    out += "\"" + util::to_hex(d) + "\":{\"sync\":" + std::to_string(c.sync) +
+           ",\"batch\":" + std::to_string(c.batch) + "}";
+  }
+  return out + "}";
+}
+
+void Billing::clear() {
+  std::lock_guard lock(mu_);
+  by_digest_.clear();
+  batch_tokens_ = 0;
+}
+
+}  // namespace lens::stand_in

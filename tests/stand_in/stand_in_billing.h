@@ -1,0 +1,45 @@
+// What the stand-in would have charged, per input text: how many times each text (by its
+// SHA-256, the digest lens-embed stores as content_sha256 when the text is the whole
+// input) was embedded and paid for, synchronously or in a batch. Lets a test assert that
+// every item was paid exactly once. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace lens::stand_in {
+
+class Billing {
+ public:
+  // A usable synchronous answer (no injected fault) for these inputs.
+  void add_sync(std::span<const std::string_view> inputs);
+  // One input of a batch request that completed with status 200.
+  void add_batch(std::string_view input, std::int64_t tokens);
+
+  struct Totals {
+    std::int64_t sync_inputs = 0;
+    std::int64_t batch_inputs = 0;
+    std::int64_t batch_tokens = 0;
+    std::int64_t distinct_inputs = 0;        // texts billed at least once
+    std::int64_t billed_more_than_once = 0;  // texts billed twice or more (sync and batch together)
+  };
+  [[nodiscard]] Totals totals() const;
+  // {"<sha256 hex>":{"sync":n,"batch":m},...} (GET /stats/billed).
+  [[nodiscard]] std::string json() const;
+  void clear();
+
+ private:
+  struct Count {
+    std::int32_t sync = 0;
+    std::int32_t batch = 0;
+  };
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Count> by_digest_;  // key: the 32 raw digest bytes
+  std::int64_t batch_tokens_ = 0;
+};
+
+}  // namespace lens::stand_in
