@@ -54,7 +54,8 @@ bool set_batch_option(BatchOptions& o, std::string_view key, std::string_view va
   for (auto [name, f] : {std::pair<std::string_view, BatchFault*>{"poll_503", &o.poll_503},
                          {"poll_reset", &o.poll_reset},
                          {"download_503", &o.download_503},
-                         {"download_reset", &o.download_reset}}) {
+                         {"download_reset", &o.download_reset},
+                         {"download_drop", &o.download_drop}}) {
     if (auto r = fault(name, *f)) return *r;
   }
   if (key == "enabled") return parse_number(value, o.enabled);

@@ -49,6 +49,7 @@ struct BatchOptions {
   BatchFault poll_reset;      // GET /v1/batches[/id]: a TCP reset instead of an answer
   BatchFault download_503;    // GET /v1/files/{id}/content: a 503 before any byte
   BatchFault download_reset;  // ...: a TCP reset after download_reset_after_bytes (or before the end)
+  BatchFault download_drop;   // ...: the connection closed (FIN) there instead: what was sent arrives
   std::int64_t download_reset_after_bytes = 1 << 20;
 
   std::string files_dir;  // where uploads are kept; "": a fresh folder under TMPDIR, removed at the end

@@ -101,7 +101,13 @@ void BatchService::register_routes(httplib::Server& svr) {
 
   svr.Post("/v1/files", [&m, admit](const Request& req, Response& res, const httplib::ContentReader& reader) {
     if (!admit(req, res)) {
-      reader([](const char*, std::size_t) { return true; });  // drain the body
+      // Read the body anyway: a client still sending it would see a broken connection.
+      if (req.is_multipart_form_data()) {
+        reader([](const httplib::MultipartFormData&) { return true; },
+               [](const char*, std::size_t) { return true; });
+      } else {
+        reader([](const char*, std::size_t) { return true; });
+      }
       return;
     }
     std::string id, path, part, purpose, filename;
@@ -213,7 +219,7 @@ void BatchService::register_routes(httplib::Server& svr) {
     if (!admit(req, res)) return;
     std::shared_ptr<const ResultsSpec> spec;
     std::string upload_path;
-    bool error_file = false, doomed = false;
+    bool error_file = false, doomed = false, dropped = false;
     std::int64_t reset_after = 0;
     {
       std::lock_guard lock(m.mu);
@@ -228,6 +234,7 @@ void BatchService::register_routes(httplib::Server& svr) {
             error_json("The server is overloaded or not ready yet.", "service_unavailable", "", ""));
       }
       doomed = m.fire(m.o.download_reset);
+      dropped = !doomed && m.fire(m.o.download_drop);
       reset_after = m.o.download_reset_after_bytes;
       spec = f->results;
       error_file = f->error_file;
@@ -250,45 +257,50 @@ void BatchService::register_routes(httplib::Server& svr) {
     }
     const std::string addr = req.remote_addr;
     const int port = req.remote_port;
-    res.set_chunked_content_provider(
-        "application/jsonl", [&m, st, doomed, reset_after, addr, port](std::size_t, httplib::DataSink& sink) {
-          try {
-            {
-              std::lock_guard lock(m.mu);
-              if (m.stopping) return false;
-            }
-            st->buf.clear();
-            bool more = false;
-            if (st->gen) {
-              more = st->gen->next(st->buf, k_chunk);
-            } else if (st->fd >= 0) {
-              st->buf.resize(k_chunk);
-              const ssize_t n = ::read(st->fd, st->buf.data(), k_chunk);
-              st->buf.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-              more = n > 0;
-            }
-            if (doomed && (!more || st->sent + static_cast<std::int64_t>(st->buf.size()) >= reset_after)) {
-              const auto part = static_cast<std::size_t>(std::clamp<std::int64_t>(
-                  reset_after - st->sent, 0, static_cast<std::int64_t>(st->buf.size())));
-              if (part) sink.write(st->buf.data(), part);
-              reset_connection(addr, port);
-              std::lock_guard lock(m.mu);
-              m.bump("batch_download_reset");
-              return false;
-            }
-            if (!more) {
-              sink.done();
-              std::lock_guard lock(m.mu);
-              m.bump("batch_downloads_completed");
-              return true;
-            }
-            st->sent += static_cast<std::int64_t>(st->buf.size());
-            return sink.write(st->buf.data(), st->buf.size());
-          } catch (const std::exception& e) {
-            std::fprintf(stderr, "stand-in: download failed: %s\n", e.what());
-            return false;
+    res.set_chunked_content_provider("application/jsonl", [&m, st, doomed, dropped, reset_after, addr, port](
+                                                              std::size_t, httplib::DataSink& sink) {
+      try {
+        {
+          std::lock_guard lock(m.mu);
+          if (m.stopping) return false;
+        }
+        st->buf.clear();
+        bool more = false;
+        if (st->gen) {
+          more = st->gen->next(st->buf, k_chunk);
+        } else if (st->fd >= 0) {
+          st->buf.resize(k_chunk);
+          const ssize_t n = ::read(st->fd, st->buf.data(), k_chunk);
+          st->buf.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+          more = n > 0;
+        }
+        if ((doomed || dropped) &&
+            (!more || st->sent + static_cast<std::int64_t>(st->buf.size()) >= reset_after)) {
+          const auto part = static_cast<std::size_t>(
+              std::clamp<std::int64_t>(reset_after - st->sent, 0, static_cast<std::int64_t>(st->buf.size())));
+          if (part) sink.write(st->buf.data(), part);
+          if (doomed) {
+            reset_connection(addr, port);
+          } else {
+            drop_connection(addr, port);
           }
-        });
+          std::lock_guard lock(m.mu);
+          m.bump(doomed ? "batch_download_reset" : "batch_download_drop");
+          return false;
+        }
+        if (!more) {
+          sink.done();
+          std::lock_guard lock(m.mu);
+          m.bump("batch_downloads_completed");
+          return true;
+        }
+        st->sent += static_cast<std::int64_t>(st->buf.size());
+        return sink.write(st->buf.data(), st->buf.size());
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "stand-in: download failed: %s\n", e.what());
+        return false;
+      }
+    });
   });
 
   svr.Post("/v1/batches", [&m, admit](const Request& req, Response& res) {

@@ -68,7 +68,7 @@ void append_base64(std::string& out, const unsigned char* p, std::size_t n) {
   }
 }
 
-bool reset_connection(const std::string& peer_addr, int peer_port) {
+bool end_connection(const std::string& peer_addr, int peer_port, bool reset) {
   const int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   if (devnull < 0) return false;
   bool done = false;
@@ -84,12 +84,24 @@ bool reset_connection(const std::string& peer_addr, int peer_port) {
     char addr[INET_ADDRSTRLEN] = {};
     ::inet_ntop(AF_INET, &in->sin_addr, addr, sizeof addr);
     if (ntohs(in->sin_port) != peer_port || peer_addr != addr) continue;
-    const linger lg{1, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    if (reset) {
+      const linger lg{1, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    } else {
+      ::shutdown(fd, SHUT_RDWR);  // FIN after what is queued
+    }
     done = ::dup2(devnull, fd) >= 0;
   }
   ::close(devnull);
   return done;
+}
+
+bool reset_connection(const std::string& peer_addr, int peer_port) {
+  return end_connection(peer_addr, peer_port, true);
+}
+
+bool drop_connection(const std::string& peer_addr, int peer_port) {
+  return end_connection(peer_addr, peer_port, false);
 }
 
 }  // namespace lens::stand_in

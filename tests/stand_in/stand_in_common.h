@@ -20,5 +20,7 @@ void append_base64(std::string& out, const unsigned char* p, std::size_t n);
 // socket): find the fd by its peer, set SO_LINGER 0, and dup2 /dev/null over it so the
 // socket is closed (RST) while cpp-httplib's later writes and close hit /dev/null.
 bool reset_connection(const std::string& peer_addr, int peer_port);
+// The same with an orderly close (FIN): what was written before arrives, then the end.
+bool drop_connection(const std::string& peer_addr, int peer_port);
 
 }  // namespace lens::stand_in
