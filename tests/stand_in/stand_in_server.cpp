@@ -59,9 +59,9 @@ class Bucket {
     return need <= 0 ? 0 : need / rate_ * 1000.0;
   }
   [[nodiscard]] double remaining() const { return std::max(0.0, std::floor(level_)); }
-  [[nodiscard]] double reset_ms() const {
-    return unlimited() ? 0 : (capacity_ - std::max(0.0, level_)) / rate_ * 1000.0;
-  }
+  // Until the bucket is full again, as OpenAI's x-ratelimit-reset-* say: a request larger
+  // than the bucket leaves a debt (a negative level) that is repaid first.
+  [[nodiscard]] double reset_ms() const { return unlimited() ? 0 : (capacity_ - level_) / rate_ * 1000.0; }
   void fill() { level_ = capacity_; }
 
  private:
