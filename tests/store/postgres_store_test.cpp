@@ -2,14 +2,13 @@
 // horizon, LISTEN/NOTIFY, reconnect after a lost connection, redaction, schema versions;
 // and the pgvector path on PGlite (vector/halfvec columns, HNSW, poison-row isolation).
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
 
 #include <fmt/core.h>
 #include <future>
 #include <set>
 #include <thread>
 
-#include "store_test_support.h"
+#include "store_backends.h"
 #include "util/sha256.h"
 
 namespace lens::store::test {
@@ -90,7 +89,9 @@ TEST_P(PostgresOnly, ClaimsSplitWorkAndExpiredLeasesComeBack) {
   OpenOptions a_opts;
   a_opts.use_claims = true;
   a_opts.worker_id = "worker-a";
-  a_opts.lease = std::chrono::seconds(2);
+  // Long enough that no stall of this process (a loaded machine) ends a live lease; the
+  // lease that must end is ended below, by the clock of the server.
+  a_opts.lease = std::chrono::seconds(60);
   OpenOptions b_opts = a_opts;
   b_opts.worker_id = "worker-b";
   auto a = open(a_opts);
@@ -214,10 +215,18 @@ TEST_P(PostgresOnly, ForceDoesNotRedoRowsWrittenSinceTheFirstLook) {
 }
 
 TEST_P(PostgresOnly, NotifyWakesAFollower) {
+  // A database of its own: NOTIFY channels are per database, so no other test's inserts
+  // wake the follower (a schema would share them).
+  store_.reset();
+  backend_ = make_backend(GetParam(), /*own_database=*/true);
+  ASSERT_TRUE(backend_);
+  store_ = open();
+  ASSERT_TRUE(store_);
+  ASSERT_TRUE(store_->migrate());
   corpus(1);
   auto follower = open();
-  // The first call starts listening. Tests running in parallel on the same server notify
-  // the same channel, so wait until a quiet period is seen before the real check.
+  // The first call starts listening; what it may report (the corpus above) is drained
+  // until a quiet period is seen before the real check.
   bool quiet = false;
   for (int i = 0; i < 50 && !quiet; ++i) {
     auto r = follower->wait_for_changes(std::chrono::milliseconds(200));

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <set>
 
-#include "store_test_support.h"
+#include "store_backends.h"
 #include "util/sha256.h"
 
 namespace lens::store::test {

@@ -75,6 +75,8 @@ std::string with_pg_option(const std::string& base, const std::string& key, cons
     }
     return base + (base.find('?') == std::string::npos ? "?" : "&") + key + "=" + encoded;
   }
+  if (!value.empty() && value.find_first_of(" '\\") == std::string::npos)
+    return base + " " + key + "=" + value;
   std::string quoted;
   for (char c : value) {
     if (c == '\'' || c == '\\') quoted += '\\';

@@ -73,7 +73,8 @@ pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& o) {
                                    0644);
   if (!o.cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, o.cwd.c_str());
   pid_t pid = -1;
-  const int rc = posix_spawn(&pid, a[0], &fa, nullptr, a.data(), e.data());
+  // spawnp: a bare name ("script") is looked up in PATH; a path is taken as it is.
+  const int rc = posix_spawnp(&pid, a[0], &fa, nullptr, a.data(), e.data());
   posix_spawn_file_actions_destroy(&fa);
   return rc == 0 ? pid : -1;
 }

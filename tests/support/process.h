@@ -33,8 +33,8 @@ struct SpawnOptions {
   Env env;               // added to child_environment()
 };
 
-// Starts argv[0] (a path) with stdin from /dev/null. Returns the pid, or -1 when it could
-// not start.
+// Starts argv[0] (a path, or a name looked up in PATH) with stdin from /dev/null. Returns the pid, or -1 when
+// it could not start.
 pid_t spawn(const std::vector<std::string>& argv, const SpawnOptions& options);
 
 // What wait_exit() returns for a child that outlived its timeout (it is SIGKILLed and

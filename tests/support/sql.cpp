@@ -160,6 +160,13 @@ class PostgresDb final : public Db {
   std::optional<std::vector<Row>> query(const std::string& sql) override {
     if (!connect()) return std::nullopt;
     PGresult* r = PQexec(conn_, sql.c_str());
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && PQstatus(conn_) == CONNECTION_BAD) {
+      // The connection died since its last use (the server restarted): a read is safe
+      // to send again on a new one.
+      PQclear(r);
+      if (!connect()) return std::nullopt;
+      r = PQexec(conn_, sql.c_str());
+    }
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
       last_error_ = error_of(r);
       PQclear(r);

@@ -25,7 +25,8 @@ class Db {
   using Value = std::optional<std::string>;  // nullopt: SQL NULL
   using Row = std::vector<Value>;
   // Every row, every column as text (a SQLite blob as its bytes, a PostgreSQL value in
-  // its text form); nullopt on error, with the error in last_error().
+  // its text form); nullopt on error, with the error in last_error(). A read that meets a
+  // PostgreSQL connection lost since its last use is sent again on a new one.
   virtual std::optional<std::vector<Row>> query(const std::string& sql) = 0;
   [[nodiscard]] const std::string& last_error() const { return last_error_; }
 

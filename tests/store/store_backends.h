@@ -1,5 +1,6 @@
-// Test backends for the Store conformance suite: SQLite files, PostgreSQL schemas on the
-// throwaway server of scripts/pg-test-server.sh, and PGlite (pgvector) when configured.
+// Test backends for the Store conformance suite: SQLite files, PostgreSQL schemas (or
+// databases) on the ctest run's server (tests/support/pg.h), and PGlite (pgvector) when
+// configured. The SQL of the tests themselves goes through tests/support/sql.h.
 #pragma once
 
 #include <functional>
@@ -40,8 +41,10 @@ class Backend {
   virtual std::string conninfo() const { return {}; }
 };
 
-// name: "sqlite", "postgres" or "pglite".
-std::unique_ptr<Backend> make_backend(const std::string& name);
+// name: "sqlite", "postgres" or "pglite". own_database: on PostgreSQL, a database of the
+// test's own instead of a schema (what is per database, LISTEN/NOTIFY channels, is then
+// the test's alone).
+std::unique_ptr<Backend> make_backend(const std::string& name, bool own_database = false);
 
 // Backends this run can use: sqlite and postgres always (postgres fails loudly when no
 // server can be started); pglite when LENS_TEST_PGLITE_PORT_FILE names a running one.
