@@ -436,8 +436,10 @@ void StandInServer::Impl::handle(const httplib::Request& req, httplib::Response&
       bump("status_429_quota");
       return;
     }
-    requests_bucket.refill(now);
-    tokens_bucket.refill(now);
+    if (!o.frozen_buckets) {
+      requests_bucket.refill(now);
+      tokens_bucket.refill(now);
+    }
     const double tokens = static_cast<double>(total_tokens);
     const bool req_ok = requests_bucket.has(1);
     const bool tok_ok = tokens_bucket.has(tokens);
