@@ -235,18 +235,17 @@ TEST_F(LensEmbedFaults, PersistentServerErrorsAreRecordedAndTheRunGoesOn) {
   EXPECT_NE(o.log.find("text-embedding-3-small"), std::string::npos) << o.log;
 }
 
-// The rate-limit tests: a 429 costs the request an attempt. The first burst, sent before
-// any answer has told the client the server's limit, costs each request at most one;
-// after that a 429 needs an answer that comes back later than the client's next send
-// (a busy machine), so how many a request meets depends on scheduling. 12 attempts keep
-// that out of the outcome; running out of attempts is tested by the Persistent* tests.
-constexpr const char* k_rate_limit_attempts = "12";
+// The rate-limit tests keep the default 6 attempts: a 429 is not a failed attempt
+// (docs/OPERATIONS.md, docs/ARCHITECTURE.md), so however many a request meets (that
+// depends on scheduling) it ends embedded. The pipeline counts 429s today (a known bug,
+// docs/CONTRACT.md "Planned"): after the first burst, which costs a request at most one,
+// a 429 needs an answer slower than the client's next send, so a failure here is rare.
 
 TEST_F(LensEmbedFaults, RpmLimitIsRespectedWithoutFailures) {
   auto so = poison();
   so.rpm = 300;            // 5 requests per second; the client is told 10x more
   so.burst_seconds = 0.2;  // a bucket of one request: concurrent requests meet 429s
-  const Output o = run(so, {"--rpm", "3000", "--batch-size", "2", "--max-attempts", k_rate_limit_attempts});
+  const Output o = run(so, {"--rpm", "3000", "--batch-size", "2"});
   EXPECT_EXIT_CODE(o, 0);
   // Whether 429s happen depends on timing (the client adopts the server's limit from
   // the first answer's headers); the outcome may not: everything embedded, no failure.
@@ -260,7 +259,7 @@ TEST_F(LensEmbedFaults, TpmLimitIsRespectedWithoutFailures) {
   so.tpm = 3000;  // 50 tokens per second; a 2-input request is ~18 tokens
   so.burst_seconds = 0.2;
   so.retry_after_headers = true;
-  const Output o = run(so, {"--tpm", "100000", "--batch-size", "2", "--max-attempts", k_rate_limit_attempts});
+  const Output o = run(so, {"--tpm", "100000", "--batch-size", "2"});
   EXPECT_EXIT_CODE(o, 0);
   expect_all_embedded({"u7"});
   EXPECT_EQ(failures().size(), 1u) << stats_;
