@@ -124,24 +124,11 @@ class Hostile : public ::testing::TestWithParam<std::string> {
     so.api_key = "sk-hostile";
     lens::test::StandIn server(so);
     ASSERT_TRUE(server.ok());
-    const std::vector<std::string> run_args = {"run",
-                                               "--db",
-                                               url,
-                                               "--provider",
-                                               "supermind",
-                                               "--base-url",
-                                               server.base_url(),
-                                               "--model",
-                                               "text-embedding-3-small",
-                                               "--dimensions",
-                                               "16",
-                                               "--timeout",
-                                               "30",
-                                               "--json",
-                                               "--batch-size",
-                                               "8",
-                                               "--log-file",
-                                               dir_ / "lens.log"};
+    std::vector<std::string> run_args = {"run", "--db", url};
+    for (const auto& a : server.provider_args("text-embedding-3-small"))
+      run_args.push_back(a);
+    run_args.insert(run_args.end(), {"--dimensions", "16", "--timeout", "30", "--json", "--batch-size", "8",
+                                     "--log-file", dir_ / "lens.log"});
     const auto first = lens(run_args);
     ASSERT_EQ(first.exit_code, 0) << "lens-embed must neither crash nor stop:\n" << first.out << first.err;
 

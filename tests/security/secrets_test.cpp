@@ -59,21 +59,11 @@ class Secrets : public ::testing::Test {
   }
 
   std::vector<std::string> run_args(const std::string& db, int port, std::vector<std::string> extra = {}) {
-    std::vector<std::string> a = {"run",
-                                  "--db",
-                                  db,
-                                  "--provider",
-                                  "supermind",
-                                  "--base-url",
-                                  fmt::format("http://127.0.0.1:{}/v1", port),
-                                  "--model",
-                                  "text-embedding-3-small",
-                                  "--dimensions",
-                                  "16",
-                                  "--timeout",
-                                  "2",
-                                  "--batch-size",
-                                  "16"};
+    std::vector<std::string> a = {"run", "--db", db};
+    for (const auto& x :
+         lens::test::supermind_args(fmt::format("http://127.0.0.1:{}/v1", port), "text-embedding-3-small"))
+      a.push_back(x);
+    a.insert(a.end(), {"--dimensions", "16", "--timeout", "2", "--batch-size", "16"});
     if (std::find(extra.begin(), extra.end(), "--max-attempts") == extra.end())
       a.insert(a.end(), {"--max-attempts", "3"});
     a.insert(a.end(), extra.begin(), extra.end());

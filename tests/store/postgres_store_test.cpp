@@ -17,29 +17,8 @@ namespace {
 constexpr const char* k_provider = "pg-provider";
 constexpr const char* k_model = "m4";
 
-std::string uid(int n) {
-  return fmt::format("00000000-0000-4000-8000-{:012d}", n);
-}
-std::string at(int seconds, int micros = 0) {
-  return fmt::format("2024-01-01T{:02}:{:02}:{:02}.{:06}Z", seconds / 3600, (seconds / 60) % 60, seconds % 60,
-                     micros);
-}
-
-class PgTest : public ::testing::TestWithParam<std::string> {
+class PgTest : public BackendTest {
  protected:
-  void SetUp() override {
-    backend_ = make_backend(GetParam());
-    ASSERT_TRUE(backend_);
-    store_ = open();
-    ASSERT_TRUE(store_);
-    auto m = store_->migrate();
-    ASSERT_TRUE(m) << m.error().message;
-  }
-  std::unique_ptr<Store> open(const OpenOptions& o = {}) {
-    auto s = backend_->open(o);
-    EXPECT_TRUE(s) << (s ? "" : s.error().message);
-    return s ? std::move(*s) : nullptr;
-  }
   void corpus(int n, int first_id = 1000) {
     backend_->exec(
         fmt::format("INSERT INTO conversations (id, user_id, created_at) VALUES ('{}', '{}', '{}') "
@@ -76,9 +55,6 @@ class PgTest : public ::testing::TestWithParam<std::string> {
     return b;
   }
   std::int64_t count(const std::string& sql) { return std::stoll(backend_->scalar(sql)); }
-
-  std::unique_ptr<Backend> backend_;
-  std::unique_ptr<Store> store_;
 };
 
 class PostgresOnly : public PgTest {};

@@ -167,6 +167,30 @@ std::string pglite_base() {
 
 }  // namespace
 
+std::string uid(int n) {
+  return fmt::format("00000000-0000-4000-8000-{:012d}", n);
+}
+
+std::string at(int seconds, int micros) {
+  return fmt::format("2024-01-01T{:02}:{:02}:{:02}.{:06}Z", seconds / 3600, (seconds / 60) % 60, seconds % 60,
+                     micros);
+}
+
+void BackendTest::SetUp() {
+  backend_ = make_backend(GetParam());
+  ASSERT_TRUE(backend_);
+  store_ = open();
+  ASSERT_TRUE(store_);
+  auto m = store_->migrate();
+  ASSERT_TRUE(m) << m.error().message;
+}
+
+std::unique_ptr<Store> BackendTest::open(const OpenOptions& o) {
+  auto s = backend_->open(o);
+  EXPECT_TRUE(s) << (s ? "" : s.error().message);
+  return s ? std::move(*s) : nullptr;
+}
+
 std::unique_ptr<Backend> make_backend(const std::string& name, bool own_database) {
   if (name == "sqlite") return std::make_unique<SqliteBackend>();
   if (name == "pglite") {

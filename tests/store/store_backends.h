@@ -3,6 +3,8 @@
 // configured. The SQL of the tests themselves goes through tests/support/sql.h.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <functional>
 #include <memory>
 #include <optional>
@@ -39,6 +41,23 @@ class Backend {
                                             const std::string& user_message_id) = 0;
   // A conninfo for this test's database (PostgreSQL only).
   virtual std::string conninfo() const { return {}; }
+};
+
+// An id in uuid form from a number (any text id works in SQLite; PostgreSQL wants uuids).
+std::string uid(int n);
+// Fixed-width ISO-8601 UTC with microseconds: sorts as text (SQLite) and as time (PostgreSQL).
+std::string at(int seconds, int micros = 0);
+
+// A test on the backend named by its parameter: backend_ on a database of its own, and
+// store_ opened there and migrated.
+class BackendTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override;
+  // A new Store on the test's database; fails the test (and is null) when it cannot open.
+  std::unique_ptr<Store> open(const OpenOptions& o = {});
+
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Store> store_;
 };
 
 // name: "sqlite", "postgres" or "pglite". own_database: on PostgreSQL, a database of the

@@ -17,8 +17,8 @@ std::string StandIn::base_url() const {
   return "http://127.0.0.1:" + std::to_string(port_) + "/v1";
 }
 
-std::vector<std::string> StandIn::provider_args(const std::string& model) const {
-  return {"--provider", "supermind", "--base-url", base_url(), "--model", model};
+std::vector<std::string> supermind_args(const std::string& base_url, const std::string& model) {
+  return {"--provider", "supermind", "--base-url", base_url, "--model", model};
 }
 
 }  // namespace lens::test

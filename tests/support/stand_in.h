@@ -11,6 +11,10 @@
 
 namespace lens::test {
 
+// --provider supermind --base-url `base_url` --model `model`: lens-embed's flags for an
+// OpenAI-compatible server; the key comes from SUPERMIND_API_KEY in its environment.
+std::vector<std::string> supermind_args(const std::string& base_url, const std::string& model);
+
 // A counter of the stand-in's /stats JSON; 0 when absent (never counted).
 std::int64_t stat_counter(const std::string& stats_json, const std::string& name);
 
@@ -29,9 +33,10 @@ class StandIn {
   [[nodiscard]] std::int64_t stat(const std::string& counter) const {
     return stat_counter(stats_json(), counter);
   }
-  // --provider supermind --base-url base_url() --model `model`: the key comes from
-  // SUPERMIND_API_KEY in the child's environment.
-  [[nodiscard]] std::vector<std::string> provider_args(const std::string& model) const;
+  // supermind_args(base_url(), model).
+  [[nodiscard]] std::vector<std::string> provider_args(const std::string& model) const {
+    return supermind_args(base_url(), model);
+  }
   // Stops serving (the destructor does too); stats stay readable.
   void stop() { server_.stop(); }
 
