@@ -363,7 +363,7 @@ TEST(SourceMapping, DescribeEntriesShowsRawValuesEvenInvalidOnes) {
   EXPECT_EQ(lines[0].value, "\"messages\"");
   EXPECT_EQ(lines[0].source, "default");
   EXPECT_EQ(lines.back().key, "source.bogus");
-  EXPECT_EQ(lines.back().source, "c:9 (unknown key)");
+  EXPECT_EQ(lines.back().source, "c:9, unknown key");
 }
 
 TEST(SourceMapping, TomlTextEscapes) {

@@ -142,7 +142,7 @@ std::vector<MappingLine> describe_entries(const std::vector<MappingEntry>& entri
   for (const auto& e : entries) {
     auto it = std::find_if(out.begin(), out.end(), [&](const MappingLine& l) { return l.key == e.key; });
     if (it == out.end()) {
-      out.push_back({e.key, toml_text(e.value), e.source + " (unknown key)"});
+      out.push_back({e.key, toml_text(e.value), e.source + ", unknown key"});
     } else {
       it->value = toml_text(e.value);
       it->source = e.source;
