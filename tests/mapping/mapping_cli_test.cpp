@@ -3,66 +3,35 @@
 // any database is touched; `config` shows the mapping with its sources.
 #include <fmt/core.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "core/source_mapping.h"
-#include "fixtures.h"
+#include "support/process.h"
+#include "support/source_schemas.h"
 
-namespace lens::test::mapping {
+namespace lens::test::schemas {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Output {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // A folder of the test's own, with lens-embed.toml holding `toml`.
 class Workdir {
  public:
-  explicit Workdir(const std::string& toml) {
-    static int n = 0;
-    dir_ = fs::temp_directory_path() / fmt::format("lens_mapping_cli_{}_{}", ::getpid(), n++);
-    fs::create_directories(dir_);
-    std::ofstream(dir_ / "lens-embed.toml") << toml;
-  }
-  ~Workdir() { fs::remove_all(dir_); }
-  Workdir(const Workdir&) = delete;
-  Workdir& operator=(const Workdir&) = delete;
+  explicit Workdir(const std::string& toml) : dir_("mapping_cli") { std::ofstream(config()) << toml; }
 
-  [[nodiscard]] std::string config() const { return (dir_ / "lens-embed.toml").string(); }
-  [[nodiscard]] std::string db() const { return (dir_ / "lens.db").string(); }
+  [[nodiscard]] std::string config() const { return dir_ / "lens-embed.toml"; }
+  [[nodiscard]] std::string db() const { return dir_ / "lens.db"; }
 
-  // lens-embed ARGS --config lens-embed.toml, in this folder, with an environment free of
-  // LENS_* and database variables. (tests/support's run_lens replaces this once it is on main.)
-  Output run(const std::string& args) const {
-    const std::string cmd = fmt::format(
-        "cd '{}' && env -u LENS_DATABASE_URL -u DATABASE_URL -u LENS_CONFIG -u LENS_PROVIDER -u LENS_MODEL "
-        "-u POSTGRES_HOST -u POSTGRES_DB '{}' {} --config '{}' >out.txt 2>err.txt",
-        dir_.string(), LENS_EMBED_BIN, args, config());
-    const int status = std::system(cmd.c_str());
-    Output o;
-    o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    o.out = slurp(dir_ / "out.txt");
-    o.err = slurp(dir_ / "err.txt");
-    return o;
+  // lens-embed ARGS --db sqlite:lens.db --config lens-embed.toml, in this folder.
+  [[nodiscard]] Output run(std::vector<std::string> args) const {
+    args.insert(args.end(), {"--db", "sqlite:" + db(), "--config", config()});
+    return run_lens(args, dir_.path());
   }
 
  private:
-  fs::path dir_;
+  TempDir dir_;
 };
 
 // "source.content" -> "[source] content", as messages show a key.
@@ -77,11 +46,14 @@ std::string file_with(std::string_view key, const std::string& value) {
   return fmt::format("# test\n[{}]\n{} = {}\n", key.substr(0, dot), key.substr(dot + 1), value);
 }
 
+// The commands that open the database.
+const std::vector<std::string> k_commands[] = {{"run", "--dry-run"}, {"status"}, {"init"}};
+
 TEST(MappingCli, EveryMisspelledKeyIsExit2NamingItAndTheNearestKey) {
   for (std::string_view key : core::mapping_keys()) {
     const std::string typo = std::string(key) + "x";  // "[source] contentx"
     Workdir w(file_with(typo, "\"x\""));
-    const Output o = w.run(fmt::format("run --dry-run --db 'sqlite:{}'", w.db()));
+    const Output o = w.run({"run", "--dry-run"});
     EXPECT_EQ(o.exit_code, 2) << key << "\n" << o.err;
     EXPECT_NE(o.err.find(
                   fmt::format("{}:3: unknown key {}; did you mean {}?", w.config(), shown(typo), shown(key))),
@@ -116,19 +88,19 @@ TEST(MappingCli, EveryBadValueIsExit2NamingKeyLineAndFix) {
   ASSERT_EQ(std::size(cases), core::mapping_keys().size());
   for (const auto& c : cases) {
     Workdir w(file_with(c.key, c.value));
-    for (const char* command : {"run --dry-run", "status", "init"}) {
-      const Output o = w.run(fmt::format("{} --db 'sqlite:{}'", command, w.db()));
-      EXPECT_EQ(o.exit_code, 2) << command << " " << c.key << "\n" << o.err;
+    for (const auto& command : k_commands) {
+      const Output o = w.run(command);
+      EXPECT_EQ(o.exit_code, 2) << command[0] << " " << c.key << "\n" << o.err;
       EXPECT_NE(o.err.find(fmt::format("{}:3: {} = ", w.config(), shown(c.key))), std::string::npos) << o.err;
       EXPECT_NE(o.err.find(c.expect), std::string::npos) << "wanted \"" << c.expect << "\" in: " << o.err;
-      EXPECT_FALSE(fs::exists(w.db())) << command << " " << c.key;
+      EXPECT_FALSE(fs::exists(w.db())) << command[0] << " " << c.key;
     }
   }
 }
 
 TEST(MappingCli, ConfigShowsTheMappingAndWhereEachValueCameFrom) {
   Workdir w(toml_snippet({Schema::c_view_text_keys}));
-  const Output o = w.run("config --json");
+  const Output o = w.run({"config", "--json"});
   ASSERT_EQ(o.exit_code, 0) << o.err;
   EXPECT_NE(o.out.find(fmt::format(R"("source.content":{{"source":"{}:6","value":"\"Body\""}})", w.config())),
             std::string::npos)
@@ -138,7 +110,7 @@ TEST(MappingCli, ConfigShowsTheMappingAndWhereEachValueCameFrom) {
   EXPECT_NE(o.out.find(R"("source.template_no_reply":{"source":")"), std::string::npos) << o.out;
   // A bad value is shown too: `config` is how one finds it.
   Workdir bad(file_with("source.content", "\"te xt\""));
-  const Output shown_bad = bad.run("config");
+  const Output shown_bad = bad.run({"config"});
   EXPECT_EQ(shown_bad.exit_code, 0) << shown_bad.err;
   EXPECT_NE(shown_bad.out.find("\"te xt\""), std::string::npos) << shown_bad.out;
 }
@@ -148,9 +120,9 @@ TEST(MappingCli, ConfigShowsTheMappingAndWhereEachValueCameFrom) {
 TEST(MappingCli, MappedSchemaIsRefusedUntilTheStoresReadIt) {
   for (Schema s : {Schema::a_qualified_bigint, Schema::b_reply_column, Schema::c_view_text_keys}) {
     Workdir w(toml_snippet({s}));
-    for (const char* command : {"run --dry-run", "status", "init"}) {
-      const Output o = w.run(fmt::format("{} --db 'sqlite:{}'", command, w.db()));
-      EXPECT_EQ(o.exit_code, 2) << command << " " << name(s) << "\n" << o.err;
+    for (const auto& command : k_commands) {
+      const Output o = w.run(command);
+      EXPECT_EQ(o.exit_code, 2) << command[0] << " " << name(s) << "\n" << o.err;
       EXPECT_NE(o.err.find("this version of lens-embed reads only the default schema"), std::string::npos)
           << o.err;
       EXPECT_FALSE(fs::exists(w.db()));
@@ -158,9 +130,9 @@ TEST(MappingCli, MappedSchemaIsRefusedUntilTheStoresReadIt) {
   }
   // The default mapping written out is no mapping: the command runs.
   Workdir w("[source]\nmessages = \"messages\"\nreply = \"next\"\n");
-  const Output o = w.run(fmt::format("init --db 'sqlite:{}'", w.db()));
+  const Output o = w.run({"init"});
   EXPECT_EQ(o.exit_code, 0) << o.err;
 }
 
 }  // namespace
-}  // namespace lens::test::mapping
+}  // namespace lens::test::schemas

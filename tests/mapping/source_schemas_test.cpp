@@ -1,190 +1,62 @@
-// The issue-12 source schemas on real SQLite and PostgreSQL: each loads, its corpus has what
-// the tests need, its [source] snippet reads back as its mapping, and a query written from
-// the mapping alone finds exactly the exchanges the corpus expects.
+// The issue-12 source schemas (tests/support/source_schemas.h) on real SQLite and PostgreSQL:
+// each loads, its corpus has what the tests need, its [source] snippet reads back as its
+// mapping, and a query written from the mapping alone finds exactly the exchanges the corpus
+// expects.
 #include <fmt/core.h>
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
-#include <sqlite3.h>
-#include <unistd.h>
 
-#include <atomic>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <memory>
 #include <set>
 
 #include "cli/config_file.h"
 #include "core/input_text.h"
-#include "fixtures.h"
+#include "support/pg.h"
+#include "support/process.h"
+#include "support/source_schemas.h"
+#include "support/sql.h"
 
-namespace lens::test::mapping {
+namespace lens::test::schemas {
 namespace {
-
-using Row = std::vector<std::optional<std::string>>;
-
-// The smallest SQL client: a script, and a query with text results. (tests/support's Db
-// replaces it once that library is on main.)
-class Sql {
- public:
-  virtual ~Sql() = default;
-  virtual std::string exec(const std::string& sql) = 0;  // "" or the error
-  virtual std::optional<std::vector<Row>> query(const std::string& sql, std::string& error) = 0;
-};
-
-class SqliteSql final : public Sql {
- public:
-  explicit SqliteSql(const std::string& path) { sqlite3_open(path.c_str(), &db_); }
-  ~SqliteSql() override { sqlite3_close(db_); }
-  std::string exec(const std::string& sql) override {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) == SQLITE_OK) return "";
-    std::string e = err ? err : "error";
-    sqlite3_free(err);
-    return e;
-  }
-  std::optional<std::vector<Row>> query(const std::string& sql, std::string& error) override {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) {
-      error = sqlite3_errmsg(db_);
-      return std::nullopt;
-    }
-    std::vector<Row> rows;
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-      Row row;
-      for (int i = 0; i < sqlite3_column_count(s); ++i) {
-        const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
-        if (sqlite3_column_type(s, i) == SQLITE_NULL)
-          row.emplace_back(std::nullopt);
-        else
-          row.emplace_back(std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(s, i))));
-      }
-      rows.push_back(std::move(row));
-    }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) {
-      error = sqlite3_errmsg(db_);
-      return std::nullopt;
-    }
-    return rows;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
-
-class PgSql final : public Sql {
- public:
-  explicit PgSql(const std::string& url) : conn_(PQconnectdb(url.c_str())) {}
-  ~PgSql() override { PQfinish(conn_); }
-  [[nodiscard]] bool ok() const { return PQstatus(conn_) == CONNECTION_OK; }
-  std::string exec(const std::string& sql) override {
-    std::string error;
-    return query(sql, error) ? "" : error;
-  }
-  std::optional<std::vector<Row>> query(const std::string& sql, std::string& error) override {
-    PGresult* r = PQexec(conn_, sql.c_str());
-    const auto status = PQresultStatus(r);
-    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-      error = PQerrorMessage(conn_);
-      PQclear(r);
-      return std::nullopt;
-    }
-    std::vector<Row> rows;
-    for (int i = 0; i < PQntuples(r); ++i) {
-      Row row;
-      for (int j = 0; j < PQnfields(r); ++j) {
-        if (PQgetisnull(r, i, j))
-          row.emplace_back(std::nullopt);
-        else
-          row.emplace_back(std::string(PQgetvalue(r, i, j), static_cast<std::size_t>(PQgetlength(r, i, j))));
-      }
-      rows.push_back(std::move(row));
-    }
-    PQclear(r);
-    return rows;
-  }
-
- private:
-  PGconn* conn_;
-};
-
-// The ctest run's throwaway server (tests/store's lens_pg fixture writes its state file).
-std::string pg_url() {
-  const char* state = std::getenv("LENS_TEST_PG_STATE");
-  if (!state) return "";
-  std::ifstream in(state);
-  for (std::string line; std::getline(in, line);) {
-    if (line.starts_with("PGTEST_URL=")) return line.substr(11);
-  }
-  return "";
-}
-
-std::string unique(const std::string& prefix) {
-  static std::atomic<int> n{0};
-  return fmt::format("{}_{}_{}", prefix, ::getpid(), n++);
-}
 
 bool ascii_blank(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); });
 }
 
-// A fixture's database: the schema created and the corpus loaded, on either backend.
-struct Loaded {
-  std::unique_ptr<Sql> sql;
+// A fixture's database, empty: a SQLite file in a folder of its own, or a PostgreSQL schema
+// of its own (and, for (a), a second one that holds the source table).
+struct Scratch {
+  std::unique_ptr<TempDir> dir;
+  std::unique_ptr<PgScratch> schema, source_schema;
+  std::unique_ptr<Db> db;
   std::string error;
-  std::function<void()> drop = [] {};
-  ~Loaded() { drop(); }
 };
 
-void load(Loaded& db, const Fixture& f, const Corpus& corpus) {
-  const std::string ddl = create_sql(f);
-  ASSERT_FALSE(ddl.empty()) << "no SQL file for " << name(f.schema) << "." << name(f.dialect);
-  ASSERT_EQ(db.sql->exec(ddl), "") << name(f.schema);
-  ASSERT_EQ(db.sql->exec(insert_sql(f, corpus.messages)), "") << name(f.schema);
-}
-
-std::unique_ptr<Loaded> open(Fixture& f) {
-  auto db = std::make_unique<Loaded>();
+std::unique_ptr<Scratch> open(Fixture& f) {
+  auto s = std::make_unique<Scratch>();
   if (f.dialect == Dialect::sqlite) {
-    const auto path = std::filesystem::temp_directory_path() / (unique("lens_mapping") + ".db");
-    db->sql = std::make_unique<SqliteSql>(path.string());
-    db->drop = [path] { std::filesystem::remove(path); };
-    return db;
+    s->dir = std::make_unique<TempDir>("source_schemas");
+    s->db = Db::open("sqlite:" + (*s->dir / "source.db"));
+  } else {
+    s->schema = std::make_unique<PgScratch>(PgServer::shared(), "map");
+    s->source_schema = std::make_unique<PgScratch>(PgServer::shared(), "map_src");
+    if (!s->schema->ok() || !s->source_schema->ok()) {
+      s->error = s->schema->error() + s->source_schema->error();
+      return s;
+    }
+    f.source_schema = s->source_schema->name();
+    s->db = Db::open(s->schema->url());
   }
-  const std::string url = pg_url();
-  if (url.empty()) {
-    db->error = "LENS_TEST_PG_STATE names no server (run through ctest: the lens_pg fixture starts it)";
-    return db;
-  }
-  auto pg = std::make_unique<PgSql>(url);
-  if (!pg->ok()) {
-    db->error = "cannot connect to " + url;
-    return db;
-  }
-  const std::string scratch = unique("lens_map");
-  f.source_schema = unique("lens_src");
-  if (auto e = pg->exec(fmt::format("CREATE SCHEMA {0}; SET search_path TO {0}", scratch)); !e.empty()) {
-    db->error = e;
-    return db;
-  }
-  db->sql = std::move(pg);
-  db->drop = [url, scratch, source = f.source_schema] {
-    PgSql cleanup(url);
-    (void)cleanup.exec(
-        fmt::format("DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE", scratch, source));
-  };
-  return db;
+  if (!s->db) s->error = "cannot open the database";
+  return s;
 }
 
 // The exchanges that exchanges_query finds in the database, blank questions left out.
-std::vector<core::Exchange> read_exchanges(Sql& sql, const core::SourceMapping& m) {
-  std::string error;
-  auto rows = sql.query(exchanges_query(m), error);
-  EXPECT_TRUE(rows) << error << "\n" << exchanges_query(m);
+std::vector<core::Exchange> read_exchanges(Db& db, const core::SourceMapping& m) {
+  auto rows = db.query(exchanges_query(m));
+  EXPECT_TRUE(rows) << db.last_error() << "\n" << exchanges_query(m);
   std::vector<core::Exchange> out;
   if (!rows) return out;
   const auto user_columns = m.user_columns(), assistant_columns = m.assistant_columns();
@@ -226,24 +98,22 @@ class FixtureOn : public ::testing::TestWithParam<std::tuple<Schema, Dialect>> {
 // agree with the databases' ordering, types, view and filter.
 TEST_P(FixtureOn, QueryFromTheMappingFindsTheExpectedExchanges) {
   Fixture f{std::get<0>(GetParam()), std::get<1>(GetParam())};
-  auto db = open(f);
-  ASSERT_TRUE(db->error.empty()) << db->error;
+  auto s = open(f);
+  ASSERT_TRUE(s->error.empty()) << s->error;
   const Corpus corpus = make_corpus(f);
-  load(*db, f, corpus);
-  if (HasFatalFailure()) return;
+  ASSERT_EQ(load(*s->db, f, corpus.messages), "");
   const auto m = mapping(f);
-  expect_same(read_exchanges(*db->sql, m), corpus.expected, m);
+  expect_same(read_exchanges(*s->db, m), corpus.expected, m);
 }
 
 // After edits, deletes and a new row the query and expected_exchanges still agree: the
 // helpers stay usable for the tests that change a corpus between runs.
 TEST_P(FixtureOn, ExpectationsFollowChangesToTheCorpus) {
   Fixture f{std::get<0>(GetParam()), std::get<1>(GetParam())};
-  auto db = open(f);
-  ASSERT_TRUE(db->error.empty()) << db->error;
+  auto s = open(f);
+  ASSERT_TRUE(s->error.empty()) << s->error;
   Corpus corpus = make_corpus(f);
-  load(*db, f, corpus);
-  if (HasFatalFailure()) return;
+  ASSERT_EQ(load(*s->db, f, corpus.messages), "");
   const auto m = mapping(f);
   // Delete the first reply of the first answered exchange: the next candidate (or none) answers.
   const auto answered =
@@ -266,9 +136,9 @@ TEST_P(FixtureOn, ExpectationsFollowChangesToTheCorpus) {
       table = "answers", key = "answer_key";
       break;
   }
-  ASSERT_EQ(db->sql->exec(fmt::format("DELETE FROM {} WHERE {} = '{}'", table, key, gone)), "");
+  ASSERT_EQ(s->db->exec(fmt::format("DELETE FROM {} WHERE {} = '{}'", table, key, gone)), "");
   std::erase_if(corpus.messages, [&](const Message& msg) { return msg.id == gone; });
-  expect_same(read_exchanges(*db->sql, m), expected_exchanges(f, corpus.messages), m);
+  expect_same(read_exchanges(*s->db, m), expected_exchanges(f, corpus.messages), m);
 }
 
 std::string param_name(const ::testing::TestParamInfo<FixtureOn::ParamType>& info) {
@@ -283,9 +153,10 @@ INSTANTIATE_TEST_SUITE_P(Schemas, FixtureOn,
 TEST(Fixtures, SnippetsReadBackAsTheirMapping) {
   for (Schema s : k_all_schemas) {
     const Fixture f{s, Dialect::postgres, "lens_src"};
-    const auto path = std::filesystem::temp_directory_path() / (unique("lens_mapping_snippet") + ".toml");
+    const TempDir dir("snippet");
+    const std::string path = dir / "lens-embed.toml";
     std::ofstream(path) << toml_snippet(f);
-    auto file = cli::read_config_file(path.string());
+    auto file = cli::read_config_file(path);
     ASSERT_TRUE(file) << file.error().message;
     auto m = core::make_source_mapping(file->mapping);
     ASSERT_TRUE(m) << m.error().message << "\n" << toml_snippet(f);
@@ -293,7 +164,6 @@ TEST(Fixtures, SnippetsReadBackAsTheirMapping) {
     for (std::size_t i = 0; i < got.size(); ++i)
       EXPECT_EQ(got[i].value, want[i].value) << name(s) << " " << got[i].key;
     EXPECT_EQ(m->fingerprint(), mapping(f).fingerprint());
-    std::filesystem::remove(path);
   }
   EXPECT_TRUE(mapping({Schema::default_schema}).is_default());
   EXPECT_EQ(mapping({Schema::a_qualified_bigint, Dialect::sqlite}).messages().value,
@@ -355,4 +225,4 @@ TEST(Fixtures, CorporaAreDeterministicAndHoldTheCasesTheTestsNeed) {
 }
 
 }  // namespace
-}  // namespace lens::test::mapping
+}  // namespace lens::test::schemas

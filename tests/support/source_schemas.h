@@ -1,7 +1,7 @@
 // Source schemas for the tests of issue 12, on SQLite and PostgreSQL: the default schema and
 // the three test schemas, their lens-embed.toml [source] mapping, a deterministic corpus for
-// each and the exchanges a correct run embeds from it. Free of GoogleTest and of any SQL
-// client: it hands out SQL text, so any test's connection can run it.
+// each and the exchanges a correct run embeds from it. SQL text, so that any connection can
+// run it; load() runs it through support/sql.h's Db.
 #pragma once
 
 #include <cstdint>
@@ -12,8 +12,9 @@
 
 #include "core/source_mapping.h"
 #include "core/types.h"
+#include "support/sql.h"
 
-namespace lens::test::mapping {
+namespace lens::test::schemas {
 
 enum class Schema {
   default_schema,      // CONTRACT §2: conversations + messages, uuid keys
@@ -34,13 +35,14 @@ enum class Dialect { sqlite, postgres };
 struct Fixture {
   Schema schema = Schema::default_schema;
   Dialect dialect = Dialect::sqlite;
-  // (a) only: the schema that holds chat_messages. PostgreSQL: a schema the test owns (created
-  // by create_sql, off the connection's search_path); SQLite: "main".
+  // (a) only: the schema that holds chat_messages. PostgreSQL: a schema the test owns, off the
+  // connection's search_path (a second PgScratch; create_sql creates it if missing); SQLite:
+  // "main".
   std::string source_schema = "main";
 };
 
 // The statements that create the fixture's source tables and views: the file
-// tests/mapping/schemas/NAME.DIALECT.sql with ${source_schema} replaced (quoted). Empty when
+// tests/support/schemas/NAME.DIALECT.sql with ${source_schema} replaced (quoted). Empty when
 // the file cannot be read (the test then fails on it).
 [[nodiscard]] std::string create_sql(const Fixture& fixture);
 
@@ -86,6 +88,10 @@ struct Corpus {
 // The statements that insert `messages` (after create_sql), in one transaction.
 [[nodiscard]] std::string insert_sql(const Fixture& fixture, const std::vector<Message>& messages);
 
+// create_sql and insert_sql(messages) run on `db` (whose dialect must be fixture.dialect):
+// "" or the first error.
+[[nodiscard]] std::string load(Db& db, const Fixture& fixture, const std::vector<Message>& messages);
+
 // The exchanges a correct run embeds from `messages` (Corpus::expected); recompute after a
 // test edits, deletes or adds messages.
 [[nodiscard]] std::vector<core::Exchange> expected_exchanges(const Fixture& fixture,
@@ -99,4 +105,4 @@ struct Corpus {
 // inlined as literals: for tests only.
 [[nodiscard]] std::string exchanges_query(const core::SourceMapping& mapping);
 
-}  // namespace lens::test::mapping
+}  // namespace lens::test::schemas

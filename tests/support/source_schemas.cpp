@@ -1,6 +1,6 @@
-// The source schemas of issue 12's tests (see fixtures.h): mappings, a deterministic corpus
+// The source schemas of issue 12's tests (see source_schemas.h): mappings, a deterministic corpus
 // per schema, its expected exchanges, and a reference query that reads any mapped source.
-#include "fixtures.h"
+#include "support/source_schemas.h"
 
 #include <fmt/core.h>
 
@@ -10,7 +10,9 @@
 #include <map>
 #include <sstream>
 
-namespace lens::test::mapping {
+#include "support/paths.h"
+
+namespace lens::test::schemas {
 namespace {
 
 // splitmix64: a fixed sequence for a seed on every platform (std::*_distribution is not).
@@ -233,7 +235,8 @@ std::string_view name(Dialect dialect) {
 }
 
 std::string create_sql(const Fixture& f) {
-  std::ifstream in(fmt::format("{}/{}.{}.sql", LENS_MAPPING_SCHEMA_DIR, name(f.schema), name(f.dialect)));
+  std::ifstream in(
+      fmt::format("{}/tests/support/schemas/{}.{}.sql", source_dir(), name(f.schema), name(f.dialect)));
   if (!in) return "";
   std::stringstream text;
   text << in.rdbuf();
@@ -370,6 +373,15 @@ std::string insert_sql(const Fixture& f, const std::vector<Message>& messages) {
   return sql + "COMMIT;\n";
 }
 
+std::string load(Db& db, const Fixture& f, const std::vector<Message>& messages) {
+  if (db.is_postgres() != (f.dialect == Dialect::postgres)) return "the fixture is for another dialect";
+  const std::string ddl = create_sql(f);
+  if (ddl.empty())
+    return fmt::format("no file tests/support/schemas/{}.{}.sql", name(f.schema), name(f.dialect));
+  if (auto e = db.exec(ddl); !e.empty()) return e;
+  return db.exec(insert_sql(f, messages));
+}
+
 std::vector<core::Exchange> expected_exchanges(const Fixture& f, const std::vector<Message>& messages) {
   const core::SourceMapping m = mapping(f);
   auto has = [](const std::vector<std::string>& list, const std::string& v) {
@@ -476,4 +488,4 @@ std::string exchanges_query(const core::SourceMapping& m) {
       fmt::arg("at", at));
 }
 
-}  // namespace lens::test::mapping
+}  // namespace lens::test::schemas

@@ -2,7 +2,7 @@
 -- qualified name finds it), bigint identity keys above 2^31, its own column names, roles
 -- student/tutor/system, a soft-delete flag used as the filter, no updated_at, no
 -- conversations table. ${source_schema} is replaced by the test's schema name.
-CREATE SCHEMA ${source_schema};
+CREATE SCHEMA IF NOT EXISTS ${source_schema};
 CREATE TABLE ${source_schema}.chat_messages (
   message_no  bigint GENERATED ALWAYS AS IDENTITY (START WITH 3000000001) PRIMARY KEY,
   thread_no   bigint  NOT NULL,
