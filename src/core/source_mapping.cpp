@@ -262,11 +262,13 @@ class MappingBuilder {
             "{}: {} and {} ({}) both name the column \"{}\"; each key names a column of its own", a.source,
             shown(name_of(columns[i].first)), shown(name_of(columns[j].first)), b.source, a.value));
       }
-      if (m_.reply_.value.kind == ReplyKind::column && m_.reply_.value.column == columns[i].second->value) {
+      // conversation_id may be the link: threads whose replies carry their question's id as
+      // the thread id (a Slack-style thread_ts) map both keys to one column.
+      if (m_.reply_.value.kind == ReplyKind::column && columns[i].first != Key::conversation_id &&
+          m_.reply_.value.column == columns[i].second->value) {
         problems_.push_back(
             fmt::format("{}: [source] reply = \"column:{}\" names the column of {} ({}); name the column of "
-                        "the assistant's "
-                        "row that holds the id of the user message it answers",
+                        "the assistant's row that holds the id of the user message it answers",
                         m_.reply_.source, m_.reply_.value.column, shown(name_of(columns[i].first)),
                         columns[i].second->source));
       }

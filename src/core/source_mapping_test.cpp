@@ -223,6 +223,10 @@ TEST(SourceMapping, ReplyRules) {
   expect_refused(text("source.reply", "column:"), "the column after \"column:\"");
   expect_refused(text("source.reply", "column: reply_to"), "the column after \"column:\"");
   expect_refused(text("source.reply", "column:id"), "names the column of [source] id");
+  expect_refused(text("source.reply", "column:content"), "names the column of [source] content");
+  // Threads whose replies carry their question's id as the thread id.
+  EXPECT_EQ(error_of({text("source.conversation_id", "thread_ts"), text("source.reply", "column:thread_ts")}),
+            "");
 }
 
 TEST(SourceMapping, FilterIsOneSelfContainedCondition) {
