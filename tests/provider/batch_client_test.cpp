@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -17,8 +16,9 @@
 
 #include "provider/openai/batch_client.h"
 #include "provider/openai/batch_file_writer.h"
-#include "stand_in_server.h"
 #include "stand_in_vector.h"
+#include "support/process.h"
+#include "support/stand_in.h"
 #include "util/sha256.h"
 
 namespace lens::provider::openai {
@@ -30,16 +30,7 @@ using util::ErrorCode;
 constexpr const char* k_key = "sk-batch-test-3c9e1a7f5b2d8e4c";
 constexpr const char* k_model = "text-embedding-3-small";
 
-std::int64_t stat(const std::string& json, const std::string& name) {
-  const auto at = json.find("\"" + name + "\":");
-  return at == std::string::npos ? 0 : std::strtoll(json.c_str() + at + name.size() + 3, nullptr, 10);
-}
-
-std::string temp_dir() {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string p = std::string(tmp && *tmp ? tmp : "/tmp") + "/lens_batch_client_XXXXXX";
-  return ::mkdtemp(p.data()) ? p : std::string("/tmp");
-}
+using test::stat_counter;
 
 // One request of a test batch: its custom_id and inputs.
 struct Req {
@@ -68,8 +59,9 @@ struct Results {
 };
 
 struct Fixture {
-  stand_in::StandInServer server;
-  std::string dir = temp_dir();
+  test::StandIn server;
+  test::TempDir temp{"batch_client"};
+  const std::string dir = temp.path();
   std::unique_ptr<BatchClient> client;
   std::map<std::string, RequestShape> shapes;
   std::map<std::string, std::vector<std::string>> inputs_of;
@@ -80,10 +72,9 @@ struct Fixture {
           so.api_key = k_key;
           return so;
         }()) {
-    const int port = server.start();
-    EXPECT_GT(port, 0);
+    EXPECT_TRUE(server.ok());
     OpenAiOptions o;
-    o.base_url = "http://127.0.0.1:" + std::to_string(port) + "/v1/";
+    o.base_url = server.base_url() + "/";  // a trailing slash is dropped
     o.api_key = std::move(key);
     o.model = k_model;
     o.request_timeout = milliseconds(10'000);
@@ -91,7 +82,6 @@ struct Fixture {
     EXPECT_TRUE(made) << (made ? "" : made.error().error.message);
     if (made) client = std::move(*made);
   }
-  ~Fixture() { std::filesystem::remove_all(dir); }
 
   // Writes `reqs` to a JSONL file and uploads it as `name`.
   FileObject upload(const std::vector<Req>& reqs, const std::string& name,
@@ -220,8 +210,8 @@ TEST(BatchClient, UploadCreatePollDownloadAndFindAgain) {
   f.expect_exact(r);
 
   const std::string stats = f.server.stats_json();
-  EXPECT_EQ(stat(stats, "billed_batch_inputs"), 40 * 3 + 2);
-  EXPECT_EQ(stat(stats, "billed_more_than_once"), 0);
+  EXPECT_EQ(stat_counter(stats, "billed_batch_inputs"), 40 * 3 + 2);
+  EXPECT_EQ(stat_counter(stats, "billed_more_than_once"), 0);
 
   ASSERT_TRUE(f.client->delete_file(in.id));
   auto gone = f.client->get_file(in.id);
@@ -278,7 +268,7 @@ TEST(BatchClient, ValidationFailuresEndTheBatchFailedAndArePermanent) {
   EXPECT_EQ(rejected.errors[0].line, 2);
   EXPECT_EQ(rejected.errors[1].line, 3);
   EXPECT_EQ(rejected.failure().code, ErrorCode::permanent);
-  EXPECT_EQ(stat(f.server.stats_json(), "billed_batch_inputs"), 0);
+  EXPECT_EQ(f.server.stat("billed_batch_inputs"), 0);
 }
 
 TEST(BatchClient, PerRequestErrorsComeInTheErrorFileClassified) {
@@ -319,7 +309,7 @@ TEST(BatchClient, PerRequestErrorsComeInTheErrorFileClassified) {
     EXPECT_EQ(fail.error.code, ErrorCode::transient) << id;
     EXPECT_EQ(fail.http_status, 500) << id;
   }
-  EXPECT_EQ(stat(f.server.stats_json(), "billed_batch_inputs"), stat(before, "billed_batch_inputs"));
+  EXPECT_EQ(f.server.stat("billed_batch_inputs"), stat_counter(before, "billed_batch_inputs"));
 }
 
 TEST(BatchClient, ExpiredBatchesBillTheDoneAndReturnTheRestAsBatchExpired) {
@@ -351,7 +341,7 @@ TEST(BatchClient, ExpiredBatchesBillTheDoneAndReturnTheRestAsBatchExpired) {
   }
   EXPECT_EQ(r.duplicates, 0u);
   f.expect_exact(r);
-  EXPECT_EQ(stat(f.server.stats_json(), "billed_batch_inputs"), 5);
+  EXPECT_EQ(f.server.stat("billed_batch_inputs"), 5);
 
   // Expiry by the clock: a window that ends before any request ran.
   f.server.batch().update([](stand_in::BatchOptions& o) {
@@ -412,8 +402,8 @@ TEST(BatchClient, FaultsWhilePollingAreTransient) {
   EXPECT_EQ(second.error().http_status, 0);  // no answer at all
   f.server.batch().update([](stand_in::BatchOptions& o) { o.poll_reset.p = 0; });
   EXPECT_EQ(f.wait_final(b.id).status, BatchStatus::completed);
-  EXPECT_EQ(stat(f.server.stats_json(), "batch_poll_503"), 1);
-  EXPECT_GE(stat(f.server.stats_json(), "batch_poll_reset"), 1);
+  EXPECT_EQ(f.server.stat("batch_poll_503"), 1);
+  EXPECT_GE(f.server.stat("batch_poll_reset"), 1);
 }
 
 TEST(BatchClient, ResetMidDownloadIsTransientAndResumesWithoutRedelivering) {
@@ -460,8 +450,8 @@ TEST(BatchClient, ResetMidDownloadIsTransientAndResumesWithoutRedelivering) {
   EXPECT_EQ(r.vectors.size(), 300u);
   EXPECT_EQ(r.duplicates, 0u);
   f.expect_exact(r);
-  EXPECT_EQ(stat(f.server.stats_json(), "batch_download_reset"), 1);
-  EXPECT_EQ(stat(f.server.stats_json(), "batch_download_drop"), 1);
+  EXPECT_EQ(f.server.stat("batch_download_reset"), 1);
+  EXPECT_EQ(f.server.stat("batch_download_drop"), 1);
 }
 
 TEST(BatchClient, EnqueuedTokenLimitFailsTheBatchTransiently) {
@@ -480,7 +470,7 @@ TEST(BatchClient, EnqueuedTokenLimitFailsTheBatchTransiently) {
   auto running = f.client->get_batch(first.id);
   ASSERT_TRUE(running);
   ASSERT_EQ(running->status, BatchStatus::in_progress);
-  EXPECT_EQ(stat(f.server.stats_json(), "batch_enqueued_tokens"), tokens);
+  EXPECT_EQ(f.server.stat("batch_enqueued_tokens"), tokens);
 
   const BatchObject refused =
       f.wait_final(f.create(f.upload(make_requests(10, 1, "u"), "t2.jsonl").id, "t2").id);

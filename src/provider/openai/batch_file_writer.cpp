@@ -9,6 +9,8 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "provider/openai/wire.h"
+
 namespace lens::provider::openai {
 namespace {
 

@@ -6,6 +6,8 @@
 
 #include <cstring>
 
+#include "provider/openai/wire.h"
+
 namespace lens::provider::openai {
 namespace {
 

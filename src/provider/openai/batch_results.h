@@ -11,7 +11,6 @@
 #include <string>
 #include <string_view>
 
-#include "provider/openai/wire.h"
 #include "provider/provider.h"
 #include "util/result.h"
 

@@ -4,6 +4,8 @@
 
 #include <simdjson.h>
 
+#include "provider/openai/wire.h"
+
 #include "util/redact.h"
 
 namespace lens::provider::openai {

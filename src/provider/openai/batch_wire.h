@@ -1,6 +1,7 @@
 // The OpenAI Batch and Files API objects (batch, file, their lists) and their JSON,
 // without any I/O: parsing answers, building the create-batch body, and classifying a
-// refused call. Kept free of curl and simdjson headers, like wire.h.
+// refused call. A public header of lens_provider_openai: free of curl and simdjson, and
+// of the private wire.h.
 #pragma once
 
 #include <cstdint>
@@ -11,11 +12,12 @@
 #include <utility>
 #include <vector>
 
-#include "provider/openai/wire.h"
 #include "provider/provider.h"
 #include "util/result.h"
 
 namespace lens::provider::openai {
+
+struct ResponseHeaders;  // wire.h
 
 // What every Batch API call returns: a value, or a failure classified once, here (the
 // same EmbedFailure the synchronous client returns: code, HTTP status, advised delay;
