@@ -13,6 +13,7 @@
 
 #include "provider/openai/batch_file_writer.h"
 #include "provider/openai/batch_results.h"
+#include "provider/openai/wire.h"
 
 namespace lens::provider::openai {
 namespace {
