@@ -79,25 +79,29 @@ BatchService::BatchService(BatchOptions options, BatchHost host) : impl_(std::ma
   m.host = std::move(host);
   m.o = std::move(options);
   m.rng.seed(m.o.seed);
-  if (m.o.files_dir.empty()) {
+}
+
+std::string BatchService::Impl::uploads_dir() {
+  if (!files_dir.empty()) return files_dir;
+  // Made on the first upload, so a stand-in that never sees one leaves nothing behind.
+  if (o.files_dir.empty()) {
     const char* tmp = std::getenv("TMPDIR");
     std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/lens_stand_in_batch_XXXXXX";
     if (::mkdtemp(pattern.data())) {
-      m.files_dir = pattern;
-      m.own_files_dir = true;
-    } else {
-      m.files_dir = ".";
+      files_dir = pattern;
+      own_files_dir = true;
     }
   } else {
-    m.files_dir = m.o.files_dir;
     std::error_code ec;
-    std::filesystem::create_directories(m.files_dir, ec);
+    std::filesystem::create_directories(o.files_dir, ec);
+    files_dir = o.files_dir;
   }
+  return files_dir;
 }
 
 BatchService::~BatchService() {
   stop();
-  if (impl_->own_files_dir) {
+  if (impl_->own_files_dir && !impl_->files_dir.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(impl_->files_dir, ec);
   }

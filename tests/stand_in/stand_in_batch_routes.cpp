@@ -115,8 +115,16 @@ void BatchService::register_routes(httplib::Server& svr) {
       std::lock_guard lock(m.mu);
       id = m.new_id("file-");
       ++m.next_seq;
+      const std::string dir = m.uploads_dir();
+      if (!dir.empty()) path = dir + "/" + id + ".jsonl";
     }
-    path = m.files_dir + "/" + id + ".jsonl";
+    if (path.empty()) {
+      if (req.is_multipart_form_data()) {
+        reader([](const httplib::MultipartFormData&) { return true; },
+               [](const char*, std::size_t) { return true; });
+      }
+      return json_reply(res, 500, error_json("stand-in: no folder for uploads", "server_error", "", ""));
+    }
     FILE* out = nullptr;
     std::uint64_t bytes = 0;
     bool ok = true;

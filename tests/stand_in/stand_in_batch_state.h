@@ -59,10 +59,9 @@ struct BatchRec {
 
 struct BatchService::Impl {
   BatchHost host;
-  std::string files_dir;
-  bool own_files_dir = false;
-
   mutable std::mutex mu;  // everything below
+  std::string files_dir;  // "" until the first upload (uploads_dir())
+  bool own_files_dir = false;
   BatchOptions o;
   std::mt19937_64 rng;
   std::uint64_t next_seq = 1;
@@ -74,6 +73,7 @@ struct BatchService::Impl {
   void bump(const std::string& name, std::int64_t by = 1) { counters[name] += by; }
   bool fire(BatchFault& f);  // with mu held
   std::string new_id(std::string_view prefix);
+  std::string uploads_dir();  // with mu held; "" when it cannot be made
 
   // The state machine (with mu held): brings every batch up to `now`, oldest first, so
   // the enqueued-token limit sees earlier batches first.

@@ -1,28 +1,25 @@
 // Per-text billing counters of the stand-in.
 #include "stand_in_billing.h"
 
-#include "util/sha256.h"
+#include <vector>
 
 namespace lens::stand_in {
-namespace {
-
-std::string key_of(std::string_view text) {
-  const util::Sha256 d = util::sha256(text);
-  return std::string(reinterpret_cast<const char*>(d.data()), d.size());
-}
-
-}  // namespace
 
 void Billing::add_sync(std::span<const std::string_view> inputs) {
-  std::lock_guard lock(mu_);
+  // Hashed before taking the lock: many handler threads bill at once.
+  std::vector<util::Sha256> digests;
+  digests.reserve(inputs.size());
   for (auto in : inputs)
-    ++by_digest_[key_of(in)].sync;
+    digests.push_back(util::sha256(in));
+  std::lock_guard lock(mu_);
+  for (const auto& d : digests)
+    ++by_digest_[d].sync;
 }
 
 void Billing::add_batch(std::string_view input, std::int64_t tokens) {
-  std::string key = key_of(input);
+  const util::Sha256 d = util::sha256(input);
   std::lock_guard lock(mu_);
-  ++by_digest_[std::move(key)].batch;
+  ++by_digest_[d].batch;
   batch_tokens_ += tokens;
 }
 
@@ -43,9 +40,7 @@ std::string Billing::json() const {
   std::lock_guard lock(mu_);
   std::string out = "{";
   bool first = true;
-  for (const auto& [k, c] : by_digest_) {
-    util::Sha256 d{};
-    std::copy(k.begin(), k.end(), d.begin());
+  for (const auto& [d, c] : by_digest_) {
     if (!first) out += ",";
     first = false;
     out += "\"" + util::to_hex(d) + "\":{\"sync\":" + std::to_string(c.sync) +
