@@ -284,5 +284,34 @@ TEST(BatchClient, LargeOutputFileStreamsInFlatMemory) {
   RecordProperty("peak_rss_growth_kb", static_cast<int>(after - before));
 }
 
+TEST(BatchClient, LargeUploadIsSentFromDisk) {
+  Fixture f;
+  // About 120 MB of requests, written and then uploaded.
+  const std::string text(40'000, 'w');
+  BatchFileOptions fo;
+  fo.model = k_model;
+  fo.sync_on_finish = false;
+  auto w = BatchFileWriter::create(f.dir + "/large.jsonl", fo);
+  ASSERT_TRUE(w);
+  for (int i = 0; i < 3000; ++i) {
+    const std::string input = std::to_string(i) + text;
+    const std::vector<std::string_view> inputs = {input};
+    auto added = (*w)->append("u-" + std::to_string(i), inputs);
+    ASSERT_TRUE(added && *added);
+  }
+  ASSERT_TRUE((*w)->finish());
+  ASSERT_GT((*w)->bytes(), 120'000'000u);
+  std::ofstream("/proc/self/clear_refs") << "5";
+  const long before = peak_rss_kb();
+  auto up = f.client->upload_file(f.dir + "/large.jsonl", "large.jsonl");
+  const long after = peak_rss_kb();
+  ASSERT_TRUE(up) << up.error().error.message;
+  EXPECT_EQ(static_cast<std::uint64_t>(up->bytes), (*w)->bytes());
+  EXPECT_EQ(f.server.stat("batch_upload_bytes"), static_cast<std::int64_t>((*w)->bytes()));
+  // Client and in-process server together; holding the file would take > 120 MB.
+  EXPECT_LT(after - before, 60 * 1024) << "peak RSS grew by " << (after - before) / 1024 << " MB";
+  RecordProperty("peak_rss_growth_kb", static_cast<int>(after - before));
+}
+
 }  // namespace
 }  // namespace lens::provider::openai::batch_test
