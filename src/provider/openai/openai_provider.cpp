@@ -4,7 +4,12 @@
 
 #include <curl/curl.h>
 
+#include <fmt/core.h>
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 
@@ -75,16 +80,60 @@ TransportError transport_kind(CURLcode code) {
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_WEIRD_SERVER_REPLY:
       return TransportError::reset;
+    // The server's certificate: unknown CA, host name mismatch, expired (all reported as
+    // CURLE_PEER_FAILED_VERIFICATION by OpenSSL), a pinned key or OCSP status that fails.
     case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_ISSUER_ERROR:
+      return TransportError::tls_verify;
+    // Our side's files: the CA bundle, a revocation list, a client certificate.
     case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
     case CURLE_SSL_CERTPROBLEM:
-      return TransportError::tls;
+      return TransportError::tls_setup;
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
       return TransportError::bad_url;
     default:
       return TransportError::other;
   }
+}
+
+// The CA bundle and folder handed to curl; empty: curl's built-in defaults.
+struct TrustFiles {
+  std::string ca_file;
+  std::string ca_dir;
+};
+
+std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// ca_cert, else OpenSSL's variables: libcurl itself ignores SSL_CERT_FILE (Debian builds
+// it with a fixed bundle path), yet users expect it to work as it does for openssl and
+// curl(1). A file that cannot be read fails here, before any request, naming its origin.
+util::Result<TrustFiles> trust_files(const OpenAiOptions& options) {
+  TrustFiles t;
+  std::string origin;
+  if (!options.ca_cert.empty()) {
+    t.ca_file = options.ca_cert;
+    origin = "the CA certificate file (--ca-cert, <PROVIDER>_CA_CERT or ca_cert)";
+  } else {
+    t.ca_file = env_or_empty("SSL_CERT_FILE");
+    t.ca_dir = env_or_empty("SSL_CERT_DIR");
+    origin = "SSL_CERT_FILE";
+  }
+  if (!t.ca_file.empty()) {
+    std::FILE* f = std::fopen(t.ca_file.c_str(), "rb");
+    if (!f) {
+      return util::fail(util::ErrorCode::configuration,
+                        fmt::format("{} '{}' cannot be read: {}", origin, t.ca_file, std::strerror(errno)));
+    }
+    std::fclose(f);
+  }
+  return t;
 }
 
 bool mentions_encoding_format(const openai::ErrorBody& e) {
@@ -94,9 +143,10 @@ bool mentions_encoding_format(const openai::ErrorBody& e) {
 
 class OpenAiProvider final : public Provider {
  public:
-  OpenAiProvider(OpenAiOptions options, std::string url, CURLM* multi, curl_slist* headers)
+  OpenAiProvider(OpenAiOptions options, std::string url, TrustFiles trust, CURLM* multi, curl_slist* headers)
       : options_(std::move(options)),
         url_(std::move(url)),
+        trust_(std::move(trust)),
         multi_(multi),
         headers_(headers),
         use_float_(options_.encoding_format == "float") {}
@@ -211,6 +261,8 @@ class OpenAiProvider final : public Provider {
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
+    if (!trust_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, trust_.ca_file.c_str());
+    if (!trust_.ca_dir.empty()) curl_easy_setopt(e, CURLOPT_CAPATH, trust_.ca_dir.c_str());
     // Proxies: nothing set, so curl honours http_proxy/https_proxy/no_proxy as usual.
     return t;
   }
@@ -291,6 +343,7 @@ class OpenAiProvider final : public Provider {
 
   OpenAiOptions options_;
   std::string url_;
+  TrustFiles trust_;
   CURLM* multi_;
   curl_slist* headers_;
   bool use_float_;
@@ -332,6 +385,9 @@ util::Result<std::unique_ptr<Provider>> make_openai_provider(const OpenAiOptions
                         "base URL must be http:// or https://, got '" + util::redact(base) + "'");
     }
   }
+  auto trust = trust_files(options);
+  if (!trust) return std::unexpected(trust.error());
+  if (!trust->ca_file.empty()) util::log_debug("provider: trusting the CAs in {}", trust->ca_file);
   if (!options.verify_tls) {
     util::log_warn("TLS certificate verification is OFF for {}: anyone on the path can read the API key",
                    util::redact(base));
@@ -360,7 +416,7 @@ util::Result<std::unique_ptr<Provider>> make_openai_provider(const OpenAiOptions
   curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, conns);
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, conns);
   return std::unique_ptr<Provider>(
-      std::make_unique<OpenAiProvider>(options, base + "/embeddings", multi, headers));
+      std::make_unique<OpenAiProvider>(options, base + "/embeddings", std::move(*trust), multi, headers));
 }
 
 }  // namespace lens::provider
