@@ -1,0 +1,241 @@
+// lens-embed over HTTPS, through the real binary: a private CA made here, nginx as the
+// TLS front of the stand-in provider. Certificate checks (unknown CA, host name), the ways
+// to trust a CA (--ca-cert, <PROVIDER>_CA_CERT, [providers.X] ca_cert, SSL_CERT_FILE),
+// --insecure, and HTTP/2 multiplexing through the front.
+#include <gtest/gtest.h>
+
+#include <fmt/core.h>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "support/corpus.h"
+#include "support/process.h"
+#include "support/sql.h"
+#include "support/stand_in.h"
+#include "tls_front.h"
+#include "verifier.h"
+
+namespace lens::test {
+namespace {
+
+constexpr const char* k_model = "text-embedding-3-small";
+constexpr const char* k_key = "sk-tls-test-key-5e1d";
+
+// The source tables lens-embed reads (the stores do not create them).
+constexpr const char* k_sqlite_source_schema = R"(
+CREATE TABLE conversations (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, title TEXT,
+  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));
+CREATE TABLE messages (id TEXT PRIMARY KEY,
+  conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+  role TEXT NOT NULL CHECK (role IN ('system','user','assistant','tool')), content TEXT,
+  created_at TEXT NOT NULL, updated_at TEXT);
+)";
+
+class Tls : public ::testing::Test {
+ protected:
+  // latency_ms: how long the stand-in holds each request (the multiplexing test needs
+  // requests that overlap whatever the machine's speed).
+  void start(double latency_ms = 0) {
+    stand_in::StandInOptions so;
+    so.api_key = k_key;
+    so.latency_ms = latency_ms;
+    stand_in_ = std::make_unique<StandIn>(so);
+    ASSERT_TRUE(stand_in_->ok()) << "the stand-in could not bind a port";
+    std::string error;
+    auto pki = make_test_pki(dir_ / "pki", error);
+    ASSERT_TRUE(pki) << error;
+    pki_ = *pki;
+    front_ = std::make_unique<TlsFront>(dir_ / "nginx", stand_in_->port(), pki_);
+    ASSERT_TRUE(front_->ok()) << front_->error();
+  }
+
+  void TearDown() override {
+    if (HasFailure()) {
+      dir_.keep();
+      std::fprintf(stderr, "kept %s\n", dir_.path().c_str());
+    }
+  }
+
+  // A SQLite database of `exchanges` exchanges (the deterministic corpus) with
+  // lens-embed's tables; returns its --db value.
+  std::string make_db(const std::string& name, std::int64_t exchanges = 24) {
+    const std::string path = dir_ / (name + ".db");
+    auto db = Db::open("sqlite:" + path);
+    EXPECT_TRUE(db);
+    if (!db) return {};
+    EXPECT_EQ(db->exec(k_sqlite_source_schema), "");
+    CorpusOptions co;
+    co.exchanges = exchanges;
+    co.p_long = 0;
+    co.p_poison = 0;
+    co.seed = 16;
+    EXPECT_EQ(db->insert(make_corpus(co).messages), "");
+    db.reset();
+    const std::string url = "sqlite:" + path;
+    const Output init = run_lens({"init", "--db", url}, dir_ / "work");
+    EXPECT_EQ(init.exit_code, 0) << init.out << init.err;
+    return url;
+  }
+
+  // `run` against `base_url` with the API key and no CA variables of the caller's.
+  Output run_embed(const std::string& db, const std::string& base_url,
+                   const std::vector<std::string>& extra = {}, Env env = {}) {
+    std::vector<std::string> args = {"run", "--db", db, "--quiet"};
+    for (auto& a : supermind_args(base_url, k_model))
+      args.push_back(a);
+    args.insert(args.end(), extra.begin(), extra.end());
+    env.emplace("SUPERMIND_API_KEY", k_key);
+    env.emplace("SSL_CERT_FILE", "");
+    env.emplace("SSL_CERT_DIR", "");
+    return run_lens(args, dir_ / "work", env);
+  }
+
+  // Every eligible exchange has a row holding the stand-in's exact vector.
+  void expect_verified(const std::string& db) {
+    verify::VerifyOptions vo;
+    vo.db = db;
+    vo.provider = "supermind";
+    vo.model = k_model;
+    const auto report = verify::verify(vo);
+    EXPECT_TRUE(report.ok()) << report.to_json();
+    EXPECT_GT(report.rows, 0);
+    EXPECT_EQ(report.rows, report.eligible);
+    EXPECT_EQ(report.failures, 0);
+  }
+
+  std::int64_t rows(const std::string& db) {
+    auto d = Db::open(db);
+    const auto n = d ? d->scalar("SELECT count(*) FROM message_embeddings") : std::nullopt;
+    return n ? std::stoll(*n) : -1;
+  }
+
+  TempDir dir_{"tls"};
+  std::unique_ptr<StandIn> stand_in_;
+  TestPki pki_;
+  std::unique_ptr<TlsFront> front_;
+};
+
+// What a refused certificate must look like: exit 2 (configuration), a message that says
+// how to trust a private CA, nothing embedded, and no request reached the provider.
+void expect_certificate_refused(const Output& o, std::int64_t stand_in_requests, std::int64_t rows) {
+  EXPECT_EQ(o.exit_code, 2) << o.out << o.err;
+  EXPECT_NE(o.err.find("TLS certificate verification failed"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("--ca-cert"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("SSL_CERT_FILE"), std::string::npos) << o.err;
+  EXPECT_EQ(stand_in_requests, 0);
+  EXPECT_EQ(rows, 0);
+  EXPECT_EQ((o.out + o.err).find(k_key), std::string::npos) << "the API key leaked";
+}
+
+TEST_F(Tls, UnknownCaIsRefusedAsAConfigurationError) {
+  start();
+  const std::string db = make_db("unknown_ca");
+  const Output o = run_embed(db, front_->base_url());
+  expect_certificate_refused(o, stand_in_->stat("requests"), rows(db));
+  EXPECT_NE(o.err.find("unable to get local issuer certificate"), std::string::npos) << o.err;
+}
+
+TEST_F(Tls, CaCertFlagTrustsThePrivateCa) {
+  start();
+  const std::string db = make_db("flag");
+  const Output o = run_embed(db, front_->base_url(), {"--ca-cert", pki_.ca_cert});
+  EXPECT_EQ(o.exit_code, 0) << o.out << o.err;
+  expect_verified(db);
+  EXPECT_GT(stand_in_->stat("ok_requests"), 0);
+  // The requests went through the front, over TLS.
+  front_->stop();
+  const auto log = front_->access_log();
+  EXPECT_FALSE(log.empty());
+  for (const auto& l : log) {
+    EXPECT_EQ(l.port, front_->port());
+    EXPECT_EQ(l.status, 200);
+  }
+}
+
+TEST_F(Tls, CaCertFromTheEnvironmentTheConfigFileAndSslCertFile) {
+  start();
+  {
+    SCOPED_TRACE("SUPERMIND_CA_CERT");
+    const std::string db = make_db("env");
+    const Output o = run_embed(db, front_->base_url(), {}, {{"SUPERMIND_CA_CERT", pki_.ca_cert}});
+    EXPECT_EQ(o.exit_code, 0) << o.out << o.err;
+    expect_verified(db);
+  }
+  {
+    SCOPED_TRACE("[providers.supermind] ca_cert");
+    const std::string db = make_db("config");
+    const std::string config = dir_ / "lens-embed.toml";
+    std::ofstream(config) << fmt::format("[providers.supermind]\nca_cert = \"{}\"\n", pki_.ca_cert);
+    const Output o = run_embed(db, front_->base_url(), {"--config", config});
+    EXPECT_EQ(o.exit_code, 0) << o.out << o.err;
+    expect_verified(db);
+    // `config` names where the value came from.
+    const Output c = run_lens({"config", "--config", config, "--provider", "supermind"}, dir_ / "work");
+    EXPECT_NE(c.out.find(pki_.ca_cert), std::string::npos) << c.out << c.err;
+    EXPECT_NE(c.out.find("lens-embed.toml:2"), std::string::npos) << c.out;
+  }
+  {
+    SCOPED_TRACE("SSL_CERT_FILE");
+    const std::string db = make_db("ssl_cert_file");
+    const Output o = run_embed(db, front_->base_url(), {}, {{"SSL_CERT_FILE", pki_.ca_cert}});
+    EXPECT_EQ(o.exit_code, 0) << o.out << o.err;
+    expect_verified(db);
+  }
+  {
+    SCOPED_TRACE("a CA file that does not exist");
+    const std::string db = make_db("missing_file");
+    const std::string missing = dir_ / "no-such-ca.pem";
+    const Output o = run_embed(db, front_->base_url(), {"--ca-cert", missing});
+    EXPECT_EQ(o.exit_code, 2) << o.out << o.err;
+    EXPECT_NE(o.err.find(missing), std::string::npos) << o.err;
+    EXPECT_EQ(rows(db), 0);
+  }
+}
+
+TEST_F(Tls, HostNameMismatchIsRefusedEvenWithTheRightCa) {
+  start();
+  const std::string db = make_db("mismatch");
+  // The certificate is signed by the trusted CA but names other.example, not 127.0.0.1.
+  const Output o = run_embed(db, front_->mismatch_base_url(), {"--ca-cert", pki_.ca_cert});
+  expect_certificate_refused(o, stand_in_->stat("requests"), rows(db));
+  EXPECT_NE(o.err.find("127.0.0.1"), std::string::npos) << o.err;
+}
+
+TEST_F(Tls, InsecureSkipsVerificationAndWarns) {
+  start();
+  const std::string db = make_db("insecure");
+  const Output o = run_embed(db, front_->base_url(), {"--insecure"});
+  EXPECT_EQ(o.exit_code, 0) << o.out << o.err;
+  EXPECT_NE(o.err.find("TLS certificate verification is OFF"), std::string::npos) << o.err;
+  EXPECT_EQ((o.out + o.err).find(k_key), std::string::npos) << "the API key leaked";
+  expect_verified(db);
+}
+
+// Many requests in flight over few connections: HTTP/2 streams through the front. The
+// stand-in holds every request for 1.5 s, so the 16 requests the run starts at once are
+// all in progress together however slow the machine is at sending them.
+TEST_F(Tls, Http2MultiplexesManyRequestsOverFewConnections) {
+  start(1500);
+  const std::string db = make_db("http2", 64);
+  const Output o = run_embed(
+      db, front_->base_url(),
+      {"--ca-cert", pki_.ca_cert, "--batch-size", "4", "--concurrency", "16", "--rpm", "0", "--tpm", "0"});
+  EXPECT_EQ(o.exit_code, 0) << o.out << o.err;
+  expect_verified(db);
+  front_->stop();
+  const auto log = front_->access_log();
+  ASSERT_GE(log.size(), 16u) << "64 exchanges in batches of 4";
+  std::set<std::int64_t> connections;
+  for (const auto& l : log) {
+    EXPECT_EQ(l.protocol, "HTTP/2.0");
+    EXPECT_EQ(l.status, 200);
+    connections.insert(l.connection);
+  }
+  EXPECT_LE(connections.size(), 2u) << log.size() << " requests";
+  EXPECT_GE(max_overlap(log), 16) << "requests in progress at once";
+}
+
+}  // namespace
+}  // namespace lens::test
