@@ -300,9 +300,17 @@ class OpenAiProvider final : public Provider {
     c.latency = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t.started);
     c.rate = t.headers.rate;
     if (code != CURLE_OK) {
-      std::string detail = curl_easy_strerror(code);
-      if (t.error[0]) detail += std::string(" (") + t.error + ")";
-      c.result = std::unexpected(openai::classify_transport(transport_kind(code), detail));
+      const TransportError kind = transport_kind(code);
+      std::string detail;
+      if (kind == TransportError::tls_verify || kind == TransportError::tls_setup) {
+        // curl's own text for these ("SSL peer certificate or SSH remote key was not OK")
+        // says less than OpenSSL's; the URL says which server the certificate came from.
+        detail = url_ + ": " + (t.error[0] ? std::string(t.error) : curl_easy_strerror(code));
+      } else {
+        detail = curl_easy_strerror(code);
+        if (t.error[0]) detail += std::string(" (") + t.error + ")";
+      }
+      c.result = std::unexpected(openai::classify_transport(kind, detail));
       return c;
     }
     long status = 0;
