@@ -4,12 +4,16 @@
 // --insecure, and HTTP/2 multiplexing through the front.
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+
 #include <fmt/core.h>
+#include <chrono>
 #include <fstream>
 #include <memory>
 #include <set>
 #include <string>
 
+#include "provider/openai/openai_provider.h"
 #include "support/corpus.h"
 #include "support/process.h"
 #include "support/sql.h"
@@ -245,6 +249,61 @@ TEST_F(Tls, Http2MultiplexesManyRequestsOverFewConnections) {
               connections.size(), at_once);
   EXPECT_LE(connections.size(), 2u) << log.size() << " requests";
   EXPECT_GE(at_once, 16) << "requests in progress at once";
+}
+
+// Below the binary, the client alone: which TLS failures are the user's to fix
+// (configuration) and which are the network's (transient, like a reset).
+provider::Completion embed_once(const std::string& base_url, const std::string& ca_cert) {
+  provider::OpenAiOptions o;
+  o.base_url = base_url;
+  o.api_key = k_key;
+  o.model = k_model;
+  o.ca_cert = ca_cert;
+  auto client = provider::make_openai_provider(o);
+  if (!client) {
+    provider::Completion c;
+    c.result = std::unexpected(provider::EmbedFailure{client.error(), 0, std::nullopt, false});
+    return c;
+  }
+  static const std::vector<std::string_view> inputs = {"a question over TLS"};
+  (*client)->submit(provider::EmbedRequest{7, inputs, 8});
+  for (int i = 0; i < 300; ++i) {
+    auto done = (*client)->poll(std::chrono::milliseconds(100));
+    if (!done.empty()) return std::move(done.front());
+  }
+  provider::Completion c;
+  c.result = std::unexpected(
+      provider::EmbedFailure{util::Error{util::ErrorCode::internal, "no answer in 30 s"}, 0, {}, false});
+  return c;
+}
+
+TEST_F(Tls, ClientTellsCertificateFailuresFromOtherTlsFailures) {
+  start();
+  ::unsetenv("SSL_CERT_FILE");
+  ::unsetenv("SSL_CERT_DIR");
+  using util::ErrorCode;
+  auto code = [](const provider::Completion& c) {
+    return c.result ? std::optional<ErrorCode>() : std::optional(c.result.error().error.code);
+  };
+  const auto trusted = embed_once(front_->base_url(), pki_.ca_cert);
+  ASSERT_TRUE(trusted.result) << trusted.result.error().error.message;
+  EXPECT_EQ(trusted.result->dimensions, 8);
+
+  const auto unknown_ca = embed_once(front_->base_url(), "");
+  EXPECT_EQ(code(unknown_ca), ErrorCode::configuration);
+  const auto wrong_host = embed_once(front_->mismatch_base_url(), pki_.ca_cert);
+  EXPECT_EQ(code(wrong_host), ErrorCode::configuration);
+  // A CA file that is not PEM: our setup, not the server's certificate; still the user's.
+  const std::string garbage = dir_ / "garbage.pem";
+  std::ofstream(garbage) << "not a certificate\n";
+  const auto bad_file = embed_once(front_->base_url(), garbage);
+  EXPECT_EQ(code(bad_file), ErrorCode::configuration);
+  EXPECT_NE(bad_file.result.error().error.message.find("--ca-cert"), std::string::npos)
+      << bad_file.result.error().error.message;
+  // TLS spoken to a plain HTTP server: the handshake fails, which says nothing about
+  // certificates; it counts as the provider being unavailable.
+  const auto plain = embed_once(fmt::format("https://127.0.0.1:{}/v1", stand_in_->port()), pki_.ca_cert);
+  EXPECT_EQ(code(plain), ErrorCode::transient) << (plain.result ? "" : plain.result.error().error.message);
 }
 
 }  // namespace
