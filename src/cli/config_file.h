@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/raw_config.h"
+#include "core/source_mapping.h"
 #include "util/result.h"
 
 namespace lens::cli {
@@ -19,11 +20,13 @@ struct FileValues {
       timeout_seconds;
   std::map<std::string, ProviderSection> providers;  // [providers.NAME]; kind etc. unset when absent
   std::map<std::string, ModelOverride> models;       // [models."NAME"]
+  std::vector<core::MappingEntry> mapping;           // every key of [source] and [output], as given
 };
 
 // Parses the TOML file at `path`. Sources read "PATH:LINE".
 // On failure: invalid_argument "PATH:LINE: what is wrong" (unreadable file, TOML syntax,
-// a [providers.NAME] that is not a table).
+// a [providers.NAME], [source] or [output] that is not a table). The keys of [source] and
+// [output] are checked later, by core::make_source_mapping.
 [[nodiscard]] util::Result<FileValues> read_config_file(const std::string& path);
 
 }  // namespace lens::cli

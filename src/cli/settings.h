@@ -8,6 +8,7 @@
 
 #include "cli/raw_config.h"
 #include "core/model_table.h"
+#include "core/source_mapping.h"
 #include "pipeline/options.h"
 #include "util/result.h"
 
@@ -46,17 +47,19 @@ struct Uses {
 };
 
 struct Settings {
-  std::string database;        // URL or conninfo as configured (backends.h parses it); may hold a password
-  std::string provider;        // name
-  std::string model;           // name
-  core::ModelSpec model_spec;  // built-in or generic spec with [models."name"] applied
+  std::string database;         // URL or conninfo as configured (backends.h parses it); may hold a password
+  std::string provider;         // name
+  std::string model;            // name
+  core::ModelSpec model_spec;   // built-in or generic spec with [models."name"] applied
+  core::SourceMapping mapping;  // [source] and [output], always checked
   std::optional<ProviderSettings> provider_settings;  // set when Uses::provider
   std::optional<RunSettings> run;                     // set when Uses::run
 };
 
-// Types and checks the parts `uses` asks for; the names and the model spec always.
+// Types and checks the parts `uses` asks for; the names, the model spec and the source mapping
+// always (a bad [source] is an error of the file, whatever the command).
 // On failure: invalid_argument naming the flag, the value and its source, e.g.
-// "--batch-size 0 (from env LENS_BATCH_SIZE): must be 1..2048".
+// "--batch-size 0 (from env LENS_BATCH_SIZE): must be 1..2048", or core::make_source_mapping's.
 [[nodiscard]] util::Result<Settings> make_settings(const RawConfig& raw, Uses uses);
 
 // A whole number in `s` (optional leading spaces and sign, then digits only), or nullopt
