@@ -15,6 +15,7 @@
 #include "support/corpus.h"
 #include "support/paths.h"
 #include "support/process.h"
+#include "support/source_schemas.h"
 #include "support/sql.h"
 #include "support/stand_in.h"
 #include "verifier.h"
@@ -28,16 +29,6 @@ constexpr const char* k_key = "sk-pgvector-test-key-77c1";
 // An exchange of its own (a question without an answer: its input text is the question),
 // to search for with its exact text.
 constexpr const char* k_needle = "Which index answers a cosine search over halfvec columns?";
-
-// The source tables lens-embed reads (the stores do not create them).
-constexpr const char* k_source_schema = R"(
-CREATE TABLE conversations (id uuid PRIMARY KEY, user_id uuid NOT NULL, title text,
-  created_at timestamptz NOT NULL DEFAULT now());
-CREATE TABLE messages (id uuid PRIMARY KEY,
-  conversation_id uuid NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-  role text NOT NULL CHECK (role IN ('system','user','assistant','tool')), content text,
-  created_at timestamptz NOT NULL, updated_at timestamptz);
-)";
 
 // PGlite started by tests/store/pglite/start.sh (which installs its npm packages on
 // first use), stopped when this goes.
@@ -89,28 +80,21 @@ class PgvectorE2E : public ::testing::Test {
     }
   }
 
-  // The corpus and the needle, row by row: PGlite cannot take COPY FROM STDIN (it hangs).
-  std::int64_t load_corpus(std::int64_t exchanges) {
-    EXPECT_EQ(admin_->exec(k_source_schema), "");
-    CorpusOptions co;
-    co.exchanges = exchanges;
-    co.p_long = 0;
-    co.p_poison = 0;
-    co.seed = 1536;
-    Corpus corpus = make_corpus(co);
-    Db::Message needle;
+  // The default source schema (tests/support's fixture) with its corpus and the needle,
+  // in INSERT statements (PGlite cannot take COPY FROM STDIN: it hangs). Returns how many
+  // exchanges a correct run embeds.
+  std::int64_t load_corpus(int conversations) {
+    const schemas::Fixture f{schemas::Schema::default_schema, schemas::Dialect::postgres};
+    auto corpus = schemas::make_corpus(f, {.conversations = conversations, .seed = 1536});
+    schemas::Message needle;
     needle.id = uuid_from(900'001);
     needle.conversation_id = uuid_from(900'000);
     needle.role = "user";
     needle.content = k_needle;
-    needle.created_at = "2030-01-01T00:00:00Z";
+    needle.created_at = "2030-01-01T00:00:00.000Z";
     corpus.messages.push_back(needle);
-    for (const auto& m : corpus.messages) {
-      const std::string e = admin_->insert_one(m);
-      EXPECT_EQ(e, "") << m.id;
-      if (!e.empty()) break;
-    }
-    return corpus.eligible + 1;
+    EXPECT_EQ(schemas::load(*admin_, f, corpus.messages), "");
+    return static_cast<std::int64_t>(corpus.expected.size()) + 1;
   }
 
   Output lens(std::vector<std::string> args, bool with_provider, const std::string& model) {
@@ -130,7 +114,7 @@ class PgvectorE2E : public ::testing::Test {
 
   // init (pgvector column of `dimensions`, HNSW), run, verify every row, search.
   void end_to_end(const std::string& model, int dimensions, const std::string& column, const std::string& ops,
-                  std::int64_t exchanges) {
+                  int conversations) {
     auto t0 = std::chrono::steady_clock::now();
     auto lap = [&](const char* what) {
       const auto now = std::chrono::steady_clock::now();
@@ -142,7 +126,8 @@ class PgvectorE2E : public ::testing::Test {
     start(dimensions);
     lap("pglite and stand-in started");
     if (HasFatalFailure()) return;
-    const std::int64_t eligible = load_corpus(exchanges);
+    const std::int64_t eligible = load_corpus(conversations);
+    std::printf("%lld exchanges\n", static_cast<long long>(eligible));
     lap("corpus loaded");
     const std::string db = pglite_->url();
 
@@ -212,7 +197,7 @@ class PgvectorE2E : public ::testing::Test {
 };
 
 TEST_F(PgvectorE2E, Vector1536WithHnsw) {
-  end_to_end("text-embedding-3-small", 1536, "vector(1536)", "vector_cosine_ops", 120);
+  end_to_end("text-embedding-3-small", 1536, "vector(1536)", "vector_cosine_ops", 40);
 }
 
 // Over 2000 dimensions pgvector's HNSW needs halfvec; the verifier proves each value is
@@ -220,7 +205,7 @@ TEST_F(PgvectorE2E, Vector1536WithHnsw) {
 // converts float16 in software, and its HNSW inserts of halfvec(3072) grow slow fast
 // (120 rows took 25 s to write, 64 take 4 s).
 TEST_F(PgvectorE2E, Halfvec3072WithHnsw) {
-  end_to_end("text-embedding-3-large", 3072, "halfvec(3072)", "halfvec_cosine_ops", 64);
+  end_to_end("text-embedding-3-large", 3072, "halfvec(3072)", "halfvec_cosine_ops", 20);
 }
 
 }  // namespace

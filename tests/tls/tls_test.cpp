@@ -14,8 +14,8 @@
 #include <string>
 
 #include "provider/openai/openai_provider.h"
-#include "support/corpus.h"
 #include "support/process.h"
+#include "support/source_schemas.h"
 #include "support/sql.h"
 #include "support/stand_in.h"
 #include "tls_front.h"
@@ -26,16 +26,6 @@ namespace {
 
 constexpr const char* k_model = "text-embedding-3-small";
 constexpr const char* k_key = "sk-tls-test-key-5e1d";
-
-// The source tables lens-embed reads (the stores do not create them).
-constexpr const char* k_sqlite_source_schema = R"(
-CREATE TABLE conversations (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, title TEXT,
-  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));
-CREATE TABLE messages (id TEXT PRIMARY KEY,
-  conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-  role TEXT NOT NULL CHECK (role IN ('system','user','assistant','tool')), content TEXT,
-  created_at TEXT NOT NULL, updated_at TEXT);
-)";
 
 class Tls : public ::testing::Test {
  protected:
@@ -62,22 +52,19 @@ class Tls : public ::testing::Test {
     }
   }
 
-  // A SQLite database of `exchanges` exchanges (the deterministic corpus) with
-  // lens-embed's tables; returns its --db value.
-  std::string make_db(const std::string& name, std::int64_t exchanges = 24) {
-    const std::string path = dir_ / (name + ".db");
-    auto db = Db::open("sqlite:" + path);
+  // A SQLite database with the default source schema (tests/support's fixture) of
+  // `conversations` conversations and lens-embed's tables; returns its --db value. The
+  // count of exchanges a correct run embeds lands in `exchanges`.
+  std::string make_db(const std::string& name, int conversations = 12, std::size_t* exchanges = nullptr) {
+    const std::string url = "sqlite:" + (dir_ / (name + ".db"));
+    auto db = Db::open(url);
     EXPECT_TRUE(db);
     if (!db) return {};
-    EXPECT_EQ(db->exec(k_sqlite_source_schema), "");
-    CorpusOptions co;
-    co.exchanges = exchanges;
-    co.p_long = 0;
-    co.p_poison = 0;
-    co.seed = 16;
-    EXPECT_EQ(db->insert(make_corpus(co).messages), "");
+    const schemas::Fixture f{schemas::Schema::default_schema, schemas::Dialect::sqlite};
+    const auto corpus = schemas::make_corpus(f, {.conversations = conversations, .seed = 16});
+    EXPECT_EQ(schemas::load(*db, f, corpus.messages), "");
+    if (exchanges) *exchanges = corpus.expected.size();
     db.reset();
-    const std::string url = "sqlite:" + path;
     const Output init = run_lens({"init", "--db", url}, dir_ / "work");
     EXPECT_EQ(init.exit_code, 0) << init.out << init.err;
     return url;
@@ -229,15 +216,19 @@ TEST_F(Tls, InsecureSkipsVerificationAndWarns) {
 // all in progress together however slow the machine is at sending them.
 TEST_F(Tls, Http2MultiplexesManyRequestsOverFewConnections) {
   start(1500);
-  const std::string db = make_db("http2", 64);
-  const Output o = run_embed(
-      db, front_->base_url(),
-      {"--ca-cert", pki_.ca_cert, "--batch-size", "4", "--concurrency", "16", "--rpm", "0", "--tpm", "0"});
+  std::size_t exchanges = 0;
+  const std::string db = make_db("http2", 24, &exchanges);
+  ASSERT_GE(exchanges, 16u);
+  // Batches small enough for at least 16 requests.
+  const std::size_t batch = exchanges / 16;
+  const Output o = run_embed(db, front_->base_url(),
+                             {"--ca-cert", pki_.ca_cert, "--batch-size", std::to_string(batch),
+                              "--concurrency", "16", "--rpm", "0", "--tpm", "0"});
   EXPECT_EQ(o.exit_code, 0) << o.out << o.err;
   expect_verified(db);
   front_->stop();
   const auto log = front_->access_log();
-  ASSERT_GE(log.size(), 16u) << "64 exchanges in batches of 4";
+  ASSERT_GE(log.size(), 16u) << exchanges << " exchanges in batches of " << batch;
   std::set<std::int64_t> connections;
   for (const auto& l : log) {
     EXPECT_EQ(l.protocol, "HTTP/2.0");
