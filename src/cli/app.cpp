@@ -54,6 +54,8 @@ class SharedFlags {
                   "Provider base URL; POST {base-url}/embeddings (env <PROVIDER>_BASE_URL)");
     dimensions(c);
     c->add_flag("--insecure", f_.insecure, "Do not verify TLS certificates (prints a warning)");
+    c->add_option("--ca-cert", f_.ca_cert,
+                  "PEM file of the CAs that sign the provider's certificate (env <PROVIDER>_CA_CERT)");
     c->add_option("--timeout", f_.timeout_seconds, "Per-request timeout in seconds")
         ->check(CLI::PositiveNumber);
   }

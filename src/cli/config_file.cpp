@@ -38,6 +38,7 @@ constexpr ProviderKey k_provider_keys[] = {
     {"rpm", &ProviderSection::rpm},
     {"tpm", &ProviderSection::tpm},
     {"max_batch", &ProviderSection::max_batch},
+    {"ca_cert", &ProviderSection::ca_cert},
 };
 
 // A scalar as the text phase two will parse; value_exact, because value<long long>() of a

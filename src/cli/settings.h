@@ -26,6 +26,7 @@ struct ProviderSettings {
   std::string encoding_format = "base64";
   std::chrono::seconds timeout{120};
   bool verify_tls = true;
+  std::string ca_cert;            // PEM file of the CAs to trust; empty: the system's
   int concurrency = 1;            // requests in flight at most
   std::optional<int> dimensions;  // sent to the provider when set
 };

@@ -51,6 +51,7 @@ bool safe_filename(std::string_view name) {
 
 struct BatchClient::Impl {
   OpenAiOptions options;
+  TrustFiles trust;
   BatchClientOptions batch;
   std::string base;
   CURL* easy = nullptr;
@@ -116,7 +117,7 @@ struct BatchClient::Impl {
                                                                  : "POST ") +
                              path;
     curl_easy_reset(easy);
-    apply_transfer_options(easy, options);
+    apply_transfer_options(easy, options, trust);
     curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
@@ -203,8 +204,11 @@ BatchResult<std::unique_ptr<BatchClient>> make_batch_client(const OpenAiOptions&
   if (auto init = init_curl(); !init) return unexpected(init.error());
   auto base = checked_base_url(options);  // registers the key as a secret first
   if (!base) return unexpected(base.error());
+  auto trust = trust_files(options);
+  if (!trust) return unexpected(trust.error());
   auto impl = std::make_unique<BatchClient::Impl>();
   impl->options = options;
+  impl->trust = std::move(*trust);
   impl->batch = batch;
   impl->base = std::move(*base);
   impl->easy = curl_easy_init();

@@ -1,6 +1,11 @@
 // libcurl set-up shared by the synchronous embeddings client and the Batch API client.
 #include "provider/openai/curl_setup.h"
 
+#include <fmt/core.h>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 
 #include "util/log.h"
@@ -55,7 +60,32 @@ curl_slist* make_headers(const OpenAiOptions& options, bool json_body) {
   return headers;
 }
 
-void apply_transfer_options(CURL* e, const OpenAiOptions& options) {
+util::Result<TrustFiles> trust_files(const OpenAiOptions& options) {
+  TrustFiles t;
+  std::string origin;
+  if (!options.ca_cert.empty()) {
+    t.ca_file = options.ca_cert;
+    origin = "the CA certificate file (--ca-cert, <PROVIDER>_CA_CERT or ca_cert)";
+  } else {
+    const char* file = std::getenv("SSL_CERT_FILE");
+    const char* dir = std::getenv("SSL_CERT_DIR");
+    t.ca_file = file ? file : "";
+    t.ca_dir = dir ? dir : "";
+    origin = "SSL_CERT_FILE";
+  }
+  if (!t.ca_file.empty()) {
+    std::FILE* f = std::fopen(t.ca_file.c_str(), "rb");
+    if (!f) {
+      return util::fail(util::ErrorCode::configuration,
+                        fmt::format("{} '{}' cannot be read: {}", origin, t.ca_file, std::strerror(errno)));
+    }
+    std::fclose(f);
+    util::log_debug("provider: trusting the CAs in {}", t.ca_file);
+  }
+  return t;
+}
+
+void apply_transfer_options(CURL* e, const OpenAiOptions& options, const TrustFiles& trust) {
   curl_easy_setopt(e, CURLOPT_USERAGENT, options.user_agent.c_str());
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout.count()));
@@ -65,6 +95,8 @@ void apply_transfer_options(CURL* e, const OpenAiOptions& options) {
   curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
+  if (!trust.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, trust.ca_file.c_str());
+  if (!trust.ca_dir.empty()) curl_easy_setopt(e, CURLOPT_CAPATH, trust.ca_dir.c_str());
   // Proxies: nothing set, so curl honours http_proxy/https_proxy/no_proxy as usual.
 }
 
@@ -85,10 +117,18 @@ TransportError transport_kind(CURLcode code) {
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_WEIRD_SERVER_REPLY:
       return TransportError::reset;
+    // The server's certificate: unknown CA, host name mismatch, expired (all reported as
+    // CURLE_PEER_FAILED_VERIFICATION by OpenSSL), a pinned key or OCSP status that fails.
     case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_ISSUER_ERROR:
+      return TransportError::tls_verify;
+    // Our side's files: the CA bundle, a revocation list, a client certificate.
     case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
     case CURLE_SSL_CERTPROBLEM:
-      return TransportError::tls;
+      return TransportError::tls_setup;
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
       return TransportError::bad_url;

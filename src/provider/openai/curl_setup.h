@@ -28,11 +28,24 @@ namespace lens::provider::openai {
 // `json_body`. The caller owns the list (curl_slist_free_all).
 [[nodiscard]] curl_slist* make_headers(const OpenAiOptions& options, bool json_body);
 
+// The CA bundle and folder handed to curl; empty: curl's built-in defaults.
+struct TrustFiles {
+  std::string ca_file;
+  std::string ca_dir;
+};
+
+// options.ca_cert, else OpenSSL's SSL_CERT_FILE / SSL_CERT_DIR: libcurl itself ignores
+// those (Debian builds it with a fixed bundle path), yet users expect them to work as they
+// do for openssl and curl(1). On failure: configuration, when the CA file cannot be read
+// (checked here, before any request, naming where the setting came from).
+[[nodiscard]] util::Result<TrustFiles> trust_files(const OpenAiOptions& options);
+
 // The options every transfer of these clients gets, whatever it sends: user agent, no
 // signals, connect and whole-transfer timeouts (request_timeout), HTTP/2 over TLS,
-// keep-alive, buffer size and TLS verification. Proxies are left to curl's environment
-// variables (http_proxy, https_proxy, no_proxy). Headers, URL and callbacks are not set.
-void apply_transfer_options(CURL* easy, const OpenAiOptions& options);
+// keep-alive, buffer size, TLS verification and the CAs to trust. Proxies are left to
+// curl's environment variables (http_proxy, https_proxy, no_proxy). Headers, URL and
+// callbacks are not set.
+void apply_transfer_options(CURL* easy, const OpenAiOptions& options, const TrustFiles& trust);
 
 // The TransportError class of a transfer that ended without a complete HTTP answer.
 [[nodiscard]] TransportError transport_kind(CURLcode code);

@@ -4,6 +4,7 @@
 
 #include <curl/curl.h>
 
+#include <fmt/core.h>
 #include <algorithm>
 #include <unordered_map>
 
@@ -63,9 +64,11 @@ bool mentions_encoding_format(const openai::ErrorBody& e) {
 
 class OpenAiProvider final : public Provider {
  public:
-  OpenAiProvider(OpenAiOptions options, std::string url, CURLM* multi, curl_slist* headers)
+  OpenAiProvider(OpenAiOptions options, std::string url, openai::TrustFiles trust, CURLM* multi,
+                 curl_slist* headers)
       : options_(std::move(options)),
         url_(std::move(url)),
+        trust_(std::move(trust)),
         multi_(multi),
         headers_(headers),
         use_float_(options_.encoding_format == "float") {}
@@ -169,7 +172,7 @@ class OpenAiProvider final : public Provider {
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
     curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
-    openai::apply_transfer_options(e, options_);
+    openai::apply_transfer_options(e, options_, trust_);
     // Wait for a multiplexed HTTP/2 stream rather than opening another connection.
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     return t;
@@ -208,9 +211,17 @@ class OpenAiProvider final : public Provider {
     c.latency = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t.started);
     c.rate = t.headers.rate;
     if (code != CURLE_OK) {
-      std::string detail = curl_easy_strerror(code);
-      if (t.error[0]) detail += std::string(" (") + t.error + ")";
-      c.result = std::unexpected(openai::classify_transport(openai::transport_kind(code), detail));
+      const openai::TransportError kind = openai::transport_kind(code);
+      std::string detail;
+      if (kind == openai::TransportError::tls_verify || kind == openai::TransportError::tls_setup) {
+        // curl's own text for these ("SSL peer certificate or SSH remote key was not OK")
+        // says less than OpenSSL's; the URL says which server the certificate came from.
+        detail = url_ + ": " + (t.error[0] ? std::string(t.error) : curl_easy_strerror(code));
+      } else {
+        detail = curl_easy_strerror(code);
+        if (t.error[0]) detail += std::string(" (") + t.error + ")";
+      }
+      c.result = std::unexpected(openai::classify_transport(kind, detail));
       return c;
     }
     long status = 0;
@@ -251,6 +262,7 @@ class OpenAiProvider final : public Provider {
 
   OpenAiOptions options_;
   std::string url_;
+  openai::TrustFiles trust_;
   CURLM* multi_;
   curl_slist* headers_;
   bool use_float_;
@@ -272,6 +284,8 @@ util::Result<std::unique_ptr<Provider>> make_openai_provider(const OpenAiOptions
     return util::fail(util::ErrorCode::invalid_argument,
                       "encoding_format must be base64 or float, not " + options.encoding_format);
   }
+  auto trust = openai::trust_files(options);
+  if (!trust) return std::unexpected(trust.error());
   curl_slist* headers = openai::make_headers(options, /*json_body=*/true);
 
   CURLM* multi = curl_multi_init();
@@ -285,7 +299,7 @@ util::Result<std::unique_ptr<Provider>> make_openai_provider(const OpenAiOptions
   curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, conns);
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, conns);
   return std::unique_ptr<Provider>(
-      std::make_unique<OpenAiProvider>(options, *base + "/embeddings", multi, headers));
+      std::make_unique<OpenAiProvider>(options, *base + "/embeddings", std::move(*trust), multi, headers));
 }
 
 }  // namespace lens::provider
