@@ -48,8 +48,8 @@ util::Result<std::unique_ptr<store::Store>> open_store(const std::string& url, c
 util::Result<std::unique_ptr<provider::Provider>> make_provider(const Settings& settings) {
   const ProviderSettings& p = *settings.provider_settings;
   if (p.kind == ProviderKind::local_hash) {
-    return std::unique_ptr<provider::Provider>(std::make_unique<provider::LocalHashProvider>(
-        p.dimensions.value_or(settings.model_spec.default_dimensions)));
+    return std::unique_ptr<provider::Provider>(
+        std::make_unique<provider::LocalHashProvider>(settings.dimensions));
   }
   if (p.base_url.empty()) {
     return util::fail(util::ErrorCode::invalid_argument,
@@ -64,7 +64,7 @@ util::Result<std::unique_ptr<provider::Provider>> make_provider(const Settings& 
   provider::OpenAiOptions o;
   o.base_url = p.base_url;
   o.api_key = p.api_key;
-  o.model = settings.model;
+  o.model = p.model.empty() ? settings.model : p.model;
   o.encoding_format = p.encoding_format;
   o.request_timeout = p.timeout;
   o.verify_tls = p.verify_tls;

@@ -129,7 +129,7 @@ void print_run_summary(const pipeline::RunOutcome& o, const RunContext& ctx, boo
                   "requests {}, retries {}, rate-limited {} ({} / {})\n",
                   o.run_id, status, duration_text(o.seconds), s.embedded, s.unchanged, s.failed, s.truncated,
                   s.tokens, s.requests, s.retries, s.rate_limited, ctx.provider, ctx.model));
-  if (o.fatal) out(fmt::format("error: {}\n", o.fatal->message));
+  // The error itself goes to stderr (the caller reports it): stdout is the summary only.
   if (s.failed > 0) out("see the failures with: lens-embed failures\n");
 }
 

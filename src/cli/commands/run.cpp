@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 #include <unistd.h>
 #include <chrono>
+#include <string>
 
 #include "cli/commands/commands.h"
 #include "cli/commands/common.h"
@@ -35,6 +36,13 @@ pipeline::RunOptions run_options(const Settings& s, const Flags& flags, bool ret
   o.max_concurrency = provider.concurrency;
   o.rate = run.rate;
   o.max_attempts = run.max_attempts;
+  o.unavailable_after = run.unavailable_after;
+  o.follow = flags.follow && !flags.dry_run;
+  if (provider.kind == ProviderKind::openai) {
+    const std::string variable =
+        provider.api_key_env.substr(0, provider.api_key_env.rfind("_API_KEY")) + "_BASE_URL";
+    o.endpoint_hint = fmt::format("--base-url / {} (now {})", variable, provider.base_url);
+  }
   // A terminal line is redrawn often; a log line every 10 s is enough for a pipe.
   o.progress_interval = tty ? std::chrono::milliseconds(250) : std::chrono::milliseconds(10'000);
   return o;
@@ -51,7 +59,7 @@ int cmd_run(const Flags& flags, const RawConfig& config, bool retry_failures) {
   so.worker_id = worker_id();
   so.claims = true;
   // migrate() sizes a new pgvector column: it must know the vectors' size.
-  so.vector_dimensions = s.provider_settings->dimensions.value_or(s.model_spec.default_dimensions);
+  so.vector_dimensions = s.dimensions;
   auto reader = open_migrated(s, so);
   if (!reader) return report(reader.error());
   auto writer = open_store(s.database, so);
@@ -74,20 +82,12 @@ int cmd_run(const Flags& flags, const RawConfig& config, bool retry_failures) {
       **reader,    **writer, **provider, **tok, &printer, &stop, run_arguments_json(config, flags),
       so.worker_id};
   const RunContext ctx{s.provider, s.model, mask_database_url(s.database)};
-  while (true) {
-    const auto outcome = pipeline::run_pipeline(options, deps);
-    print_run_summary(outcome, ctx, flags.json);
-    if (outcome.fatal) return exit_status(outcome.fatal->code);
-    if (outcome.interrupted) return k_exit_stopped;
-    if (!flags.follow || flags.dry_run) return k_exit_ok;
-    // Follow: wait for a change notification (PostgreSQL LISTEN) or poll every 2 s, in
-    // short slices so a signal is noticed at once.
-    for (int i = 0; i < 20 && stop.load() == 0; ++i) {
-      auto changed = (*reader)->wait_for_changes(std::chrono::milliseconds(100));
-      if (changed && *changed) break;
-    }
-    if (stop.load() > 0) return k_exit_ok;
-  }
+  // One run, also with --follow: the pipeline keeps passing over the keyset until a signal.
+  const auto outcome = pipeline::run_pipeline(options, deps);
+  print_run_summary(outcome, ctx, flags.json);
+  if (outcome.fatal) return report(*outcome.fatal);
+  if (outcome.interrupted) return k_exit_stopped;
+  return k_exit_ok;
 }
 
 }  // namespace lens::cli
