@@ -410,8 +410,8 @@ std::string Dispatcher::unavailable_message(Clock::time_point now) const {
   }
   const auto down = std::chrono::duration_cast<std::chrono::seconds>(breaker_.down_for(now)).count();
   return fmt::format(
-      "provider unavailable: {} ({} requests in a row, no answer for {} s); {} (the breaker opens after "
-      "--unavailable-after {} s)",
+      "provider unavailable: {} ({} requests in a row failed like this over {} s); {} (or raise "
+      "--unavailable-after, now {} s)",
       f.error.message.substr(0, 300), breaker_.streak(), down, check,
       std::chrono::duration_cast<std::chrono::seconds>(breaker_.unavailable_after()).count());
 }
