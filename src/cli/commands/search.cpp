@@ -1,5 +1,6 @@
 // `search`: embed the query with the configured provider and model, then rank the stored
 // vectors of that (provider, model) by cosine similarity.
+#include <fmt/core.h>
 #include <chrono>
 
 #include "cli/commands/commands.h"
@@ -7,6 +8,7 @@
 #include "cli/exit_status.h"
 #include "cli/output.h"
 #include "pipeline/embed_one.h"
+#include "provider/local_hash.h"
 
 namespace lens::cli {
 
@@ -16,6 +18,14 @@ int cmd_search(const Flags& flags, const RawConfig& config) {
   const auto settings = make_settings(config, {.provider = true});
   if (!settings) return report(settings.error());
   const Settings& s = *settings;
+  if (s.provider_settings->kind == ProviderKind::local_hash &&
+      !provider::local_hash_has_features(flags.query)) {
+    // Its vector would be the text's own hash, close to nothing stored: say so instead.
+    return usage_error(fmt::format(
+        "search: the query \"{}\" has no letters or digits; local-hash matches words, so it can find "
+        "nothing for it",
+        flags.query));
+  }
   auto store = open_migrated(s);
   if (!store) return report(store.error());
   auto tok = load_tokenizer(s.model_spec);
