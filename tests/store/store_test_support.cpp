@@ -18,6 +18,7 @@
 #include <random>
 #include <sstream>
 
+#include "../fixtures/lens_source_schema.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace lens::store::test {
@@ -40,18 +41,27 @@ std::string unique_suffix() {
 
 class SqliteBackend final : public Backend {
  public:
-  SqliteBackend() {
+  explicit SqliteBackend(bool source_schema) {
     path_ = (std::filesystem::temp_directory_path() / fmt::format("lens_store_test_{}.db", unique_suffix()))
                 .string();
+    if (source_schema) exec(test_fixtures::k_sqlite_source_schema);
   }
   ~SqliteBackend() override {
     if (db_) sqlite3_close_v2(db_);
-    for (const char* ext : {"", "-wal", "-shm"})
+    for (const char* ext : {"", "-wal", "-shm", ".lens-embed.lock"})
       std::remove((path_ + ext).c_str());
   }
   std::string name() const override { return "sqlite"; }
   bool is_postgres() const override { return false; }
-  util::Result<std::unique_ptr<Store>> open(const OpenOptions&) override { return open_sqlite_store(path_); }
+  std::string path() const override { return path_; }
+  util::Result<std::unique_ptr<Store>> open(const OpenOptions& o) override {
+    SqliteOptions options;
+    options.path = path_;
+    options.access = o.access;
+    options.wait_for_writer = o.wait_for_writer;
+    options.source_indexes = o.source_indexes;
+    return open_sqlite_store(options);
+  }
   void exec(const std::string& sql) override {
     ensure_db();
     char* err = nullptr;
@@ -178,7 +188,7 @@ class PgConn {
 class PostgresBackend : public Backend {
  public:
   // pglite: one shared backend; isolation by dropping our tables instead of a schema.
-  PostgresBackend(std::string base, bool pglite) : pglite_(pglite) {
+  PostgresBackend(std::string base, bool pglite, bool source_schema) : pglite_(pglite) {
     app_ = fmt::format("lens_test_{}", unique_suffix());
     if (pglite_) {
       conninfo_ = base + " sslmode=disable";
@@ -201,6 +211,7 @@ class PostgresBackend : public Backend {
       conninfo_ = fmt::format("{} options='-csearch_path={}'", base, schema_);
       admin_ = std::make_unique<PgConn>(conninfo_);
     }
+    if (source_schema && admin_ && admin_->ok()) exec(test_fixtures::k_postgres_source_schema);
   }
   ~PostgresBackend() override {
     if (!pglite_ && admin_ && admin_->ok()) {
@@ -221,7 +232,9 @@ class PostgresBackend : public Backend {
     options.hnsw_index = o.hnsw_index;
     options.use_copy = !pglite_;  // PGlite hangs on COPY FROM STDIN
     options.vector_dimensions = o.vector_dimensions ? o.vector_dimensions : (pglite_ ? 4 : 0);
-    options.notify_trigger = true;
+    options.access = o.access;
+    options.notify_trigger = o.notify_trigger;
+    options.source_indexes = o.source_indexes;
     return open_postgres_store(options);
   }
   void exec(const std::string& sql) override {
@@ -277,15 +290,15 @@ std::string pglite_base() {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_backend(const std::string& name) {
-  if (name == "sqlite") return std::make_unique<SqliteBackend>();
+std::unique_ptr<Backend> make_backend(const std::string& name, bool source_schema) {
+  if (name == "sqlite") return std::make_unique<SqliteBackend>(source_schema);
   if (name == "pglite") {
     if (pglite_base().empty()) {
       ADD_FAILURE()
           << "PGlite: no port in $LENS_TEST_PGLITE_PORT_FILE (tests/store/pglite/start.sh start FILE)";
       return nullptr;
     }
-    return std::make_unique<PostgresBackend>(pglite_base(), true);
+    return std::make_unique<PostgresBackend>(pglite_base(), true, source_schema);
   }
   auto& server = PgServer::instance();
   const std::string base = server.base();
@@ -293,7 +306,7 @@ std::unique_ptr<Backend> make_backend(const std::string& name) {
     ADD_FAILURE() << "PostgreSQL: " << server.error();
     return nullptr;
   }
-  return std::make_unique<PostgresBackend>(base, false);
+  return std::make_unique<PostgresBackend>(base, false, source_schema);
 }
 
 std::vector<std::string> available_backends(bool include_sqlite, bool include_postgres, bool include_pglite) {
