@@ -34,7 +34,13 @@ util::Result<std::unique_ptr<store::Store>> open_store(const std::string& url, c
     if (target->location.empty()) {
       return util::fail(util::ErrorCode::invalid_argument, "--db sqlite: needs a path, e.g. sqlite:lens.db");
     }
-    return store::open_sqlite_store(target->location);
+    // Until the commands pass their access mode: every command as before (a missing file
+    // is created).
+    store::SqliteOptions sqlite;
+    sqlite.path = target->location;
+    sqlite.access = store::AccessMode::create;
+    sqlite.source_indexes = options.source_objects;
+    return store::open_sqlite_store(sqlite);
   }
   store::PostgresOptions pg;
   pg.conninfo = target->location;
@@ -42,6 +48,7 @@ util::Result<std::unique_ptr<store::Store>> open_store(const std::string& url, c
   pg.worker_id = options.worker_id;
   pg.hnsw_index = options.hnsw_index;
   pg.vector_dimensions = options.vector_dimensions;
+  pg.source_indexes = pg.notify_trigger = options.source_objects;
   return store::open_postgres_store(pg);
 }
 

@@ -106,9 +106,12 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
     const core::RunStatus status = outcome.fatal         ? core::RunStatus::failed
                                    : outcome.interrupted ? core::RunStatus::interrupted
                                                          : core::RunStatus::completed;
-    auto finished =
-        with_store_retries([&] { return deps.writer.finish_run(outcome.run_id, status, outcome.stats); },
-                           "recording the end of the run");
+    auto finished = with_store_retries(
+        [&] {
+          return deps.writer.finish_run(outcome.run_id, status, outcome.stats,
+                                        outcome.fatal ? outcome.fatal->message : std::string());
+        },
+        "recording the end of the run");
     if (!finished && !outcome.fatal) outcome.fatal = finished.error();
   }
   return outcome;

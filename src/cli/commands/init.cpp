@@ -11,6 +11,7 @@ int cmd_init(const Flags& flags, const RawConfig& config) {
   const auto settings = make_settings(config, {});
   if (!settings) return report(settings.error());
   StoreOptions so;
+  so.source_objects = true;  // only `init` creates what the pending query needs on messages
   so.hnsw_index = flags.index.has_value();
   // pgvector columns have a fixed size: only when the user names the size (or the model or
   // provider) on the command line does init make one; otherwise real[] (PostgreSQL) or BLOB
