@@ -240,10 +240,10 @@ int dispatch(const Commands& c, const CLI::App& app, const Flags& f, const Doten
   const auto config = resolve_config(f, dotenv);
   if (!config) return report(config.error());
   if (c.init->parsed()) return cmd_init(f, *config);
-  if (c.run->parsed()) return cmd_run(f, *config, false);
+  if (c.run->parsed()) return cmd_run(f, *config);
   if (c.status->parsed()) return cmd_status(f, *config);
-  if (c.failures->parsed()) return cmd_failures(f, *config);
-  if (c.search->parsed()) return cmd_search(f, *config);
+  if (c.failures->parsed()) return cmd_failures(f, *config, dotenv);
+  if (c.search->parsed()) return cmd_search(f, *config, dotenv);
   if (c.tokens->parsed()) return cmd_tokens(f, *config);
   if (c.config->parsed()) return cmd_config(f, *config);
   return usage_error("no command given; try lens-embed --help");

@@ -34,16 +34,16 @@ util::Result<std::unique_ptr<store::Store>> open_store(const std::string& url, c
     if (target->location.empty()) {
       return util::fail(util::ErrorCode::invalid_argument, "--db sqlite: needs a path, e.g. sqlite:lens.db");
     }
-    // Until the commands pass their access mode: every command as before (a missing file
-    // is created).
     store::SqliteOptions sqlite;
     sqlite.path = target->location;
-    sqlite.access = store::AccessMode::create;
+    sqlite.access = options.access;
+    sqlite.wait_for_writer = options.wait_for_writer;
     sqlite.source_indexes = options.source_objects;
     return store::open_sqlite_store(sqlite);
   }
   store::PostgresOptions pg;
   pg.conninfo = target->location;
+  pg.access = options.access;
   pg.use_claims = options.claims;
   pg.worker_id = options.worker_id;
   pg.hnsw_index = options.hnsw_index;

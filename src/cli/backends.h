@@ -24,6 +24,10 @@ struct DatabaseTarget {
 [[nodiscard]] util::Result<DatabaseTarget> parse_database_url(const std::string& url);
 
 struct StoreOptions {
+  // read_only (status, failures, search): no DDL, no file, no lock; read_write (run):
+  // a SQLite file must exist; create (init --create). store/store.h, AccessMode.
+  store::AccessMode access = store::AccessMode::read_only;
+  bool wait_for_writer = true;  // SQLite: wait for another run's writer lock (false: --no-wait)
   std::string worker_id;        // host:pid, for claims
   bool claims = false;          // PostgreSQL: split work with other workers through leases
   bool hnsw_index = false;      // init --index hnsw (PostgreSQL with pgvector)

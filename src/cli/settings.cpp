@@ -189,7 +189,7 @@ util::Result<Settings> make_settings(const RawConfig& raw, Uses uses) {
   s.database = raw.database.value;
   s.provider = raw.provider.value;
   s.model = raw.model.value;
-  auto model = model_choice(raw, uses.provider || uses.run);
+  auto model = model_choice(raw, uses.provider || uses.run || uses.dimensions);
   if (!model) return std::unexpected(model.error());
   s.model_spec = model->spec;
   s.dimensions = model->spec.default_dimensions;

@@ -46,6 +46,7 @@ struct RunSettings {
 struct Uses {
   bool provider = false;
   bool run = false;
+  bool dimensions = false;  // --dimensions alone (init sizes a pgvector column); implied by the others
 };
 
 struct Settings {
