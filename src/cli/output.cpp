@@ -136,7 +136,8 @@ void print_run_summary(const pipeline::RunOutcome& o, const RunContext& ctx, con
                   s.tokens, s.requests, s.retries, s.rate_limited, ctx.provider, ctx.model));
   // The error itself goes to stderr (the caller reports it): stdout is the summary only.
   if (left.transient_left > 0) {
-    out(fmt::format("{} transient failure(s) left ({} / {}): later runs retry them on their own{}, or now: "
+    out(
+        fmt::format("{} transient failure(s) left ({} / {}): later runs retry them on their own{}, or now: "
                     "lens-embed failures --retry\n",
                     left.transient_left, ctx.provider, ctx.model,
                     left.next_retry_at.empty() ? "" : fmt::format(" from {}", left.next_retry_at)));
@@ -182,8 +183,8 @@ void print_status(const store::StatusReport& r, bool as_json) {
   std::string text = fmt::format("eligible user messages: {}\n", r.eligible);
   if (r.models.empty()) text += "no embeddings yet: run `lens-embed run`\n";
   for (const auto& m : r.models) {
-    text += fmt::format("{} / {}: embedded {}, pending {}, stale {}, failed {}", m.provider, m.model, m.embedded,
-                        m.pending, m.stale, m.failed);
+    text += fmt::format("{} / {}: embedded {}, pending {}, stale {}, failed {}", m.provider, m.model,
+                        m.embedded, m.pending, m.stale, m.failed);
     if (m.failed > 0) {
       text += fmt::format(" (permanent {}, transient {}", m.failed_permanent, m.failed_transient);
       if (m.failed_transient > 0) text += fmt::format(": {} due for the next run", m.transient_due);
@@ -234,11 +235,11 @@ void print_failures(const std::vector<store::FailureRecord>& failures, bool as_j
   for (const auto& f : failures) {
     const bool is_transient = core::failure_class(f.reason) == core::FailureClass::transient;
     transient += is_transient ? 1 : 0;
-    text += fmt::format("{} {} / {}  {} ({})  attempts {}  last {}{}\n    {}\n", f.user_message_id, f.provider,
-                        f.model, core::to_string(f.reason), core::to_string(core::failure_class(f.reason)),
-                        f.attempts, f.last_failed_at,
-                        is_transient && !f.next_attempt_at.empty() ? "  retried from " + f.next_attempt_at : "",
-                        f.detail);
+    text += fmt::format(
+        "{} {} / {}  {} ({})  attempts {}  last {}{}\n    {}\n", f.user_message_id, f.provider, f.model,
+        core::to_string(f.reason), core::to_string(core::failure_class(f.reason)), f.attempts,
+        f.last_failed_at,
+        is_transient && !f.next_attempt_at.empty() ? "  retried from " + f.next_attempt_at : "", f.detail);
   }
   text += fmt::format(
       "{} failure(s), {} transient (later runs retry them on their own) and {} permanent (kept until the "

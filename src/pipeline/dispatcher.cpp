@@ -207,10 +207,13 @@ void Dispatcher::on_unavailable(Batch batch, const provider::EmbedFailure& f, Cl
     on_failure(std::move(batch), f, now);
     return;
   }
+  retry_later(std::move(batch), f, now);
+}
+
+void Dispatcher::retry_later(Batch batch, const provider::EmbedFailure& f, Clock::time_point now) {
   ++state_.counters.retries;
-  ++batch.unavailable;
-  const auto delay =
-      f.retry_after ? *f.retry_after : util::full_jitter(options_.backoff, batch.unavailable, rng_);
+  ++batch.waits;
+  const auto delay = f.retry_after ? *f.retry_after : util::full_jitter(options_.backoff, batch.waits, rng_);
   delayed_.emplace(now + delay, std::move(batch));
 }
 
@@ -247,6 +250,11 @@ void Dispatcher::on_failure(Batch batch, const provider::EmbedFailure& f, Clock:
   }
   if (!f.error.is_retryable()) {
     fail_batch(batch, core::FailureReason::provider_rejected, f.error.message);
+    return;
+  }
+  if (f.error.code == ErrorCode::rate_limited) {
+    // A rate limit says nothing against the inputs: wait as advised, never give up on them.
+    retry_later(std::move(batch), f, now);
     return;
   }
   ++batch.attempts;

@@ -53,6 +53,7 @@ class Dispatcher {
   //    and the setting to check): abandons what is in flight and returns false.
   // Unavailable outcomes (circuit_breaker.h) never count against an input's attempts
   // unless the provider answered other requests meanwhile; nothing is recorded for them.
+  // Nor do 429s (rate limits): they are waited out as advised.
   // With options.follow an open breaker pauses dispatching instead: what was in flight is
   // kept (not recorded), one input probes the provider with backoff, and the first answer
   // resumes. Each change of state is logged once.
@@ -83,9 +84,9 @@ class Dispatcher {
   struct Batch {
     std::vector<PieceRef> pieces;
     std::int64_t tokens = 0;
-    int attempts = 0;     // sends that ended in a retryable failure (counted against the inputs)
-    int unavailable = 0;  // sends that ended unavailable (not counted; paces the retries)
-    bool probe = false;   // the one input sent to see whether a paused provider is back
+    int attempts = 0;    // sends that ended in a retryable failure (counted against the inputs)
+    int waits = 0;       // sends that ended unavailable or rate-limited (not counted; pace the retries)
+    bool probe = false;  // the one input sent to see whether a paused provider is back
     Clock::time_point sent_at{};
   };
 
@@ -105,6 +106,8 @@ class Dispatcher {
   // An unavailable outcome: retry later without counting it, or (the provider answered
   // others since it was sent) hand it to on_failure as an ordinary transient failure.
   void on_unavailable(Batch batch, const provider::EmbedFailure& failure, Clock::time_point now);
+  // Sends `batch` again after the server's advice or a backoff, without counting an attempt.
+  void retry_later(Batch batch, const provider::EmbedFailure& failure, Clock::time_point now);
   // --follow: the breaker opened; keep everything, take no new requests, probe.
   void pause(Clock::time_point now);
   void send_probe(Clock::time_point now);

@@ -19,7 +19,8 @@ util::Result<std::unique_ptr<store::Store>> open_read_only(const Settings& setti
   return open_store(settings.database, options);
 }
 
-util::Result<RawConfig> config_for_pair(Flags& flags, const store::PairSummary& pair, const DotenvOrigins& dotenv) {
+util::Result<RawConfig> config_for_pair(Flags& flags, const store::PairSummary& pair,
+                                        const DotenvOrigins& dotenv) {
   flags.provider = pair.provider;
   flags.model = pair.model;
   auto raw = resolve_config(flags, dotenv);
@@ -36,8 +37,8 @@ std::string pair_name(const std::string& provider, const std::string& model) {
   return provider + " / " + model;
 }
 
-std::vector<store::PairSummary> matching(const std::vector<store::PairSummary>& pairs, const std::string& provider,
-                                         const std::string& model) {
+std::vector<store::PairSummary> matching(const std::vector<store::PairSummary>& pairs,
+                                         const std::string& provider, const std::string& model) {
   std::vector<store::PairSummary> out;
   for (const auto& p : pairs) {
     if ((provider.empty() || p.provider == provider) && (model.empty() || p.model == model)) out.push_back(p);

@@ -76,7 +76,8 @@ int cmd_search(const Flags& flags, const RawConfig& config, const DotenvOrigins&
   const auto settings = make_settings(*raw, {.provider = true});
   if (!settings) return report(settings.error());
   const Settings& s = *settings;
-  if (s.provider_settings->kind == ProviderKind::local_hash && !provider::local_hash_has_features(flags.query)) {
+  if (s.provider_settings->kind == ProviderKind::local_hash &&
+      !provider::local_hash_has_features(flags.query)) {
     // Its vector would be the text's own hash, close to nothing stored: say so instead.
     return usage_error(fmt::format(
         "search: the query \"{}\" has no letters or digits; local-hash matches words, so it can find "
