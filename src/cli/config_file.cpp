@@ -160,6 +160,26 @@ util::Status check_known(const toml::table& root, const std::string& file) {
   return {};
 }
 
+// A value of [source] or [output]: text, a list of texts, or what else it is (named in the
+// mapping's error).
+core::MappingValue mapping_value(const toml::node& node) {
+  if (auto s = node.value_exact<std::string>()) return *s;
+  if (const auto* array = node.as_array()) {
+    std::vector<std::string> items;
+    for (const auto& item : *array) {
+      auto s = item.value_exact<std::string>();
+      if (!s) return core::NotText{"a list holding something other than strings"};
+      items.push_back(*s);
+    }
+    return items;
+  }
+  if (node.is_table()) return core::NotText{"a table"};
+  if (node.is_integer()) return core::NotText{"an integer"};
+  if (node.is_floating_point()) return core::NotText{"a number"};
+  if (node.is_boolean()) return core::NotText{"a boolean"};
+  return core::NotText{"a date or time"};
+}
+
 }  // namespace
 
 util::Result<FileValues> read_config_file(const std::string& path) {
@@ -189,6 +209,27 @@ util::Result<FileValues> read_config_file(const std::string& path) {
       }
       out.providers[p.name] = std::move(p);
     }
+  }
+  for (std::string_view section : {"source", "output"}) {
+    const toml::node* node = root.get(section);
+    if (!node) continue;
+    const auto* table = node->as_table();
+    if (!table) {
+      return util::fail(util::ErrorCode::invalid_argument,
+                        fmt::format("{}:{}: {} must be a table ([{}] followed by its keys)", path,
+                                    node->source().begin.line, section, section));
+    }
+    // In the file's order (a toml::table is sorted by key), so errors read top to bottom.
+    std::vector<std::pair<std::uint32_t, core::MappingEntry>> entries;
+    for (const auto& [key, value] : *table) {
+      entries.push_back({value.source().begin.line,
+                         {fmt::format("{}.{}", section, key.str()), mapping_value(value),
+                          fmt::format("{}:{}", path, value.source().begin.line)}});
+    }
+    std::stable_sort(entries.begin(), entries.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& e : entries)
+      out.mapping.push_back(std::move(e.second));
   }
   if (auto* models = root["models"].as_table()) {
     for (auto& [name, node] : *models) {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/raw_config.h"
+#include "core/source_mapping.h"
 #include "util/result.h"
 
 namespace lens::cli {
@@ -19,14 +20,15 @@ struct FileValues {
       timeout_seconds, unavailable_after;
   std::map<std::string, ProviderSection> providers;  // [providers.NAME]; kind etc. unset when absent
   std::map<std::string, ModelOverride> models;       // [models."NAME"]
+  std::vector<core::MappingEntry> mapping;           // every key of [source] and [output], as given
 };
 
 // Parses the TOML file at `path`. Sources read "PATH:LINE".
 // On failure: invalid_argument "PATH:LINE: what is wrong" (unreadable file, TOML syntax,
-// a [providers.NAME] that is not a table, an array where a value belongs, an unknown
-// table or key: named with the nearest known one). Values are not checked here
-// (settings.h does that, naming the same PATH:LINE). The keys of [source] and [output]
-// are left to their own reader.
+// a [providers.NAME], [source] or [output] that is not a table, an array where a value
+// belongs, an unknown table or key: named with the nearest known one). Values are not
+// checked here (settings.h does that, naming the same PATH:LINE). The keys of [source] and
+// [output] are checked later, by core::make_source_mapping.
 [[nodiscard]] util::Result<FileValues> read_config_file(const std::string& path);
 
 }  // namespace lens::cli

@@ -137,6 +137,7 @@ util::Result<RawConfig> resolve_config(const Flags& flags, const DotenvOrigins& 
     file = std::move(*values);
   }
   c.models = file.models;
+  c.mapping = file.mapping;
 
   c.database = pick(flags.db, "db", env, {"LENS_DATABASE_URL", "DATABASE_URL"}, file.database, "");
   if (!c.database.is_set()) c.database = compose_database(env).value_or(Sourced{"sqlite:lens.db", "default"});
@@ -224,6 +225,8 @@ std::vector<std::pair<std::string, Sourced>> describe(const RawConfig& c) {
   out.emplace_back("timeout_seconds", c.timeout_seconds);
   out.emplace_back("unavailable_after", c.unavailable_after);
   out.emplace_back("insecure", c.insecure);
+  for (auto& line : core::describe_entries(c.mapping))
+    out.emplace_back(std::move(line.key), Sourced{std::move(line.value), std::move(line.source)});
   out.emplace_back("config_file",
                    c.config_file.is_set() ? c.config_file : Sourced{"(none)", c.config_file.source});
   return out;

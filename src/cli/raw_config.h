@@ -12,6 +12,7 @@
 
 #include "cli/dotenv.h"
 #include "cli/flags.h"
+#include "core/source_mapping.h"
 #include "util/result.h"
 
 namespace lens::cli {
@@ -51,7 +52,8 @@ struct RawConfig {
   Sourced batch_size, concurrency, rpm, tpm, max_attempts, dimensions, long_input, encoding_format,
       timeout_seconds, insecure, unavailable_after;
   std::map<std::string, ModelOverride> models;
-  Sourced config_file;  // the file that was read; empty when none
+  std::vector<core::MappingEntry> mapping;  // [source] and [output] of the file (settings.h checks them)
+  Sourced config_file;                      // the file that was read; empty when none
 };
 
 // Resolves every setting from `flags`, the process environment (read with getenv, after

@@ -8,6 +8,7 @@
 
 #include "cli/raw_config.h"
 #include "core/model_table.h"
+#include "core/source_mapping.h"
 #include "pipeline/options.h"
 #include "util/result.h"
 
@@ -58,15 +59,18 @@ struct Settings {
   // Whether `dimensions` is a fact (a built-in model, --dimensions, or [models] dimensions)
   // rather than the generic guess for a model nothing is known about.
   bool dimensions_known = false;
+  core::SourceMapping mapping;                        // [source] and [output], always checked
   std::optional<ProviderSettings> provider_settings;  // set when Uses::provider
   std::optional<RunSettings> run;                     // set when Uses::run
 };
 
-// Types and checks the parts `uses` asks for; the names, the model spec and the
-// dimensions always (--dimensions and [models."NAME"] against the model table's range).
+// Types and checks the parts `uses` asks for; the names, the model spec, the dimensions
+// (--dimensions and [models."NAME"] against the model table's range) and the source
+// mapping always (a bad [source] is an error of the file, whatever the command).
 // On failure: invalid_argument naming the flag, the value and its source, e.g.
 // "--batch-size 0 (from env LENS_BATCH_SIZE): must be 1..2048", "--dimensions 5000 (from
-// flag --dimensions): text-embedding-3-large gives 1..3072 dimensions".
+// flag --dimensions): text-embedding-3-large gives 1..3072 dimensions", or
+// core::make_source_mapping's.
 [[nodiscard]] util::Result<Settings> make_settings(const RawConfig& raw, Uses uses);
 
 // A whole number in `s` (optional leading spaces and sign, then digits only), or nullopt

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +19,10 @@ struct Exchange {
   std::string user_content;
   std::optional<std::string> assistant_message_id;
   std::string assistant_content;
+  // The columns the input templates name besides the contents ({user.COLUMN},
+  // {assistant.COLUMN}; SourceMapping::user_columns() / assistant_columns()), by name, NULL
+  // as "". Empty with the default mapping.
+  std::map<std::string, std::string> user_columns, assistant_columns;
   // Newest of the two messages' coalesce(updated_at, created_at): a cheap change marker.
   std::string source_version;
   // content_sha256 of the row already stored for this exchange, if there is one.

@@ -207,6 +207,19 @@ FAULT_RETRIED_AND_EMBEDDED(NanValueIsRetriedAndEmbedded, p_nan, "fault_nan")
 FAULT_RETRIED_AND_EMBEDDED(WrongDimensionsAreRetriedAndEmbedded, p_bad_dims, "fault_bad_dims")
 FAULT_RETRIED_AND_EMBEDDED(Injected429IsRetriedAndEmbedded, p_429, "fault_injected_429")
 
+// Ten 429s against two attempts per request: with 429s counted as attempts, some request
+// meets two of them and its inputs end as retries_exhausted. They are not attempts.
+TEST_F(LensEmbedFaults, RateLimitAnswersNeverUseUpAttempts) {
+  auto so = poison();
+  so.p_429 = 1;
+  so.fault_limit = 10;
+  const Output o = run(so, {"--max-attempts", "2", "--batch-size", "4"});
+  EXPECT_EXIT_CODE(o, 0);
+  EXPECT_EQ(stat(stats_, "fault_injected_429"), 10) << stats_;
+  expect_all_embedded({"u7"});
+  EXPECT_EQ(failures().size(), 1u);
+}
+
 TEST_F(LensEmbedFaults, PersistentInvalidResponsesAreRecordedAsInvalidResponse) {
   auto so = poison();
   so.p_nan = 1;
@@ -242,8 +255,9 @@ TEST_F(LensEmbedFaults, PersistentServerErrorsTripTheBreakerAndRecordNothing) {
   EXPECT_GE(stat(stats_, "fault_status_503"), 3) << stats_;
 }
 
-// A 429 is not a failed attempt (docs/OPERATIONS.md, docs/ARCHITECTURE.md): however many
-// a request meets (that depends on scheduling), it ends embedded.
+// The rate-limit tests keep the default 6 attempts: a 429 is not a failed attempt
+// (docs/OPERATIONS.md, RateLimitAnswersNeverUseUpAttempts above), so however many a request
+// meets (that depends on scheduling) it ends embedded.
 
 TEST_F(LensEmbedFaults, RpmLimitIsRespectedWithoutFailures) {
   auto so = poison();
