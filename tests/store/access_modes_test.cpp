@@ -3,10 +3,12 @@
 // database is upgraded in place, an application's own schema_migrations is left alone, and
 // an error about the schema (not a row) stops a write instead of being recorded per row.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <fmt/core.h>
 #include <filesystem>
 
+#include "../fixtures/lens_source_schema.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store_test_support.h"
 #include "util/sha256.h"
@@ -318,6 +320,30 @@ TEST(SqliteAccess, AMissingFileIsNeverCreatedUnlessAsked) {
   }
   for (const char* ext : {"", "-wal", "-shm", ".lens-embed.lock"})
     std::filesystem::remove(path + ext);
+}
+
+TEST(SqliteAccess, ReadOnlyLeavesNoFileBehind) {
+  const std::string path = temp_path("ro");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, test_fixtures::k_sqlite_source_schema, nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  {
+    auto s = open_sqlite_store(path, AccessMode::read_write);
+    ASSERT_TRUE(s) << s.error().message;
+    ASSERT_TRUE((*s)->migrate());
+  }
+  std::filesystem::remove(path + ".lens-embed.lock");
+  EXPECT_FALSE(std::filesystem::exists(path + "-wal"));  // the WAL file of a clean close is gone
+  {
+    auto s = open_sqlite_store(path, AccessMode::read_only);
+    ASSERT_TRUE(s) << s.error().message;
+    auto status = (*s)->status(1);
+    ASSERT_TRUE(status) << status.error().message;
+  }
+  for (const char* ext : {"-wal", "-shm", ".lens-embed.lock"})
+    EXPECT_FALSE(std::filesystem::exists(path + ext)) << path + ext;
+  std::filesystem::remove(path);
 }
 
 }  // namespace
