@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "store/postgres/postgres_store.h"
+#include "support/pg.h"
 #include "util/sha256.h"
 
 using namespace lens;
@@ -31,19 +32,12 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-std::string g_state;  // the throwaway server we started, stopped on every exit path
-
-void stop_server() {
-  if (g_state.empty()) return;
-  const std::string cmd =
-      fmt::format("{}/scripts/pg-test-server.sh stop {} >/dev/null 2>&1", LENS_SOURCE_DIR, g_state);
-  (void)std::system(cmd.c_str());
-  g_state.clear();
-}
+// The throwaway server we started: std::exit (die() as well as main's return) destroys it,
+// which stops it.
+std::unique_ptr<lens::test::PgServer> g_server;
 
 [[noreturn]] void die(const std::string& m) {
   std::fprintf(stderr, "bench: %s\n", m.c_str());
-  stop_server();
   std::exit(1);
 }
 
@@ -196,19 +190,12 @@ int main(int argc, char** argv) {
       die("unknown flag " + k);
   }
   std::string url = std::getenv("LENS_BENCH_PG_URL") ? std::getenv("LENS_BENCH_PG_URL") : "";
-  std::string state;
   if (url.empty()) {
-    state = fmt::format("/tmp/lens-bench-pg-{}.env", getpid());
     // A buffer cache that holds the 10^6 working set, as a production server's would.
     setenv("PG_TEST_SHARED_BUFFERS", "1GB", 0);
-    const std::string cmd =
-        fmt::format("{}/scripts/pg-test-server.sh start {} >/dev/null", LENS_SOURCE_DIR, state);
-    if (std::system(cmd.c_str()) != 0) die("cannot start PostgreSQL");
-    g_state = state;
-    std::ifstream in(state);
-    std::string line;
-    while (std::getline(in, line))
-      if (line.rfind("PGTEST_URL=", 0) == 0) url = line.substr(11);
+    g_server = lens::test::PgServer::start(fmt::format("/tmp/lens-bench-pg-{}.env", getpid()));
+    if (!g_server->ok()) die(g_server->error());
+    url = g_server->url();
   }
   const std::string schema = fmt::format("bench_{}", getpid());
   PGconn* admin = PQconnectdb(url.c_str());
@@ -216,10 +203,7 @@ int main(int argc, char** argv) {
   PQsetNoticeProcessor(
       admin, [](void*, const char*) {}, nullptr);
   exec(admin, fmt::format("CREATE SCHEMA {0}; SET search_path = {0}", schema));
-  const std::string conninfo = url.find("://") != std::string::npos
-                                   ? fmt::format("{}{}options=-csearch_path%3D{}", url,
-                                                 url.find('?') == std::string::npos ? "?" : "&", schema)
-                                   : fmt::format("{} options='-csearch_path={}'", url, schema);
+  const std::string conninfo = lens::test::with_pg_option(url, "options", "-csearch_path=" + schema);
 
   store::PostgresOptions o;
   o.conninfo = conninfo;
@@ -364,10 +348,7 @@ int main(int argc, char** argv) {
     const std::string small = schema + "_small";
     exec(admin, fmt::format("CREATE SCHEMA {0}; SET search_path = {0}", small));
     store::PostgresOptions so = o;
-    so.conninfo = url.find("://") != std::string::npos
-                      ? fmt::format("{}{}options=-csearch_path%3D{}", url,
-                                    url.find('?') == std::string::npos ? "?" : "&", small)
-                      : fmt::format("{} options='-csearch_path={}'", url, small);
+    so.conninfo = lens::test::with_pg_option(url, "options", "-csearch_path=" + small);
     auto small_store = store::open_postgres_store(so);
     if (!small_store) die(small_store.error().message);
     if (auto m = (*small_store)->migrate(); !m) die(m.error().message);
@@ -437,6 +418,5 @@ int main(int argc, char** argv) {
     fmt::print("kept schema {}\n", schema);
   PQfinish(admin);
   opened->reset();
-  stop_server();
   return 0;
 }

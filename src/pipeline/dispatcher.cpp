@@ -196,6 +196,16 @@ void Dispatcher::on_failure(Batch batch, const provider::EmbedFailure& f, Clock:
     fail_batch(batch, core::FailureReason::provider_rejected, f.error.message);
     return;
   }
+  // A 429 is the provider pacing us, not a fault of the request: it is retried after the
+  // advised delay and never counts toward --max-attempts (docs/OPERATIONS.md).
+  if (f.error.code == ErrorCode::rate_limited) {
+    ++batch.throttled;
+    ++state_.counters.retries;
+    const auto delay =
+        f.retry_after ? *f.retry_after : util::full_jitter(options_.backoff, batch.throttled, rng_);
+    delayed_.emplace(now + delay, std::move(batch));
+    return;
+  }
   ++batch.attempts;
   if (batch.attempts >= options_.max_attempts) {
     util::log_warn("model {}: giving up on a request of {} inputs after {} attempts (HTTP {}): {}",

@@ -75,7 +75,8 @@ class Dispatcher {
   struct Batch {
     std::vector<PieceRef> pieces;
     std::int64_t tokens = 0;
-    int attempts = 0;  // sends that ended in a retryable failure
+    int attempts = 0;   // sends that ended in a retryable failure other than a 429
+    int throttled = 0;  // sends answered 429 (they never count as attempts)
   };
 
   void take(PreparedInput input);

@@ -19,10 +19,12 @@ void TokenBucket::set_rate_per_minute(double per_minute) {
 }
 
 void TokenBucket::refill(Clock::time_point now) {
-  if (now <= last_) return;
-  const double secs = std::chrono::duration<double>(now - last_).count();
-  last_ = now;
-  if (now < blocked_until_) return;
+  // Time spent blocked by the server (a 429's reset) earns nothing: the server's bucket
+  // was empty until then, and crediting that gap sent requests ~50 ms early.
+  const auto from = std::max(last_, blocked_until_);
+  last_ = std::max(last_, now);
+  if (now <= from) return;
+  const double secs = std::chrono::duration<double>(now - from).count();
   level_ = std::min(capacity_, level_ + secs * rate_per_sec_);
 }
 

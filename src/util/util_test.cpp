@@ -77,6 +77,19 @@ TEST(TokenBucket, RefillsAtRate) {
   EXPECT_TRUE(b.try_take(1, t0 + milliseconds(2300)));
 }
 
+// The time a server's reset blocked the bucket earns no tokens: after a 429 at t0 with
+// 200 ms to reset, 10 tokens at 25/s take until t0 + 200 ms + 400 ms.
+TEST(TokenBucket, BlockedTimeEarnsNoTokens) {
+  using namespace std::chrono;
+  TokenBucket b(1500, 1.0);  // 25/s, capacity 25
+  const auto t0 = TokenBucket::Clock::now();
+  EXPECT_TRUE(b.try_take(25, t0));
+  b.clamp_to_server(0, milliseconds(200), t0);
+  EXPECT_FALSE(b.try_take(1, t0 + milliseconds(10)));
+  EXPECT_FALSE(b.try_take(10, t0 + milliseconds(450)));  // 0.44 s since the last look, 0.25 s unblocked
+  EXPECT_TRUE(b.try_take(10, t0 + milliseconds(601)));
+}
+
 TEST(Sha256, KnownVector) {
   EXPECT_EQ(to_hex(sha256("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }

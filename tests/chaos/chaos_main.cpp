@@ -15,8 +15,11 @@
 #include <stdexcept>
 #include <thread>
 
-#include "harness.h"
-#include "stand_in_server.h"
+#include "support/corpus.h"
+#include "support/pg.h"
+#include "support/process.h"
+#include "support/sql.h"
+#include "support/stand_in.h"
 #include "verifier.h"
 
 namespace {
@@ -121,36 +124,33 @@ int main(int argc, char** argv) {
   const std::string dir = tmpl;
   say(fmt::format("seed {} dir {} db {} workers {} exchanges {}", o.seed, dir, o.db, o.workers, o.exchanges));
 
-  std::unique_ptr<lens::harness::PgServer> pg;
+  std::unique_ptr<lens::test::PgServer> pg;
   std::string url = "sqlite:" + dir + "/chaos.db";
   if (o.db == "postgres") {
-    pg = std::make_unique<lens::harness::PgServer>(LENS_PG_SCRIPT, dir + "/pg.env");
+    pg = lens::test::PgServer::start(dir + "/pg.env");
     if (!pg->ok()) {
-      std::fprintf(stderr, "lens_chaos: PostgreSQL did not start\n");
+      std::fprintf(stderr, "lens_chaos: %s\n", pg->error().c_str());
       return 1;
     }
     url = pg->url();
   }
-  const std::map<std::string, std::string> env = {
-      {"SUPERMIND_API_KEY", k_api_key},
-      {"LENS_DATA_DIR", LENS_SOURCE_DATA_DIR},
-      {"NO_PROXY", "127.0.0.1,localhost"},
-      {"no_proxy", "127.0.0.1,localhost"},
-      // A SIGKILLed worker's claims go to the others after this lease (default 300 s).
-      {"LENS_CLAIM_LEASE_SECONDS", "6"}};
+  const lens::test::Env env = {{"SUPERMIND_API_KEY", k_api_key},
+                               // A SIGKILLed worker's claims go to the others after this
+                               // lease (default 300 s).
+                               {"LENS_CLAIM_LEASE_SECONDS", "6"}};
 
   // ---- the corpus
-  auto init = lens::harness::run({LENS_EMBED_BIN, "init", "--db", url}, env, dir);
+  auto init = lens::test::run_lens({"init", "--db", url}, dir, env);
   if (init.exit_code != 0) {
     std::fprintf(stderr, "lens_chaos: init failed: %s%s\n", init.out.c_str(), init.err.c_str());
     return 1;
   }
-  lens::harness::CorpusOptions co;
+  lens::test::CorpusOptions co;
   co.exchanges = o.exchanges;
   co.seed = o.seed;
-  const auto corpus = lens::harness::make_corpus(co);
+  const auto corpus = lens::test::make_corpus(co);
   {
-    auto db = lens::harness::Db::open(url);
+    auto db = lens::test::Db::open(url);
     if (!db) return 1;
     if (auto e = db->insert(corpus.messages); !e.empty()) {
       std::fprintf(stderr, "lens_chaos: loading the corpus: %s\n", e.c_str());
@@ -176,7 +176,7 @@ int main(int argc, char** argv) {
   so.rpm = o.rpm;
   so.burst_seconds = 0.1;
   so.hang_ms = (o.timeout + 1) * 1000;
-  so.reject_marker = lens::harness::k_poison_marker;
+  so.reject_marker = lens::test::k_poison_marker;
   so.api_key = k_api_key;
   so.seed = o.seed;
   so.threads = 64;
@@ -185,7 +185,7 @@ int main(int argc, char** argv) {
   if (port <= 0) return 1;
 
   std::vector<std::string> worker_args = {
-      LENS_EMBED_BIN, "run", "--db", url, "--provider", "supermind", "--base-url",
+      "run", "--db", url, "--provider", "supermind", "--base-url",
       fmt::format("http://127.0.0.1:{}/v1", port), "--model", k_model, "--dimensions",
       std::to_string(o.dimensions), "--timeout", std::to_string(o.timeout), "--batch-size",
       std::to_string(o.batch_size), "--max-attempts", "12", "--quiet", "--json",
@@ -202,8 +202,12 @@ int main(int argc, char** argv) {
   auto start_slot = [&](std::size_t i) {
     auto args = worker_args;
     args.insert(args.end(), {"--log-file", fmt::format("{}/worker{}.log", dir, i)});
-    slots[i].pid = lens::harness::spawn(args, env, fmt::format("{}/worker{}.out", dir, i),
-                                        fmt::format("{}/worker{}.err", dir, i));
+    lens::test::SpawnOptions so;
+    so.out_path = fmt::format("{}/worker{}.out", dir, i);
+    so.err_path = fmt::format("{}/worker{}.err", dir, i);
+    so.append = true;  // a restarted worker adds to its predecessors' output
+    so.env = env;
+    slots[i].pid = lens::test::spawn_lens(args, so);
     ++slots[i].starts;
   };
   for (std::size_t i = 0; i < slots.size(); ++i)
@@ -222,7 +226,7 @@ int main(int argc, char** argv) {
   int kills_done = 0, kills_mid_run = 0, restarts_done = 0, crashes = 0;
   std::map<std::string, int> exits;
   std::vector<std::string> kill_log;
-  auto progress_db = lens::harness::Db::open(url);
+  auto progress_db = lens::test::Db::open(url);
   bool timed_out = false;
   auto last_report = Clock::now();
   while (true) {
@@ -231,7 +235,7 @@ int main(int argc, char** argv) {
       Slot& s = slots[i];
       if (s.done) continue;
       all_done = false;
-      const auto code = lens::harness::try_wait(s.pid);
+      const auto code = lens::test::try_wait(s.pid);
       if (!code) continue;
       ++exits[std::to_string(*code)];
       if (*code == 0) {
@@ -271,8 +275,7 @@ int main(int argc, char** argv) {
       }
       if (!live.empty()) {
         const std::size_t i = live[rng() % live.size()];
-        ::kill(slots[i].pid, SIGKILL);
-        const int code = lens::harness::wait_exit(slots[i].pid);
+        const int code = lens::test::kill_and_wait(slots[i].pid, SIGKILL);
         ++exits[std::to_string(code)];
         ++kills_done;
         if (code == 128 + SIGKILL) ++kills_mid_run;
@@ -302,7 +305,7 @@ int main(int argc, char** argv) {
     ++final_runs;
     auto args = worker_args;
     args.insert(args.end(), {"--log-file", dir + "/final.log"});
-    const auto r = lens::harness::run(args, env, dir);
+    const auto r = lens::test::run_lens(args, dir, env);
     last_final = json::parse(r.out, nullptr, false);
     ++exits[std::to_string(r.exit_code)];
     if (r.exit_code == 0 && !last_final.is_discarded() && last_final["stats"]["embedded"] == 0 &&
@@ -365,7 +368,7 @@ int main(int argc, char** argv) {
   }
   if (!ok) {
     for (std::size_t i = 0; i < slots.size(); ++i) {
-      const std::string err = lens::harness::slurp(fmt::format("{}/worker{}.err", dir, i));
+      const std::string err = lens::test::slurp(fmt::format("{}/worker{}.err", dir, i));
       std::fprintf(stderr, "---- worker %zu stderr (tail)\n%s\n", i,
                    err.substr(err.size() > 3000 ? err.size() - 3000 : 0).c_str());
     }

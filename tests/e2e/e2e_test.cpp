@@ -2,96 +2,52 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
-#include <sqlite3.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <fmt/core.h>
 #include <chrono>
-#include <cstdlib>
-#include <filesystem>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <sstream>
 #include <thread>
 
 #include "core/input_text.h"
 #include "provider/local_hash.h"
+#include "support/paths.h"
+#include "support/process.h"
+#include "support/sql.h"
 #include "tokenizer/tokenizer.h"
 #include "util/sha256.h"
 
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
-
-struct Result {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Runs the binary with `args` in `dir`, environment `env` added. Blocks.
-pid_t spawn(const fs::path& dir, const std::vector<std::string>& args,
-            const std::map<std::string, std::string>& env, const fs::path& out, const fs::path& err) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    if (chdir(dir.c_str()) != 0) _exit(127);
-    for (const auto& [k, v] : env)
-      setenv(k.c_str(), v.c_str(), 1);
-    FILE* o = freopen(out.c_str(), "w", stdout);
-    FILE* e = freopen(err.c_str(), "w", stderr);
-    (void)o;
-    (void)e;
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(LENS_EMBED_BIN));
-    for (const auto& a : args)
-      argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(LENS_EMBED_BIN, argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 128 + WTERMSIG(status);
-}
+using Result = lens::test::Output;
 
 class E2E : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / fmt::format("lens_e2e_{}_{}", getpid(), counter_++);
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    db_path_ = (dir_ / "lens.db").string();
+    db_path_ = dir_ / "lens.db";
     auto tok = lens::tokenizer::Tokenizer::load(lens::tokenizer::Encoding::cl100k_base);
     ASSERT_TRUE(tok) << tok.error().message;
     tokenizer_ = *tok;
   }
   void TearDown() override {
-    if (db_) sqlite3_close(db_);
-    fs::remove_all(dir_);
+    db_.reset();
+    if (HasFailure()) dir_.keep();
   }
 
-  Result run(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
-    const auto out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    Result r;
-    r.exit_code = wait_exit(spawn(dir_, args, env, out, err));
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
+  Result run(const std::vector<std::string>& args, const lens::test::Env& env = {}) {
+    return lens::test::run_lens(args, dir_.path(), env);
+  }
+  // Starts the binary in the test's folder, stdout and stderr to o.txt and e.txt there.
+  pid_t spawn(const std::vector<std::string>& args) {
+    lens::test::SpawnOptions o;
+    o.cwd = dir_.path();
+    o.out_path = dir_ / "o.txt";
+    o.err_path = dir_ / "e.txt";
+    return lens::test::spawn_lens(args, o);
   }
   json run_json(std::vector<std::string> args) {
     args.push_back("--json");
@@ -103,39 +59,33 @@ class E2E : public ::testing::Test {
   }
 
   void generate(int conversations, int seed = 1) {
-    const std::string cmd = fmt::format("{} --sqlite {} --conversations {} --seed {} 2>/dev/null",
-                                        LENS_SAMPLE_CORPUS_BIN, db_path_, conversations, seed);
-    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    const auto r =
+        lens::test::run({lens::test::sample_corpus_binary(), "--sqlite", db_path_, "--conversations",
+                         std::to_string(conversations), "--seed", std::to_string(seed)},
+                        dir_.path());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
   }
 
-  sqlite3* db() {
-    if (!db_) {
-      EXPECT_EQ(sqlite3_open(db_path_.c_str(), &db_), SQLITE_OK);
-    }
-    sqlite3_busy_timeout(db_, 10000);
-    return db_;
+  lens::test::Db& db() {
+    if (!db_) db_ = lens::test::Db::open("sqlite:" + db_path_);
+    return *db_;
   }
-  void exec(const std::string& sql) {
-    char* err = nullptr;
-    ASSERT_EQ(sqlite3_exec(db(), sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "") << sql;
-  }
+  void exec(const std::string& sql) { ASSERT_EQ(db().exec(sql), "") << sql; }
   long long scalar(const std::string& sql) {
-    sqlite3_stmt* s = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db(), sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sqlite3_errmsg(db());
-    long long v = -1;
-    if (sqlite3_step(s) == SQLITE_ROW) v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    return v;
+    const auto v = db().scalar(sql);
+    EXPECT_TRUE(v) << db().last_error() << "\n" << sql;
+    return v ? std::stoll(*v) : -1;
   }
   std::string text(const std::string& sql) {
-    sqlite3_stmt* s = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db(), sql.c_str(), -1, &s, nullptr), SQLITE_OK) << sqlite3_errmsg(db());
-    std::string v;
-    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0)) {
-      v = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-    }
-    sqlite3_finalize(s);
-    return v;
+    const auto v = db().scalar(sql);
+    EXPECT_TRUE(v || db().last_error().empty()) << db().last_error() << "\n" << sql;
+    return v.value_or("");
+  }
+  // Every row of `sql`; fails the test on an error.
+  std::vector<lens::test::Db::Row> rows(const std::string& sql) {
+    auto r = db().query(sql);
+    EXPECT_TRUE(r) << db().last_error() << "\n" << sql;
+    return r.value_or(std::vector<lens::test::Db::Row>{});
   }
 
   // Independent check of the whole output: every eligible exchange has exactly one row,
@@ -148,25 +98,10 @@ class E2E : public ::testing::Test {
       std::optional<std::string> content;
     };
     std::vector<Msg> msgs;
-    sqlite3_stmt* s = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db(),
-                                 "SELECT id, conversation_id, role, content, created_at FROM messages "
-                                 "ORDER BY conversation_id, created_at, id",
-                                 -1, &s, nullptr),
-              SQLITE_OK);
-    while (sqlite3_step(s) == SQLITE_ROW) {
-      Msg m;
-      m.id = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
-      m.conv = reinterpret_cast<const char*>(sqlite3_column_text(s, 1));
-      m.role = reinterpret_cast<const char*>(sqlite3_column_text(s, 2));
-      if (sqlite3_column_type(s, 3) != SQLITE_NULL) {
-        m.content = std::string(reinterpret_cast<const char*>(sqlite3_column_text(s, 3)),
-                                static_cast<std::size_t>(sqlite3_column_bytes(s, 3)));
-      }
-      m.created = reinterpret_cast<const char*>(sqlite3_column_text(s, 4));
-      msgs.push_back(std::move(m));
+    for (auto& r : rows("SELECT id, conversation_id, role, content, created_at FROM messages "
+                        "ORDER BY conversation_id, created_at, id")) {
+      msgs.push_back(Msg{*r[0], *r[1], *r[2], *r[4], r[3]});
     }
-    sqlite3_finalize(s);
     std::map<std::string, lens::core::Exchange> expected;
     for (std::size_t i = 0; i < msgs.size(); ++i) {
       const Msg& m = msgs[i];
@@ -189,46 +124,38 @@ class E2E : public ::testing::Test {
     EXPECT_EQ(scalar("SELECT count(*) FROM (SELECT user_message_id FROM message_embeddings "
                      "GROUP BY provider, model, user_message_id HAVING count(*) > 1)"),
               0);
-    EXPECT_EQ(sqlite3_prepare_v2(db(),
-                                 "SELECT user_message_id, assistant_message_id, content_sha256, token_count, "
-                                 "truncated, dimensions, embedding FROM message_embeddings",
-                                 -1, &s, nullptr),
-              SQLITE_OK);
     long long checked = 0, bad = 0;
     std::vector<float> vec(384);
-    while (sqlite3_step(s) == SQLITE_ROW) {
-      const std::string id = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+    for (const auto& r : rows("SELECT user_message_id, assistant_message_id, content_sha256, token_count, "
+                              "truncated, dimensions, embedding FROM message_embeddings")) {
+      const std::string id = *r[0];
       auto it = expected.find(id);
       if (it == expected.end()) {
         ADD_FAILURE() << "row for a message that is not an eligible user message: " << id;
         continue;
       }
       const auto& ex = it->second;
-      const std::optional<std::string> answer =
-          sqlite3_column_type(s, 1) == SQLITE_NULL
-              ? std::nullopt
-              : std::optional<std::string>(reinterpret_cast<const char*>(sqlite3_column_text(s, 1)));
+      const std::optional<std::string>& answer = r[1];
       const std::string input = lens::core::build_input_text(ex);
       const auto sha = lens::util::sha256(input);
       lens::provider::local_hash_embed(input, vec);
-      const bool ok = answer == ex.assistant_message_id && sqlite3_column_bytes(s, 2) == 32 &&
-                      std::memcmp(sqlite3_column_blob(s, 2), sha.data(), 32) == 0 &&
-                      sqlite3_column_int64(s, 3) == static_cast<long long>(tokenizer_->count(input)) &&
-                      sqlite3_column_int(s, 4) == 0 && sqlite3_column_int(s, 5) == 384 &&
-                      sqlite3_column_bytes(s, 6) == 384 * 4 &&
-                      std::memcmp(sqlite3_column_blob(s, 6), vec.data(), 384 * 4) == 0;
+      const std::string& stored_sha = *r[2];
+      const std::string& stored_vector = *r[6];
+      const bool ok = answer == ex.assistant_message_id && stored_sha.size() == 32 &&
+                      std::memcmp(stored_sha.data(), sha.data(), 32) == 0 &&
+                      std::stoll(*r[3]) == static_cast<long long>(tokenizer_->count(input)) && *r[4] == "0" &&
+                      *r[5] == "384" && stored_vector.size() == 384 * 4 &&
+                      std::memcmp(stored_vector.data(), vec.data(), 384 * 4) == 0;
       if (!ok && ++bad < 5) ADD_FAILURE() << "row " << id << " does not match its exchange";
       ++checked;
     }
-    sqlite3_finalize(s);
     EXPECT_EQ(bad, 0);
     return checked;
   }
 
-  static inline int counter_ = 0;
-  fs::path dir_;
+  lens::test::TempDir dir_{"e2e"};
   std::string db_path_;
-  sqlite3* db_ = nullptr;
+  std::unique_ptr<lens::test::Db> db_;
   std::shared_ptr<const lens::tokenizer::Tokenizer> tokenizer_;
 };
 
@@ -301,13 +228,33 @@ TEST_F(E2E, LimitEmbedsExactlyN) {
 TEST_F(E2E, SigkillAtRandomMomentsThenRerunLeavesExactlyOneCorrectRowEach) {
   generate(20000);
   ASSERT_EQ(run({"init"}).exit_code, 0);  // so that a kill during start-up leaves tables to count
-  std::mt19937 rng(std::random_device{}());
+  const long long eligible = scalar(
+      "SELECT count(*) FROM messages WHERE role = 'user' AND trim(content, ' ' || char(9,10,11,12,13)) <> "
+      "''");
+  const unsigned seed = std::random_device{}();
+  SCOPED_TRACE(fmt::format("kill moments from seed {}", seed));
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(0, 1);
   int killed_mid_run = 0;
   for (int i = 0; i < 6; ++i) {
-    const pid_t pid = spawn(dir_, {"run", "--batch-size", "64"}, {}, dir_ / "o.txt", dir_ / "e.txt");
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<>(30, 700)(rng)));
-    kill(pid, SIGKILL);
-    if (wait_exit(pid) == 128 + SIGKILL) ++killed_mid_run;
+    const pid_t pid = spawn({"run", "--batch-size", "64"});
+    // The first run dies during start-up; the others at random points of the work,
+    // spread over its first 80%: moments of progress, not of time, so that a kill lands
+    // mid-run on a fast machine as on a slow one.
+    std::optional<int> ended;
+    if (i == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<>(0, 30)(rng)));
+    } else {
+      const auto at = static_cast<long long>(static_cast<double>(eligible) * 0.8 * (i - 1 + u(rng)) / 5);
+      lens::test::wait_until(
+          [&] {
+            ended = lens::test::try_wait(pid);
+            return ended || scalar("SELECT count(*) FROM message_embeddings") >= at;
+          },
+          std::chrono::minutes(2));
+    }
+    const int code = ended ? *ended : lens::test::kill_and_wait(pid, SIGKILL);
+    if (code == 128 + SIGKILL) ++killed_mid_run;
   }
   EXPECT_GE(killed_mid_run, 1);
   const long long partial = scalar("SELECT count(*) FROM message_embeddings");
@@ -323,15 +270,17 @@ TEST_F(E2E, SigkillAtRandomMomentsThenRerunLeavesExactlyOneCorrectRowEach) {
 TEST_F(E2E, SigtermStopsCleanlyAndIsRecordedAsInterrupted) {
   generate(20000);
   ASSERT_EQ(run({"init"}).exit_code, 0);
-  const pid_t pid = spawn(dir_, {"run", "--batch-size", "16"}, {}, dir_ / "o.txt", dir_ / "e.txt");
-  // Wait until the run has begun committing, then ask it to stop.
-  for (int i = 0; i < 200 && scalar("SELECT count(*) FROM embedding_runs WHERE embedded > 0") == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  kill(pid, SIGTERM);
-  const int code = wait_exit(pid);
+  const pid_t pid = spawn({"run", "--batch-size", "16"});
+  // Wait until the run has begun committing (however long start-up takes on this
+  // machine: a signal before the handler is installed would end it as 128 + 15), then
+  // ask it to stop.
+  const bool committing = lens::test::wait_until(
+      [&] { return scalar("SELECT count(*) FROM embedding_runs WHERE embedded > 0") > 0; },
+      std::chrono::minutes(2));
+  const int code = lens::test::kill_and_wait(pid, SIGTERM);
+  ASSERT_TRUE(committing) << "the run committed nothing in 2 minutes:\n" << lens::test::slurp(dir_ / "e.txt");
   ASSERT_NE(code, 0) << "the run finished before SIGTERM arrived; make the corpus larger";
-  EXPECT_EQ(code, 1) << slurp(dir_ / "e.txt");
+  EXPECT_EQ(code, 1) << lens::test::slurp(dir_ / "e.txt");
   EXPECT_EQ(text("SELECT status FROM embedding_runs ORDER BY id DESC LIMIT 1"), "interrupted");
   EXPECT_EQ(scalar("SELECT embedded FROM embedding_runs ORDER BY id DESC LIMIT 1"),
             scalar("SELECT count(*) FROM message_embeddings"));
@@ -455,10 +404,10 @@ namespace {
 TEST_F(E2E, ProgressOnATerminalIsOneLiveLine) {
   generate(2000);
   // util-linux `script` gives the program a pseudo-terminal.
-  const std::string cmd =
-      fmt::format("cd {} && script -qec '{} run' /dev/null > tty.txt 2>&1", dir_.string(), LENS_EMBED_BIN);
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
-  const std::string tty = slurp(dir_ / "tty.txt");
+  const auto r = lens::test::run(
+      {"script", "-qec", "'" + lens::test::lens_embed_binary() + "' run", "/dev/null"}, dir_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string tty = r.out + r.err;
   EXPECT_NE(tty.find("\r\033[2K"), std::string::npos) << tty;  // redrawn in place
   EXPECT_NE(tty.find("rows/s"), std::string::npos) << tty;
   EXPECT_NE(tty.find("TPM"), std::string::npos) << tty;

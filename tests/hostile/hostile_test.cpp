@@ -4,19 +4,21 @@
 #include <gtest/gtest.h>
 
 #include <fmt/core.h>
-#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "harness.h"
-#include "stand_in_server.h"
+#include "support/corpus.h"
+#include "support/paths.h"
+#include "support/pg.h"
+#include "support/process.h"
+#include "support/sql.h"
+#include "support/stand_in.h"
 #include "verifier.h"
 
 namespace {
 
-namespace fs = std::filesystem;
-using lens::harness::Db;
+using lens::test::Db;
 
 struct Case {
   std::string name, role, expect;
@@ -49,7 +51,7 @@ std::string unescape(const std::string& s) {
 }
 
 std::vector<Case> load_cases() {
-  std::ifstream in(LENS_HOSTILE_CASES);
+  std::ifstream in(lens::test::source_dir() + "/tests/hostile/cases.tsv");
   std::vector<Case> cases;
   std::string line;
   while (std::getline(in, line)) {
@@ -78,27 +80,19 @@ std::vector<Case> load_cases() {
 class Hostile : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) / fmt::format("lens_hostile_{}_{}", ::getpid(), GetParam());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
     cases_ = load_cases();
     ASSERT_GE(cases_.size(), 30u) << "the corpus must hold at least 30 cases";
     for (std::size_t i = 0; i < cases_.size(); ++i) {
-      cases_[i].conversation_id = lens::harness::uuid_from(0xC0FFEE000ULL + i);
-      cases_[i].user_id = lens::harness::uuid_from(0xFACE0000ULL + 2 * i);
-      cases_[i].assistant_id = lens::harness::uuid_from(0xFACE0000ULL + 2 * i + 1);
+      cases_[i].conversation_id = lens::test::uuid_from(0xC0FFEE000ULL + i);
+      cases_[i].user_id = lens::test::uuid_from(0xFACE0000ULL + 2 * i);
+      cases_[i].assistant_id = lens::test::uuid_from(0xFACE0000ULL + 2 * i + 1);
     }
   }
   void TearDown() override {
-    if (!HasFailure()) fs::remove_all(dir_);
+    if (HasFailure()) dir_.keep();
   }
-  lens::harness::Output lens(std::vector<std::string> args) {
-    args.insert(args.begin(), LENS_EMBED_BIN);
-    return lens::harness::run(args,
-                              {{"SUPERMIND_API_KEY", "sk-hostile"},
-                               {"LENS_DATA_DIR", LENS_SOURCE_DATA_DIR},
-                               {"NO_PROXY", "127.0.0.1,localhost"}},
-                              dir_.string());
+  lens::test::Output lens(const std::vector<std::string>& args) {
+    return lens::test::run_lens(args, dir_.path(), {{"SUPERMIND_API_KEY", "sk-hostile"}});
   }
 
   void run_cases(const std::string& url) {
@@ -126,29 +120,15 @@ class Hostile : public ::testing::TestWithParam<std::string> {
       }
     }
     lens::stand_in::StandInOptions so;
-    so.reject_marker = lens::harness::k_poison_marker;
+    so.reject_marker = lens::test::k_poison_marker;
     so.api_key = "sk-hostile";
-    lens::stand_in::StandInServer server(so);
-    const int port = server.start();
-    ASSERT_GT(port, 0);
-    const std::vector<std::string> run_args = {"run",
-                                               "--db",
-                                               url,
-                                               "--provider",
-                                               "supermind",
-                                               "--base-url",
-                                               fmt::format("http://127.0.0.1:{}/v1", port),
-                                               "--model",
-                                               "text-embedding-3-small",
-                                               "--dimensions",
-                                               "16",
-                                               "--timeout",
-                                               "30",
-                                               "--json",
-                                               "--batch-size",
-                                               "8",
-                                               "--log-file",
-                                               (dir_ / "lens.log").string()};
+    lens::test::StandIn server(so);
+    ASSERT_TRUE(server.ok());
+    std::vector<std::string> run_args = {"run", "--db", url};
+    for (const auto& a : server.provider_args("text-embedding-3-small"))
+      run_args.push_back(a);
+    run_args.insert(run_args.end(), {"--dimensions", "16", "--timeout", "30", "--json", "--batch-size", "8",
+                                     "--log-file", dir_ / "lens.log"});
     const auto first = lens(run_args);
     ASSERT_EQ(first.exit_code, 0) << "lens-embed must neither crash nor stop:\n" << first.out << first.err;
 
@@ -188,17 +168,17 @@ class Hostile : public ::testing::TestWithParam<std::string> {
     EXPECT_EQ(failures.exit_code, 0) << failures.out << failures.err;
   }
 
-  fs::path dir_;
+  lens::test::TempDir dir_{"hostile"};
   std::vector<Case> cases_;
 };
 
 TEST_P(Hostile, EveryCaseIsEmbeddedOrRecordedAndNothingCrashes) {
   if (GetParam() == "sqlite") {
-    run_cases("sqlite:" + (dir_ / "lens.db").string());
+    run_cases("sqlite:" + dir_ / "lens.db");
   } else {
-    lens::harness::PgServer pg(LENS_PG_SCRIPT, (dir_ / "pg.env").string());
-    ASSERT_TRUE(pg.ok()) << "PostgreSQL did not start";
-    run_cases(pg.url());
+    const auto pg = lens::test::PgServer::start(dir_ / "pg.env");
+    ASSERT_TRUE(pg->ok()) << pg->error();
+    run_cases(pg->url());
   }
 }
 

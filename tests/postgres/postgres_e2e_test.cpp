@@ -1,145 +1,57 @@
 // End-to-end tests of the real lens-embed binary on real PostgreSQL: the old pipeline's
 // 7000/6000 check, a server restart mid-run, 4 workers with one SIGKILLed, --follow.
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <fmt/core.h>
 #include <chrono>
-#include <cstdlib>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <map>
-#include <random>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "stand_in_server.h"
-
-extern char** environ;
+#include "support/pg.h"
+#include "support/process.h"
+#include "support/sql.h"
+#include "support/stand_in.h"
 
 namespace {
 
-namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string state_value(const std::string& state_file, const std::string& key) {
-  std::istringstream in(slurp(state_file));
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(key + "=", 0) == 0) return line.substr(key.size() + 1);
-  return {};
-}
-
-// A throwaway server of our own (for the restart test), or the ctest run's shared one.
-class Server {
- public:
-  // durable: synchronous_commit on, so crashing it keeps every acknowledged commit (the
-  // shared server runs with it off, for speed).
-  static std::unique_ptr<Server> own(bool durable = false) {
-    auto s = std::unique_ptr<Server>(new Server);
-    s->state_ =
-        (fs::temp_directory_path() / fmt::format("lens-pg-e2e-{}-{}.env", getpid(), counter_++)).string();
-    if (std::system(fmt::format("{}/scripts/pg-test-server.sh start {} {} >/dev/null", LENS_SOURCE_DIR,
-                                s->state_, durable ? "--durable" : "")
-                        .c_str()) != 0)
-      return nullptr;
-    s->owned_ = true;
-    return s;
-  }
-  static std::unique_ptr<Server> shared() {
-    const char* state = std::getenv("LENS_TEST_PG_STATE");
-    if (!state || !fs::exists(state)) return own();
-    auto s = std::unique_ptr<Server>(new Server);
-    s->state_ = state;
-    return s;
-  }
-  ~Server() {
-    if (owned_)
-      (void)std::system(
-          fmt::format("{}/scripts/pg-test-server.sh stop {} >/dev/null 2>&1", LENS_SOURCE_DIR, state_)
-              .c_str());
-  }
-  std::string url() const { return state_value(state_, "PGTEST_URL"); }
-  bool restart(int down_seconds) const {
-    return std::system(fmt::format("{}/scripts/pg-test-server.sh restart {} {}", LENS_SOURCE_DIR, state_,
-                                   down_seconds)
-                           .c_str()) == 0;
-  }
-
- private:
-  Server() = default;
-  std::string state_;
-  bool owned_ = false;
-  static inline int counter_ = 0;
-};
 
 class PgE2E : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = Server::shared();
-    ASSERT_TRUE(server_) << "cannot start PostgreSQL (scripts/pg-test-server.sh)";
-    connect_schema();
+    ASSERT_TRUE(lens::test::PgServer::shared().ok()) << lens::test::PgServer::shared().error();
+    use_server(lens::test::PgServer::shared());
   }
   void TearDown() override {
-    if (admin_) {
-      PQclear(PQexec(admin_, fmt::format("DROP SCHEMA IF EXISTS {} CASCADE", schema_).c_str()));
-      PQfinish(admin_);
-    }
-    if (!dir_.empty()) fs::remove_all(dir_);
+    db_.reset();
+    schema_.reset();
+    if (HasFailure()) dir_.keep();
   }
 
-  void connect_schema() {
-    static int n = 0;
-    schema_ = fmt::format("e2e_{}_{}", getpid(), n++);
-    dir_ = fs::temp_directory_path() / schema_;
-    fs::create_directories(dir_);
-    if (admin_) PQfinish(admin_);
-    admin_ = PQconnectdb(server_->url().c_str());
-    ASSERT_EQ(PQstatus(admin_), CONNECTION_OK) << PQerrorMessage(admin_);
-    PQsetNoticeProcessor(
-        admin_, [](void*, const char*) {}, nullptr);
-    exec(fmt::format("CREATE SCHEMA IF NOT EXISTS {0}; SET search_path = {0}", schema_));
-    db_url_ = fmt::format("{}?options=-csearch_path%3D{}", server_->url(), schema_);
-  }
-  // The admin connection does not survive a server restart: reconnect after one.
-  void reconnect() {
-    PQfinish(admin_);
-    admin_ = PQconnectdb(server_->url().c_str());
-    ASSERT_EQ(PQstatus(admin_), CONNECTION_OK) << PQerrorMessage(admin_);
-    PQsetNoticeProcessor(
-        admin_, [](void*, const char*) {}, nullptr);
-    exec(fmt::format("SET search_path = {}", schema_));
+  // A schema of this test's own on `server`; the test's SQL and lens-embed work there.
+  void use_server(const lens::test::PgServer& server) {
+    db_.reset();
+    schema_ = std::make_unique<lens::test::PgScratch>(server, "e2e");
+    ASSERT_TRUE(schema_->ok()) << schema_->error();
+    db_url_ = schema_->url();
+    db_ = lens::test::Db::open(db_url_);
   }
 
   void exec(const std::string& sql) {
-    PGresult* r = PQexec(admin_, sql.c_str());
-    const auto st = PQresultStatus(r);
-    EXPECT_TRUE(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) << PQresultErrorMessage(r) << sql;
-    PQclear(r);
+    const std::string e = db_->exec(sql);
+    EXPECT_EQ(e, "") << sql;
   }
   long long scalar(const std::string& sql) {
-    PGresult* r = PQexec(admin_, sql.c_str());
-    long long v = -1;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
-      v = std::strtoll(PQgetvalue(r, 0, 0), nullptr, 10);
-    else
-      ADD_FAILURE() << PQresultErrorMessage(r) << sql;
-    PQclear(r);
-    return v;
+    const auto v = db_->scalar(sql);
+    if (!v || v->empty()) {
+      ADD_FAILURE() << db_->last_error() << sql;
+      return -1;
+    }
+    return std::stoll(*v);
   }
 
   // `n` exchanges (user + answer), 4 per conversation, after `lens-embed init`.
@@ -164,78 +76,38 @@ class PgE2E : public ::testing::Test {
         first, n));
   }
 
-  // Starts lens-embed with `args`; the environment is ours minus any database/provider
-  // settings, plus `env`.
-  pid_t spawn(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
-              const std::string& log_name) {
-    const fs::path log = dir_ / log_name;
-    const pid_t pid = fork();
-    if (pid == 0) {
-      std::vector<std::string> vars;
-      for (char** e = environ; *e; ++e) {
-        const std::string v = *e;
-        if (v.starts_with("LENS_") || v.starts_with("DATABASE_URL=") || v.starts_with("POSTGRES_") ||
-            v.starts_with("SUPERMIND_") || v.starts_with("OPENAI_") || v.starts_with("PG"))
-          continue;
-        vars.push_back(v);
-      }
-      for (const auto& [k, v] : env)
-        vars.push_back(k + "=" + v);
-      vars.push_back("NO_PROXY=127.0.0.1,localhost");
-      std::vector<char*> envp;
-      for (auto& v : vars)
-        envp.push_back(v.data());
-      envp.push_back(nullptr);
-      if (chdir(dir_.c_str()) != 0) _exit(127);
-      FILE* o = freopen(log.c_str(), "w", stdout);
-      FILE* e = freopen((log.string() + ".err").c_str(), "w", stderr);
-      (void)o;
-      (void)e;
-      std::vector<std::string> full = args;
-      std::vector<char*> argv;
-      argv.push_back(const_cast<char*>(LENS_EMBED_BIN));
-      for (auto& a : full)
-        argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execve(LENS_EMBED_BIN, argv.data(), envp.data());
-      _exit(127);
-    }
-    return pid;
+  // Starts lens-embed with `args` in the test's folder (stdout to `log_name`, stderr
+  // next to it); the environment is ours minus any database/provider settings, plus `env`.
+  pid_t spawn(const std::vector<std::string>& args, const lens::test::Env& env, const std::string& log_name) {
+    lens::test::SpawnOptions o;
+    o.cwd = dir_.path();
+    o.out_path = dir_ / log_name;
+    o.err_path = dir_ / (log_name + ".err");
+    o.env = env;
+    return lens::test::spawn_lens(args, o);
   }
-  static int wait_exit(pid_t pid) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    return 128 + WTERMSIG(status);
-  }
-  int run(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {},
+  int run(const std::vector<std::string>& args, const lens::test::Env& env = {},
           const std::string& log_name = "run.log") {
-    return wait_exit(spawn(args, env, log_name));
+    return lens::test::wait_exit(spawn(args, env, log_name));
   }
-  std::string log(const std::string& name) { return slurp(dir_ / name) + slurp(dir_ / (name + ".err")); }
+  std::string log(const std::string& name) {
+    return lens::test::slurp(dir_ / name) + lens::test::slurp(dir_ / (name + ".err"));
+  }
 
-  std::unique_ptr<lens::stand_in::StandInServer> stand_in(double latency_ms = 0) {
+  std::unique_ptr<lens::test::StandIn> stand_in(double latency_ms = 0) {
     lens::stand_in::StandInOptions o;
     o.default_dimensions = 3072;
     o.latency_ms = latency_ms;
     o.api_key = "sk-test-e2e-key";
-    auto s = std::make_unique<lens::stand_in::StandInServer>(o);
-    EXPECT_GT(s->start(), 0);
+    auto s = std::make_unique<lens::test::StandIn>(o);
+    EXPECT_TRUE(s->ok());
     return s;
   }
-  std::vector<std::string> supermind(const lens::stand_in::StandInServer& s) const {
-    return {"--provider", "supermind",
-            "--model",    "text-embedding-3-large",
-            "--base-url", fmt::format("http://127.0.0.1:{}/v1", s.port())};
+  static std::vector<std::string> supermind(const lens::test::StandIn& s) {
+    return s.provider_args("text-embedding-3-large");
   }
-  static std::map<std::string, std::string> key_env() { return {{"SUPERMIND_API_KEY", "sk-test-e2e-key"}}; }
-
-  static long long stat(const lens::stand_in::StandInServer& s, const std::string& name) {
-    const std::string json = s.stats_json();
-    const auto at = json.find("\"" + name + "\":");
-    if (at == std::string::npos) return 0;
-    return std::strtoll(json.c_str() + at + name.size() + 3, nullptr, 10);
-  }
+  static lens::test::Env key_env() { return {{"SUPERMIND_API_KEY", "sk-test-e2e-key"}}; }
+  static long long stat(const lens::test::StandIn& s, const std::string& name) { return s.stat(name); }
 
   long long rows(const std::string& provider = "supermind",
                  const std::string& model = "text-embedding-3-large") {
@@ -243,10 +115,11 @@ class PgE2E : public ::testing::Test {
         "SELECT count(*) FROM message_embeddings WHERE provider = '{}' AND model = '{}'", provider, model));
   }
 
-  std::unique_ptr<Server> server_;
-  PGconn* admin_ = nullptr;
-  std::string schema_, db_url_;
-  fs::path dir_;
+  lens::test::TempDir dir_{"pg_e2e"};
+  std::unique_ptr<lens::test::PgServer> own_server_;  // a test's own (restarted) server
+  std::unique_ptr<lens::test::PgScratch> schema_;
+  std::unique_ptr<lens::test::Db> db_;
+  std::string db_url_;
 };
 
 TEST_F(PgE2E, OldPipelineCheckLimit6000Of7000ThenTheRest) {
@@ -276,9 +149,9 @@ TEST_F(PgE2E, OldPipelineCheckLimit6000Of7000ThenTheRest) {
 
 TEST_F(PgE2E, ServerRestartMidRunLosesAndDuplicatesNothing) {
   // Its own server: a restart would disturb the other tests' shared one.
-  server_ = Server::own(true);
-  ASSERT_TRUE(server_);
-  connect_schema();
+  own_server_ = lens::test::PgServer::start(dir_ / "pg.env", /*durable=*/true);
+  ASSERT_TRUE(own_server_->ok()) << own_server_->error();
+  use_server(*own_server_);
   ASSERT_EQ(run({"init", "--db", db_url_}), 0) << log("run.log");
   corpus(6000);
   auto provider = stand_in(40);
@@ -288,13 +161,12 @@ TEST_F(PgE2E, ServerRestartMidRunLosesAndDuplicatesNothing) {
     args.push_back(a);
   const pid_t pid = spawn(args, key_env(), "restart.log");
   // Wait until some rows are committed, then crash-restart the server (down 2 s).
-  const auto deadline = Clock::now() + 60s;
-  while (Clock::now() < deadline && stat(*provider, "ok_inputs") < 800)
-    std::this_thread::sleep_for(50ms);
-  ASSERT_GE(stat(*provider, "ok_inputs"), 800) << log("restart.log");
-  ASSERT_TRUE(server_->restart(2));
-  const int code = wait_exit(pid);
-  reconnect();
+  if (!lens::test::wait_until([&] { return stat(*provider, "ok_inputs") >= 800; }, 120s)) {
+    lens::test::kill_and_wait(pid, SIGKILL);
+    FAIL() << "800 inputs were not embedded in 2 minutes:\n" << log("restart.log");
+  }
+  ASSERT_TRUE(own_server_->restart(2));
+  const int code = lens::test::wait_exit(pid);
   ASSERT_EQ(code, 0) << log("restart.log");
   const std::string out = log("restart.log");
   EXPECT_TRUE(out.find("reconnected") != std::string::npos || out.find("retrying") != std::string::npos)
@@ -319,21 +191,25 @@ TEST_F(PgE2E, FourWorkersOneKilledSplitTheWorkWithoutLossOrDuplicates) {
   for (const auto& a : supermind(*provider))
     args.push_back(a);
   auto env = key_env();
-  env["LENS_CLAIM_LEASE_SECONDS"] = "6";
+  // Longer than any stall of a live worker on a loaded machine (its heartbeat renews a
+  // third of the way through): only the killed worker's claims may change hands.
+  env["LENS_CLAIM_LEASE_SECONDS"] = "60";
   std::vector<pid_t> workers;
   for (int i = 0; i < 4; ++i)
     workers.push_back(spawn(args, env, fmt::format("worker{}.log", i)));
-  const auto deadline = Clock::now() + 60s;
-  while (Clock::now() < deadline && stat(*provider, "ok_inputs") < 3000)
-    std::this_thread::sleep_for(20ms);
-  ASSERT_EQ(kill(workers[1], SIGKILL), 0);
-  EXPECT_EQ(wait_exit(workers[1]), 128 + SIGKILL);
+  lens::test::wait_until([&] { return stat(*provider, "ok_inputs") >= 3000; }, 120s);
+  EXPECT_EQ(lens::test::kill_and_wait(workers[1], SIGKILL), 128 + SIGKILL);
   // What the killed worker held when it died: at most this many may be embedded twice
   // (after its lease ended), never more.
   const long long orphaned =
       scalar(fmt::format("SELECT count(*) FROM embedding_claims WHERE worker LIKE '%:{}'", workers[1]));
+  // Its lease ends now instead of in a minute: the others take its claims over.
+  exec(fmt::format(
+      "UPDATE embedding_claims SET expires_at = now() - interval '1 second' WHERE worker LIKE '%:{}'",
+      workers[1]));
   for (int i : {0, 2, 3}) {
-    EXPECT_EQ(wait_exit(workers[static_cast<std::size_t>(i)]), 0) << log(fmt::format("worker{}.log", i));
+    EXPECT_EQ(lens::test::wait_exit(workers[static_cast<std::size_t>(i)]), 0)
+        << log(fmt::format("worker{}.log", i));
   }
   EXPECT_EQ(rows(), 20000);
   EXPECT_EQ(scalar("SELECT count(DISTINCT user_message_id) FROM message_embeddings"), 20000);
@@ -368,9 +244,7 @@ TEST_F(PgE2E, FollowEmbedsNewAndEditedMessagesWithinSecondsAndStopsOnSigterm) {
   const std::string old_sha =
       "SELECT encode(content_sha256, 'hex') FROM message_embeddings WHERE user_message_id = "
       "'00000000-0000-4000-a000-000000000007'";
-  PGresult* r = PQexec(admin_, old_sha.c_str());
-  const std::string before = PQntuples(r) ? PQgetvalue(r, 0, 0) : "";
-  PQclear(r);
+  const std::string before = db_->scalar(old_sha).value_or("");
 
   corpus(5, 100000);  // new exchanges
   exec(
@@ -381,18 +255,15 @@ TEST_F(PgE2E, FollowEmbedsNewAndEditedMessagesWithinSecondsAndStopsOnSigterm) {
   const auto deadline = Clock::now() + 20s;
   std::string after = before;
   while (Clock::now() < deadline && after == before) {
-    r = PQexec(admin_, old_sha.c_str());
-    after = PQntuples(r) ? PQgetvalue(r, 0, 0) : "";
-    PQclear(r);
+    after = db_->scalar(old_sha).value_or("");
     std::this_thread::sleep_for(100ms);
   }
   EXPECT_NE(after, before) << "the edited message was not re-embedded";
   EXPECT_LT(Clock::now() - t0, 15s);
   EXPECT_EQ(scalar(count_sql), 205);
 
-  ASSERT_EQ(kill(pid, SIGTERM), 0);
   const auto stop_start = Clock::now();
-  const int code = wait_exit(pid);
+  const int code = lens::test::kill_and_wait(pid, SIGTERM);
   EXPECT_LT(Clock::now() - stop_start, 15s);
   EXPECT_TRUE(code == 0 || code == 1) << code << "\n" << log("follow.log");
   EXPECT_EQ(scalar("SELECT count(*) FROM embedding_runs WHERE status = 'running'"), 0);

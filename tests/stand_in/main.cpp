@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   num("--tpm", o.tpm, "tokens per minute limit (0: none)");
   num("--burst-seconds", o.burst_seconds, "bucket size in seconds of refill (default 1)");
   sw("--retry-after-headers", o.retry_after_headers, true, "send retry-after and retry-after-ms on 429");
+  sw("--frozen-buckets", o.frozen_buckets, true, "the rate-limit buckets never refill (deterministic 429s)");
   sw("--quota-exhausted", o.quota_exhausted, true, "answer every request with 429 insufficient_quota");
   integer("--max-input-tokens", o.max_input_tokens,
           "longer inputs get the context-length 400 (default 8191)");

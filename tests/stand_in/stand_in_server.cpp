@@ -59,9 +59,9 @@ class Bucket {
     return need <= 0 ? 0 : need / rate_ * 1000.0;
   }
   [[nodiscard]] double remaining() const { return std::max(0.0, std::floor(level_)); }
-  [[nodiscard]] double reset_ms() const {
-    return unlimited() ? 0 : (capacity_ - std::max(0.0, level_)) / rate_ * 1000.0;
-  }
+  // Until the bucket is full again, as OpenAI's x-ratelimit-reset-* say: a request larger
+  // than the bucket leaves a debt (a negative level) that is repaid first.
+  [[nodiscard]] double reset_ms() const { return unlimited() ? 0 : (capacity_ - level_) / rate_ * 1000.0; }
   void fill() { level_ = capacity_; }
 
  private:
@@ -436,8 +436,10 @@ void StandInServer::Impl::handle(const httplib::Request& req, httplib::Response&
       bump("status_429_quota");
       return;
     }
-    requests_bucket.refill(now);
-    tokens_bucket.refill(now);
+    if (!o.frozen_buckets) {
+      requests_bucket.refill(now);
+      tokens_bucket.refill(now);
+    }
     const double tokens = static_cast<double>(total_tokens);
     const bool req_ok = requests_bucket.has(1);
     const bool tok_ok = tokens_bucket.has(tokens);

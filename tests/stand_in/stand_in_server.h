@@ -25,6 +25,8 @@ struct StandInOptions {
   double tpm = 0;                    // 0: unlimited
   double burst_seconds = 1.0;        // bucket size in seconds of refill, like OpenAI's quantised limits
   bool retry_after_headers = false;  // also send retry-after and retry-after-ms on 429
+  bool frozen_buckets = false;       // the buckets never refill: what a request took stays taken,
+                                     // so whether the next one meets a 429 does not depend on time
   bool quota_exhausted = false;      // every request: 429 insufficient_quota
 
   int max_input_tokens = 8191;  // longer inputs: the exact context-length 400

@@ -8,9 +8,9 @@
 #include <fmt/core.h>
 #include <filesystem>
 
-#include "../fixtures/lens_source_schema.h"
 #include "store/sqlite/sqlite_store.h"
-#include "store_test_support.h"
+#include "store_backends.h"
+#include "support/source_schema.h"
 #include "util/sha256.h"
 #include "v1_schema.h"
 
@@ -20,13 +20,6 @@ namespace {
 constexpr const char* k_provider = "am-provider";
 constexpr const char* k_model = "m4";
 
-std::string uid(int n) {
-  return fmt::format("00000000-0000-4000-8000-{:012d}", n);
-}
-std::string at(int seconds) {
-  return fmt::format("2024-01-01T00:{:02}:{:02}.000000Z", seconds / 60, seconds % 60);
-}
-
 bool mentions(const util::Error& e, const std::string& word) {
   return e.message.find(word) != std::string::npos;
 }
@@ -34,7 +27,7 @@ bool mentions(const util::Error& e, const std::string& word) {
 class AccessModes : public ::testing::TestWithParam<std::string> {
  protected:
   std::unique_ptr<Backend> backend(bool source_schema) {
-    auto b = make_backend(GetParam(), source_schema);
+    auto b = make_backend(GetParam(), false, source_schema);
     EXPECT_TRUE(b);
     return b;
   }
@@ -326,7 +319,7 @@ TEST(SqliteAccess, ReadOnlyLeavesNoFileBehind) {
   const std::string path = temp_path("ro");
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, test_fixtures::k_sqlite_source_schema, nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, lens::test::k_sqlite_source_schema, nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
   {
     auto s = open_sqlite_store(path, AccessMode::read_write);

@@ -7,17 +7,13 @@
 
 #include <fmt/core.h>
 
-#include "store_test_support.h"
+#include "store_backends.h"
 
 namespace lens::store::test {
 namespace {
 
 constexpr const char* k_provider = "live-provider";
 constexpr const char* k_model = "m4";
-
-std::string uid(int n) {
-  return fmt::format("00000000-0000-4000-8000-{:012d}", n);
-}
 
 class ClaimsLiveness : public ::testing::TestWithParam<std::string> {
  protected:

@@ -8,7 +8,7 @@
 #include <cmath>
 
 #include "core/vocabulary.h"
-#include "store_test_support.h"
+#include "store_backends.h"
 #include "util/redact.h"
 #include "util/sha256.h"
 
@@ -17,13 +17,6 @@ namespace {
 
 constexpr const char* k_provider = "fc-provider";
 constexpr const char* k_model = "m4";
-
-std::string uid(int n) {
-  return fmt::format("00000000-0000-4000-8000-{:012d}", n);
-}
-std::string at(int seconds) {
-  return fmt::format("2024-01-01T00:{:02}:{:02}.000000Z", seconds / 60, seconds % 60);
-}
 
 class FailureClasses : public ::testing::TestWithParam<std::string> {
  protected:

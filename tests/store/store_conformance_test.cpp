@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <set>
 
-#include "store_test_support.h"
+#include "store_backends.h"
 #include "util/sha256.h"
 
 namespace lens::store::test {
@@ -14,16 +14,6 @@ namespace {
 
 constexpr const char* k_provider = "test-provider";
 constexpr const char* k_model = "m4";
-
-std::string uid(int n) {
-  return fmt::format("00000000-0000-4000-8000-{:012d}", n);
-}
-
-// Fixed-width ISO-8601 UTC with microseconds: sorts as text (SQLite) and as time (PostgreSQL).
-std::string at(int seconds, int micros = 0) {
-  return fmt::format("2024-01-01T{:02}:{:02}:{:02}.{:06}Z", seconds / 3600, (seconds / 60) % 60, seconds % 60,
-                     micros);
-}
 
 std::string quote(const std::optional<std::string>& s) {
   if (!s) return "NULL";
@@ -40,23 +30,8 @@ std::vector<float> vector_for(const std::string& id, float salt = 0) {
   return {n / 7.0f + salt, 1.0f / (n + 1.0f), -0.25f, 3.0e-3f};
 }
 
-class StoreTest : public ::testing::TestWithParam<std::string> {
+class StoreTest : public BackendTest {
  protected:
-  void SetUp() override {
-    backend_ = make_backend(GetParam());
-    ASSERT_TRUE(backend_);
-    store_ = open();
-    ASSERT_TRUE(store_);
-    auto m = store_->migrate();
-    ASSERT_TRUE(m) << m.error().message;
-  }
-
-  std::unique_ptr<Store> open(const OpenOptions& o = {}) {
-    auto s = backend_->open(o);
-    EXPECT_TRUE(s) << (s ? "" : s.error().message);
-    return s ? std::move(*s) : nullptr;
-  }
-
   void conversation(int c) {
     backend_->exec(fmt::format(
         "INSERT INTO conversations (id, user_id, title, created_at) VALUES ('{}', '{}', 't', '{}')", uid(c),
@@ -142,9 +117,6 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
       message(5000 + i, 10 + i, "assistant", fmt::format("answer {}", i), at(10 + i / 2, 1 + (i % 2) * 2));
     }
   }
-
-  std::unique_ptr<Backend> backend_;
-  std::unique_ptr<Store> store_;
 };
 
 TEST_P(StoreTest, MigrateIsIdempotent) {

@@ -7,7 +7,7 @@
 #include <fmt/core.h>
 #include <algorithm>
 
-#include "store_test_support.h"
+#include "store_backends.h"
 #include "util/redact.h"
 #include "util/sha256.h"
 
@@ -16,13 +16,6 @@ namespace {
 
 constexpr const char* k_provider = "iso-provider";
 constexpr const char* k_model = "m4";
-
-std::string uid(int n) {
-  return fmt::format("00000000-0000-4000-8000-{:012d}", n);
-}
-std::string at(int seconds) {
-  return fmt::format("2024-01-01T00:{:02}:{:02}.000000Z", seconds / 60, seconds % 60);
-}
 
 class StoreParity : public ::testing::TestWithParam<std::string> {
  protected:

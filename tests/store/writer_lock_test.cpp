@@ -19,7 +19,7 @@
 
 #include "store/sqlite/sqlite_store.h"
 #include "store/sqlite/writer_lock.h"
-#include "store_test_support.h"
+#include "store_backends.h"
 
 namespace lens::store::test {
 namespace {

@@ -8,13 +8,17 @@
 #include <filesystem>
 #include <fstream>
 
-#include "harness.h"
-#include "stand_in_server.h"
+#include "support/corpus.h"
+#include "support/paths.h"
+#include "support/pg.h"
+#include "support/process.h"
+#include "support/sql.h"
+#include "support/stand_in.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-using lens::harness::Db;
+using lens::test::Db;
 
 constexpr const char* k_api_key = "sk-proj-LEAKCANARY-4f9e2d7c1b8a6e3f5d0c";
 constexpr const char* k_db_password = "pw-LEAKCANARY-7b3e9f1d5c2a";
@@ -35,48 +39,31 @@ void expect_no_secret(const std::string& haystack, const std::string& secret, co
 class Secrets : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) /
-           fmt::format("lens_secrets_{}_{}", ::getpid(),
-                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    lens::harness::CorpusOptions co;
+    lens::test::CorpusOptions co;
     co.exchanges = 300;
     co.p_poison = 0.05;  // some inputs fail: their failure rows carry provider messages
-    corpus_ = lens::harness::make_corpus(co);
+    corpus_ = lens::test::make_corpus(co);
   }
   void TearDown() override {
-    if (!HasFailure()) fs::remove_all(dir_);
+    if (HasFailure()) dir_.keep();
   }
 
   // lens-embed with the key in the environment; stdout+stderr+log collected in `seen_`.
   int lens(std::vector<std::string> args, const std::string& key = k_api_key) {
-    args.insert(args.begin(), LENS_EMBED_BIN);
-    args.insert(args.end(), {"--verbose", "--log-file", (dir_ / "lens.log").string()});
-    std::map<std::string, std::string> env = {{"LENS_DATA_DIR", LENS_SOURCE_DATA_DIR},
-                                              {"NO_PROXY", "127.0.0.1,localhost"}};
+    args.insert(args.end(), {"--verbose", "--log-file", dir_ / "lens.log"});
+    lens::test::Env env;
     if (!key.empty()) env["SUPERMIND_API_KEY"] = key;  // empty: from .env
-    const auto o = lens::harness::run(args, env, dir_.string());
-    seen_ += "\n--- " + args[1] + " stdout:\n" + o.out + "\n--- stderr:\n" + o.err;
+    const auto o = lens::test::run_lens(args, dir_.path(), env);
+    seen_ += "\n--- " + args[0] + " stdout:\n" + o.out + "\n--- stderr:\n" + o.err;
     return o.exit_code;
   }
 
   std::vector<std::string> run_args(const std::string& db, int port, std::vector<std::string> extra = {}) {
-    std::vector<std::string> a = {"run",
-                                  "--db",
-                                  db,
-                                  "--provider",
-                                  "supermind",
-                                  "--base-url",
-                                  fmt::format("http://127.0.0.1:{}/v1", port),
-                                  "--model",
-                                  "text-embedding-3-small",
-                                  "--dimensions",
-                                  "16",
-                                  "--timeout",
-                                  "2",
-                                  "--batch-size",
-                                  "16"};
+    std::vector<std::string> a = {"run", "--db", db};
+    for (const auto& x :
+         lens::test::supermind_args(fmt::format("http://127.0.0.1:{}/v1", port), "text-embedding-3-small"))
+      a.push_back(x);
+    a.insert(a.end(), {"--dimensions", "16", "--timeout", "2", "--batch-size", "16"});
     if (std::find(extra.begin(), extra.end(), "--max-attempts") == extra.end())
       a.insert(a.end(), {"--max-attempts", "3"});
     a.insert(a.end(), extra.begin(), extra.end());
@@ -86,7 +73,7 @@ class Secrets : public ::testing::Test {
   static lens::stand_in::StandInOptions faulty(const std::string& key) {
     lens::stand_in::StandInOptions so;
     so.api_key = key;
-    so.reject_marker = lens::harness::k_poison_marker;
+    so.reject_marker = lens::test::k_poison_marker;
     so.p_500 = 0.1;
     so.p_malformed = 0.05;
     so.p_reset = 0.05;
@@ -98,9 +85,9 @@ class Secrets : public ::testing::Test {
   // Drives lens-embed through faults and refusals against `db` (a URL with the password
   // when PostgreSQL). Returns false when setup failed.
   void exercise(const std::string& db) {
-    lens::stand_in::StandInServer good(faulty(k_api_key));
-    const int port = good.start();
-    ASSERT_GT(port, 0);
+    lens::test::StandIn good(faulty(k_api_key));
+    ASSERT_TRUE(good.ok());
+    const int port = good.port();
     EXPECT_EQ(lens({"init", "--db", db}), 0) << seen_;
     EXPECT_EQ(lens(run_args(db, port, {"--limit", "100"})), 0) << seen_;
     EXPECT_EQ(lens(run_args(db, port, {"--json"})), 0) << seen_;
@@ -110,8 +97,8 @@ class Secrets : public ::testing::Test {
     EXPECT_EQ(lens({"config", "--db", db, "--provider", "supermind", "--json"}), 0) << seen_;
     EXPECT_EQ(lens({"config", "--db", db, "--provider", "supermind"}), 0) << seen_;
     // The server wants another key: it echoes ours back masked, as OpenAI does.
-    lens::stand_in::StandInServer other(faulty("sk-another-key-entirely-0000"));
-    const int other_port = other.start();
+    lens::test::StandIn other(faulty("sk-another-key-entirely-0000"));
+    const int other_port = other.port();
     EXPECT_NE(lens(run_args(db, other_port, {"--force", "--limit", "20"})), 0) << seen_;
     // A provider that is not there at all (its requests end as recorded failures, so the
     // exit status may be 0: only what it prints matters here).
@@ -128,7 +115,7 @@ class Secrets : public ::testing::Test {
   }
 
   void scan(Db& db) {
-    const std::string log = lens::harness::slurp((dir_ / "lens.log").string());
+    const std::string log = lens::test::slurp(dir_ / "lens.log");
     EXPECT_FALSE(log.empty()) << "--log-file wrote nothing";
     const std::string runs = db.dump("SELECT * FROM embedding_runs");
     const std::string failures = db.dump("SELECT * FROM embedding_failures");
@@ -142,13 +129,13 @@ class Secrets : public ::testing::Test {
     }
   }
 
-  fs::path dir_;
-  lens::harness::Corpus corpus_;
+  lens::test::TempDir dir_{"secrets"};
+  lens::test::Corpus corpus_;
   std::string seen_;
 };
 
 TEST_F(Secrets, SqliteApiKeyNeverAppears) {
-  const std::string db = "sqlite:" + (dir_ / "lens.db").string();
+  const std::string db = "sqlite:" + dir_ / "lens.db";
   {
     ASSERT_EQ(lens({"init", "--db", db}), 0) << seen_;
     auto h = Db::open(db);
@@ -160,8 +147,9 @@ TEST_F(Secrets, SqliteApiKeyNeverAppears) {
 }
 
 TEST_F(Secrets, PostgresPasswordAndApiKeyNeverAppear) {
-  lens::harness::PgServer pg(LENS_PG_SCRIPT, (dir_ / "pg.env").string());
-  ASSERT_TRUE(pg.ok()) << "PostgreSQL did not start";
+  const auto server = lens::test::PgServer::start(dir_ / "pg.env");
+  ASSERT_TRUE(server->ok()) << server->error();
+  lens::test::PgServer& pg = *server;
   {
     auto admin = Db::open(pg.url());
     ASSERT_EQ(
@@ -193,15 +181,12 @@ TEST_F(Secrets, PostgresPasswordAndApiKeyNeverAppear) {
   EXPECT_NE(lens({"run", "--db", nowhere, "--provider", "local-hash"}), 0) << seen_;
   // The password also arrives the Lens compose way (POSTGRES_* variables).
   {
-    const auto o = lens::harness::run(
-        {LENS_EMBED_BIN, "status", "--verbose", "--log-file", (dir_ / "lens.log").string()},
-        {{"POSTGRES_HOST", "127.0.0.1"},
-         {"POSTGRES_PORT", std::to_string(pg.port())},
-         {"POSTGRES_USER", k_role},
-         {"POSTGRES_PASSWORD", std::string(k_db_password) + "x"},
-         {"POSTGRES_DB", "postgres"},
-         {"LENS_DATA_DIR", LENS_SOURCE_DATA_DIR}},
-        dir_.string());
+    const auto o = lens::test::run_lens({"status", "--verbose", "--log-file", dir_ / "lens.log"}, dir_.path(),
+                                        {{"POSTGRES_HOST", "127.0.0.1"},
+                                         {"POSTGRES_PORT", std::to_string(pg.port())},
+                                         {"POSTGRES_USER", k_role},
+                                         {"POSTGRES_PASSWORD", std::string(k_db_password) + "x"},
+                                         {"POSTGRES_DB", "postgres"}});
     EXPECT_NE(o.exit_code, 0);
     seen_ += o.out + o.err;
   }
@@ -217,19 +202,17 @@ namespace {
 // with SELECT on the sources and DML on its own tables only. Fails until migrate() stops
 // issuing DDL (CREATE TABLE IF NOT EXISTS, the trigger) on an up-to-date schema.
 TEST(Privileges, LeastPrivilegeRoleFromOperationsMdCanRunAndReport) {
-  const fs::path dir = fs::path(::testing::TempDir()) / fmt::format("lens_privileges_{}", ::getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  lens::harness::PgServer pg(LENS_PG_SCRIPT, (dir / "pg.env").string());
-  ASSERT_TRUE(pg.ok());
-  const std::map<std::string, std::string> env = {{"LENS_DATA_DIR", LENS_SOURCE_DATA_DIR}};
-  auto init = lens::harness::run({LENS_EMBED_BIN, "init", "--db", pg.url()}, env, dir.string());
+  lens::test::TempDir dir("privileges");
+  const auto server = lens::test::PgServer::start(dir / "pg.env");
+  ASSERT_TRUE(server->ok()) << server->error();
+  const lens::test::PgServer& pg = *server;
+  auto init = lens::test::run_lens({"init", "--db", pg.url()}, dir.path());
   ASSERT_EQ(init.exit_code, 0) << init.err;
   {
     auto owner = Db::open(pg.url());
-    lens::harness::CorpusOptions co;
+    lens::test::CorpusOptions co;
     co.exchanges = 50;
-    ASSERT_EQ(owner->insert(lens::harness::make_corpus(co).messages), "");
+    ASSERT_EQ(owner->insert(lens::test::make_corpus(co).messages), "");
     ASSERT_EQ(owner->exec(R"sql(
       CREATE ROLE lens_embed LOGIN PASSWORD 'pw-least';
       GRANT USAGE ON SCHEMA public TO lens_embed;
@@ -242,14 +225,13 @@ TEST(Privileges, LeastPrivilegeRoleFromOperationsMdCanRunAndReport) {
               "");
   }
   const std::string url = fmt::format("postgresql://lens_embed:pw-least@127.0.0.1:{}/postgres", pg.port());
-  auto run = lens::harness::run({LENS_EMBED_BIN, "run", "--db", url, "--provider", "local-hash", "--json"},
-                                env, dir.string());
+  auto run = lens::test::run_lens({"run", "--db", url, "--provider", "local-hash", "--json"}, dir.path());
   EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
-  auto status = lens::harness::run({LENS_EMBED_BIN, "status", "--db", url}, env, dir.string());
+  auto status = lens::test::run_lens({"status", "--db", url}, dir.path());
   EXPECT_EQ(status.exit_code, 0) << status.out << status.err;
   auto owner = Db::open(pg.url());
   EXPECT_EQ(owner->scalar("SELECT count(*) FROM message_embeddings"), "50");
-  if (!HasFailure()) fs::remove_all(dir);
+  if (::testing::Test::HasFailure()) dir.keep();
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
-// Test backends for the Store conformance suite: SQLite files, PostgreSQL schemas on the
-// throwaway server of scripts/pg-test-server.sh, and PGlite (pgvector) when configured.
+// Test backends for the Store conformance suite: SQLite files, PostgreSQL schemas (or
+// databases) on the ctest run's server (tests/support/pg.h), and PGlite (pgvector) when
+// configured. The SQL of the tests themselves goes through tests/support/sql.h.
 #pragma once
+
+#include <gtest/gtest.h>
 
 #include <functional>
 #include <memory>
@@ -46,10 +49,30 @@ class Backend {
   virtual std::string path() const { return {}; }
 };
 
-// name: "sqlite", "postgres" or "pglite". `source_schema`: create the Lens source tables
-// (tests/fixtures/lens_source_schema.h) first, as a Lens database has them; false: an
-// empty database (for SQLite, no file at all).
-std::unique_ptr<Backend> make_backend(const std::string& name, bool source_schema = true);
+// An id in uuid form from a number (any text id works in SQLite; PostgreSQL wants uuids).
+std::string uid(int n);
+// Fixed-width ISO-8601 UTC with microseconds: sorts as text (SQLite) and as time (PostgreSQL).
+std::string at(int seconds, int micros = 0);
+
+// A test on the backend named by its parameter: backend_ on a database of its own, and
+// store_ opened there and migrated.
+class BackendTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override;
+  // A new Store on the test's database; fails the test (and is null) when it cannot open.
+  std::unique_ptr<Store> open(const OpenOptions& o = {});
+
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Store> store_;
+};
+
+// name: "sqlite", "postgres" or "pglite". own_database: on PostgreSQL, a database of the
+// test's own instead of a schema (what is per database, LISTEN/NOTIFY channels, is then
+// the test's alone). source_schema: the Lens source tables (tests/support/source_schema.h)
+// are created first, as a Lens database has them; false: an empty database (SQLite: no
+// file at all).
+std::unique_ptr<Backend> make_backend(const std::string& name, bool own_database = false,
+                                      bool source_schema = true);
 
 // Backends this run can use: sqlite and postgres always (postgres fails loudly when no
 // server can be started); pglite when LENS_TEST_PGLITE_PORT_FILE names a running one.
