@@ -155,6 +155,8 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& path, Mode m
     sqlite3_close_v2(db);
     return fail(classify(rc, message), fmt::format("sqlite: cannot open {}: {}", path, message));
   }
+  // Before the pragmas: journal_mode=WAL meets the lock of a closing writer's checkpoint.
+  sqlite3_busy_timeout(db, 30'000);
   std::unique_ptr<Database> out(new Database(db, path));
   if (mode == Mode::read_only) {
     if (auto s = out->exec("PRAGMA query_only = ON"); !s) return std::unexpected(s.error());
@@ -171,7 +173,6 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& path, Mode m
       if (auto s = out->exec(pragma); !s) return std::unexpected(s.error());
     }
   }
-  sqlite3_busy_timeout(db, 30'000);
   return out;
 }
 
