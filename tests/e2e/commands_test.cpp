@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "../fixtures/lens_source_schema.h"
+#include "support/source_schema.h"
 #include "support/paths.h"
 #include "support/pg.h"
 #include "support/process.h"
@@ -235,7 +235,7 @@ TEST_F(Commands, StatusOnAnEmptyPostgresDatabaseCreatesNothing) {
   }
   EXPECT_EQ(pg->scalar("SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"), "0");
   // The source tables, not lens-embed's: say init, and still create nothing.
-  ASSERT_EQ(pg->exec(lens::test_fixtures::k_postgres_source_schema), "");
+  ASSERT_EQ(pg->exec(lens::test::k_postgres_source_schema), "");
   const auto objects =
       pg->scalar("SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace");
   for (const auto& args : commands) {
@@ -456,7 +456,7 @@ TEST_F(Commands, FollowIsOneRunAndIdlePassesPrintNothing) {
 // ---- local-hash never returns a zero vector ---------------------------------------------------
 
 TEST_F(Commands, LocalHashGivesFeaturelessInputsAUnitVectorAndSaysSoForAQuery) {
-  ASSERT_EQ(sql().exec(lens::test_fixtures::k_sqlite_source_schema), "");
+  ASSERT_EQ(sql().exec(lens::test::k_sqlite_source_schema), "");
   ASSERT_EQ(sql().exec("INSERT INTO conversations (id, user_id) VALUES ('c', 'u'); INSERT INTO messages (id, "
                        "conversation_id, role, content, created_at) VALUES ('q', 'c', 'user', '?', "
                        "'2024-01-01T00:00:00Z'), ('w', 'c', 'user', 'words here', '2024-01-01T00:00:01Z')"),
