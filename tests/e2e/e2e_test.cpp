@@ -16,6 +16,7 @@
 #include "provider/local_hash.h"
 #include "support/paths.h"
 #include "support/process.h"
+#include "support/source_schema.h"
 #include "support/sql.h"
 #include "tokenizer/tokenizer.h"
 #include "util/sha256.h"
@@ -71,6 +72,9 @@ class E2E : public ::testing::Test {
     return *db_;
   }
   void exec(const std::string& sql) { ASSERT_EQ(db().exec(sql), "") << sql; }
+  // The Lens tables, as the test's database must have them before `init` (lens-embed never
+  // creates them).
+  void source_schema() { ASSERT_EQ(lens::test::create_source_schema(db()), ""); }
   long long scalar(const std::string& sql) {
     const auto v = db().scalar(sql);
     EXPECT_TRUE(v) << db().last_error() << "\n" << sql;
@@ -289,6 +293,7 @@ TEST_F(E2E, SigtermStopsCleanlyAndIsRecordedAsInterrupted) {
 }
 
 TEST_F(E2E, AssistantMessageIdFollowsTheContract) {
+  source_schema();
   ASSERT_EQ(run({"init"}).exit_code, 0);
   exec("INSERT INTO conversations (id, user_id) VALUES ('c1','u'),('c2','u'),('c3','u'),('c4','u')");
   exec(R"sql(INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES
@@ -328,6 +333,7 @@ TEST_F(E2E, AssistantMessageIdFollowsTheContract) {
 }
 
 TEST_F(E2E, BlankAndInvalidContentNeverSentNorCrashes) {
+  source_schema();
   ASSERT_EQ(run({"init"}).exit_code, 0);
   exec("INSERT INTO conversations (id, user_id) VALUES ('c','u')");
   exec(
@@ -382,6 +388,7 @@ TEST_F(E2E, DryRunCountsTokensAndCallsNothing) {
 }
 
 TEST_F(E2E, SearchFindsTheClosestExchange) {
+  source_schema();
   ASSERT_EQ(run({"init"}).exit_code, 0);
   exec("INSERT INTO conversations (id, user_id) VALUES ('c','u')");
   exec(
@@ -432,6 +439,7 @@ TEST_F(E2E, ProgressWithoutATerminalIsLogfmtOrJsonAndQuietSilencesIt) {
 }
 
 TEST_F(E2E, FailuresAndStatusAsJson) {
+  source_schema();
   ASSERT_EQ(run({"init"}).exit_code, 0);
   exec("INSERT INTO conversations (id, user_id) VALUES ('c','u')");
   exec(

@@ -72,6 +72,9 @@ class StandInServer {
   void reset_stats();
   // The Batch API, to switch its behaviour from an in-process test (or POST /control/batch).
   [[nodiscard]] BatchService& batch();
+  // An outage: every request is answered with `http_status` (a 5xx) until it is called
+  // with 0 (POST /outage?status=N). Counted as "outage" in the stats. Any thread.
+  void set_outage(int http_status);
 
   struct Impl;
 
