@@ -19,10 +19,10 @@
 #include <string>
 #include <vector>
 
-#include "support/source_schema.h"
 #include "support/paths.h"
 #include "support/pg.h"
 #include "support/process.h"
+#include "support/source_schema.h"
 #include "support/sql.h"
 #include "support/stand_in.h"
 
