@@ -276,6 +276,16 @@ void Dispatcher::on_failure(Batch batch, const provider::EmbedFailure& f, Clock:
 
 void Dispatcher::accept(const Batch& batch, const provider::EmbedSuccess& ok) {
   const auto dims = static_cast<std::size_t>(ok.dimensions);
+  if (options_.expected_dimensions && ok.dimensions != *options_.expected_dimensions) {
+    state_.set_fatal(util::Error{
+        ErrorCode::configuration,
+        fmt::format(
+            "the provider answered {}-dimensional vectors for {}, where this run expects {}{}: the model "
+            "behind the endpoint is not {} or ignores `dimensions` (check --model and --base-url)",
+            ok.dimensions, options_.model.name, *options_.expected_dimensions,
+            options_.dimensions ? " (asked with dimensions)" : "", options_.model.name)});
+    return;
+  }
   // The provider validates its answers; a mismatch here is our bug, never a misfiled vector.
   if (dims == 0 || ok.vectors.size() != batch.pieces.size() * dims ||
       (options_.dimensions && *options_.dimensions != ok.dimensions)) {

@@ -326,7 +326,11 @@ TEST_F(Commands, FailuresRetryRetriesExactlyTheFailuresEachUnderItsOwnPair) {
   // The provider is healthy again: retry. Only the transient ones can now succeed.
   test::StandIn provider(stand_in(marker));
   ASSERT_TRUE(provider.ok());
-  const auto o = lens({"failures", "--retry"}, {{"SUPERMIND_BASE_URL", provider.base_url()}});
+  // No pair has rows yet to take the size from: it is given as the failed runs gave it (a
+  // provider answering another size than the model's own without being asked is a
+  // configuration error, VectorsOfTheWrongSizeStopTheRunAsAConfigurationError).
+  const auto o =
+      lens({"failures", "--retry", "--dimensions", "16"}, {{"SUPERMIND_BASE_URL", provider.base_url()}});
   EXPECT_EQ(o.exit_code, 0) << "only permanent failures are left\n" << o.out << o.err;
   for (const auto& model : models)
     EXPECT_TRUE(contains(o.out, "of supermind / " + model)) << o.out;
@@ -336,7 +340,7 @@ TEST_F(Commands, FailuresRetryRetriesExactlyTheFailuresEachUnderItsOwnPair) {
   EXPECT_EQ(count("SELECT count(*) FROM embedding_failures"), failed - transient);
   EXPECT_EQ(count("SELECT count(*) FROM embedding_failures WHERE reason = 'invalid_response'"), 0);
   EXPECT_EQ(count("SELECT min(attempts) FROM embedding_failures"), 2);
-  // Each row under the pair it failed under, at the size of that pair's rows.
+  // Each row under the pair it failed under, at the size asked.
   for (const auto& model : models) {
     EXPECT_EQ(
         count(fmt::format("SELECT count(*) FROM message_embeddings WHERE provider = 'supermind' AND model = "

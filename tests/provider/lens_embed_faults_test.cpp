@@ -321,6 +321,21 @@ TEST_F(LensEmbedFaults, UnknownModelStopsTheRunAsAConfigurationError) {
   EXPECT_EQ(failures().size(), 0u);
 }
 
+// A gateway that serves another model under the name asked for answers vectors of the
+// wrong size: a configuration error before anything is written, never rows of a size the
+// (provider, model) does not have.
+TEST_F(LensEmbedFaults, VectorsOfTheWrongSizeStopTheRunAsAConfigurationError) {
+  auto so = poison();
+  so.answer_dimensions = 768;  // the run asks for k_dims
+  const Output o = run(so);
+  EXPECT_EQ(o.exit_code, 2) << o.err;
+  EXPECT_NE(o.err.find("the provider answered vectors of 768 dimensions where 16 were asked"),
+            std::string::npos)
+      << o.err;
+  EXPECT_EQ(rows().size(), 0u);
+  EXPECT_EQ(failures().size(), 0u);
+}
+
 TEST_F(LensEmbedFaults, ApiKeyAppearsInNoOutputNoLogLineAndNoTable) {
   auto so = poison();
   so.p_500 = 0.2;

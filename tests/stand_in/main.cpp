@@ -50,6 +50,8 @@ int main(int argc, char** argv) {
   text("--port-file", port_file, "also write the port to this file once listening");
   integer("--threads", o.threads, "worker threads (default 512; one per keep-alive connection)");
   integer("--dimensions", o.default_dimensions, "dimensions when the request sends none (default 1536)");
+  integer("--answer-dimensions", o.answer_dimensions,
+          "answer vectors of this size whatever is asked (default 0: as asked)");
   text("--models", o.models, "comma-separated known models; others get 404 (default: any)");
   text("--api-key", o.api_key, "require Authorization: Bearer KEY (else 401)");
   sw("--bytes-tokens", o.exact_tokens, false, "count tokens as ceil(bytes/4) instead of cl100k_base");

@@ -312,6 +312,7 @@ void StandInServer::Impl::handle(const httplib::Request& req, httplib::Response&
           "status_400_other");
     return;
   }
+  if (o.answer_dimensions > 0) dims = o.answer_dimensions;
   if (base64 && o.reject_base64) {
     reply(400,
           error_json("Invalid value for 'encoding_format': this server supports only 'float'.",

@@ -15,6 +15,8 @@ struct StandInOptions {
   int port = 0;                   // 0: any free port
   int threads = 512;              // HTTP/1.1 keep-alive holds a thread per connection
   int default_dimensions = 1536;  // when the request sends no "dimensions"
+  int answer_dimensions = 0;      // > 0: every vector has this size, whatever was asked (a
+                                  // gateway serving another model under the name asked for)
   std::string models;             // comma-separated; set: other models get OpenAI's 404
   std::string api_key;            // set: requests need "Authorization: Bearer <key>" (else 401)
   bool exact_tokens = true;       // cl100k_base counts; false (or tokenizer missing): ceil(bytes/4)

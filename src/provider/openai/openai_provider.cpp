@@ -234,10 +234,12 @@ class OpenAiProvider final : public Provider {
       } else {
         EmbedFailure f;
         f.http_status = static_cast<int>(status);
-        f.error =
-            util::Error{util::ErrorCode::invalid_response,
-                        parsed.error().message + " (HTTP " + std::to_string(status) + ", model " +
-                            options_.model + "; body starts: " + openai::snippet(t.response, 160) + ")"};
+        // A wrong size is configuration (response.cpp); anything else is a broken answer.
+        f.error = util::Error{
+            parsed.error().code == util::ErrorCode::configuration ? util::ErrorCode::configuration
+                                                                  : util::ErrorCode::invalid_response,
+            parsed.error().message + " (HTTP " + std::to_string(status) + ", model " + options_.model +
+                "; body starts: " + openai::snippet(t.response, 160) + ")"};
         c.result = std::unexpected(std::move(f));
       }
       return c;

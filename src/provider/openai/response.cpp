@@ -17,6 +17,17 @@ util::Error invalid(std::string what) {
   return util::Error{util::ErrorCode::invalid_response, "invalid response: " + std::move(what)};
 }
 
+// A vector of another size than asked. The first one of an answer means the model behind the
+// endpoint ignores `dimensions` (or is another model): configuration, every request would
+// meet it. A later one (sizes differ within one answer) is a broken answer.
+util::Error wrong_size(const std::string& got, int asked, std::size_t seen_before) {
+  if (seen_before > 0)
+    return invalid("embedding has " + got + " dimensions, expected " + std::to_string(asked));
+  return util::Error{util::ErrorCode::configuration, "the provider answered vectors of " + got +
+                                                         " dimensions where " + std::to_string(asked) +
+                                                         " were asked"};
+}
+
 // True when every value is finite: NaN and Inf have all exponent bits set.
 bool all_finite(const float* v, std::size_t n) {
   std::uint32_t bad = 0;
@@ -151,8 +162,7 @@ util::Status ResponseParser::parse_into(std::string& body, std::size_t n_inputs,
                   return std::unexpected(invalid("an embedding value is not a number"));
                 if (direct) {
                   if (got >= static_cast<std::size_t>(dims)) {
-                    return std::unexpected(
-                        invalid("embedding longer than " + std::to_string(dims) + " dimensions"));
+                    return std::unexpected(wrong_size("more than " + std::to_string(dims), dims, count));
                   }
                   dst[got] = static_cast<float>(x);
                 } else {
@@ -161,8 +171,7 @@ util::Status ResponseParser::parse_into(std::string& body, std::size_t n_inputs,
                 ++got;
               }
               if (direct && got != static_cast<std::size_t>(dims)) {
-                return std::unexpected(invalid("embedding has " + std::to_string(got) +
-                                               " dimensions, expected " + std::to_string(dims)));
+                return std::unexpected(wrong_size(std::to_string(got), dims, count));
               }
               vector_in_scratch = !direct;
               have_vector = true;
@@ -192,8 +201,7 @@ util::Status ResponseParser::parse_into(std::string& body, std::size_t n_inputs,
             allocate();
           }
           if (n_bytes != static_cast<std::size_t>(dims) * 4) {
-            return std::unexpected(invalid("embedding has " + std::to_string(n_bytes / 4) +
-                                           " dimensions, expected " + std::to_string(dims)));
+            return std::unexpected(wrong_size(std::to_string(n_bytes / 4), dims, count - 1));
           }
           std::span<float> dst(ok.vectors.data() + slot * static_cast<std::size_t>(dims),
                                static_cast<std::size_t>(dims));
@@ -211,8 +219,7 @@ util::Status ResponseParser::parse_into(std::string& body, std::size_t n_inputs,
               allocate();
             }
             if (m.scratch.size() != static_cast<std::size_t>(dims)) {
-              return std::unexpected(invalid("embedding has " + std::to_string(m.scratch.size()) +
-                                             " dimensions, expected " + std::to_string(dims)));
+              return std::unexpected(wrong_size(std::to_string(m.scratch.size()), dims, count - 1));
             }
             std::memcpy(ok.vectors.data() + slot * static_cast<std::size_t>(dims), m.scratch.data(),
                         m.scratch.size() * sizeof(float));

@@ -150,7 +150,6 @@ TEST(ResponseParser, RejectsWrongCountIndicesDimensionsAndValues) {
   EXPECT_NE(bad(response_b64(v, {0, 1}), 3, std::nullopt), "accepted");     // short
   EXPECT_NE(bad(response_b64(v, {0, 1, 1}), 3, std::nullopt), "accepted");  // duplicate
   EXPECT_NE(bad(response_b64(v, {0, 1, 2}), 2, std::nullopt), "accepted");  // out of range
-  EXPECT_NE(bad(response_b64(v, {0, 1, 2}), 3, 8), "accepted");             // dims
   auto nan = v;
   nan[1][2] = std::numeric_limits<float>::quiet_NaN();
   EXPECT_NE(bad(response_b64(nan, {0, 1, 2}), 3, std::nullopt), "accepted");
@@ -165,6 +164,17 @@ TEST(ResponseParser, RejectsWrongCountIndicesDimensionsAndValues) {
       bad(R"({"data":[{"index":0,"embedding":[1,2]},{"index":1,"embedding":[1,2,3]}]})", 2, std::nullopt),
       "accepted");
   EXPECT_NE(bad(R"({"data":[{"index":0,"embedding":[1e39]}]})", 1, std::nullopt), "accepted");
+  // Vectors of another size than asked, from the first one on: the model behind the endpoint
+  // ignores `dimensions` (or is another), which every request would meet: configuration.
+  std::string wrong = response_b64(v, {0, 1, 2});
+  auto sized = p.parse(wrong, 3, 8);
+  ASSERT_FALSE(sized);
+  EXPECT_EQ(sized.error().code, util::ErrorCode::configuration);
+  EXPECT_EQ(sized.error().message, "the provider answered vectors of 4 dimensions where 8 were asked");
+  std::string wrong_array = R"({"data":[{"index":0,"embedding":[1,2,3]}]})";
+  auto longer = p.parse(wrong_array, 1, 2);
+  ASSERT_FALSE(longer);
+  EXPECT_EQ(longer.error().code, util::ErrorCode::configuration);
   // The parser recovers after failures.
   std::string again = good;
   EXPECT_TRUE(p.parse(again, 3, 4));
