@@ -20,6 +20,7 @@
 #include "cli/generated_docs.h"
 #include "cli/raw_config.h"
 #include "cli/suggest.h"
+#include "util/edit_distance.h"
 #include "util/log.h"
 #include "util/redact.h"
 
@@ -106,7 +107,7 @@ std::optional<std::string> unknown_command(const CLI::App& app, int argc, char**
   const auto names = command_names(app);
   const std::string near = nearest(word, names);
   // A suggestion only when it is close: "stauts" → status, not "x" → init.
-  const bool close = !near.empty() && edit_distance(word, near) <= 2;
+  const bool close = !near.empty() && util::edit_distance(word, near) <= 2;
   return fmt::format("unknown command \"{}\"{}; the commands are: {} (lens-embed --help)", word,
                      close ? fmt::format(" (did you mean \"{}\"?)", near) : "", fmt::join(names, ", "));
 }

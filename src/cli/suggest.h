@@ -9,9 +9,6 @@
 
 namespace lens::cli {
 
-// The Levenshtein distance of two (short) words.
-[[nodiscard]] std::size_t edit_distance(std::string_view a, std::string_view b);
-
 // The candidate nearest to `word` (the first of equals); "" when there are none.
 [[nodiscard]] std::string nearest(std::string_view word, const std::vector<std::string>& candidates);
 

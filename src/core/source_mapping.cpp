@@ -9,6 +9,8 @@
 #include <array>
 #include <optional>
 
+#include "util/edit_distance.h"
+
 namespace lens::core {
 namespace {
 
@@ -66,22 +68,6 @@ std::string shown(std::string_view key) {
   return fmt::format("[{}] {}", key.substr(0, dot), key.substr(dot + 1));
 }
 
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j)
-    row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
-}
-
 // The problem with an unknown key: the nearest known key (a typo, or the other table), else
 // the list of keys of its table.
 std::string unknown_key(const MappingEntry& e) {
@@ -95,7 +81,7 @@ std::string unknown_key(const MappingEntry& e) {
   std::size_t best_distance = std::max<std::size_t>(2, name.size() / 2) + 1;
   for (const auto& k : k_keys) {
     const std::string_view known = k.name.substr(k.name.find('.') + 1);
-    if (const std::size_t d = edit_distance(name, known); d < best_distance) {
+    if (const std::size_t d = util::edit_distance(name, known); d < best_distance) {
       best_distance = d;
       best = k.name;
     }
