@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
   const std::string db = argv[1], provider = argv[2], model = argv[3];
   const auto dims = static_cast<std::size_t>(std::stoul(argv[4]));
   const double rows = argc > 5 ? std::stod(argv[5]) : 0;
-  auto store = lens::store::open_sqlite_store(db);
+  auto store = lens::store::open_sqlite_store(db, lens::store::AccessMode::read_only);
   if (!store) {
     std::fprintf(stderr, "%s\n", store.error().message.c_str());
     return 1;

@@ -3,10 +3,15 @@
 #include "cli/app.h"
 
 #include <fmt/core.h>
+#include <fmt/format.h>
 #include <malloc.h>
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <optional>
+#include <string_view>
+#include <vector>
 
 #include "cli/commands/commands.h"
 #include "cli/dotenv.h"
@@ -14,6 +19,7 @@
 #include "cli/flags.h"
 #include "cli/generated_docs.h"
 #include "cli/raw_config.h"
+#include "cli/suggest.h"
 #include "util/log.h"
 #include "util/redact.h"
 
@@ -72,8 +78,36 @@ CLI::Range range(Bounds b) {
 }
 
 struct Commands {
-  CLI::App *init, *run, *status, *failures, *search, *tokens, *config, *man, *completion;
+  CLI::App *init, *run, *status, *failures, *search, *tokens, *config, *version, *man, *completion;
 };
+
+// "lens-embed 0.1.0": --version and `lens-embed version`.
+std::string version_text() {
+  return fmt::format("lens-embed {}", LENS_VERSION);
+}
+
+// The documented commands of `app`, in order (hidden ones, with an empty group, left out).
+std::vector<std::string> command_names(const CLI::App& app) {
+  std::vector<std::string> names;
+  for (const auto* c : app.get_subcommands([](const CLI::App* c) { return !c->get_group().empty(); }))
+    names.push_back(c->get_name());
+  return names;
+}
+
+// `lens-embed WORD ...` where WORD is no command: says so, suggests the nearest, lists them.
+std::optional<std::string> unknown_command(const CLI::App& app, int argc, char** argv) {
+  if (argc < 2 || argv[1][0] == '-') return std::nullopt;
+  const std::string word = argv[1];
+  for (const auto* c : app.get_subcommands([](const CLI::App*) { return true; })) {
+    if (c->get_name() == word) return std::nullopt;
+  }
+  const auto names = command_names(app);
+  const std::string near = nearest(word, names);
+  // A suggestion only when it is close: "stauts" → status, not "x" → init.
+  const bool close = !near.empty() && edit_distance(word, near) <= 2;
+  return fmt::format("unknown command \"{}\"{}; the commands are: {} (lens-embed --help)", word,
+                     close ? fmt::format(" (did you mean \"{}\"?)", near) : "", fmt::join(names, ", "));
+}
 
 Commands define_commands(CLI::App& app, Flags& f) {
   const SharedFlags shared(f);
@@ -84,10 +118,13 @@ Commands define_commands(CLI::App& app, Flags& f) {
   shared.config(c.init);
   c.init->add_option("--index", f.index, "PostgreSQL with pgvector: also build an index (hnsw)")
       ->check(CLI::IsMember({"hnsw"}));
+  c.init->add_flag("--create", f.create, "SQLite: create the database file when it does not exist");
   shared.provider(c.init, "With pgvector: size the vector column for this provider's model");
   shared.model(c.init, "With pgvector: size the vector column for this model");
   shared.dimensions(c.init, "With pgvector: size of the vector column");
-  c.init->footer("Example:\n  lens-embed init --db postgresql://lens@localhost/lens");
+  c.init->footer(
+      "Examples:\n  lens-embed init --db postgresql://lens@localhost/lens\n  lens-embed init --create --db "
+      "sqlite:lens.db");
 
   auto* run = c.run = app.add_subcommand("run", "Embed every exchange that has no up-to-date embedding");
   shared.db(run);
@@ -106,8 +143,15 @@ Commands define_commands(CLI::App& app, Flags& f) {
   run->add_option("--tpm", f.tpm, "Tokens per minute allowed by the provider (0 = no limit)")
       ->check(CLI::NonNegativeNumber);
   run->add_option("--max-attempts", f.max_attempts,
-                  "Attempts per request before its inputs are recorded as failures")
+                  "Attempts per request before its inputs are recorded as failures (an outage does not "
+                  "count)")
       ->check(range(k_max_attempts_bounds));
+  run->add_option("--unavailable-after", f.unavailable_after,
+                  "Seconds without an answer (and 3 failed requests in a row) after which the provider "
+                  "counts as unavailable: the run stops (exit 1), or with --follow waits (default 30)")
+      ->check(range(k_unavailable_after_bounds));
+  run->add_flag("--no-wait", f.no_wait,
+                "SQLite: exit 1 at once when another run holds the database, instead of waiting");
   run->add_option("--long-input", f.long_input,
                   "Inputs over the model's token limit: truncate (default) or chunk")
       ->check(CLI::IsMember({"truncate", "chunk"}));
@@ -120,14 +164,16 @@ Commands define_commands(CLI::App& app, Flags& f) {
   run->add_option("--log-format", f.log_format, "Progress lines when not on a terminal: logfmt or json")
       ->check(CLI::IsMember({"logfmt", "json"}));
   shared.json(run, "Print the final summary as one JSON object on stdout");
-  run->footer(
-      "Examples:\n  lens-embed run\n  lens-embed run --provider supermind --model text-embedding-3-large "
-      "--limit 1000\n"
-      "  lens-embed run --dry-run");
+  run->footer(std::string("Examples:\n  lens-embed run\n  lens-embed run --provider supermind --model "
+                          "text-embedding-3-large --limit 1000\n  lens-embed run --dry-run\n\n") +
+              k_exit_status_table);
 
-  c.status = app.add_subcommand("status", "Embedded, pending, stale and failed counts, and recent runs");
+  c.status = app.add_subcommand(
+      "status", "Embedded, pending, stale and failed counts of every provider and model, and recent runs");
   shared.db(c.status);
   shared.config(c.status);
+  shared.provider(c.status, "Only this provider's models (default: every one in the database)");
+  shared.model(c.status, "Only this model (default: every one in the database)");
   shared.json(c.status, "Print as JSON");
 
   c.failures = app.add_subcommand("failures", "List inputs that failed, with the provider's reasons");
@@ -135,8 +181,13 @@ Commands define_commands(CLI::App& app, Flags& f) {
   shared.config(c.failures);
   shared.provider_group(c.failures);
   c.failures->add_flag("--retry", f.retry,
-                       "Embed them again; those still failing stay, with attempts counted");
+                       "Embed exactly the recorded failures again (of every provider and model, or the "
+                       "one named), each with the provider and model it failed under; nothing else");
   shared.json(c.failures, "Print as JSON");
+  c.failures->footer(
+      "--provider and --model filter (default: every provider and model in the database).\n"
+      "Examples:\n  lens-embed failures\n  lens-embed failures --retry\n"
+      "  lens-embed failures --retry --provider supermind --model text-embedding-3-large");
 
   c.search = app.add_subcommand("search", "Find the exchanges closest to QUERY (cosine similarity)");
   shared.db(c.search);
@@ -145,7 +196,10 @@ Commands define_commands(CLI::App& app, Flags& f) {
   c.search->add_option("-k", f.k, "How many results (default 10)")->check(CLI::Range(1, 10000));
   c.search->add_option("QUERY", f.query, "Text to search for")->required();
   shared.json(c.search, "Print as JSON");
-  c.search->footer("Example:\n  lens-embed search -k 5 \"how do plants make food\"");
+  c.search->footer(
+      "Without --provider/--model: the only provider and model with embeddings in the database\n"
+      "(with several, it lists them and asks).\n"
+      "Example:\n  lens-embed search -k 5 \"how do plants make food\"");
 
   c.tokens = app.add_subcommand("tokens", "Count the tokens of FILE (or stdin) with the model's tokenizer");
   shared.model(c.tokens, "Model whose tokenizer to use (default per provider)");
@@ -159,6 +213,8 @@ Commands define_commands(CLI::App& app, Flags& f) {
   shared.config(c.config);
   shared.provider_group(c.config);
   shared.json(c.config, "Print as JSON");
+
+  c.version = app.add_subcommand("version", "Print the version");
 
   for (auto* cmd : {c.init, c.run, c.status, c.failures, c.search, c.tokens, c.config})
     shared.logging(cmd);
@@ -177,13 +233,17 @@ int dispatch(const Commands& c, const CLI::App& app, const Flags& f, const Doten
     std::fputs(bash_completion(app).c_str(), stdout);
     return k_exit_ok;
   }
+  if (c.version->parsed()) {
+    std::puts(version_text().c_str());
+    return k_exit_ok;
+  }
   const auto config = resolve_config(f, dotenv);
   if (!config) return report(config.error());
   if (c.init->parsed()) return cmd_init(f, *config);
-  if (c.run->parsed()) return cmd_run(f, *config, false);
+  if (c.run->parsed()) return cmd_run(f, *config);
   if (c.status->parsed()) return cmd_status(f, *config);
-  if (c.failures->parsed()) return cmd_failures(f, *config);
-  if (c.search->parsed()) return cmd_search(f, *config);
+  if (c.failures->parsed()) return cmd_failures(f, *config, dotenv);
+  if (c.search->parsed()) return cmd_search(f, *config, dotenv);
   if (c.tokens->parsed()) return cmd_tokens(f, *config);
   if (c.config->parsed()) return cmd_config(f, *config);
   return usage_error("no command given; try lens-embed --help");
@@ -205,8 +265,11 @@ int run_cli(int argc, char** argv) {
       "Each user message is embedded together with the assistant reply that answers it."};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Help for every command");
+  app.set_version_flag("--version", version_text());
+  app.footer(k_exit_status_table);
   Flags f;
   const Commands commands = define_commands(app, f);
+  if (auto unknown = unknown_command(app, argc, argv)) return usage_error(*unknown);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -216,7 +279,11 @@ int run_cli(int argc, char** argv) {
     std::cout << app.help("", CLI::AppFormatMode::All);
     return k_exit_ok;
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --version
+    if (argc < 2) {
+      return usage_error(
+          fmt::format("a command is required: {} (lens-embed --help)", fmt::join(command_names(app), ", ")));
+    }
     std::string which;
     for (auto* c : app.get_subcommands())
       which = c->get_name();

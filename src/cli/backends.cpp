@@ -34,22 +34,29 @@ util::Result<std::unique_ptr<store::Store>> open_store(const std::string& url, c
     if (target->location.empty()) {
       return util::fail(util::ErrorCode::invalid_argument, "--db sqlite: needs a path, e.g. sqlite:lens.db");
     }
-    return store::open_sqlite_store(target->location);
+    store::SqliteOptions sqlite;
+    sqlite.path = target->location;
+    sqlite.access = options.access;
+    sqlite.wait_for_writer = options.wait_for_writer;
+    sqlite.source_indexes = options.source_objects;
+    return store::open_sqlite_store(sqlite);
   }
   store::PostgresOptions pg;
   pg.conninfo = target->location;
+  pg.access = options.access;
   pg.use_claims = options.claims;
   pg.worker_id = options.worker_id;
   pg.hnsw_index = options.hnsw_index;
   pg.vector_dimensions = options.vector_dimensions;
+  pg.source_indexes = pg.notify_trigger = options.source_objects;
   return store::open_postgres_store(pg);
 }
 
 util::Result<std::unique_ptr<provider::Provider>> make_provider(const Settings& settings) {
   const ProviderSettings& p = *settings.provider_settings;
   if (p.kind == ProviderKind::local_hash) {
-    return std::unique_ptr<provider::Provider>(std::make_unique<provider::LocalHashProvider>(
-        p.dimensions.value_or(settings.model_spec.default_dimensions)));
+    return std::unique_ptr<provider::Provider>(
+        std::make_unique<provider::LocalHashProvider>(settings.dimensions));
   }
   if (p.base_url.empty()) {
     return util::fail(util::ErrorCode::invalid_argument,
@@ -64,7 +71,7 @@ util::Result<std::unique_ptr<provider::Provider>> make_provider(const Settings& 
   provider::OpenAiOptions o;
   o.base_url = p.base_url;
   o.api_key = p.api_key;
-  o.model = settings.model;
+  o.model = p.model.empty() ? settings.model : p.model;
   o.encoding_format = p.encoding_format;
   o.request_timeout = p.timeout;
   o.verify_tls = p.verify_tls;

@@ -24,10 +24,15 @@ struct DatabaseTarget {
 [[nodiscard]] util::Result<DatabaseTarget> parse_database_url(const std::string& url);
 
 struct StoreOptions {
-  std::string worker_id;      // host:pid, for claims
-  bool claims = false;        // PostgreSQL: split work with other workers through leases
-  bool hnsw_index = false;    // init --index hnsw (PostgreSQL with pgvector)
-  int vector_dimensions = 0;  // PostgreSQL with pgvector: vector(N) for a new table
+  // read_only (status, failures, search): no DDL, no file, no lock; read_write (run):
+  // a SQLite file must exist; create (init --create). store/store.h, AccessMode.
+  store::AccessMode access = store::AccessMode::read_only;
+  bool wait_for_writer = true;  // SQLite: wait for another run's writer lock (false: --no-wait)
+  std::string worker_id;        // host:pid, for claims
+  bool claims = false;          // PostgreSQL: split work with other workers through leases
+  bool hnsw_index = false;      // init --index hnsw (PostgreSQL with pgvector)
+  int vector_dimensions = 0;    // PostgreSQL with pgvector: vector(N) for a new table
+  bool source_objects = false;  // init: the source indexes (and PostgreSQL's NOTIFY trigger)
 };
 
 // Opens (does not migrate) the database `url` names. The caller owns the store; a store is

@@ -230,5 +230,152 @@ TEST(Settings, ModelOverridesFromTheConfigFileApply) {
   EXPECT_EQ(s->model_spec.usd_per_million_tokens, 1.0);
 }
 
+util::Result<RawConfig> from_file(const std::string& name, const std::string& toml) {
+  Flags f;
+  f.config_path = temp_file(name, toml);
+  return resolve_config(f);
+}
+
+TEST(Config, UnknownTablesAndKeysAreErrorsNamingTheNearestKnownOne) {
+  struct Case {
+    std::string toml, line, key, nearest;
+  };
+  const Case cases[] = {
+      {"[defaults]\nbach_size = 3\n", ":2:", "\"bach_size\" in [defaults]", "\"batch_size\""},
+      {"[database]\nurl = \"sqlite:x.db\"\nuri = \"y\"\n", ":3:", "\"uri\" in [database]", "\"url\""},
+      {"[providers.mine]\nkind = \"openai\"\nbse_url = \"http://x\"\n",
+       ":3:", "\"bse_url\" in [providers.mine]", "\"base_url\""},
+      {"[models.\"m\"]\ndimension = 3\n", ":2:", "\"dimension\" in [models.m]", "\"dimensions\""},
+      {"[defualts]\nprovider = \"local-hash\"\n", ":1:", "\"defualts\"", "\"defaults\""},
+      {"provider = \"local-hash\"\n", ":1:", "\"provider\"", "\"providers\""},
+  };
+  for (const auto& c : cases) {
+    auto r = from_file("unknown.toml", c.toml);
+    ASSERT_FALSE(r) << c.toml;
+    EXPECT_EQ(r.error().code, util::ErrorCode::invalid_argument);
+    const auto& m = r.error().message;
+    EXPECT_NE(m.find(c.line), std::string::npos) << m;
+    EXPECT_NE(m.find("unknown"), std::string::npos) << m;
+    EXPECT_NE(m.find(c.key), std::string::npos) << m;
+    EXPECT_NE(m.find("nearest known one is " + c.nearest), std::string::npos) << m;
+  }
+  // The source mapping's tables have their own reader (issue 12).
+  EXPECT_TRUE(from_file("source.toml", "[source]\nmessages = \"messages\"\n"));
+}
+
+TEST(Config, AnArrayWhereAValueBelongsIsAnError) {
+  auto r = from_file("array.toml", "[defaults]\nbatch_size = [1, 2]\n");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find(":2: [defaults] batch_size must be"), std::string::npos)
+      << r.error().message;
+}
+
+TEST(Config, SupermindBaseUrlMakesSupermindTheDefaultProvider) {
+  ::unsetenv("LENS_PROVIDER");
+  ::setenv("SUPERMIND_BASE_URL", "http://127.0.0.1:9/v1", 1);
+  auto c = resolve_config(Flags{});
+  ::unsetenv("SUPERMIND_BASE_URL");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->provider.value, "supermind");
+  EXPECT_NE(c->provider.source.find("SUPERMIND_BASE_URL is set"), std::string::npos) << c->provider.source;
+  EXPECT_EQ(c->model.value, "text-embedding-3-large");
+  // Named anywhere, the name wins.
+  ::setenv("LENS_PROVIDER", "local-hash", 1);
+  ::setenv("SUPERMIND_BASE_URL", "http://127.0.0.1:9/v1", 1);
+  c = resolve_config(Flags{});
+  ::unsetenv("SUPERMIND_BASE_URL");
+  ::unsetenv("LENS_PROVIDER");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->provider.value, "local-hash");
+  EXPECT_EQ(c->provider.source, "env LENS_PROVIDER");
+}
+
+TEST(Settings, ModelOverridesAreCheckedNamingFileAndLine) {
+  struct Case {
+    std::string body, message;
+  };
+  const Case cases[] = {
+      {"dimensions = -3\n", "[models.\"my-embedder\"] dimensions -3 (from "},
+      {"max_input_tokens = 0\n", "[models.\"my-embedder\"] max_input_tokens 0 (from "},
+      {"max_input_tokens = \"lots\"\n", "is not a whole number"},
+      {"usd_per_million_tokens = -1\n", "usd_per_million_tokens: \"-1\" from "},
+      {"encoding = \"r50k\"\n", "[models.\"my-embedder\"] encoding r50k (from "},
+  };
+  ::unsetenv("LENS_MODEL");
+  for (const auto& c : cases) {
+    Flags f;
+    f.config_path = temp_file("override.toml", "[models.\"my-embedder\"]\n" + c.body);
+    f.model = "my-embedder";
+    auto raw = resolve_config(f);
+    ASSERT_TRUE(raw) << raw.error().message;
+    auto s = make_settings(*raw, {});
+    ASSERT_FALSE(s) << c.body;
+    EXPECT_EQ(s.error().code, util::ErrorCode::invalid_argument);
+    EXPECT_NE(s.error().message.find(c.message), std::string::npos) << s.error().message;
+    EXPECT_NE(s.error().message.find("override.toml"), std::string::npos) << s.error().message;
+  }
+}
+
+TEST(Settings, DimensionsAreCheckedAgainstTheModelTable) {
+  struct Case {
+    std::string model, dimensions;
+    std::optional<std::string> error;  // nullopt: accepted
+    std::optional<int> sent;
+  };
+  const Case cases[] = {
+      {"text-embedding-3-large", "5000", "text-embedding-3-large gives 1..3072 dimensions", {}},
+      {"text-embedding-3-large", "256", std::nullopt, 256},
+      {"text-embedding-3-small", "3072", "text-embedding-3-small gives 1..1536 dimensions", {}},
+      {"text-embedding-ada-002", "256", "text-embedding-ada-002 gives only 1536 dimensions", {}},
+      {"text-embedding-ada-002", "1536", std::nullopt, std::nullopt},  // fixed: never sent
+      {"local-hash-v1", "70000", "local-hash-v1 gives 1..65536 dimensions", {}},
+      {"someone-elses-model", "5000", std::nullopt, 5000},  // unknown range: the provider judges
+  };
+  for (const auto& c : cases) {
+    RawConfig raw = raw_config();
+    raw.model = {c.model, "flag --model"};
+    raw.dimensions = {c.dimensions, "flag --dimensions"};
+    auto s = make_settings(raw, {.provider = true, .run = true});
+    if (c.error) {
+      ASSERT_FALSE(s) << c.model << " " << c.dimensions;
+      EXPECT_EQ(s.error().code, util::ErrorCode::invalid_argument);
+      EXPECT_EQ(s.error().message, "--dimensions " + c.dimensions + " (from flag --dimensions): " + *c.error);
+    } else {
+      ASSERT_TRUE(s) << s.error().message;
+      EXPECT_EQ(s->provider_settings->dimensions, c.sent) << c.model;
+      EXPECT_EQ(s->dimensions, std::stoi(c.dimensions));
+      EXPECT_TRUE(s->dimensions_known);
+    }
+  }
+}
+
+TEST(Settings, AnAliasStoresUnderItsNameAndAsksForItsModel) {
+  ::unsetenv("LENS_MODEL");
+  Flags f;
+  f.config_path = temp_file("alias.toml",
+                            "[models.\"large-256\"]\nmodel = \"text-embedding-3-large\"\ndimensions = 256\n");
+  f.model = "large-256";
+  f.provider = "supermind";
+  auto raw = resolve_config(f);
+  ASSERT_TRUE(raw) << raw.error().message;
+  auto s = make_settings(*raw, {.provider = true});
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->model, "large-256");
+  EXPECT_EQ(s->provider_settings->model, "text-embedding-3-large");
+  EXPECT_EQ(s->provider_settings->dimensions, 256);
+  EXPECT_EQ(s->dimensions, 256);
+  EXPECT_EQ(s->model_spec.usd_per_million_tokens, 0.13);  // the facts of the model that answers
+  // An alias's size must be one its model gives.
+  f.config_path = temp_file(
+      "alias.toml", "[models.\"large-5000\"]\nmodel = \"text-embedding-3-large\"\ndimensions = 5000\n");
+  f.model = "large-5000";
+  raw = resolve_config(f);
+  ASSERT_TRUE(raw);
+  s = make_settings(*raw, {});
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("text-embedding-3-large gives 1..3072"), std::string::npos)
+      << s.error().message;
+}
+
 }  // namespace
 }  // namespace lens::cli

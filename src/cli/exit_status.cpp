@@ -20,8 +20,8 @@ extern "C" void on_signal(int) {
 }  // namespace
 
 int exit_status(util::ErrorCode code) {
-  const bool users_to_fix =
-      code == util::ErrorCode::invalid_argument || code == util::ErrorCode::configuration;
+  const bool users_to_fix = code == util::ErrorCode::invalid_argument ||
+                            code == util::ErrorCode::configuration || code == util::ErrorCode::not_found;
   return users_to_fix ? k_exit_usage : k_exit_stopped;
 }
 

@@ -1,5 +1,6 @@
 // Exit statuses and the one mapping from an error to one; the signals that stop a run
-// early. (0 done, 1 stopped early, 2 usage or configuration error: README, `man`.)
+// early. k_exit_status_table is the one text of what each means: --help, `man` and the
+// README's table say the same.
 #pragma once
 
 #include <string>
@@ -13,8 +14,19 @@ inline constexpr int k_exit_ok = 0;
 inline constexpr int k_exit_stopped = 1;
 inline constexpr int k_exit_usage = 2;
 
-// 2 for what the user must fix (invalid_argument: flags, config, .env; configuration:
-// credentials, endpoint, schema), 1 for everything else.
+inline constexpr const char* k_exit_status_table =
+    "Exit status:\n"
+    "  0  every eligible exchange is embedded or permanently failed\n"
+    "  1  stopped early or left work undone: interrupted, provider unavailable, database lost,\n"
+    "     transient failures left (later runs retry them)\n"
+    "  2  usage or configuration: flags, config file, .env, unknown model, unsupported\n"
+    "     dimensions, missing source tables or columns, HTTP 401/403/404, database\n"
+    "     authentication\n";
+
+// 2 for what the user must fix (invalid_argument: flags, config, .env, dimensions;
+// configuration: credentials, endpoint, schema, missing tables; not_found: a file, column
+// or model that should exist), 1 for everything else (transient: provider unavailable,
+// database lost; cancelled; fatal: quota; internal).
 [[nodiscard]] int exit_status(util::ErrorCode code);
 
 // Prints "lens-embed: MESSAGE" (redacted) on stderr; returns exit_status(error.code).

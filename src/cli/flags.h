@@ -13,9 +13,9 @@ struct Flags {
   std::optional<std::string> db, provider, model, base_url, config_path, long_input, encoding_format,
       log_format, log_file, index;
   std::optional<long long> batch_size, limit, concurrency, dimensions, max_attempts, rpm, tpm,
-      timeout_seconds, k;
+      timeout_seconds, unavailable_after, k;
   bool force = false, dry_run = false, follow = false, json = false, quiet = false, insecure = false,
-       retry = false, verbose = false, ids = false;
+       retry = false, verbose = false, ids = false, no_wait = false, create = false;
   std::string query;  // search QUERY
   std::string file;   // tokens FILE ("" or "-" for stdin)
 };
@@ -29,5 +29,6 @@ struct Bounds {
 inline constexpr Bounds k_batch_size_bounds{1, 2048};  // OpenAI's inputs per request
 inline constexpr Bounds k_concurrency_bounds{1, 1024};
 inline constexpr Bounds k_max_attempts_bounds{1, 100};
+inline constexpr Bounds k_unavailable_after_bounds{1, 86'400};  // seconds
 
 }  // namespace lens::cli

@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <vector>
 
+#include "cli/exit_status.h"
+
 namespace lens::cli {
 namespace {
 
@@ -43,8 +45,9 @@ std::string man_page(const CLI::App& app) {
     }
     if (!c->get_footer().empty()) m += ".PP\n.nf\n" + roff_escape(c->get_footer()) + "\n.fi\n";
   }
-  m += ".SH EXIT STATUS\n0 all eligible work done (recorded failures count as done); 1 stopped early "
-       "(fatal error, interrupted); 2 usage or configuration error.\n"
+  std::string exit_table = k_exit_status_table;
+  exit_table = exit_table.substr(exit_table.find('\n') + 1);  // without its "Exit status:" title
+  m += ".SH EXIT STATUS\n.nf\n" + roff_escape(exit_table) + ".fi\n" +
        ".SH ENVIRONMENT\nLENS_DATABASE_URL, DATABASE_URL, POSTGRES_HOST/PORT/USER/PASSWORD/DB, "
        "<PROVIDER>_BASE_URL, <PROVIDER>_API_KEY, LENS_CONFIG; a .env file in the working directory is "
        "loaded at start and never overrides variables already set.\n.SH FILES\nlens\\-embed.toml, .env, "

@@ -93,7 +93,8 @@ void ProgressPrinter::on_progress(const pipeline::ProgressSnapshot& s) {
   std::fflush(stderr);
 }
 
-void print_run_summary(const pipeline::RunOutcome& o, const RunContext& ctx, bool as_json) {
+void print_run_summary(const pipeline::RunOutcome& o, const RunContext& ctx, const RunAftermath& left,
+                       bool as_json) {
   const char* status = o.fatal ? "failed" : o.interrupted ? "interrupted" : "completed";
   if (as_json) {
     json j{{"status", o.dry_run ? "dry_run" : status},
@@ -104,6 +105,10 @@ void print_run_summary(const pipeline::RunOutcome& o, const RunContext& ctx, boo
            {"seconds", o.seconds},
            {"stats", stats_json(o.stats)}};
     if (o.fatal) j["error"] = util::redact(o.fatal->message);
+    if (!o.dry_run) {
+      j["transient_failures_left"] = left.transient_left;
+      if (!left.next_retry_at.empty()) j["next_retry_at"] = left.next_retry_at;
+    }
     if (o.dry_run) {
       const auto& d = *o.dry_run;
       j["dry_run"] = json{{"exchanges", d.exchanges}, {"new", d.new_rows},    {"stale", d.stale_rows},
@@ -129,8 +134,16 @@ void print_run_summary(const pipeline::RunOutcome& o, const RunContext& ctx, boo
                   "requests {}, retries {}, rate-limited {} ({} / {})\n",
                   o.run_id, status, duration_text(o.seconds), s.embedded, s.unchanged, s.failed, s.truncated,
                   s.tokens, s.requests, s.retries, s.rate_limited, ctx.provider, ctx.model));
-  if (o.fatal) out(fmt::format("error: {}\n", o.fatal->message));
-  if (s.failed > 0) out("see the failures with: lens-embed failures\n");
+  // The error itself goes to stderr (the caller reports it): stdout is the summary only.
+  if (left.transient_left > 0) {
+    out(
+        fmt::format("{} transient failure(s) left ({} / {}): later runs retry them on their own{}, or now: "
+                    "lens-embed failures --retry\n",
+                    left.transient_left, ctx.provider, ctx.model,
+                    left.next_retry_at.empty() ? "" : fmt::format(" from {}", left.next_retry_at)));
+  } else if (s.failed > 0) {
+    out("see the failures with: lens-embed failures\n");
+  }
 }
 
 void print_status(const store::StatusReport& r, bool as_json) {
@@ -146,18 +159,23 @@ void print_status(const store::StatusReport& r, bool as_json) {
                         {"pending", m.pending},
                         {"stale", m.stale},
                         {"failed", m.failed},
+                        {"failed_permanent", m.failed_permanent},
+                        {"failed_transient", m.failed_transient},
+                        {"transient_due", m.transient_due},
                         {"failures_by_reason", reasons}});
     }
     json runs = json::array();
     for (const auto& run : r.recent_runs) {
-      runs.push_back({{"id", run.id},
-                      {"provider", run.provider},
-                      {"model", run.model},
-                      {"started_at", run.started_at},
-                      {"finished_at", run.finished_at},
-                      {"status", core::to_string(run.status)},
-                      {"duration_seconds", run.duration_seconds},
-                      {"stats", stats_json(run.stats)}});
+      json j{{"id", run.id},
+             {"provider", run.provider},
+             {"model", run.model},
+             {"started_at", run.started_at},
+             {"finished_at", run.finished_at},
+             {"status", core::to_string(run.status)},
+             {"duration_seconds", run.duration_seconds},
+             {"stats", stats_json(run.stats)}};
+      if (!run.error.empty()) j["error"] = run.error;
+      runs.push_back(std::move(j));
     }
     out(dump(json{{"eligible", r.eligible}, {"models", models}, {"recent_runs", runs}}) + "\n");
     return;
@@ -165,10 +183,19 @@ void print_status(const store::StatusReport& r, bool as_json) {
   std::string text = fmt::format("eligible user messages: {}\n", r.eligible);
   if (r.models.empty()) text += "no embeddings yet: run `lens-embed run`\n";
   for (const auto& m : r.models) {
-    text += fmt::format("{} / {}: embedded {}, pending {}, stale {}, failed {}\n", m.provider, m.model,
+    text += fmt::format("{} / {}: embedded {}, pending {}, stale {}, failed {}", m.provider, m.model,
                         m.embedded, m.pending, m.stale, m.failed);
-    for (const auto& [reason, n] : m.failures_by_reason)
-      text += fmt::format("    {}: {}\n", reason, n);
+    if (m.failed > 0) {
+      text += fmt::format(" (permanent {}, transient {}", m.failed_permanent, m.failed_transient);
+      if (m.failed_transient > 0) text += fmt::format(": {} due for the next run", m.transient_due);
+      text += ")";
+    }
+    text += "\n";
+    for (const auto& [reason, n] : m.failures_by_reason) {
+      const auto parsed = core::parse_failure_reason(reason);
+      text += fmt::format("    {}: {}{}\n", reason, n,
+                          parsed ? fmt::format(" ({})", core::to_string(core::failure_class(*parsed))) : "");
+    }
   }
   if (!r.recent_runs.empty()) text += "recent runs:\n";
   for (const auto& run : r.recent_runs) {
@@ -176,6 +203,7 @@ void print_status(const store::StatusReport& r, bool as_json) {
                         core::to_string(run.status), run.provider, run.model, run.started_at,
                         duration_text(run.duration_seconds), run.stats.embedded, run.stats.failed,
                         run.stats.tokens);
+    if (!run.error.empty()) text += fmt::format("      {}\n", run.error);
   }
   out(text);
 }
@@ -188,6 +216,8 @@ void print_failures(const std::vector<store::FailureRecord>& failures, bool as_j
                      {"model", f.model},
                      {"user_message_id", f.user_message_id},
                      {"reason", core::to_string(f.reason)},
+                     {"class", core::to_string(core::failure_class(f.reason))},
+                     {"next_attempt_at", f.next_attempt_at.empty() ? json(nullptr) : json(f.next_attempt_at)},
                      {"detail", f.detail},
                      {"attempts", f.attempts},
                      {"first_failed_at", f.first_failed_at},
@@ -201,11 +231,20 @@ void print_failures(const std::vector<store::FailureRecord>& failures, bool as_j
     return;
   }
   std::string text;
+  std::size_t transient = 0;
   for (const auto& f : failures) {
-    text += fmt::format("{} {} / {}  {}  attempts {}  last {}\n    {}\n", f.user_message_id, f.provider,
-                        f.model, core::to_string(f.reason), f.attempts, f.last_failed_at, f.detail);
+    const bool is_transient = core::failure_class(f.reason) == core::FailureClass::transient;
+    transient += is_transient ? 1 : 0;
+    text += fmt::format(
+        "{} {} / {}  {} ({})  attempts {}  last {}{}\n    {}\n", f.user_message_id, f.provider, f.model,
+        core::to_string(f.reason), core::to_string(core::failure_class(f.reason)), f.attempts,
+        f.last_failed_at,
+        is_transient && !f.next_attempt_at.empty() ? "  retried from " + f.next_attempt_at : "", f.detail);
   }
-  text += fmt::format("{} failure(s); retry them with: lens-embed failures --retry\n", failures.size());
+  text += fmt::format(
+      "{} failure(s), {} transient (later runs retry them on their own) and {} permanent (kept until the "
+      "message is edited); retry them all now with: lens-embed failures --retry\n",
+      failures.size(), transient, failures.size() - transient);
   out(text);
 }
 

@@ -43,8 +43,16 @@ struct RunContext {
 // The printers write to stdout, as text for people or (json) one JSON document; every string
 // passes through util::redact, and JSON replaces invalid UTF-8 instead of throwing.
 
-// A finished run (or dry run): counts, and the fatal error when there was one.
-void print_run_summary(const pipeline::RunOutcome& outcome, const RunContext& ctx, bool json);
+// What is left for the run's (provider, model) once it ended.
+struct RunAftermath {
+  std::int64_t transient_left = 0;  // transient failures (later runs retry them)
+  std::string next_retry_at;        // the earliest next_attempt_at among them; "" unknown
+};
+
+// A finished run (or dry run): counts, and what is left. The fatal error is not printed
+// here (the caller reports it on stderr); --json carries it as "error".
+void print_run_summary(const pipeline::RunOutcome& outcome, const RunContext& ctx, const RunAftermath& left,
+                       bool json);
 void print_status(const store::StatusReport& report, bool json);
 void print_failures(const std::vector<store::FailureRecord>& failures, bool json);
 // Hits in the order given (best first); snippets cut to 160 bytes on a UTF-8 boundary.

@@ -141,7 +141,17 @@ util::Result<RawConfig> resolve_config(const Flags& flags, const DotenvOrigins& 
 
   c.database = pick(flags.db, "db", env, {"LENS_DATABASE_URL", "DATABASE_URL"}, file.database, "");
   if (!c.database.is_set()) c.database = compose_database(env).value_or(Sourced{"sqlite:lens.db", "default"});
-  c.provider = pick(flags.provider, "provider", env, {"LENS_PROVIDER"}, file.provider, "local-hash");
+  c.provider = pick(flags.provider, "provider", env, {"LENS_PROVIDER"}, file.provider, "");
+  if (!c.provider.is_set()) {
+    // SUPERMIND_* is the Lens deployment's own provider configuration (its .env): where
+    // it is set, a run without a named provider means that one, not a second, lexical
+    // embedding of the whole corpus beside it. OPENAI_API_KEY is not taken as a choice:
+    // other tools set it, and it would send the messages to a third party unasked.
+    if (auto url = env.get("SUPERMIND_BASE_URL"))
+      c.provider = {"supermind", fmt::format("default, as SUPERMIND_BASE_URL is set ({})", url->source)};
+    else
+      c.provider = {"local-hash", "default"};
+  }
 
   auto section = provider_section(c.provider.value, file, env, flags);
   if (!section) return std::unexpected(section.error());
@@ -178,6 +188,8 @@ util::Result<RawConfig> resolve_config(const Flags& flags, const DotenvOrigins& 
                            file.encoding_format, "base64");
   c.timeout_seconds = pick(text(flags.timeout_seconds), "timeout", env, {"LENS_TIMEOUT_SECONDS"},
                            file.timeout_seconds, "120");
+  c.unavailable_after = pick(text(flags.unavailable_after), "unavailable-after", env,
+                             {"LENS_UNAVAILABLE_AFTER"}, file.unavailable_after, "30");
   c.insecure = pick(flags.insecure ? std::optional<std::string>("true") : std::nullopt, "insecure", env,
                     {"LENS_INSECURE"}, {}, "false");
 
@@ -211,6 +223,7 @@ std::vector<std::pair<std::string, Sourced>> describe(const RawConfig& c) {
   out.emplace_back("long_input", c.long_input);
   out.emplace_back("encoding_format", c.encoding_format);
   out.emplace_back("timeout_seconds", c.timeout_seconds);
+  out.emplace_back("unavailable_after", c.unavailable_after);
   out.emplace_back("insecure", c.insecure);
   for (auto& line : core::describe_entries(c.mapping))
     out.emplace_back(std::move(line.key), Sourced{std::move(line.value), std::move(line.source)});

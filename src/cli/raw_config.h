@@ -36,11 +36,11 @@ struct ProviderSection {
 };
 
 // [models."NAME"] of the config file: facts about a model the built-in table lacks or
-// gets wrong. Typed by toml itself (a value of the wrong type is ignored).
+// gets wrong, or an alias: NAME is what lens-embed stores rows under, `model` what the
+// provider is asked for (e.g. [models."text-embedding-3-large-256"] model =
+// "text-embedding-3-large", dimensions = 256). Raw text; settings.h types and checks it.
 struct ModelOverride {
-  std::optional<std::string> encoding;
-  std::optional<long long> max_input_tokens, dimensions;
-  std::optional<double> usd_per_million_tokens;
+  Sourced model, encoding, max_input_tokens, dimensions, usd_per_million_tokens;
 };
 
 struct RawConfig {
@@ -50,7 +50,7 @@ struct RawConfig {
   Sourced model;
   Sourced api_key;  // the key itself, registered as a secret: never printed
   Sourced batch_size, concurrency, rpm, tpm, max_attempts, dimensions, long_input, encoding_format,
-      timeout_seconds, insecure;
+      timeout_seconds, insecure, unavailable_after;
   std::map<std::string, ModelOverride> models;
   std::vector<core::MappingEntry> mapping;  // [source] and [output] of the file (settings.h checks them)
   Sourced config_file;                      // the file that was read; empty when none

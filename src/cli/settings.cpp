@@ -6,6 +6,8 @@
 #include <charconv>
 #include <limits>
 
+#include "tokenizer/tokenizer.h"
+
 namespace lens::cli {
 namespace {
 
@@ -32,19 +34,92 @@ util::Result<long long> whole(const Sourced& s, std::string_view flag, Bounds bo
   return *v;
 }
 
-core::ModelSpec model_spec(const RawConfig& raw) {
-  core::ModelSpec spec = core::model_or_default(raw.model.value);
-  if (auto it = raw.models.find(raw.model.value); it != raw.models.end()) {
-    const auto& o = it->second;
-    if (o.encoding) spec.encoding = *o.encoding;
-    if (o.max_input_tokens) spec.max_input_tokens = static_cast<int>(*o.max_input_tokens);
-    if (o.dimensions) spec.default_dimensions = static_cast<int>(*o.dimensions);
-    if (o.usd_per_million_tokens) spec.usd_per_million_tokens = *o.usd_per_million_tokens;
-  }
-  return spec;
+// A decimal number in `s.value` (an integer is one too), at least 0.
+util::Result<double> non_negative(const Sourced& s, std::string_view name) {
+  double v = 0;
+  const auto* end = s.value.data() + s.value.size();
+  const auto [ptr, ec] = std::from_chars(s.value.data(), end, v);
+  if (ec != std::errc() || ptr != end || !(v >= 0) || v > 1e12)
+    return util::fail(
+        ErrorCode::invalid_argument,
+        fmt::format("{}: \"{}\" from {} must be a number, at least 0", name, s.value, s.source));
+  return v;
 }
 
-util::Result<ProviderSettings> provider_settings(const RawConfig& raw) {
+// The model the configuration names, as phase two needs it: its spec (the built-in one of
+// the model the provider is asked for, with [models."NAME"] applied, named NAME), that
+// provider-side name, and the size of the vectors it gives.
+struct ModelChoice {
+  core::ModelSpec spec;
+  std::string provider_model;
+  std::optional<int> dimensions_sent;  // the `dimensions` parameter, when one is sent
+  bool dimensions_known = false;
+};
+
+// `with_dimensions`: also --dimensions (any source); a command that sends nothing ignores it.
+util::Result<ModelChoice> model_choice(const RawConfig& raw, bool with_dimensions) {
+  ModelChoice c;
+  const std::string& name = raw.model.value;
+  const ModelOverride* o = nullptr;
+  if (auto it = raw.models.find(name); it != raw.models.end()) o = &it->second;
+  const std::string where = fmt::format("[models.\"{}\"]", name);
+  c.provider_model = o && o->model.is_set() ? o->model.value : name;
+  // The facts of the model that answers; the name rows are stored under is ours.
+  c.spec = core::model_or_default(c.provider_model);
+  const core::ModelSpec native = c.spec;
+  c.spec.name = name;
+  std::optional<int> configured_dimensions;
+  if (o) {
+    if (o->encoding.is_set()) {
+      if (auto e = tokenizer::parse_encoding(o->encoding.value); !e)
+        return std::unexpected(wrong(where + " encoding", o->encoding, e.error().message));
+      c.spec.encoding = o->encoding.value;
+    }
+    if (o->max_input_tokens.is_set()) {
+      auto v = whole(o->max_input_tokens, where + " max_input_tokens", {1, 10'000'000});
+      if (!v) return std::unexpected(v.error());
+      c.spec.max_input_tokens = static_cast<int>(*v);
+    }
+    if (o->usd_per_million_tokens.is_set()) {
+      auto v = non_negative(o->usd_per_million_tokens, where + " usd_per_million_tokens");
+      if (!v) return std::unexpected(v.error());
+      c.spec.usd_per_million_tokens = *v;
+    }
+    if (o->dimensions.is_set()) {
+      auto v = whole(o->dimensions, where + " dimensions", {1, std::numeric_limits<int>::max()});
+      if (!v) return std::unexpected(v.error());
+      if (!core::accepts_dimensions(native, static_cast<int>(*v))) {
+        return std::unexpected(
+            wrong(where + " dimensions", o->dimensions,
+                  fmt::format("{} gives {} dimensions", native.name, core::dimensions_range_text(native))));
+      }
+      c.spec.default_dimensions = static_cast<int>(*v);
+      // An alias of a model with a range asks it for this size; a model of its own
+      // (unknown range) simply has this size and is not sent the parameter.
+      if (native.max_dimensions > 0 && *v != native.default_dimensions) configured_dimensions = *v;
+    }
+  }
+  if (with_dimensions && raw.dimensions.is_set()) {
+    const auto v = whole(raw.dimensions, "--dimensions", {1, std::numeric_limits<int>::max()});
+    if (!v) return std::unexpected(v.error());
+    if (!core::accepts_dimensions(native, static_cast<int>(*v))) {
+      return std::unexpected(
+          wrong("--dimensions", raw.dimensions,
+                fmt::format("{} gives {} dimensions", native.name, core::dimensions_range_text(native))));
+    }
+    c.spec.default_dimensions = static_cast<int>(*v);
+    // A model of fixed size refuses the parameter even when it names its own size.
+    configured_dimensions = static_cast<int>(*v);
+    if (native.max_dimensions > 0 && native.min_dimensions == native.max_dimensions)
+      configured_dimensions.reset();
+  }
+  c.dimensions_sent = configured_dimensions;
+  c.dimensions_known = native.max_dimensions > 0 || (o && o->dimensions.is_set()) ||
+                       (with_dimensions && raw.dimensions.is_set());
+  return c;
+}
+
+util::Result<ProviderSettings> provider_settings(const RawConfig& raw, const ModelChoice& model) {
   const ProviderSection& section = raw.provider_section;
   ProviderSettings p;
   p.name = section.name;
@@ -55,11 +130,8 @@ util::Result<ProviderSettings> provider_settings(const RawConfig& raw) {
   const auto concurrency = whole(raw.concurrency, "--concurrency", k_concurrency_bounds);
   if (!concurrency) return std::unexpected(concurrency.error());
   p.concurrency = static_cast<int>(*concurrency);
-  if (raw.dimensions.is_set()) {
-    const auto dims = whole(raw.dimensions, "--dimensions", {1, std::numeric_limits<int>::max()});
-    if (!dims) return std::unexpected(dims.error());
-    p.dimensions = static_cast<int>(*dims);
-  }
+  p.dimensions = model.dimensions_sent;
+  p.model = model.provider_model;
   const auto timeout = whole(raw.timeout_seconds, "--timeout", {1, k_no_max});
   if (!timeout) return std::unexpected(timeout.error());
   p.timeout = std::chrono::seconds(*timeout);
@@ -86,6 +158,9 @@ util::Result<RunSettings> run_settings(const RawConfig& raw) {
   const auto attempts = whole(raw.max_attempts, "--max-attempts", k_max_attempts_bounds);
   if (!attempts) return std::unexpected(attempts.error());
   r.max_attempts = static_cast<int>(*attempts);
+  const auto unavailable = whole(raw.unavailable_after, "--unavailable-after", k_unavailable_after_bounds);
+  if (!unavailable) return std::unexpected(unavailable.error());
+  r.unavailable_after = std::chrono::seconds(*unavailable);
   if (raw.long_input.value == "chunk")
     r.long_input = pipeline::LongInput::chunk;
   else if (raw.long_input.value != "truncate")
@@ -132,7 +207,11 @@ util::Result<Settings> make_settings(const RawConfig& raw, Uses uses) {
   s.database = raw.database.value;
   s.provider = raw.provider.value;
   s.model = raw.model.value;
-  s.model_spec = model_spec(raw);
+  auto model = model_choice(raw, uses.provider || uses.run || uses.dimensions);
+  if (!model) return std::unexpected(model.error());
+  s.model_spec = model->spec;
+  s.dimensions = model->spec.default_dimensions;
+  s.dimensions_known = model->dimensions_known;
   auto mapping = core::make_source_mapping(raw.mapping);
   if (!mapping) return std::unexpected(mapping.error());
   s.mapping = std::move(*mapping);
@@ -143,7 +222,7 @@ util::Result<Settings> make_settings(const RawConfig& raw, Uses uses) {
     s.run = *run;
   }
   if (uses.provider) {
-    auto provider = provider_settings(raw);
+    auto provider = provider_settings(raw, *model);
     if (!provider) return std::unexpected(provider.error());
     s.provider_settings = std::move(*provider);
   }

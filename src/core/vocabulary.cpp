@@ -1,6 +1,8 @@
 // Stable words of the closed vocabularies (see vocabulary.h).
 #include "core/vocabulary.h"
 
+#include <algorithm>
+
 namespace lens::core {
 
 std::string_view to_string(FailureReason reason) {
@@ -44,6 +46,15 @@ FailureClass failure_class(FailureReason reason) {
 
 std::string_view to_string(FailureClass cls) {
   return cls == FailureClass::permanent ? "permanent" : "transient";
+}
+
+// Doubling from one minute: an outage of a few minutes costs a few retries, a provider that
+// stays broken for one item is asked about it at most once an hour.
+std::chrono::seconds transient_retry_delay(std::int64_t attempts) {
+  std::chrono::seconds delay{60};
+  for (std::int64_t a = 1; a < attempts && delay < k_transient_retry_cap; ++a)
+    delay *= 2;
+  return std::min(delay, k_transient_retry_cap);
 }
 
 std::string_view to_string(RunStatus status) {

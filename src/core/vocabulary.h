@@ -4,6 +4,8 @@
 #pragma once
 
 #include <array>
+#include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
@@ -32,6 +34,13 @@ enum class FailureClass { permanent, transient };
 [[nodiscard]] std::optional<FailureReason> parse_failure_reason(std::string_view word);
 [[nodiscard]] FailureClass failure_class(FailureReason reason);
 [[nodiscard]] std::string_view to_string(FailureClass cls);
+
+// How long a transient failure waits before a later run offers it again, after its
+// `attempts`-th recorded failure: 1 minute, doubling with each attempt, capped at 1 hour
+// (1, 2, 4, 8, 16, 32, 60, 60, ... minutes). The stores turn it into
+// embedding_failures.next_attempt_at = last_failed_at + this. attempts < 1 counts as 1.
+[[nodiscard]] std::chrono::seconds transient_retry_delay(std::int64_t attempts);
+inline constexpr std::chrono::seconds k_transient_retry_cap{3600};
 
 // embedding_runs.status.
 enum class RunStatus {

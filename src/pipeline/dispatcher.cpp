@@ -1,5 +1,5 @@
 // The dispatch loop on the run's calling thread: pack, admit, submit, poll, and act on
-// each completion (accept, bisect, retry, record, or stop the run).
+// each completion (accept, bisect, retry, record, stop the run, or pause for an outage).
 #include "pipeline/dispatcher.h"
 
 #include <algorithm>
@@ -25,7 +25,8 @@ Dispatcher::Dispatcher(const RunOptions& options, provider::Provider& provider, 
           options.batch_size, 1,
           static_cast<std::size_t>(std::max(1, options.model.max_inputs_per_request)))),
       // Enough queued pieces to fill every slot of the window with a full batch.
-      backlog_target_(max_inputs_ * static_cast<std::size_t>(std::max(1, options.max_concurrency)) * 2) {}
+      backlog_target_(max_inputs_ * static_cast<std::size_t>(std::max(1, options.max_concurrency)) * 2),
+      breaker_(options.unavailable_after) {}
 
 bool Dispatcher::run(WorkQueue& work, const std::function<void()>& tick) {
   std::optional<Clock::time_point> drain_deadline;
@@ -35,6 +36,14 @@ bool Dispatcher::run(WorkQueue& work, const std::function<void()>& tick) {
       abandon_in_flight();
       return false;
     }
+    if (!paused_ && !state_.stopping() && breaker_.open(now)) {
+      if (!options_.follow) {
+        // Nothing is recorded for what was not sent or not answered: a later run does it.
+        state_.set_fatal(util::Error{ErrorCode::transient, unavailable_message(now)});
+        continue;
+      }
+      pause(now);
+    }
     if (state_.stopping()) {
       if (!drain_deadline) drain_deadline = now + options_.drain_timeout;
       if (in_flight_.empty()) return false;
@@ -43,37 +52,44 @@ bool Dispatcher::run(WorkQueue& work, const std::function<void()>& tick) {
         return false;
       }
     } else {
-      // Take fresh work while there is room for it.
+      // Take fresh work while there is room for it (also while paused: it waits here).
       while (fresh_.size() < backlog_target_) {
         auto input = work.try_pop();
         if (!input) break;
         take(std::move(*input));
       }
-      while (!delayed_.empty() && delayed_.begin()->first <= now) {
-        ready_.push_back(std::move(delayed_.begin()->second));
-        delayed_.erase(delayed_.begin());
+      if (paused_) {
+        if (!probe_out_ && now >= next_probe_) send_probe(now);
+      } else {
+        while (!delayed_.empty() && delayed_.begin()->first <= now) {
+          ready_.push_back(std::move(delayed_.begin()->second));
+          delayed_.erase(delayed_.begin());
+        }
+        submit_what_fits(now);
       }
-      submit_what_fits(now);
     }
 
-    if (!state_.stopping() && in_flight_.empty() && ready_.empty() && fresh_.empty() && !next_) {
-      if (delayed_.empty() && work.closed_and_empty()) return true;
-      if (delayed_.empty()) {
-        // Idle: block on the reader instead of spinning.
-        if (auto input = work.pop_for(std::chrono::milliseconds(100))) take(std::move(*input));
-        tick();
-        continue;
-      }
+    if (!state_.stopping() && !holds_work()) {
+      if (work.closed_and_empty()) return true;
+      // Idle: block on the reader instead of spinning.
+      if (auto input = work.pop_for(std::chrono::milliseconds(100))) take(std::move(*input));
+      tick();
+      continue;
     }
 
     auto timeout = std::chrono::milliseconds(50);
-    if (!delayed_.empty()) {
-      timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      std::max(Clock::duration::zero(), delayed_.begin()->first - now)));
-    }
-    if (next_ && rate_.in_flight() < rate_.concurrency_limit()) {
-      timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                      rate_.wait_hint(next_->tokens, now)));
+    auto until = [&](Clock::time_point t) {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::max(Clock::duration::zero(), t - now));
+    };
+    if (paused_) {
+      if (!probe_out_) timeout = std::min(timeout, until(next_probe_));
+    } else {
+      if (!delayed_.empty()) timeout = std::min(timeout, until(delayed_.begin()->first));
+      if (next_ && rate_.in_flight() < rate_.concurrency_limit()) {
+        timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        rate_.wait_hint(next_->tokens, now)));
+      }
     }
     if (in_flight_.empty()) {
       if (timeout.count() > 0) std::this_thread::sleep_for(timeout);
@@ -130,6 +146,7 @@ Dispatcher::Batch Dispatcher::pack() {
 
 void Dispatcher::send(Batch batch) {
   const std::uint64_t ticket = ++last_ticket_;
+  batch.sent_at = Clock::now();
   provider::EmbedRequest req;
   req.ticket = ticket;
   req.dimensions = options_.dimensions;
@@ -150,6 +167,8 @@ void Dispatcher::handle(provider::Completion&& c) {
   ++state_.counters.requests;
   const auto now = Clock::now();
   if (c.result) {
+    breaker_.on_answer(now);
+    if (batch.probe) resume(now);
     rate_.on_complete(c.rate, false, std::nullopt, now);
     accept(batch, *c.result);
     return;
@@ -158,7 +177,44 @@ void Dispatcher::handle(provider::Completion&& c) {
   const bool limited = f.error.code == ErrorCode::rate_limited;
   if (limited) ++state_.counters.rate_limited;
   rate_.on_complete(c.rate, limited, f.retry_after, now);
+  if (is_unavailable(f)) {
+    on_unavailable(std::move(batch), f, now);
+    return;
+  }
+  // Any other answer (400, 429, a garbled 200) shows the provider is there.
+  breaker_.on_answer(now);
+  if (batch.probe) resume(now);
   on_failure(std::move(batch), f, now);
+}
+
+void Dispatcher::on_unavailable(Batch batch, const provider::EmbedFailure& f, Clock::time_point now) {
+  // Asked before on_unavailable: whether the provider served others while this was out.
+  const bool about_this_request = breaker_.answered_since(batch.sent_at);
+  breaker_.on_unavailable(batch.sent_at, f);
+  util::log_debug("model {}: provider unavailable for a request of {} inputs (HTTP {}): {}",
+                  options_.model.name, batch.pieces.size(), f.http_status, f.error.message.substr(0, 300));
+  if (batch.probe) {
+    probe_out_ = false;
+    batch.probe = false;
+    ++probes_;
+    next_probe_ = now + probe_delay(probes_);
+    ready_.push_front(std::move(batch));
+    return;
+  }
+  if (about_this_request) {
+    // A 5xx or a timeout for this request while others succeed: it may be this input
+    // that the server cannot serve, so it counts as an attempt (and cannot loop forever).
+    on_failure(std::move(batch), f, now);
+    return;
+  }
+  retry_later(std::move(batch), f, now);
+}
+
+void Dispatcher::retry_later(Batch batch, const provider::EmbedFailure& f, Clock::time_point now) {
+  ++state_.counters.retries;
+  ++batch.waits;
+  const auto delay = f.retry_after ? *f.retry_after : util::full_jitter(options_.backoff, batch.waits, rng_);
+  delayed_.emplace(now + delay, std::move(batch));
 }
 
 void Dispatcher::on_failure(Batch batch, const provider::EmbedFailure& f, Clock::time_point now) {
@@ -196,14 +252,9 @@ void Dispatcher::on_failure(Batch batch, const provider::EmbedFailure& f, Clock:
     fail_batch(batch, core::FailureReason::provider_rejected, f.error.message);
     return;
   }
-  // A 429 is the provider pacing us, not a fault of the request: it is retried after the
-  // advised delay and never counts toward --max-attempts (docs/OPERATIONS.md).
   if (f.error.code == ErrorCode::rate_limited) {
-    ++batch.throttled;
-    ++state_.counters.retries;
-    const auto delay =
-        f.retry_after ? *f.retry_after : util::full_jitter(options_.backoff, batch.throttled, rng_);
-    delayed_.emplace(now + delay, std::move(batch));
+    // A rate limit says nothing against the inputs: wait as advised, never give up on them.
+    retry_later(std::move(batch), f, now);
     return;
   }
   ++batch.attempts;
@@ -277,6 +328,100 @@ void Dispatcher::abandon_in_flight() {
   for (std::size_t i = 0; i < in_flight_.size(); ++i)
     rate_.on_abandon();
   in_flight_.clear();
+}
+
+void Dispatcher::pause(Clock::time_point now) {
+  paused_ = true;
+  probe_out_ = false;
+  probes_ = 0;
+  paused_since_ = now - breaker_.down_for(now);
+  next_probe_ = now + probe_delay(0);
+  util::log_warn("{}; waiting for it (--follow): probing with one input, then resuming by itself",
+                 unavailable_message(now));
+  // Everything comes back to be sent once the provider answers: nothing is recorded.
+  provider_.cancel_all();
+  for (auto& [ticket, batch] : in_flight_) {
+    rate_.on_abandon();
+    ready_.push_back(std::move(batch));
+  }
+  in_flight_.clear();
+  if (next_) {
+    ready_.push_front(std::move(*next_));
+    next_.reset();
+  }
+  for (auto& [when, batch] : delayed_)
+    ready_.push_back(std::move(batch));
+  delayed_.clear();
+}
+
+void Dispatcher::send_probe(Clock::time_point now) {
+  // One input: the smallest request that tells whether the provider serves again.
+  PieceRef piece;
+  if (!ready_.empty()) {
+    piece = ready_.front().pieces.front();
+  } else if (!fresh_.empty()) {
+    piece = fresh_.front();
+  } else {
+    return;  // nothing to send: the next input that arrives is the probe
+  }
+  if (!rate_.try_admit(piece.get().tokens, now)) return;
+  if (!ready_.empty()) {
+    Batch& from = ready_.front();
+    from.pieces.erase(from.pieces.begin());
+    from.tokens -= piece.get().tokens;
+    if (from.pieces.empty()) ready_.pop_front();
+  } else {
+    fresh_.pop_front();
+  }
+  Batch probe;
+  probe.tokens = piece.get().tokens;
+  probe.pieces.push_back(std::move(piece));
+  probe.probe = true;
+  probe_out_ = true;
+  util::log_debug("provider probe {} (paused {:.0f} s)", probes_ + 1,
+                  std::chrono::duration<double>(now - paused_since_).count());
+  send(std::move(probe));
+}
+
+void Dispatcher::resume(Clock::time_point now) {
+  if (!paused_) return;
+  paused_ = false;
+  probe_out_ = false;
+  util::log_warn("provider answers again after {:.0f} s; resuming",
+                 std::chrono::duration<double>(now - paused_since_).count());
+}
+
+std::chrono::milliseconds Dispatcher::probe_delay(int probes) {
+  // Doubling from 1 s up to the cap, half of it jittered so workers that paused together
+  // do not probe in step.
+  const auto cap = std::max<std::chrono::milliseconds>(options_.probe_cap, std::chrono::milliseconds(1));
+  const auto full =
+      std::min<std::chrono::milliseconds>(cap, std::chrono::milliseconds(1000LL << std::min(probes, 16)));
+  std::uniform_int_distribution<std::int64_t> half(0, full.count() / 2);
+  return std::chrono::milliseconds(full.count() - full.count() / 2 + half(rng_));
+}
+
+std::string Dispatcher::unavailable_message(Clock::time_point now) const {
+  const provider::EmbedFailure& f = breaker_.last_failure();
+  std::string check;
+  switch (unavailable_kind(f)) {
+    case UnavailableKind::no_answer:
+      check = fmt::format(
+          "check {}", options_.endpoint_hint.empty() ? "the provider's base URL" : options_.endpoint_hint);
+      break;
+    case UnavailableKind::timeout:
+      check = "check that the provider is up (requests time out after --timeout)";
+      break;
+    case UnavailableKind::server_error:
+      check = "the provider is failing (HTTP 5xx); check its status";
+      break;
+  }
+  const auto down = std::chrono::duration_cast<std::chrono::seconds>(breaker_.down_for(now)).count();
+  return fmt::format(
+      "provider unavailable: {} ({} requests in a row failed like this over {} s); {} (or raise "
+      "--unavailable-after, now {} s)",
+      f.error.message.substr(0, 300), breaker_.streak(), down, check,
+      std::chrono::duration_cast<std::chrono::seconds>(breaker_.unavailable_after()).count());
 }
 
 }  // namespace lens::pipeline

@@ -1,7 +1,8 @@
 // The dispatcher: prepared inputs in, provider requests out, results to the writer.
 // Packs requests, admits them through the RateController, submits and polls the
-// Provider, bisects batches the provider refuses, retries with backoff, and averages the
-// vectors of chunked inputs.
+// Provider, bisects batches the provider refuses, retries with backoff, averages the
+// vectors of chunked inputs, and stops (or, with --follow, pauses) when the circuit
+// breaker says the provider is unavailable.
 #pragma once
 
 #include <chrono>
@@ -16,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "pipeline/circuit_breaker.h"
 #include "pipeline/options.h"
 #include "pipeline/prepare.h"
 #include "pipeline/rate_controller.h"
@@ -46,8 +48,15 @@ class Dispatcher {
   //  - a stop was requested: takes no new work, gives requests in flight up to
   //    options.drain_timeout, then abandons the rest (provider.cancel_all); returns false;
   //  - state.has_fatal() (set by the writer, the reader, or here for a provider error no
-  //    retry can fix: fatal, configuration, invalid_argument, not_found): abandons what is
-  //    in flight and returns false.
+  //    retry can fix: fatal, configuration, invalid_argument, not_found; or, without
+  //    options.follow, when the circuit breaker opens: a transient error naming the cause
+  //    and the setting to check): abandons what is in flight and returns false.
+  // Unavailable outcomes (circuit_breaker.h) never count against an input's attempts
+  // unless the provider answered other requests meanwhile; nothing is recorded for them.
+  // Nor do 429s (rate limits): they are waited out as advised.
+  // With options.follow an open breaker pauses dispatching instead: what was in flight is
+  // kept (not recorded), one input probes the provider with backoff, and the first answer
+  // resumes. Each change of state is logged once.
   // Never throws. Calls `tick` on this thread between polls (at least every ~100 ms) for
   // progress reports; `tick` may read in_flight() and rate().
   bool run(WorkQueue& work, const std::function<void()>& tick);
@@ -75,8 +84,10 @@ class Dispatcher {
   struct Batch {
     std::vector<PieceRef> pieces;
     std::int64_t tokens = 0;
-    int attempts = 0;   // sends that ended in a retryable failure other than a 429
-    int throttled = 0;  // sends answered 429 (they never count as attempts)
+    int attempts = 0;    // sends that ended in a retryable failure (counted against the inputs)
+    int waits = 0;       // sends that ended unavailable or rate-limited (not counted; pace the retries)
+    bool probe = false;  // the one input sent to see whether a paused provider is back
+    Clock::time_point sent_at{};
   };
 
   void take(PreparedInput input);
@@ -92,6 +103,21 @@ class Dispatcher {
   void fail_batch(const Batch& batch, core::FailureReason reason, const std::string& detail);
   void fail_job(Job& job, core::FailureReason reason, const std::string& detail);
   void abandon_in_flight();
+  // An unavailable outcome: retry later without counting it, or (the provider answered
+  // others since it was sent) hand it to on_failure as an ordinary transient failure.
+  void on_unavailable(Batch batch, const provider::EmbedFailure& failure, Clock::time_point now);
+  // Sends `batch` again after the server's advice or a backoff, without counting an attempt.
+  void retry_later(Batch batch, const provider::EmbedFailure& failure, Clock::time_point now);
+  // --follow: the breaker opened; keep everything, take no new requests, probe.
+  void pause(Clock::time_point now);
+  void send_probe(Clock::time_point now);
+  void resume(Clock::time_point now);
+  [[nodiscard]] std::chrono::milliseconds probe_delay(int probes);
+  [[nodiscard]] bool holds_work() const {
+    return !in_flight_.empty() || !ready_.empty() || !fresh_.empty() || !delayed_.empty() || next_;
+  }
+  // The one line that says why the run stops or pauses, and what to check.
+  [[nodiscard]] std::string unavailable_message(Clock::time_point now) const;
 
   const RunOptions& options_;
   provider::Provider& provider_;
@@ -108,6 +134,13 @@ class Dispatcher {
   std::optional<Batch> next_;                        // packed, waiting for admission
   std::unordered_map<std::uint64_t, Batch> in_flight_;
   std::uint64_t last_ticket_ = 0;
+
+  CircuitBreaker breaker_;
+  bool paused_ = false;     // --follow and the breaker is open
+  bool probe_out_ = false;  // the probe is in flight
+  int probes_ = 0;          // probes sent since the pause began
+  Clock::time_point paused_since_{};
+  Clock::time_point next_probe_{};
 };
 
 }  // namespace lens::pipeline

@@ -38,6 +38,24 @@ struct RunOptions {
   // After a stop request, in-flight requests get this long to finish before they are
   // abandoned (their items are simply redone by the next run).
   std::chrono::milliseconds drain_timeout{10'000};
+
+  // The circuit breaker (circuit_breaker.h): the provider counts as unavailable after this
+  // long without an answer (and 3 unavailable outcomes in a row).
+  std::chrono::milliseconds unavailable_after{30'000};
+  // Named in the breaker's message as the setting to check when nothing answers, e.g.
+  // "--base-url / SUPERMIND_BASE_URL (https://...)"; empty: "the provider's base URL".
+  std::string endpoint_hint;
+
+  // --follow: one run until a stop request. After a pass over the keyset found the end
+  // (and what it sent is committed), the next pass starts on a change notification or
+  // after follow_poll. An open breaker pauses the run and probes with one input, backing
+  // off from 1 s up to probe_cap, instead of ending it.
+  bool follow = false;
+  std::chrono::milliseconds follow_poll{2'000};
+  std::chrono::milliseconds probe_cap{30'000};
+  // --follow: a progress report when something changed since the last one, or at least
+  // this often while idle (a heartbeat); a run without --follow reports every interval.
+  std::chrono::milliseconds heartbeat{std::chrono::minutes(5)};
 };
 
 }  // namespace lens::pipeline

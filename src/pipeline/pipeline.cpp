@@ -35,7 +35,7 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
   }
   ProgressMeter meter(deps.progress, options.progress_interval, options.model.usd_per_million_tokens,
                       started);
-  if (deps.progress) {
+  if (deps.progress && !options.follow) {
     // Only sizes the progress bar: without it the run goes on with an unknown total.
     auto total = with_store_retries([&] { return deps.reader.count_pending(options.scope); },
                                     "counting pending work", StoreRetryPolicy::best_effort());
@@ -58,15 +58,23 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
     return g;
   };
 
-  bool drained = false;
   if (options.dry_run) {
     reader.run();  // nothing to dispatch or write: the tally is the result
   } else {
     Writer writer(options, deps.writer, outcome.run_id, state, results);
     std::thread reader_thread([&] { reader.run(); });
     std::thread writer_thread([&] { writer.run(); });
-    drained = dispatcher.run(work, [&] {
-      if (meter.due()) meter.report(gauges(), false);
+    // --follow: idle passes print nothing; a heartbeat at most every options.heartbeat.
+    std::int64_t reported_handled = -1;
+    auto reported_at = Clock::now();
+    (void)dispatcher.run(work, [&] {
+      if (!meter.due()) return;
+      auto g = gauges();
+      const auto now = Clock::now();
+      if (options.follow && g.handled == reported_handled && now - reported_at < options.heartbeat) return;
+      reported_handled = g.handled;
+      reported_at = now;
+      meter.report(g, false);
     });
     work.close();  // unblocks a reader still pushing after a stop or a fatal error
     reader_thread.join();
@@ -84,7 +92,9 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
   outcome.stats = state.counters.snapshot();
   outcome.seconds = std::chrono::duration<double>(Clock::now() - started).count();
   outcome.fatal = state.fatal();
-  const bool complete = drained && reader.finished();
+  // Complete: read to the end (or the limit; with --follow, idle when stopped) and
+  // everything read is committed. A stop that let the last requests finish is no loss.
+  const bool complete = reader.finished() && state.outstanding.load() == 0;
   outcome.interrupted = state.stopping() && !outcome.fatal && !complete;
   if (options.dry_run) {
     outcome.dry_run = reader.tally();
@@ -96,9 +106,12 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
     const core::RunStatus status = outcome.fatal         ? core::RunStatus::failed
                                    : outcome.interrupted ? core::RunStatus::interrupted
                                                          : core::RunStatus::completed;
-    auto finished =
-        with_store_retries([&] { return deps.writer.finish_run(outcome.run_id, status, outcome.stats); },
-                           "recording the end of the run");
+    auto finished = with_store_retries(
+        [&] {
+          return deps.writer.finish_run(outcome.run_id, status, outcome.stats,
+                                        outcome.fatal ? outcome.fatal->message : std::string());
+        },
+        "recording the end of the run");
     if (!finished && !outcome.fatal) outcome.fatal = finished.error();
   }
   return outcome;

@@ -8,7 +8,9 @@
 //   writer thread   (writer.h) one transaction per group of results: rows, touches,
 //                   failures and the run's counters; nothing is counted done before it
 //                   is committed
-// Every store call goes through the one retry layer, store_retry.h.
+// Every store call goes through the one retry layer, store_retry.h. The circuit breaker
+// (circuit_breaker.h) is the dispatcher's: it ends the run when the provider is
+// unavailable, or with --follow pauses it until the provider answers again.
 #pragma once
 
 #include <cstdint>
@@ -59,9 +61,15 @@ struct RunDeps {
 };
 
 // Runs to completion, interruption or a fatal error, on the calling thread plus a reader
-// and a writer thread it starts and joins. Never throws.
+// and a writer thread it starts and joins. Never throws. With options.follow it is one
+// run (one embedding_runs row, its counters updated with every commit) that passes over
+// the pending work again and again until a stop request; it is completed when the stop
+// finds it idle (everything it read committed).
 // Success: outcome.fatal empty; the run is recorded (embedding_runs) as completed, or
 // interrupted when a stop request ended it with work left (outcome.interrupted).
+// An unavailable provider (no --follow) is a failure: outcome.fatal is a transient error
+// whose message names the cause and the setting to check; nothing is recorded for the
+// exchanges that were not answered.
 // Failure: outcome.fatal holds the first error that stopped it (a store call that still
 // failed after the retries, or a provider error no retry can fix); what was committed
 // stays committed, and the run is recorded as failed when the store still answers. When

@@ -22,10 +22,17 @@ class PipelineTest : public ::testing::Test {
              fmt::format("pipeline_test_{}_{}.db", ::getpid(), counter_++))
                 .string();
     std::filesystem::remove(path_);
-    reader_ = std::move(*store::open_sqlite_store(path_));
-    writer_ = std::move(*store::open_sqlite_store(path_));
-    ASSERT_TRUE(reader_->migrate());
+    // The source tables are Lens's: the store never creates them.
     ASSERT_EQ(sqlite3_open(path_.c_str(), &db_), SQLITE_OK);
+    exec(
+        "CREATE TABLE conversations (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, title TEXT, created_at "
+        "TEXT); "
+        "CREATE TABLE messages (id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL REFERENCES "
+        "conversations(id), "
+        "role TEXT NOT NULL, content TEXT, created_at TEXT NOT NULL, updated_at TEXT)");
+    reader_ = std::move(*store::open_sqlite_store(path_, store::AccessMode::read_write));
+    writer_ = std::move(*store::open_sqlite_store(path_, store::AccessMode::read_write));
+    ASSERT_TRUE(reader_->migrate());
     exec("INSERT INTO conversations (id, user_id) VALUES ('c1', 'u1')");
     auto tok = tokenizer::Tokenizer::load(tokenizer::Encoding::cl100k_base);
     ASSERT_TRUE(tok) << tok.error().message;
@@ -38,7 +45,7 @@ class PipelineTest : public ::testing::Test {
     sqlite3_close(db_);
     reader_.reset();
     writer_.reset();
-    for (const char* ext : {"", "-wal", "-shm"})
+    for (const char* ext : {"", "-wal", "-shm", ".lens-embed.lock"})
       std::filesystem::remove(path_ + ext);
   }
 

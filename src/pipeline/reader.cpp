@@ -1,8 +1,12 @@
 // The reader loop: keyset pages → prepare → the work queue or the writer.
 #include "pipeline/reader.h"
 
+#include <chrono>
+#include <thread>
+
 #include "pipeline/prepare.h"
 #include "pipeline/store_retry.h"
+#include "util/log.h"
 
 namespace lens::pipeline {
 
@@ -16,10 +20,26 @@ Reader::Reader(const RunOptions& options, store::Store& store, const tokenizer::
       results_(results) {}
 
 void Reader::run() {
-  store::PendingCursor cursor;
   std::int64_t accepted = 0;
-  bool done = false;
-  while (!done && !state_.stopping() && !state_.has_fatal()) {
+  int passes = 0;
+  while (true) {
+    bool limit_reached = false;
+    const std::int64_t before = accepted;
+    if (!pass(accepted, limit_reached)) break;
+    ++passes;
+    if (limit_reached || !options_.follow) {
+      finished_ = true;
+      break;
+    }
+    util::log_debug("follow: pass {} read to the end, {} exchanges to embed", passes, accepted - before);
+    if (!wait_for_next_pass()) break;
+  }
+  work_.close();
+}
+
+bool Reader::pass(std::int64_t& accepted, bool& limit_reached) {
+  store::PendingCursor cursor;
+  while (!state_.stopping() && !state_.has_fatal()) {
     auto page = with_store_retries(
         [&]() -> util::Result<store::PendingPage> {
           // Each attempt starts from the last good position: a failed call may have moved it.
@@ -31,20 +51,46 @@ void Reader::run() {
         "reading pending work");
     if (!page) {
       state_.set_fatal(page.error());
-      break;
+      return false;
     }
     for (auto& exchange : page->items) {
-      if (state_.stopping() || state_.has_fatal()) break;
+      if (state_.stopping() || state_.has_fatal()) return false;
       if (options_.limit && accepted >= *options_.limit) {
-        done = true;
-        break;
+        limit_reached = true;
+        return true;
       }
       if (route(std::move(exchange))) ++accepted;
     }
-    if (page->exhausted) done = true;
+    if (page->exhausted) return !state_.stopping() && !state_.has_fatal();
   }
-  if (done && !state_.stopping() && !state_.has_fatal()) finished_ = true;
-  work_.close();
+  return false;
+}
+
+bool Reader::wait_for_next_pass() {
+  using namespace std::chrono_literals;
+  // A new pass must not offer what is still on its way to the database: it would be
+  // sent a second time. (An open breaker holds such work, so no pass runs meanwhile.)
+  while (state_.outstanding.load() > 0) {
+    if (state_.stopping() || state_.has_fatal()) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  // Idle here: a stop now ends the session with nothing left undone.
+  const auto until = std::chrono::steady_clock::now() + options_.follow_poll;
+  while (std::chrono::steady_clock::now() < until) {
+    if (state_.stopping()) {
+      finished_ = true;
+      return false;
+    }
+    if (state_.has_fatal()) return false;
+    // In short slices, so a stop request is seen at once.
+    auto changed = store_.wait_for_changes(100ms);
+    if (changed && *changed) break;
+  }
+  if (state_.stopping()) {
+    finished_ = true;
+    return false;
+  }
+  return !state_.has_fatal();
 }
 
 bool Reader::route(core::Exchange&& exchange) {
@@ -52,6 +98,7 @@ bool Reader::route(core::Exchange&& exchange) {
   if (input.route == Route::empty_input) {
     ++tally_.blank;
     if (!options_.dry_run) {
+      ++state_.outstanding;
       results_.push(
           make_failure(input, core::FailureReason::empty_input, "user message content is only white space"));
     }
@@ -61,7 +108,10 @@ bool Reader::route(core::Exchange&& exchange) {
   if (input.truncated) ++tally_.truncated;
   if (input.route == Route::unchanged) {
     ++tally_.unchanged;
-    if (!options_.dry_run) results_.push(make_touch(input));
+    if (!options_.dry_run) {
+      ++state_.outstanding;
+      results_.push(make_touch(input));
+    }
     return false;
   }
   ++tally_.exchanges;
@@ -69,7 +119,10 @@ bool Reader::route(core::Exchange&& exchange) {
   tally_.tokens += input.token_count;
   if (options_.dry_run) return true;
   if (input.truncated) ++state_.counters.truncated;
-  return work_.push(std::move(input));
+  ++state_.outstanding;
+  if (work_.push(std::move(input))) return true;
+  --state_.outstanding;  // the queue was closed: the run is ending, nothing was handed on
+  return false;
 }
 
 }  // namespace lens::pipeline

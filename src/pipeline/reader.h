@@ -25,13 +25,18 @@ class Reader {
 
   // The reader thread's body: pages through the store's pending work (next_pending through
   // with_store_retries) until it is exhausted, options.limit inputs were routed to work,
-  // a stop is requested or state.has_fatal(). A page that still fails after the retries
-  // sets the fatal error. Always closes `work` before it returns (never `results`, which
-  // the dispatcher also feeds). Counts state.counters.truncated for inputs sent to work.
+  // a stop is requested or state.has_fatal(). With options.follow, reaching the end starts
+  // another pass instead, once everything handed on so far is committed
+  // (state.outstanding == 0) and a change was notified or options.follow_poll passed
+  // (store.wait_for_changes). A page that still fails after the retries sets the fatal
+  // error. Always closes `work` before it returns (never `results`, which the dispatcher
+  // also feeds). Counts state.counters.truncated for inputs sent to work, and
+  // state.outstanding for everything it hands on.
   void run();
 
   // After run() returned: whether it read to the end of the pending work or the limit
-  // (false when a stop or a fatal error cut it short). Any thread.
+  // (false when a stop or a fatal error cut it short). With options.follow: whether the
+  // stop found it idle, its last pass read to the end. Any thread.
   [[nodiscard]] bool finished() const { return finished_.load(); }
   // The tally of what was read. Only after run() returned (the reader thread joined).
   [[nodiscard]] const DryRunReport& tally() const { return tally_; }
@@ -39,6 +44,12 @@ class Reader {
  private:
   // Returns true when `exchange` was routed to work (it counts toward options.limit).
   bool route(core::Exchange&& exchange);
+  // One pass over the keyset from the start. Returns true when it read to the end (or
+  // the limit: then *limit_reached), false when a stop or a fatal error cut it short.
+  bool pass(std::int64_t& accepted, bool& limit_reached);
+  // --follow, between passes: until what was handed on is committed and then a change
+  // arrives or options.follow_poll passes. False when a stop or a fatal error came first.
+  bool wait_for_next_pass();
 
   const RunOptions& options_;
   store::Store& store_;

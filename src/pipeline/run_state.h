@@ -59,6 +59,13 @@ class RunState {
 
   RunCounters counters;
 
+  // Exchanges the reader handed on (to the dispatcher, or straight to the writer) whose
+  // result is not committed yet. The reader adds before it hands one on; the writer
+  // subtracts what each commit carried. Zero means everything read so far is in the
+  // database, so a new pass over the keyset cannot offer an exchange that is still on its
+  // way (which would send it twice).
+  std::atomic<std::int64_t> outstanding{0};
+
  private:
   const StopFlag* stop_;
   std::atomic<bool> fatal_flag_{false};

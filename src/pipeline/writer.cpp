@@ -68,6 +68,7 @@ bool Writer::flush() {
   counters.tokens += batch_tokens_;
   counters.unchanged += touches;
   counters.failed += failures;
+  state_.outstanding -= rows + touches + failures;
   batch_.rows.clear();
   batch_.touches.clear();
   batch_.failures.clear();

@@ -69,10 +69,22 @@ void local_hash_embed(std::string_view text, std::span<float> out) {
   double norm = 0;
   for (float v : out)
     norm += static_cast<double>(v) * v;
-  if (norm <= 0) return;
+  if (norm <= 0) {
+    // No features (or, rarely, features that cancelled out in one bucket): the whole
+    // text is the feature, with its own seed so it cannot collide with a word's.
+    add_feature(out, text, 4, 1.0f);
+    norm = 1.0;
+  }
   const float inv = static_cast<float>(1.0 / std::sqrt(norm));
   for (float& v : out)
     v *= inv;
+}
+
+bool local_hash_has_features(std::string_view text) {
+  for (unsigned char c : text) {
+    if (is_word_byte(c)) return true;
+  }
+  return false;
 }
 
 void LocalHashProvider::submit(EmbedRequest request) {
@@ -80,9 +92,13 @@ void LocalHashProvider::submit(EmbedRequest request) {
   c.ticket = request.ticket;
   EmbedSuccess ok;
   ok.dimensions = request.dimensions.value_or(default_dimensions_);
-  if (ok.dimensions <= 0) {
+  if (ok.dimensions <= 0 || ok.dimensions > k_local_hash_max_dimensions) {
     c.result = std::unexpected(EmbedFailure{
-        util::Error{util::ErrorCode::fatal, "local-hash: dimensions must be positive"}, 0, {}, false});
+        util::Error{util::ErrorCode::fatal,
+                    "local-hash: dimensions must be 1.." + std::to_string(k_local_hash_max_dimensions)},
+        0,
+        {},
+        false});
     done_.push_back(std::move(c));
     return;
   }

@@ -33,9 +33,16 @@ TEST(LocalHash, CaseInsensitiveAndLexical) {
             dot(q, embed("solve the quadratic equation")));
 }
 
-TEST(LocalHash, NoWordsGivesZeroVector) {
-  const auto v = embed("   ...!!! ");
-  EXPECT_EQ(dot(v, v), 0.0);
+TEST(LocalHash, NoWordsStillGivesADeterministicUnitVector) {
+  for (std::string_view text : {"   ...!!! ", "?", ""}) {
+    const auto v = embed(text);
+    EXPECT_NEAR(dot(v, v), 1.0, 1e-6) << "\"" << text << "\"";
+    EXPECT_EQ(v, embed(text));
+    EXPECT_FALSE(local_hash_has_features(text));
+  }
+  EXPECT_NE(embed("?"), embed("!")) << "the bytes are the feature: different marks, different vectors";
+  EXPECT_TRUE(local_hash_has_features("x?"));
+  EXPECT_TRUE(local_hash_has_features("\xc3\xa9"));
 }
 
 TEST(LocalHash, ProviderKeepsInputOrderAndDimensions) {

@@ -18,12 +18,27 @@
 
 namespace lens::store {
 
+// How a command opens the database (store/sqlite/sqlite_store.h, postgres_store.h).
+enum class AccessMode {
+  // status, failures, search, verify, doctor: no DDL, no file created, no writer lock.
+  // A database without lens-embed's tables (or with an older schema version) is
+  // configuration: "... run `lens-embed init`".
+  read_only,
+  // run, init: migrate() may create or upgrade lens-embed's own tables, but a SQLite file
+  // that does not exist is configuration naming `lens-embed init --create`.
+  read_write,
+  // init --create: as read_write, and a missing SQLite file is created.
+  create,
+};
+
 // Which rows a run works on.
 struct WorkScope {
   std::string provider;
   std::string model;
-  bool force = false;           // also exchanges that already have an up-to-date row
-  bool retry_failures = false;  // also exchanges with a recorded failure
+  bool force = false;  // also exchanges that already have an up-to-date row
+  // `failures --retry`: exactly the exchanges with a recorded failure for (provider,
+  // model), of both classes, due or not, whatever their row; nothing else.
+  bool only_failures = false;
 };
 
 // Keyset position over user messages ordered by (created_at, id). Never OFFSET.
@@ -61,11 +76,14 @@ struct FailureRecord {
   std::string provider;
   std::string model;
   std::string user_message_id;
-  core::FailureReason reason = core::FailureReason::provider_rejected;
+  core::FailureReason reason = core::FailureReason::provider_rejected;  // its class: core::failure_class
   std::string detail;
   std::int64_t attempts = 0;
   std::string first_failed_at;
   std::string last_failed_at;
+  // Transient reasons: when the default scope offers it again (last_failed_at +
+  // core::transient_retry_delay(attempts)). Empty for permanent reasons.
+  std::string next_attempt_at;
 };
 
 struct RunSummary {
@@ -77,16 +95,33 @@ struct RunSummary {
   core::RunStatus status = core::RunStatus::running;
   core::RunStats stats;
   double duration_seconds = 0;
+  std::string error;  // the cause given to finish_run ("" when none)
 };
 
 struct ModelStatus {
   std::string provider;
   std::string model;
   std::int64_t embedded = 0;
-  std::int64_t pending = 0;  // eligible exchanges with neither a row nor a failure
-  std::int64_t stale = 0;    // rows whose source changed since they were written
-  std::int64_t failed = 0;
+  std::int64_t pending = 0;           // eligible exchanges with neither a row nor a failure
+  std::int64_t stale = 0;             // rows whose source changed since they were written
+  std::int64_t failed_permanent = 0;  // stay until the message is edited or `failures --retry`
+  std::int64_t failed_transient = 0;  // retried by later runs once due
+  std::int64_t transient_due = 0;     // of failed_transient: due now, so the next run retries them
+  std::int64_t failed = 0;            // failed_permanent + failed_transient
   std::vector<std::pair<std::string, std::int64_t>> failures_by_reason;
+};
+
+// One (provider, model) present in the output tables (message_embeddings or
+// embedding_failures), for the commands' defaults, `search`'s choice, the dimension check
+// and the exit status.
+struct PairSummary {
+  std::string provider;
+  std::string model;
+  std::int64_t rows = 0;  // in message_embeddings
+  std::int64_t failed_permanent = 0;
+  std::int64_t failed_transient = 0;
+  std::int64_t transient_due = 0;        // of failed_transient: next_attempt_at <= now
+  std::vector<std::int64_t> dimensions;  // distinct dimensions of its rows, ascending
 };
 
 struct StatusReport {
@@ -126,9 +161,20 @@ struct SearchHit {
 //   permanent      the same call fails again the same way.
 //   internal       the database holds something this binary does not understand.
 //
-// Refused rows: when the database refuses a row of a batch (a CHECK, a trigger, a vector
-// the column cannot store), both stores isolate it, record it as a failure with reason
-// store_rejected and commit the rest of the batch (write_isolation.h).
+//   bad_input      the database refused one row (PostgreSQL SQLSTATE class 22 or 23; SQLite
+//                  SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_TOOBIG): see "Refused rows".
+//                  Any other error (an undefined table or column, a missing privilege) is
+//                  about the schema, not the row, and is returned as classified.
+//   Missing source tables or columns, and lens-embed's own tables missing in read_only
+//   mode, are configuration (the message names the table, or says to run `lens-embed init`).
+//
+// Refused rows: when the database refuses a row of a batch (bad_input: a CHECK, a
+// constraint trigger, a vector the column cannot store), both stores isolate it, record it
+// as a failure with reason store_rejected and commit the rest of the batch
+// (write_isolation.h).
+//
+// Source tables: the stores read `messages` and never create it, nor anything on it,
+// outside `init` with its source-index options.
 //
 // Secrets: the run's arguments are passed through util::redact before they are stored;
 // error messages never carry a password.
@@ -138,16 +184,21 @@ class Store {
   // the claims it holds (best effort, as release_claims()).
   virtual ~Store() = default;
 
-  // Creates or upgrades the output schema (idempotent, versioned; a current schema runs
-  // no DDL, so a role without CREATE may call it after `init`).
+  // Creates or upgrades lens-embed's own tables (idempotent, versioned; a current schema
+  // runs no DDL, so a role without CREATE may call it after `init`). Never creates the
+  // source tables. In read_only mode it runs no DDL: it only checks that the schema is
+  // current.
   // On success: the schema is current. On failure: nothing of it is applied; a schema
-  // newer than this binary is configuration.
+  // newer than this binary, a missing source table or column, and (read_only) a missing
+  // or older schema are configuration.
   [[nodiscard]] virtual util::Status migrate() = 0;
 
   // Up to `max_items` exchanges after `cursor` that `scope` needs work on: no row yet,
   // a row whose source changed (assistant reply or updated_at differs), or every row
-  // with scope.force. Blank user content is never returned; exchanges with a recorded
-  // failure only with scope.retry_failures (or when edited since).
+  // with scope.force. Blank user content is never returned. An exchange with a recorded
+  // failure (of the same source version) is skipped while the failure is permanent, or
+  // transient and not yet due (next_attempt_at > now); edited since, it is pending again.
+  // With scope.only_failures: exactly the exchanges with a recorded failure, nothing else.
   // On success: the page, in keyset order, and `cursor` advanced past everything it
   // looked at (a page may be empty and not exhausted: call again). With PostgreSQL
   // claims, the items are claimed by this worker, and at the end of the keyset the call
@@ -168,19 +219,27 @@ class Store {
   // for WriteBatch::run_id and finish_run.
   [[nodiscard]] virtual util::Result<std::int64_t> begin_run(const RunRecord& run) = 0;
 
-  // Records the end of run `run_id`: its status, final counters and finish time.
+  // Records the end of run `run_id`: its status, final counters, finish time and `cause`
+  // (embedding_runs.error; "" stores NULL). `cause` says why a failed or interrupted run
+  // stopped, e.g. "provider unavailable: connection refused (check --base-url)"; it goes
+  // through util::redact.
   [[nodiscard]] virtual util::Status finish_run(std::int64_t run_id, core::RunStatus status,
-                                                const core::RunStats& stats) = 0;
+                                                const core::RunStats& stats, const std::string& cause) = 0;
 
   // An estimate of the work a run of `scope` will find, for progress totals: exchanges
-  // without a row (all eligible ones with force) and without a failure (all with
-  // retry_failures). Cheap; stale rows are not counted.
+  // without a row (all eligible ones with force) and without a failure that is not due;
+  // with only_failures, the recorded failures. Cheap; stale rows are not counted.
   [[nodiscard]] virtual util::Result<std::int64_t> count_pending(const WorkScope& scope) = 0;
 
-  // Eligible exchanges, per (provider, model) the rows, pending, stale and failed counts,
-  // and the `recent_runs` newest runs. One pass over the messages: for reports, not for
-  // the per-page path.
+  // Eligible exchanges, per (provider, model) the rows, pending, stale and failed counts
+  // (by class), and the `recent_runs` newest runs. One pass over the messages: for
+  // reports, not for the per-page path.
   [[nodiscard]] virtual util::Result<StatusReport> status(std::size_t recent_runs) = 0;
+
+  // Every (provider, model) with rows or failures, ordered by provider and model. Does not
+  // read the source tables, and finds the distinct dimensions through an index (one seek
+  // per distinct value), so it is cheap enough for the start of every run.
+  [[nodiscard]] virtual util::Result<std::vector<PairSummary>> pairs() = 0;
 
   // The recorded failures of `provider` and `model` ("" matches any). On failure:
   // internal when a stored reason is not one this binary knows.

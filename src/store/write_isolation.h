@@ -11,20 +11,23 @@
 namespace lens::store {
 
 // Writes `batch` with `write_once` (one transaction, all or nothing). When that fails
-// with a permanent error (a row the table refuses: a CHECK, a trigger, a vector of the
-// wrong dimension for a pgvector column) the batch is redone item by item, each row in
-// its own transaction; a row still refused becomes a failure with reason store_rejected
-// (the database's message as detail), committed on its own, so a poison item is recorded
-// once and not handed out again (unless edited or retried). The touches, failures and
-// progress of the batch are then committed together.
+// with bad_input (a row the table refuses: a CHECK, a constraint trigger, a vector of the
+// wrong dimension for a pgvector column; store.h lists the codes) the batch is redone item
+// by item, each row in its own transaction; a row still refused becomes a failure with
+// reason store_rejected (the database's message as detail), committed on its own, so a
+// poison item is recorded once and not handed out again (unless edited or retried). The
+// touches, failures and progress of the batch are then committed together. Any other
+// error (an undefined column, a missing privilege: the schema, not the row) is returned as
+// it is, so the run stops instead of recording every row as refused.
 // On success: every item of `batch` is written or recorded. On failure: the first error
 // that is not a refused row (transient: redoing the whole batch is safe, every write is
-// an upsert); items committed before it stay committed.
+// an upsert), or permanent when the failure record of a refused row is refused too; items
+// committed before it stay committed.
 [[nodiscard]] inline util::Status write_isolating_refused_rows(
     const WriteBatch& batch, std::string_view backend,
     const std::function<util::Status(const WriteBatch&)>& write_once) {
   auto s = write_once(batch);
-  if (s || s.error().code != util::ErrorCode::permanent) return s;
+  if (s || s.error().code != util::ErrorCode::bad_input) return s;
   util::log_warn("{}: batch of {} rows refused ({}); writing its items one by one", backend,
                  batch.rows.size(), s.error().message);
   for (const auto& row : batch.rows) {
@@ -34,17 +37,23 @@ namespace lens::store {
     one.rows.push_back(row);
     auto r = write_once(one);
     if (r) continue;
-    if (r.error().code != util::ErrorCode::permanent) return r;
+    if (r.error().code != util::ErrorCode::bad_input) return r;
     WriteBatch poison;
     poison.provider = batch.provider;
     poison.model = batch.model;
     poison.failures.push_back(core::Failure{row.user_message_id, core::FailureReason::store_rejected,
                                             r.error().message, row.source_version});
-    if (auto f = write_once(poison); !f) return f;
+    if (auto f = write_once(poison); !f) {
+      // Nothing more to isolate: the record of the refusal is refused too.
+      if (f.error().code == util::ErrorCode::bad_input) f.error().code = util::ErrorCode::permanent;
+      return f;
+    }
   }
   WriteBatch rest = batch;
   rest.rows.clear();
-  return write_once(rest);
+  auto r = write_once(rest);
+  if (!r && r.error().code == util::ErrorCode::bad_input) r.error().code = util::ErrorCode::permanent;
+  return r;
 }
 
 }  // namespace lens::store

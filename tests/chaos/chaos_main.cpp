@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "../fixtures/lens_source_schema.h"
 #include "support/corpus.h"
 #include "support/pg.h"
 #include "support/process.h"
@@ -139,7 +140,12 @@ int main(int argc, char** argv) {
                                // lease (default 300 s).
                                {"LENS_CLAIM_LEASE_SECONDS", "6"}};
 
-  // ---- the corpus
+  // ---- the corpus (the source tables are the application's: lens-embed never creates them)
+  if (auto db = lens::test::Db::open(url);
+      !db || !db->exec(db->is_postgres() ? lens::test_fixtures::k_postgres_source_schema
+                                         : lens::test_fixtures::k_sqlite_source_schema)
+                  .empty())
+    return 1;
   auto init = lens::test::run_lens({"init", "--db", url}, dir, env);
   if (init.exit_code != 0) {
     std::fprintf(stderr, "lens_chaos: init failed: %s%s\n", init.out.c_str(), init.err.c_str());

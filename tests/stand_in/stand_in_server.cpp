@@ -224,6 +224,7 @@ struct StandInServer::Impl {
   Clock::time_point started = Clock::now();
   std::optional<Clock::time_point> first_admitted, last_ok;
   std::int64_t faults_injected = 0;
+  std::atomic<int> outage{0};  // set_outage
 
   std::mutex stop_mu;
   std::condition_variable stop_cv;
@@ -290,6 +291,12 @@ void StandInServer::Impl::handle(const httplib::Request& req, httplib::Response&
     std::lock_guard lock(mu);
     bump(counter);
   };
+  if (const int status = outage.load(); status != 0) {
+    reply(status,
+          error_json("The server is currently unavailable (stand-in outage).", "server_error", "", ""),
+          "outage");
+    return;
+  }
   if (!o.api_key.empty()) {
     const std::string auth = req.get_header_value("Authorization");
     if (auth != "Bearer " + o.api_key) {
@@ -643,6 +650,10 @@ int StandInServer::start() {
     reset_stats();
     res.set_content("{}\n", "application/json");
   });
+  m.svr.Post("/outage", [this](const httplib::Request& req, httplib::Response& res) {
+    set_outage(req.has_param("status") ? std::stoi(req.get_param_value("status")) : 0);
+    res.set_content("{}\n", "application/json");
+  });
   m.svr.Get("/health",
             [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
   if (m.o.port == 0) {
@@ -688,6 +699,10 @@ std::string StandInServer::stats_json() const {
       std::chrono::duration<double>(Clock::now() - m.started).count(), m.o.rpm, m.o.tpm,
       m.tok ? "true" : "false");
   return s + buf;
+}
+
+void StandInServer::set_outage(int http_status) {
+  impl_->outage = http_status;
 }
 
 void StandInServer::reset_stats() {

@@ -66,6 +66,9 @@ class StandInServer {
   [[nodiscard]] std::string stats_json() const;
   // Zeroes the counters and refills the buckets (POST /stats/reset).
   void reset_stats();
+  // An outage: every request is answered with `http_status` (a 5xx) until it is called
+  // with 0 (POST /outage?status=N). Counted as "outage" in the stats. Any thread.
+  void set_outage(int http_status);
 
   struct Impl;
 

@@ -270,12 +270,36 @@ TEST_P(PostgresOnly, RefusesASchemaNewerThanItKnows) {
   EXPECT_EQ(m.error().code, util::ErrorCode::configuration);
 }
 
-TEST_P(PostgresOnly, InitCreatesTheDocumentedIndexesAndTrigger) {
+TEST_P(PostgresOnly, OnlyInitCreatesTheSourceIndexesAndTrigger) {
+  backend_->exec(
+      "DROP TRIGGER lens_embed_messages_changed ON messages; DROP INDEX messages_user_keyset, "
+      "messages_conversation_order");
+  auto indexes_and_trigger = [&] {
+    return count(
+        "SELECT (SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname IN "
+        "('messages_user_keyset', 'messages_conversation_order')) + (SELECT count(*) FROM pg_trigger "
+        "WHERE tgname = 'lens_embed_messages_changed')");
+  };
+  // `run`: lens-embed's tables only; nothing on the source table.
+  OpenOptions run_options;
+  run_options.notify_trigger = false;
+  auto run = open(run_options);
+  ASSERT_TRUE(run->migrate());
+  EXPECT_EQ(indexes_and_trigger(), 0);
+  // `init`: the two indexes and the trigger, when missing.
+  OpenOptions init_options;
+  init_options.source_indexes = true;
+  auto init = open(init_options);
+  auto m = init->migrate();
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(indexes_and_trigger(), 3);
+
   const std::string names = backend_->scalar(
       "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE schemaname = "
       "current_schema()");
   for (const char* index : {"messages_user_keyset", "messages_conversation_order", "message_embeddings_pkey",
-                            "embedding_failures_pkey", "embedding_claims_pkey", "embedding_claims_worker"}) {
+                            "embedding_failures_pkey", "embedding_claims_pkey", "embedding_claims_worker",
+                            "message_embeddings_dimensions"}) {
     EXPECT_NE(names.find(index), std::string::npos) << index << " missing from " << names;
   }
   EXPECT_EQ(backend_->scalar("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
@@ -285,7 +309,7 @@ TEST_P(PostgresOnly, InitCreatesTheDocumentedIndexesAndTrigger) {
       count("SELECT count(*) FROM pg_trigger WHERE tgname = 'lens_embed_messages_changed' AND tgrelid = "
             "'messages'::regclass"),
       1);
-  EXPECT_EQ(backend_->scalar("SELECT max(version) FROM lens_embed_schema_migrations"), "1");
+  EXPECT_EQ(backend_->scalar("SELECT max(version) FROM lens_embed_schema_migrations"), "2");
 }
 
 // ---- pgvector (PGlite) ------------------------------------------------------------------

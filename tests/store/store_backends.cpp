@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "../fixtures/lens_source_schema.h"
 #include "store/sqlite/sqlite_store.h"
 #include "support/pg.h"
 #include "support/process.h"
@@ -50,12 +51,25 @@ class AdminSql {
 
 class SqliteBackend final : public Backend {
  public:
-  SqliteBackend() : path_(dir_ / "store.db") { sql_.exec("PRAGMA foreign_keys=ON"); }
+  explicit SqliteBackend(bool source_schema) : path_(dir_ / "store.db") {
+    if (!source_schema) return;  // no file at all
+    sql_ = std::make_unique<AdminSql>("sqlite:" + path_);
+    sql_->exec("PRAGMA foreign_keys=ON");
+    sql_->exec(test_fixtures::k_sqlite_source_schema);
+  }
   std::string name() const override { return "sqlite"; }
   bool is_postgres() const override { return false; }
-  util::Result<std::unique_ptr<Store>> open(const OpenOptions&) override { return open_sqlite_store(path_); }
-  void exec(const std::string& sql) override { sql_.exec(sql); }
-  std::string scalar(const std::string& sql) override { return sql_.scalar(sql); }
+  std::string path() const override { return path_; }
+  util::Result<std::unique_ptr<Store>> open(const OpenOptions& o) override {
+    SqliteOptions options;
+    options.path = path_;
+    options.access = o.access;
+    options.wait_for_writer = o.wait_for_writer;
+    options.source_indexes = o.source_indexes;
+    return open_sqlite_store(options);
+  }
+  void exec(const std::string& sql) override { admin().exec(sql); }
+  std::string scalar(const std::string& sql) override { return admin().scalar(sql); }
   std::vector<float> read_embedding(const std::string& provider, const std::string& model,
                                     const std::string& id) override {
     // The stored bytes: the float32 values exactly as written.
@@ -69,9 +83,15 @@ class SqliteBackend final : public Backend {
   }
 
  private:
+  // Opened on first use, so a backend without the source schema has no file until then.
+  AdminSql& admin() {
+    if (!sql_) sql_ = std::make_unique<AdminSql>("sqlite:" + path_);
+    return *sql_;
+  }
+
   lens::test::TempDir dir_{"store_test"};
   std::string path_;
-  AdminSql sql_{"sqlite:" + path_};
+  std::unique_ptr<AdminSql> sql_;
 };
 
 // ---- PostgreSQL ---------------------------------------------------------------------
@@ -84,7 +104,7 @@ std::string unique_app_name() {
 class PostgresBackend : public Backend {
  public:
   // The ctest run's server: a schema (or database) of this test's own.
-  explicit PostgresBackend(bool own_database)
+  PostgresBackend(bool own_database, bool source_schema)
       : scratch_(std::make_unique<lens::test::PgScratch>(
             lens::test::PgServer::shared(), "t",
             own_database ? lens::test::PgScratch::Kind::database : lens::test::PgScratch::Kind::schema)) {
@@ -94,14 +114,16 @@ class PostgresBackend : public Backend {
     }
     conninfo_ = scratch_->url();
     sql_ = std::make_unique<AdminSql>(conninfo_);
+    if (source_schema) exec(test_fixtures::k_postgres_source_schema);
   }
   // PGlite: one shared database; isolation by dropping our tables first.
-  explicit PostgresBackend(const std::string& pglite) : pglite_(true) {
+  PostgresBackend(const std::string& pglite, bool source_schema) : pglite_(true) {
     conninfo_ = lens::test::with_pg_option(pglite, "sslmode", "disable");
     sql_ = std::make_unique<AdminSql>(conninfo_);
     exec(
         "DROP TABLE IF EXISTS message_embeddings, embedding_failures, embedding_runs, embedding_claims, "
         "messages, conversations, lens_embed_schema_migrations CASCADE");
+    if (source_schema) exec(test_fixtures::k_postgres_source_schema);
   }
   ~PostgresBackend() override { sql_.reset(); }
 
@@ -121,7 +143,9 @@ class PostgresBackend : public Backend {
     options.hnsw_index = o.hnsw_index;
     options.use_copy = !pglite_;  // PGlite hangs on COPY FROM STDIN
     options.vector_dimensions = o.vector_dimensions ? o.vector_dimensions : (pglite_ ? 4 : 0);
-    options.notify_trigger = true;
+    options.access = o.access;
+    options.notify_trigger = o.notify_trigger;
+    options.source_indexes = o.source_indexes;
     return open_postgres_store(options);
   }
   void exec(const std::string& sql) override {
@@ -190,22 +214,22 @@ std::unique_ptr<Store> BackendTest::open(const OpenOptions& o) {
   return s ? std::move(*s) : nullptr;
 }
 
-std::unique_ptr<Backend> make_backend(const std::string& name, bool own_database) {
-  if (name == "sqlite") return std::make_unique<SqliteBackend>();
+std::unique_ptr<Backend> make_backend(const std::string& name, bool own_database, bool source_schema) {
+  if (name == "sqlite") return std::make_unique<SqliteBackend>(source_schema);
   if (name == "pglite") {
     if (pglite_base().empty()) {
       ADD_FAILURE()
           << "PGlite: no port in $LENS_TEST_PGLITE_PORT_FILE (tests/store/pglite/start.sh start FILE)";
       return nullptr;
     }
-    return std::make_unique<PostgresBackend>(pglite_base());
+    return std::make_unique<PostgresBackend>(pglite_base(), source_schema);
   }
   auto& server = lens::test::PgServer::shared();
   if (!server.ok()) {
     ADD_FAILURE() << "PostgreSQL: " << server.error();
     return nullptr;
   }
-  return std::make_unique<PostgresBackend>(own_database);
+  return std::make_unique<PostgresBackend>(own_database, source_schema);
 }
 
 std::vector<std::string> available_backends(bool include_sqlite, bool include_postgres, bool include_pglite) {

@@ -18,6 +18,10 @@ namespace lens::store::test {
 
 // What a test may vary when it opens a store on the backend's database.
 struct OpenOptions {
+  AccessMode access = AccessMode::read_write;
+  bool wait_for_writer = true;  // SQLite
+  bool source_indexes = false;  // init's source indexes
+  bool notify_trigger = true;   // PostgreSQL: init's NOTIFY trigger (the --follow tests use it)
   std::string worker_id = "test-worker";
   std::chrono::seconds lease{300};
   bool use_claims = false;
@@ -41,6 +45,8 @@ class Backend {
                                             const std::string& user_message_id) = 0;
   // A conninfo for this test's database (PostgreSQL only).
   virtual std::string conninfo() const { return {}; }
+  // The SQLite file (SQLite only).
+  virtual std::string path() const { return {}; }
 };
 
 // An id in uuid form from a number (any text id works in SQLite; PostgreSQL wants uuids).
@@ -62,8 +68,11 @@ class BackendTest : public ::testing::TestWithParam<std::string> {
 
 // name: "sqlite", "postgres" or "pglite". own_database: on PostgreSQL, a database of the
 // test's own instead of a schema (what is per database, LISTEN/NOTIFY channels, is then
-// the test's alone).
-std::unique_ptr<Backend> make_backend(const std::string& name, bool own_database = false);
+// the test's alone). `source_schema`: create the Lens source tables
+// (tests/fixtures/lens_source_schema.h) first, as a Lens database has them; false: an
+// empty database (for SQLite, no file at all).
+std::unique_ptr<Backend> make_backend(const std::string& name, bool own_database = false,
+                                      bool source_schema = true);
 
 // Backends this run can use: sqlite and postgres always (postgres fails loudly when no
 // server can be started); pglite when LENS_TEST_PGLITE_PORT_FILE names a running one.

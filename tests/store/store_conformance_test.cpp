@@ -51,7 +51,7 @@ class StoreTest : public BackendTest {
     s.provider = k_provider;
     s.model = k_model;
     s.force = force;
-    s.retry_failures = retry;
+    s.only_failures = retry;
     return s;
   }
 
@@ -309,7 +309,8 @@ TEST_P(StoreTest, FailuresAreSkippedUntilRetriedOrEdited) {
                                      "too long: 'x' \"y\" {z}", pending[0].source_version});
   write(*store_, f);
   EXPECT_EQ(ids(all_pending(*store_, scope())), (std::vector<std::string>{uid(1001), uid(1002)}));
-  EXPECT_EQ(all_pending(*store_, scope(false, true)).size(), 3u);
+  // `failures --retry`: the failure and nothing else.
+  EXPECT_EQ(ids(all_pending(*store_, scope(false, true))), (std::vector<std::string>{uid(1000)}));
 
   write(*store_, f);
   auto list = store_->failures(k_provider, k_model);
@@ -386,7 +387,7 @@ TEST_P(StoreTest, RunsRecordProgressAndStatusReportsThem) {
 
   core::RunStats final_stats = b.progress;
   final_stats.requests = 2;
-  ASSERT_TRUE(store_->finish_run(*id, core::RunStatus::completed, final_stats));
+  ASSERT_TRUE(store_->finish_run(*id, core::RunStatus::completed, final_stats, ""));
   status = store_->status(3);
   ASSERT_TRUE(status);
   EXPECT_EQ(status->eligible, 6);

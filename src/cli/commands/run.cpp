@@ -1,14 +1,19 @@
-// `run` (and `failures --retry`): settings → store, tokenizer, provider → the pipeline, once
-// or, with --follow, until a signal.
+// `run` (and each pair of `failures --retry`): settings → store, the dimension check,
+// tokenizer, provider → the pipeline (once, or with --follow as one run until a signal) →
+// the summary and the exit status.
 #include <fmt/core.h>
 #include <unistd.h>
 #include <chrono>
+#include <string>
+#include <vector>
 
 #include "cli/commands/commands.h"
 #include "cli/commands/common.h"
 #include "cli/exit_status.h"
 #include "cli/output.h"
+#include "core/vocabulary.h"
 #include "pipeline/pipeline.h"
+#include "util/log.h"
 
 namespace lens::cli {
 namespace {
@@ -21,11 +26,11 @@ std::string worker_id() {
 }
 
 // REQUIRES: settings made with Uses::provider and Uses::run.
-pipeline::RunOptions run_options(const Settings& s, const Flags& flags, bool retry_failures, bool tty) {
+pipeline::RunOptions run_options(const Settings& s, const Flags& flags, bool only_failures, bool tty) {
   const RunSettings& run = *s.run;
   const ProviderSettings& provider = *s.provider_settings;
   pipeline::RunOptions o;
-  o.scope = {s.provider, s.model, flags.force, retry_failures};
+  o.scope = {s.provider, s.model, flags.force, only_failures};
   o.model = s.model_spec;
   o.dimensions = provider.dimensions;
   o.batch_size = run.batch_size;
@@ -35,27 +40,91 @@ pipeline::RunOptions run_options(const Settings& s, const Flags& flags, bool ret
   o.max_concurrency = provider.concurrency;
   o.rate = run.rate;
   o.max_attempts = run.max_attempts;
+  o.unavailable_after = run.unavailable_after;
+  o.follow = flags.follow && !flags.dry_run;
+  if (provider.kind == ProviderKind::openai) {
+    const std::string variable =
+        provider.api_key_env.substr(0, provider.api_key_env.rfind("_API_KEY")) + "_BASE_URL";
+    o.endpoint_hint = fmt::format("--base-url / {} (now {})", variable, provider.base_url);
+  }
   // A terminal line is redrawn often; a log line every 10 s is enough for a pipe.
   o.progress_interval = tty ? std::chrono::milliseconds(250) : std::chrono::milliseconds(10'000);
   return o;
 }
 
+// One (provider, model), one size: rows of another size would be mixed in one vector space,
+// and search skips what does not match the query. Checked before anything is sent.
+util::Status check_dimensions(const Settings& s, const RawConfig& config,
+                              const std::vector<store::PairSummary>& pairs, bool force) {
+  if (force || !s.dimensions_known) return {};
+  const auto mine = matching(pairs, s.provider, s.model);
+  if (mine.empty() || mine[0].dimensions.empty()) return {};
+  const auto& stored = mine[0].dimensions;
+  if (stored.size() == 1 && stored[0] == s.dimensions) return {};
+  std::string sizes;
+  for (auto d : stored)
+    sizes += (sizes.empty() ? "" : ", ") + std::to_string(d);
+  const std::string alias = fmt::format("{}-{}", s.model, s.dimensions);
+  const std::string origin = config.dimensions.is_set() ? fmt::format(" ({})", config.dimensions.source) : "";
+  return util::fail(
+      util::ErrorCode::invalid_argument,
+      fmt::format("{} holds rows of {} dimensions; this run would write {}{}. One provider and model keep "
+                  "one size. To keep both, give the new size a model name of its own in lens-embed.toml:\n"
+                  "  [models.\"{}\"]\n  model = \"{}\"\n  dimensions = {}\nand run with --model {}; or "
+                  "re-embed every row at the new size with --force.",
+                  pair_name(s.provider, s.model), sizes, s.dimensions, origin, alias,
+                  s.provider_settings->model, s.dimensions, alias));
+}
+
+// The transient failures left for the pair once the run ended, and the earliest time a
+// later run retries one of them. Best effort: a database that does not answer now leaves
+// the summary without the line (the run's own end was recorded already).
+RunAftermath aftermath(store::Store& store, const Settings& s) {
+  RunAftermath a;
+  auto pairs = store.pairs();
+  if (!pairs) {
+    util::log_warn("counting the failures left: {}", pairs.error().message);
+    return a;
+  }
+  const auto mine = matching(*pairs, s.provider, s.model);
+  if (mine.empty() || mine[0].failed_transient == 0) return a;
+  a.transient_left = mine[0].failed_transient;
+  auto failures = store.failures(s.provider, s.model);
+  if (!failures) return a;
+  for (const auto& f : *failures) {
+    if (core::failure_class(f.reason) != core::FailureClass::transient || f.next_attempt_at.empty()) continue;
+    if (a.next_retry_at.empty() || f.next_attempt_at < a.next_retry_at) a.next_retry_at = f.next_attempt_at;
+  }
+  return a;
+}
+
 }  // namespace
 
-int cmd_run(const Flags& flags, const RawConfig& config, bool retry_failures) {
+int cmd_run(const Flags& flags, const RawConfig& config) {
+  return run_once(flags, config, false);
+}
+
+int run_once(const Flags& flags, const RawConfig& config, bool only_failures) {
   const auto settings = make_settings(config, {.provider = true, .run = true});
   if (!settings) return report(settings.error());
   const Settings& s = *settings;
 
   StoreOptions so;
+  so.access = store::AccessMode::read_write;
+  so.wait_for_writer = !flags.no_wait;
   so.worker_id = worker_id();
   so.claims = true;
   // migrate() sizes a new pgvector column: it must know the vectors' size.
-  so.vector_dimensions = s.provider_settings->dimensions.value_or(s.model_spec.default_dimensions);
+  so.vector_dimensions = s.dimensions;
   auto reader = open_migrated(s, so);
   if (!reader) return report(reader.error());
   auto writer = open_store(s.database, so);
   if (!writer) return report(writer.error());
+  {
+    auto pairs = (*reader)->pairs();
+    if (!pairs) return report(pairs.error());
+    if (auto ok = check_dimensions(s, config, *pairs, flags.force); !ok) return report(ok.error());
+  }
   auto tok = load_tokenizer(s.model_spec);
   if (!tok) return report(tok.error());
   auto provider = make_provider(s);
@@ -66,7 +135,7 @@ int cmd_run(const Flags& flags, const RawConfig& config, bool retry_failures) {
   style.tty = isatty(STDERR_FILENO) != 0;
   style.format = flags.log_format && *flags.log_format == "json" ? LogFormat::json : LogFormat::logfmt;
   ProgressPrinter printer(style);
-  const auto options = run_options(s, flags, retry_failures, style.tty);
+  const auto options = run_options(s, flags, only_failures, style.tty);
 
   install_signal_handlers();
   const auto& stop = stop_flag();
@@ -74,20 +143,13 @@ int cmd_run(const Flags& flags, const RawConfig& config, bool retry_failures) {
       **reader,    **writer, **provider, **tok, &printer, &stop, run_arguments_json(config, flags),
       so.worker_id};
   const RunContext ctx{s.provider, s.model, mask_database_url(s.database)};
-  while (true) {
-    const auto outcome = pipeline::run_pipeline(options, deps);
-    print_run_summary(outcome, ctx, flags.json);
-    if (outcome.fatal) return exit_status(outcome.fatal->code);
-    if (outcome.interrupted) return k_exit_stopped;
-    if (!flags.follow || flags.dry_run) return k_exit_ok;
-    // Follow: wait for a change notification (PostgreSQL LISTEN) or poll every 2 s, in
-    // short slices so a signal is noticed at once.
-    for (int i = 0; i < 20 && stop.load() == 0; ++i) {
-      auto changed = (*reader)->wait_for_changes(std::chrono::milliseconds(100));
-      if (changed && *changed) break;
-    }
-    if (stop.load() > 0) return k_exit_ok;
-  }
+  // One run, also with --follow: the pipeline keeps passing over the keyset until a signal.
+  const auto outcome = pipeline::run_pipeline(options, deps);
+  const RunAftermath left = outcome.dry_run || outcome.run_id == 0 ? RunAftermath{} : aftermath(**writer, s);
+  print_run_summary(outcome, ctx, left, flags.json);
+  if (outcome.fatal) return report(*outcome.fatal);
+  if (outcome.interrupted || left.transient_left > 0) return k_exit_stopped;
+  return k_exit_ok;
 }
 
 }  // namespace lens::cli

@@ -1,4 +1,7 @@
-// `status`: counts per (provider, model) and the recent runs.
+// `status`: counts of every (provider, model) in the database (or the ones named) and the
+// recent runs. Read-only: no DDL, no file created.
+#include <algorithm>
+
 #include "cli/commands/commands.h"
 #include "cli/commands/common.h"
 #include "cli/exit_status.h"
@@ -9,10 +12,17 @@ namespace lens::cli {
 int cmd_status(const Flags& flags, const RawConfig& config) {
   const auto settings = make_settings(config, {});
   if (!settings) return report(settings.error());
-  auto store = open_migrated(*settings);
+  auto store = open_read_only(*settings);
   if (!store) return report(store.error());
-  const auto status = (*store)->status(10);
+  auto status = (*store)->status(10);
   if (!status) return report(status.error());
+  // What is in the database, not what the configuration would embed: filtered only by
+  // what the command line names.
+  const std::string provider = flags.provider ? *flags.provider : "";
+  const std::string model = flags.model ? *flags.model : "";
+  std::erase_if(status->models, [&](const store::ModelStatus& m) {
+    return (!provider.empty() && m.provider != provider) || (!model.empty() && m.model != model);
+  });
   print_status(*status, flags.json);
   return k_exit_ok;
 }

@@ -1,10 +1,12 @@
 // Claims, takeover and the lease heartbeat of the PostgreSQL store; see claims.h.
 #include "store/postgres/claims.h"
 
+#include <fmt/core.h>
 #include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <unordered_set>
 
@@ -21,25 +23,77 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* k_release_sql =
     "UPDATE embedding_claims SET expires_at = now() - interval '1 second' WHERE worker = $1";
 
+// The server drops the heartbeat session of a machine that vanished (reboot, cable) after
+// about 30 + 3 x 10 s of silence, which frees its lock; the lease covers the rest. Set on
+// the server side of the session: the client's keepalives only protect the client.
+constexpr const char* k_heartbeat_session =
+    "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3";
+
+// A positive 62-bit key: collisions between workers are negligible, and the pg_locks
+// arithmetic of claim_is_orphaned stays in bigint.
+std::int64_t random_key() {
+  std::random_device rd;
+  const std::uint64_t v = (std::uint64_t{rd()} << 32) ^ rd() ^ (std::uint64_t{rd()} << 17);
+  return static_cast<std::int64_t>((v & ((std::uint64_t{1} << 62) - 1)) | 1);
+}
+
+// Takes the lock of `key` on `conn`'s session. pg_try_advisory_lock: a session of ours
+// that the server has not yet noticed is gone may still hold it after a reconnect; the
+// next beat tries again instead of blocking the thread.
+Status take_lock(Connection& conn, std::int64_t key) {
+  auto r =
+      conn.exec("taking the worker lock", "SELECT pg_try_advisory_lock($1::bigint)", Params().integer(key));
+  if (!r) return std::unexpected(r.error());
+  if (!r->boolean(0, 0)) {
+    return util::fail(util::ErrorCode::internal,
+                      fmt::format("postgres: the worker lock {} is held by another session", key));
+  }
+  return {};
+}
+
 }  // namespace
+
+std::string claim_is_orphaned(std::string_view c) {
+  return fmt::format(
+      "({0}.worker_key IS NOT NULL AND {0}.claimed_at < statement_timestamp() AND NOT ({0}.worker_key = ANY "
+      "(ARRAY(SELECT (l.classid::bigint << 32) | l.objid::bigint FROM pg_locks l "
+      "  WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted "
+      "  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())))))",
+      c);
+}
 
 // ---- Heartbeat ---------------------------------------------------------------------------
 
 struct Heartbeat::State {
-  std::string conninfo, worker;
+  State(std::string info, std::string w, std::int64_t k, std::chrono::seconds l)
+      : conn(std::move(info), k_heartbeat_session), worker(std::move(w)), key(k), lease(l) {}
+
+  Connection conn;  // the caller's thread until the thread starts, then the thread's
+  std::string worker;
+  std::int64_t key;
   std::chrono::seconds lease;
+  std::uint64_t locked_generation = 0;  // the session that holds the lock
   std::mutex mutex;
   std::condition_variable wake;
   bool stop = false;
   std::thread thread;
 
+  Status ensure_locked() {
+    if (auto s = conn.ensure(); !s) return s;
+    if (locked_generation == conn.generation()) return {};
+    if (auto s = take_lock(conn, key); !s) return s;
+    locked_generation = conn.generation();
+    return {};
+  }
+
   void loop() {
-    Connection conn(conninfo);
     const auto period = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(200), lease / 3);
     std::unique_lock lock(mutex);
     while (!wake.wait_for(lock, period, [this] { return stop; })) {
       lock.unlock();
-      if (conn.ensure()) {
+      if (auto s = ensure_locked(); !s) {
+        util::log_warn("postgres: worker heartbeat: {}", s.error().message);
+      } else {
         auto r =
             conn.exec("renewing claims",
                       "UPDATE embedding_claims SET expires_at = now() + $2::bigint * interval '1 second' "
@@ -52,13 +106,15 @@ struct Heartbeat::State {
   }
 };
 
-Heartbeat::Heartbeat(std::string conninfo, std::string worker, std::chrono::seconds lease)
-    : state_(std::make_unique<State>()) {
-  state_->conninfo = std::move(conninfo);
-  state_->worker = std::move(worker);
-  state_->lease = lease;
-  state_->thread = std::thread([s = state_.get()] { s->loop(); });
+util::Result<std::unique_ptr<Heartbeat>> Heartbeat::start(std::string conninfo, std::string worker,
+                                                          std::int64_t key, std::chrono::seconds lease) {
+  auto state = std::make_unique<State>(std::move(conninfo), std::move(worker), key, lease);
+  if (auto s = state->ensure_locked(); !s) return std::unexpected(s.error());
+  state->thread = std::thread([s = state.get()] { s->loop(); });
+  return std::unique_ptr<Heartbeat>(new Heartbeat(std::move(state)));
 }
+
+Heartbeat::Heartbeat(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
 Heartbeat::~Heartbeat() {
   {
@@ -72,12 +128,16 @@ Heartbeat::~Heartbeat() {
 // ---- Claims ------------------------------------------------------------------------------
 
 Claims::Claims(std::string conninfo, std::string worker, std::chrono::seconds lease)
-    : conninfo_(std::move(conninfo)), worker_(std::move(worker)), lease_(lease) {}
+    : conninfo_(std::move(conninfo)), worker_(std::move(worker)), lease_(lease), key_(random_key()) {}
 
 Claims::~Claims() = default;
 
-void Claims::start_heartbeat() {
-  if (!heartbeat_) heartbeat_ = std::make_unique<Heartbeat>(conninfo_, worker_, lease_);
+Status Claims::start_heartbeat() {
+  if (heartbeat_) return {};
+  auto h = Heartbeat::start(conninfo_, worker_, key_, lease_);
+  if (!h) return std::unexpected(h.error());
+  heartbeat_ = std::move(*h);
+  return {};
 }
 
 void Claims::stop_heartbeat() {
@@ -86,21 +146,24 @@ void Claims::stop_heartbeat() {
 
 Status Claims::claim_and_read(Connection& conn, const WorkScope& scope, const std::string& since,
                               const IdList& candidates, std::vector<core::Exchange>& out) {
-  auto claimed =
-      conn.exec("claiming work",
-                "INSERT INTO embedding_claims AS c (provider, model, user_message_id, worker, expires_at) "
-                "SELECT $1, $2, id, $4, now() + $5::bigint * interval '1 second' "
-                "FROM unnest($3::uuid[]) WITH ORDINALITY AS t(id, ord) ORDER BY ord "
-                "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET worker = excluded.worker, "
-                "  expires_at = excluded.expires_at, claimed_at = now() "
-                "WHERE c.expires_at < now() OR c.worker = excluded.worker "
-                "RETURNING user_message_id::text",
-                Params()
-                    .text(scope.provider)
-                    .text(scope.model)
-                    .text(array_literal(candidates))
-                    .text(worker_)
-                    .integer(lease_.count()));
+  auto claimed = conn.exec(
+      "claiming work",
+      fmt::format("INSERT INTO embedding_claims AS c (provider, model, user_message_id, worker, expires_at, "
+                  "  worker_key) "
+                  "SELECT $1, $2, id, $4, now() + $5::bigint * interval '1 second', $6::bigint "
+                  "FROM unnest($3::uuid[]) WITH ORDINALITY AS t(id, ord) ORDER BY ord "
+                  "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET worker = excluded.worker, "
+                  "  expires_at = excluded.expires_at, claimed_at = now(), worker_key = excluded.worker_key "
+                  "WHERE c.expires_at < now() OR c.worker = excluded.worker OR {} "
+                  "RETURNING user_message_id::text",
+                  claim_is_orphaned("c")),
+      Params()
+          .text(scope.provider)
+          .text(scope.model)
+          .text(array_literal(candidates))
+          .text(worker_)
+          .integer(lease_.count())
+          .integer(key_));
   if (!claimed) return std::unexpected(claimed.error());
   IdList ids;
   for (int i = 0; i < claimed->size(); ++i)
@@ -144,29 +207,34 @@ Result<PendingPage> Claims::takeover_page(Connection& conn, const WorkScope& sco
                                           std::size_t max_items) {
   PendingPage page;
   auto taken = conn.exec(
-      "taking over expired claims",
+      "taking over claims",
       // MATERIALIZED: without fresh statistics (after a crash-restart) the planner re-ran
       // the locking subquery once per outer row (9-15 s per call at 4,500 expired claims);
       // the CTE runs it exactly once.
-      "WITH x AS MATERIALIZED (SELECT user_message_id FROM embedding_claims "
-      "  WHERE provider = $1 AND model = $2 AND expires_at < now() AND worker <> $3 "
-      "  ORDER BY expires_at LIMIT $5 FOR UPDATE SKIP LOCKED) "
-      "UPDATE embedding_claims c SET worker = $3, claimed_at = now(), "
-      "  expires_at = now() + $4::bigint * interval '1 second' "
-      "WHERE c.provider = $1 AND c.model = $2 AND c.user_message_id IN (SELECT user_message_id FROM x) "
-      "RETURNING c.user_message_id::text",
+      fmt::format(
+          "WITH x AS MATERIALIZED (SELECT user_message_id FROM embedding_claims e "
+          "  WHERE provider = $1 AND model = $2 AND worker <> $3 AND (expires_at < now() OR {}) "
+          "  ORDER BY expires_at LIMIT $5 FOR UPDATE SKIP LOCKED) "
+          "UPDATE embedding_claims c SET worker = $3, claimed_at = now(), "
+          "  expires_at = now() + $4::bigint * interval '1 second', worker_key = $6::bigint "
+          "WHERE c.provider = $1 AND c.model = $2 AND c.user_message_id IN (SELECT user_message_id FROM x) "
+          "RETURNING c.user_message_id::text",
+          claim_is_orphaned("e")),
       Params()
           .text(scope.provider)
           .text(scope.model)
           .text(worker_)
           .integer(lease_.count())
-          .integer(static_cast<std::int64_t>(max_items)));
+          .integer(static_cast<std::int64_t>(max_items))
+          .integer(key_));
   if (!taken) return std::unexpected(taken.error());
   if (taken->size() > 0) {
     IdList ids;
     for (int i = 0; i < taken->size(); ++i)
       ids.emplace_back(taken->text(i, 0));
-    util::log_info("postgres: took over {} exchanges whose worker's lease expired", ids.size());
+    util::log_info(
+        "postgres: took over {} exchanges of a worker that stopped (session gone or lease expired)",
+        ids.size());
     if (auto s = read_claimed(conn, scope, since, ids, page.items); !s) return std::unexpected(s.error());
     return page;
   }

@@ -53,15 +53,19 @@ void ignore_notice(void*, const char*) {}
 
 // Class 08 (connection), 40001 (serialization), 40P01 (deadlock), 57P01-03 (shutdown,
 // crash, cannot connect now), 53 (insufficient resources), 55P03 (lock not available),
-// 57014 (canceled): redoing the same work may succeed. 28 (auth), 3D000 (no such
-// database), 42501 (privilege): nothing will work until someone changes the setup.
+// 57014 (canceled): redoing the same work may succeed. 22 (data exception) and 23
+// (integrity constraint): the database refuses the row, not the statement. 28 (auth),
+// 3D000 (no such database), 42501 (privilege), 42P01/42703 (undefined table/column):
+// nothing will work until someone changes the setup.
 ErrorCode classify_sqlstate(std::string_view sqlstate, bool connection_ok) {
   if (!connection_ok || sqlstate.empty()) return connection_ok ? ErrorCode::permanent : ErrorCode::transient;
   if (starts_with(sqlstate, "08") || starts_with(sqlstate, "53") || sqlstate == "40001" ||
       sqlstate == "40P01" || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03" ||
       sqlstate == "55P03" || sqlstate == "57014")
     return ErrorCode::transient;
-  if (starts_with(sqlstate, "28") || sqlstate == "3D000" || sqlstate == "42501")
+  if (starts_with(sqlstate, "22") || starts_with(sqlstate, "23")) return ErrorCode::bad_input;
+  if (starts_with(sqlstate, "28") || sqlstate == "3D000" || sqlstate == "42501" || sqlstate == "42P01" ||
+      sqlstate == "42703")
     return ErrorCode::configuration;
   return ErrorCode::permanent;
 }
@@ -211,7 +215,8 @@ bool Rows::boolean(int row, int col) const {
 
 // ---- the connection ---------------------------------------------------------------------
 
-Connection::Connection(std::string conninfo) : conninfo_(std::move(conninfo)) {}
+Connection::Connection(std::string conninfo, std::string session_setup)
+    : conninfo_(std::move(conninfo)), session_setup_(std::move(session_setup)) {}
 
 Connection::~Connection() {
   if (conn_) PQfinish(conn_);
@@ -239,9 +244,16 @@ Status Connection::connect() {
   // estimated cost still crosses jit_above_cost and the parallel thresholds at 10^5+
   // rows; compiling took ~300 ms and starting two workers ~85 ms of a ~13 ms page
   // (EXPLAIN ANALYZE at 10^6, docs/POSTGRES.md).
-  return exec_simple("session setup",
-                     "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET client_min_messages = warning; "
-                     "SET jit = off; SET max_parallel_workers_per_gather = 0");
+  auto s = exec_simple("session setup",
+                       "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET client_min_messages = warning; "
+                       "SET jit = off; SET max_parallel_workers_per_gather = 0");
+  if (s && !session_setup_.empty()) s = exec_simple("session setup", session_setup_);
+  if (!s) {
+    // No half-prepared session: the next ensure() starts over.
+    PQfinish(conn_);
+    conn_ = nullptr;
+  }
+  return s;
 }
 
 Status Connection::ensure() {

@@ -27,9 +27,12 @@ namespace lens::store::postgres {
 // survived it:
 //   transient      lost connection (no SQLSTATE), class 08, 40001, 40P01, 57P01-03,
 //                  class 53, 55P03, 57014: the same call may succeed when made again;
+//   bad_input      class 22 (data exception) and 23 (integrity constraint): the
+//                  database refuses a row (store.h's "Refused rows");
 //   configuration  class 28 (authentication), 3D000 (no such database), 42501
-//                  (privilege): nothing will work until the setup changes;
-//   permanent      everything else (a row the table refuses, a bad statement).
+//                  (privilege), 42P01 and 42703 (undefined table or column): nothing will
+//                  work until the setup changes;
+//   permanent      everything else (a bad statement, an exception raised by a trigger).
 [[nodiscard]] util::ErrorCode classify_sqlstate(std::string_view sqlstate, bool connection_ok);
 
 // The error code of a connection attempt that failed with libpq's `message`. libpq gives
@@ -112,7 +115,9 @@ class Rows {
 // nothing here sleeps or retries. Every error message goes through util::redact.
 class Connection {
  public:
-  explicit Connection(std::string conninfo);
+  // `session_setup`: statements run on every new session after the fixed settings (a
+  // read-only session, an advisory lock, keepalive settings).
+  explicit Connection(std::string conninfo, std::string session_setup = {});
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
   ~Connection();
@@ -169,6 +174,7 @@ class Connection {
   [[nodiscard]] util::Error error_from(std::string_view what, const pg_result* r) const;
 
   std::string conninfo_;
+  std::string session_setup_;
   pg_conn* conn_ = nullptr;
   std::uint64_t generation_ = 0;
   std::uint64_t completed_ = 0;

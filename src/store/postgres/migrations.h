@@ -11,17 +11,23 @@
 namespace lens::store::postgres {
 
 // The schema version this binary creates and understands.
-inline constexpr int k_schema_version = 1;
+inline constexpr int k_schema_version = 2;
 
-// Brings the schema to k_schema_version with what `options` asks for (vector type and
-// dimensions of a new table, the NOTIFY trigger, the HNSW index), in one transaction
-// under an advisory lock so concurrent workers migrate one after the other. A schema that
-// is already current and complete runs no DDL at all, so a least-privilege role can call
-// it. One attempt.
-// On success: the schema is current. On failure: nothing of it committed; a database
-// with a newer version is configuration ("upgrade lens-embed"), other errors as
-// classified by the connection.
+// Brings lens-embed's tables to k_schema_version with what `options` asks for (vector type
+// and dimensions of a new table; `init`'s source indexes, NOTIFY trigger and HNSW index),
+// in one transaction under an advisory lock so concurrent workers migrate one after the
+// other. A schema that is already current and complete runs no DDL at all, so a
+// least-privilege role can call it. Never creates the source table. One attempt.
+// On success: the schema is current. On failure: nothing of it committed; a missing source
+// table or column, or a database with a newer version ("upgrade lens-embed"), is
+// configuration; other errors as classified by the connection.
 [[nodiscard]] util::Status migrate(Connection& conn, const PostgresOptions& options);
+
+// For read-only opens: no DDL, no write. On success: the source table has its columns and
+// lens-embed's schema is at k_schema_version. On failure: configuration naming the missing
+// source table or columns, or saying to run `lens-embed init` (no tables, or an older
+// version) or to upgrade lens-embed (a newer one).
+[[nodiscard]] util::Status check_current(Connection& conn);
 
 // The declared type of message_embeddings.embedding, e.g. "real[]", "vector(4)".
 // On failure: not_found when the column is missing, else the statement's error.

@@ -13,10 +13,10 @@ namespace {
 using util::Result;
 using util::Status;
 
-// $1 provider, $2 model, $3 force, $4 retry failures, $5 force_since.
+// $1 provider, $2 model, $3 force, $4 only failures, $5 force_since.
 Params scope_params(const WorkScope& scope, const std::string& since) {
   Params p;
-  p.text(scope.provider).text(scope.model).boolean(scope.force).boolean(scope.retry_failures).text(since);
+  p.text(scope.provider).text(scope.model).boolean(scope.force).boolean(scope.only_failures).text(since);
   return p;
 }
 
@@ -72,10 +72,12 @@ void append_exchanges(const Rows& r, std::vector<core::Exchange>& out) {
 
 }  // namespace
 
-Result<KeyWindow> read_key_window(Connection& conn, const PendingCursor& cursor, std::size_t max_items) {
+Result<KeyWindow> read_key_window(Connection& conn, const WorkScope& scope, const PendingCursor& cursor,
+                                  std::size_t max_items) {
   Params p;
   cursor_params(p, cursor).integer(static_cast<std::int64_t>(max_items));
-  auto r = conn.exec("reading pending keys", sql::pending_window(), p);
+  if (scope.only_failures) p.text(scope.provider).text(scope.model);
+  auto r = conn.exec("reading pending keys", sql::pending_window(scope.only_failures), p);
   if (!r) return std::unexpected(r.error());
   KeyWindow w;
   if (r->size() == 0) return w;
@@ -126,9 +128,11 @@ Result<std::string> server_now(Connection& conn) {
 }
 
 Result<std::int64_t> count_pending(Connection& conn, const WorkScope& scope) {
-  auto r = conn.exec(
-      "counting pending work", sql::count_pending(),
-      Params().text(scope.provider).text(scope.model).boolean(scope.force).boolean(scope.retry_failures));
+  auto r = scope.only_failures
+               ? conn.exec("counting pending work", sql::count_failures(),
+                           Params().text(scope.provider).text(scope.model))
+               : conn.exec("counting pending work", sql::count_pending(),
+                           Params().text(scope.provider).text(scope.model).boolean(scope.force));
   if (!r) return std::unexpected(r.error());
   return r->integer(0, 0);
 }

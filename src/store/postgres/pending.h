@@ -26,9 +26,9 @@ struct KeyWindow {
 };
 
 // Step 1 of a page: the next `max_items` keys after `cursor`, from the partial index
-// alone. On failure: the statement's error.
-[[nodiscard]] util::Result<KeyWindow> read_key_window(Connection& conn, const PendingCursor& cursor,
-                                                      std::size_t max_items);
+// alone (scope.only_failures: from the pair's failures). On failure: the statement's error.
+[[nodiscard]] util::Result<KeyWindow> read_key_window(Connection& conn, const WorkScope& scope,
+                                                      const PendingCursor& cursor, std::size_t max_items);
 
 // Step 2 of a page: the exchanges in (cursor, window.last] that `scope` needs work on,
 // appended to `out` in keyset order. `since` is the force horizon (server_now()).

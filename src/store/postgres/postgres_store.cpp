@@ -42,7 +42,9 @@ class PostgresStore final : public Store {
  public:
   explicit PostgresStore(const PostgresOptions& options)
       : options_(with_worker(options)),
-        conn_(options_.conninfo),
+        // A read-only command cannot write by mistake: the server refuses it.
+        conn_(options_.conninfo,
+              options_.access == AccessMode::read_only ? "SET default_transaction_read_only = on" : ""),
         claims_(options_.use_claims ? std::make_unique<postgres::Claims>(options_.conninfo,
                                                                          options_.worker_id, options_.lease)
                                     : nullptr),
@@ -57,10 +59,15 @@ class PostgresStore final : public Store {
     if (conn_.alive()) (void)claims_->release(conn_);
   }
 
-  Status open() { return conn_.connect(); }
+  Status open() {
+    if (auto s = conn_.connect(); !s) return s;
+    if (options_.access == AccessMode::read_only) return postgres::check_current(conn_);
+    return {};
+  }
 
   Status migrate() override {
     return call([&]() -> Status {
+      if (options_.access == AccessMode::read_only) return postgres::check_current(conn_);
       auto s = postgres::migrate(conn_, options_);
       if (s) embedding_type_.reset();
       return s;
@@ -91,8 +98,9 @@ class PostgresStore final : public Store {
     return call([&] { return postgres::begin_run(conn_, run); });
   }
 
-  Status finish_run(std::int64_t run_id, core::RunStatus status, const core::RunStats& stats) override {
-    return call([&] { return postgres::finish_run(conn_, run_id, status, stats); });
+  Status finish_run(std::int64_t run_id, core::RunStatus status, const core::RunStats& stats,
+                    const std::string& cause) override {
+    return call([&] { return postgres::finish_run(conn_, run_id, status, stats, cause); });
   }
 
   Result<std::int64_t> count_pending(const WorkScope& scope) override {
@@ -101,6 +109,10 @@ class PostgresStore final : public Store {
 
   Result<StatusReport> status(std::size_t recent_runs) override {
     return call([&] { return postgres::read_status(conn_, recent_runs); });
+  }
+
+  Result<std::vector<PairSummary>> pairs() override {
+    return call([&] { return postgres::read_pairs(conn_); });
   }
 
   Result<std::vector<FailureRecord>> failures(const std::string& provider,
@@ -192,8 +204,10 @@ class PostgresStore final : public Store {
   Result<PendingPage> next_page(const WorkScope& scope, PendingCursor& cursor, std::size_t max_items) {
     auto since = force_since();
     if (!since) return std::unexpected(since.error());
-    if (claims_) claims_->start_heartbeat();
-    auto window = postgres::read_key_window(conn_, cursor, max_items);
+    if (claims_) {
+      if (auto s = claims_->start_heartbeat(); !s) return std::unexpected(s.error());
+    }
+    auto window = postgres::read_key_window(conn_, scope, cursor, max_items);
     if (!window) return std::unexpected(window.error());
     PendingPage page;
     if (window->scanned == 0) {

@@ -16,10 +16,17 @@ struct PostgresOptions {
   // every message built from it goes through util::redact.
   std::string conninfo;
 
+  // read_only: the session is read-only (default_transaction_read_only), migrate() only
+  // checks, and the open fails with configuration unless the source table and a current
+  // lens-embed schema are there. read_write and create are the same here (no file).
+  AccessMode access = AccessMode::read_write;
+
   // Claims: several `run` processes split the work. Every exchange handed out by
   // next_pending is claimed under `worker_id` for `lease`; a claim is dropped when its
-  // row, touch or failure commits (or by release_claims()), and an expired claim of a
-  // dead worker is taken over by the others. Reader and writer Store objects of one
+  // row, touch or failure commits (or by release_claims()). A claim is taken over by
+  // another worker at once when its worker's session is gone (the session-level advisory
+  // lock of its heartbeat connection is no longer held: kill -9, OOM, reboot), or when its
+  // lease expired (a worker alive but stuck). Reader and writer Store objects of one
   // process must use the same worker_id.
   bool use_claims = true;
   std::string worker_id;            // empty: "<hostname>:<pid>"
@@ -37,9 +44,11 @@ struct PostgresOptions {
   bool prefer_pgvector = true;
   // `init --index hnsw`: an HNSW cosine index on the pgvector column (ignored for real[]).
   bool hnsw_index = false;
-  // A statement-level trigger on messages that NOTIFYs lens_embed_changes, so --follow
-  // wakes up within milliseconds instead of polling.
-  bool notify_trigger = true;
+  // `init` only (never `run`): a statement-level trigger on messages that NOTIFYs
+  // lens_embed_changes, so --follow wakes up within milliseconds instead of polling...
+  bool notify_trigger = false;
+  // ... and the two indexes the pending query needs on messages, when missing.
+  bool source_indexes = false;
 };
 
 // Connects (one attempt) and prepares the session. Does not migrate: call migrate().
@@ -48,8 +57,9 @@ struct PostgresOptions {
 // connection is transient). With use_claims, it also owns a heartbeat thread started by
 // the first next_pending; destroying the Store stops it and gives back unwritten claims.
 // On failure: transient (server unreachable, starting up), configuration
-// (authentication, no such database, permission) or invalid_argument (a lease that is
-// not positive), with the password redacted from the message.
+// (authentication, no such database, permission; read_only: no source table or no
+// current lens-embed schema) or invalid_argument (a lease that is not positive), with the
+// password redacted from the message.
 [[nodiscard]] util::Result<std::unique_ptr<Store>> open_postgres_store(const PostgresOptions& options);
 
 // True for strings the cli should route to open_postgres_store: postgres:// and

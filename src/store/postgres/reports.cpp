@@ -2,10 +2,12 @@
 #include "store/postgres/reports.h"
 
 #include <fmt/core.h>
+#include <map>
 #include <unordered_map>
 
 #include "store/postgres/migrations.h"
 #include "store/postgres/sql.h"
+#include "store/shared_sql.h"
 #include "store/vector_math.h"
 #include "util/utf8.h"
 
@@ -25,16 +27,18 @@ Status fill_model_status(Connection& conn, ModelStatus& m) {
   m.embedded = counts->integer(0, 0);
   m.pending = counts->integer(0, 1);
   m.stale = counts->integer(0, 2);
-  auto reasons =
-      conn.exec("reading status",
-                "SELECT reason, count(*) FROM embedding_failures WHERE provider = $1 AND model = $2 "
-                "GROUP BY reason ORDER BY 2 DESC, 1",
-                Params().text(m.provider).text(m.model));
+  auto reasons = conn.exec("reading status",
+                           "SELECT reason, count(*), count(*) FILTER (WHERE next_attempt_at <= now()) "
+                           "FROM embedding_failures WHERE provider = $1 AND model = $2 "
+                           "GROUP BY reason ORDER BY 2 DESC, 1",
+                           Params().text(m.provider).text(m.model));
   if (!reasons) return std::unexpected(reasons.error());
   for (int j = 0; j < reasons->size(); ++j) {
     m.failures_by_reason.emplace_back(reasons->text(j, 0), reasons->integer(j, 1));
-    m.failed += reasons->integer(j, 1);
+    add_failure_counts(reasons->text(j, 0), reasons->integer(j, 1), reasons->integer(j, 2),
+                       m.failed_permanent, m.failed_transient, m.transient_due);
   }
+  m.failed = m.failed_permanent + m.failed_transient;
   return {};
 }
 
@@ -139,8 +143,8 @@ Result<StatusReport> read_status(Connection& conn, std::size_t recent_runs) {
       fmt::format(
           "SELECT id, provider, model, {}, coalesce({}, ''), status, embedded, unchanged, skipped, failed, "
           "truncated, tokens, requests, retries, rate_limited, "
-          "extract(epoch FROM coalesce(finished_at, heartbeat_at, started_at) - started_at) "
-          "FROM embedding_runs ORDER BY id DESC LIMIT $1",
+          "extract(epoch FROM coalesce(finished_at, heartbeat_at, started_at) - started_at), "
+          "coalesce(error, '') FROM embedding_runs ORDER BY id DESC LIMIT $1",
           sql::ts("started_at"), sql::ts("finished_at")),
       Params().integer(static_cast<std::int64_t>(recent_runs)));
   if (!runs) return std::unexpected(runs.error());
@@ -162,21 +166,66 @@ Result<StatusReport> read_status(Connection& conn, std::size_t recent_runs) {
     s.stats.retries = r.integer(i, 13);
     s.stats.rate_limited = r.integer(i, 14);
     s.duration_seconds = r.real(i, 15);
+    s.error = r.text(i, 16);
     report.recent_runs.push_back(std::move(s));
   }
   return report;
 }
 
+Result<std::vector<PairSummary>> read_pairs(Connection& conn) {
+  // A loose index scan over message_embeddings_dimensions: one seek per distinct (provider,
+  // model, dimensions), so a million rows of one size cost one probe.
+  auto dims = conn.exec(
+      "listing pairs",
+      "WITH RECURSIVE t(provider, model, dimensions) AS ("
+      "  (SELECT provider, model, dimensions FROM message_embeddings ORDER BY 1, 2, 3 LIMIT 1) "
+      "  UNION ALL "
+      "  SELECT n.provider, n.model, n.dimensions FROM t CROSS JOIN LATERAL ("
+      "    SELECT e.provider, e.model, e.dimensions FROM message_embeddings e "
+      "    WHERE (e.provider, e.model, e.dimensions) > (t.provider, t.model, t.dimensions) "
+      "    ORDER BY 1, 2, 3 LIMIT 1) n) "
+      "SELECT t.provider, t.model, t.dimensions, "
+      "  (SELECT count(*) FROM message_embeddings c WHERE c.provider = t.provider AND c.model = t.model "
+      "   AND c.dimensions = t.dimensions) FROM t ORDER BY 1, 2, 3");
+  if (!dims) return std::unexpected(dims.error());
+  std::map<std::pair<std::string, std::string>, PairSummary> pairs;
+  auto at = [&](const std::string& provider, const std::string& model) -> PairSummary& {
+    auto& p = pairs[{provider, model}];
+    p.provider = provider;
+    p.model = model;
+    return p;
+  };
+  for (int i = 0; i < dims->size(); ++i) {
+    auto& p = at(dims->text(i, 0), dims->text(i, 1));
+    p.dimensions.push_back(dims->integer(i, 2));
+    p.rows += dims->integer(i, 3);
+  }
+  auto failures = conn.exec("listing pairs",
+                            "SELECT provider, model, reason, count(*), "
+                            "count(*) FILTER (WHERE next_attempt_at <= now()) "
+                            "FROM embedding_failures GROUP BY provider, model, reason");
+  if (!failures) return std::unexpected(failures.error());
+  for (int i = 0; i < failures->size(); ++i) {
+    auto& p = at(failures->text(i, 0), failures->text(i, 1));
+    add_failure_counts(failures->text(i, 2), failures->integer(i, 3), failures->integer(i, 4),
+                       p.failed_permanent, p.failed_transient, p.transient_due);
+  }
+  std::vector<PairSummary> out;
+  for (auto& [key, p] : pairs)
+    out.push_back(std::move(p));
+  return out;
+}
+
 Result<std::vector<FailureRecord>> read_failures(Connection& conn, const std::string& provider,
                                                  const std::string& model) {
-  auto r =
-      conn.exec("reading failures",
-                fmt::format("SELECT provider, model, user_message_id::text, reason, coalesce(detail, ''), "
-                            "attempts, {}, {} FROM embedding_failures "
-                            "WHERE ($1 = '' OR provider = $1) AND ($2 = '' OR model = $2) "
-                            "ORDER BY provider, model, last_failed_at, user_message_id",
-                            sql::ts("first_failed_at"), sql::ts("last_failed_at")),
-                Params().text(provider).text(model));
+  auto r = conn.exec(
+      "reading failures",
+      fmt::format("SELECT provider, model, user_message_id::text, reason, coalesce(detail, ''), "
+                  "attempts, {}, {}, coalesce({}, '') FROM embedding_failures "
+                  "WHERE ($1 = '' OR provider = $1) AND ($2 = '' OR model = $2) "
+                  "ORDER BY provider, model, last_failed_at, user_message_id",
+                  sql::ts("first_failed_at"), sql::ts("last_failed_at"), sql::ts("next_attempt_at")),
+      Params().text(provider).text(model));
   if (!r) return std::unexpected(r.error());
   std::vector<FailureRecord> out;
   for (int i = 0; i < r->size(); ++i) {
@@ -195,6 +244,7 @@ Result<std::vector<FailureRecord>> read_failures(Connection& conn, const std::st
     f.attempts = r->integer(i, 5);
     f.first_failed_at = r->text(i, 6);
     f.last_failed_at = r->text(i, 7);
+    f.next_attempt_at = r->text(i, 8);
     out.push_back(std::move(f));
   }
   return out;

@@ -15,6 +15,10 @@ namespace lens::store::postgres {
 // message (for reports; never on the per-page path). On failure: the statement's error.
 [[nodiscard]] util::Result<StatusReport> read_status(Connection& conn, std::size_t recent_runs);
 
+// Store::pairs on this connection: a loose index scan for the distinct (provider, model,
+// dimensions) with their row counts, and the failures grouped by pair and reason.
+[[nodiscard]] util::Result<std::vector<PairSummary>> read_pairs(Connection& conn);
+
 // Store::failures: every failure of `provider`/`model` ("" matches any). On failure: the
 // statement's error, or internal for a reason word this binary does not know.
 [[nodiscard]] util::Result<std::vector<FailureRecord>> read_failures(Connection& conn,

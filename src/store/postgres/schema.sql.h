@@ -17,31 +17,11 @@ CREATE TABLE IF NOT EXISTS lens_embed_schema_migrations (
 // migrate one after the other instead of racing on CREATE TABLE.
 inline constexpr long long k_migration_lock = 7263514082417001LL;
 
-// Version 1. The source tables are created only when missing (tests, demos); a real Lens
-// database already has them and only gains the two indexes. On a large live database,
-// create those two first with CREATE INDEX CONCURRENTLY under the same names (see
-// docs/POSTGRES.md); IF NOT EXISTS then skips them. {embedding_type} is real[] or a
-// pgvector type chosen at the first migrate.
+// Version 1: lens-embed's own tables. (lens-embed v1 also created the source tables and
+// their two indexes when missing; a database it created keeps them, a new one never gets
+// them from here.) {embedding_type} is real[] or a pgvector type chosen at the first
+// migrate.
 inline constexpr const char* k_v1 = R"sql(
-CREATE TABLE IF NOT EXISTS conversations (
-  id         uuid PRIMARY KEY,
-  user_id    uuid NOT NULL,
-  title      text,
-  created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS messages (
-  id              uuid PRIMARY KEY,
-  conversation_id uuid NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-  role            text NOT NULL CHECK (role IN ('system','user','assistant','tool')),
-  content         text,
-  created_at      timestamptz NOT NULL,
-  updated_at      timestamptz
-);
--- Keyset cursor over user messages: (created_at, id) in index order, never OFFSET.
-CREATE INDEX IF NOT EXISTS messages_user_keyset ON messages (created_at, id) WHERE role = 'user';
--- The answer of a user message: the next user/assistant message of its conversation.
-CREATE INDEX IF NOT EXISTS messages_conversation_order ON messages (conversation_id, created_at, id);
-
 CREATE TABLE IF NOT EXISTS message_embeddings (
   provider             text        NOT NULL,
   model                text        NOT NULL,
@@ -102,6 +82,29 @@ CREATE TABLE IF NOT EXISTS embedding_claims (
 );
 CREATE INDEX IF NOT EXISTS embedding_claims_worker ON embedding_claims (worker);
 CREATE INDEX IF NOT EXISTS embedding_claims_expiry ON embedding_claims (provider, model, expires_at);
+)sql";
+
+// Version 2 (issue 11): when a transient failure is offered again, why a run ended, the
+// liveness key of a claim's worker (its session-level advisory lock: a claim whose key is
+// not held is taken over at once), and the index that lists each (provider, model)'s
+// dimensions with one seek per value. migrations.cpp then makes the transient failures a
+// v1 run left (a parked backlog) due at once.
+inline constexpr const char* k_v2 = R"sql(
+ALTER TABLE embedding_failures ADD COLUMN IF NOT EXISTS next_attempt_at timestamptz;
+ALTER TABLE embedding_runs ADD COLUMN IF NOT EXISTS error text;
+ALTER TABLE embedding_claims ADD COLUMN IF NOT EXISTS worker_key bigint;
+CREATE INDEX IF NOT EXISTS message_embeddings_dimensions ON message_embeddings (provider, model, dimensions);
+)sql";
+
+// The two indexes the pending query needs on the source table: `init` only
+// (PostgresOptions::source_indexes), and only when missing. On a large live database,
+// create them first with CREATE INDEX CONCURRENTLY under the same names (see
+// docs/POSTGRES.md); IF NOT EXISTS then skips them.
+inline constexpr const char* k_source_indexes = R"sql(
+-- Keyset cursor over user messages: (created_at, id) in index order, never OFFSET.
+CREATE INDEX IF NOT EXISTS messages_user_keyset ON messages (created_at, id) WHERE role = 'user';
+-- The answer of a user message: the next user/assistant message of its conversation.
+CREATE INDEX IF NOT EXISTS messages_conversation_order ON messages (conversation_id, created_at, id);
 )sql";
 
 // float32 vectors do not compress: skip pglz's attempt (saves CPU on every write).

@@ -3,16 +3,24 @@
 
 #include <fmt/core.h>
 
+#include "store/shared_sql.h"
+
 namespace lens::store::postgres::sql {
 namespace {
 
-// Shared by every pending query: $1 provider, $2 model, $3 force, $4 retry failures,
-// $5 force_since.
+// Shared by every pending query: $1 provider, $2 model, $3 force, $4 only failures,
+// $5 force_since. A failure holds an exchange back while it is of the same source version
+// and either permanent (no next attempt) or not yet due. The statements are planned with
+// their parameters (PQexecParams), so only one of the two branches is ever evaluated.
 std::string needs_work() {
-  return "($3::boolean AND e.updated_at < $5::timestamptz OR e.user_message_id IS NULL "
+  return "(($4::boolean AND EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = $1 "
+         "  AND f.model = $2 AND f.user_message_id = p.id)) "
+         "OR (NOT $4::boolean "
+         "AND ($3::boolean AND e.updated_at < $5::timestamptz OR e.user_message_id IS NULL "
          "  OR e.assistant_message_id IS DISTINCT FROM x.aid OR e.source_version IS DISTINCT FROM x.sv) "
-         "AND ($4::boolean OR NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = $1 "
-         "  AND f.model = $2 AND f.user_message_id = p.id AND f.source_version IS NOT DISTINCT FROM x.sv))";
+         "AND NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = $1 "
+         "  AND f.model = $2 AND f.user_message_id = p.id AND f.source_version IS NOT DISTINCT FROM x.sv "
+         "  AND (f.next_attempt_at IS NULL OR f.next_attempt_at > now()))))";
 }
 
 constexpr const char* k_window_where =
@@ -46,13 +54,20 @@ const char* const k_answer =
 
 // Bounding the scan (not the result) gives every page the same cost however much is
 // already done; only the window's last key and its size come back.
-std::string pending_window() {
+std::string pending_window(bool only_failures) {
+  const char* keys =
+      only_failures
+          ? "SELECT m.created_at, m.id FROM embedding_failures f JOIN messages m "
+            "ON m.id = f.user_message_id WHERE f.provider = $5 AND f.model = $6 AND m.role = 'user' "
+            "AND ($1::boolean IS NOT TRUE OR (m.created_at, m.id) > ($2::timestamptz, $3::uuid)) "
+            "ORDER BY m.created_at, m.id LIMIT $4"
+          : "SELECT created_at, id FROM messages WHERE role = 'user' AND "
+            "($1::boolean IS NOT TRUE OR (created_at, id) > ($2::timestamptz, $3::uuid)) "
+            "ORDER BY created_at, id LIMIT $4";
   return fmt::format(
       "SELECT {}, id::text, n FROM (SELECT created_at, id, count(*) OVER () AS n FROM "
-      "(SELECT created_at, id FROM messages WHERE role = 'user' AND "
-      "($1::boolean IS NOT TRUE OR (created_at, id) > ($2::timestamptz, $3::uuid)) "
-      "ORDER BY created_at, id LIMIT $4) w) w2 ORDER BY created_at DESC, id DESC LIMIT 1",
-      ts("created_at"));
+      "({}) w) w2 ORDER BY created_at DESC, id DESC LIMIT 1",
+      ts("created_at"), keys);
 }
 
 // The existing row is looked up by primary key per user message (a LATERAL with LIMIT 1,
@@ -89,8 +104,16 @@ std::string count_pending() {
       "SELECT count(*) FROM messages p WHERE p.role = 'user' AND {} AND "
       "($3::boolean OR NOT EXISTS (SELECT 1 FROM message_embeddings e "
       "  WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = p.id)) "
-      "AND ($4::boolean OR NOT EXISTS (SELECT 1 FROM embedding_failures f "
-      "  WHERE f.provider = $1 AND f.model = $2 AND f.user_message_id = p.id))",
+      "AND NOT EXISTS (SELECT 1 FROM embedding_failures f "
+      "  WHERE f.provider = $1 AND f.model = $2 AND f.user_message_id = p.id "
+      "  AND (f.next_attempt_at IS NULL OR f.next_attempt_at > now()))",
+      k_non_blank);
+}
+
+std::string count_failures() {
+  return fmt::format(
+      "SELECT count(*) FROM embedding_failures f JOIN messages p ON p.id = f.user_message_id "
+      "WHERE f.provider = $1 AND f.model = $2 AND p.role = 'user' AND {}",
       k_non_blank);
 }
 
@@ -144,14 +167,20 @@ std::string upsert_staged(std::string_view cast) {
 }
 
 std::string upsert_failures() {
-  return "INSERT INTO embedding_failures AS f (provider, model, user_message_id, reason, detail, "
-         "source_version) "
-         "SELECT $1, $2, t.id, t.reason, t.detail, t.sv "
-         "FROM unnest($3::uuid[], $4::text[], $5::text[], $6::timestamptz[]) AS t(id, reason, detail, sv) "
-         "JOIN messages m ON m.id = t.id "
-         "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET reason = excluded.reason, "
-         "  detail = excluded.detail, source_version = excluded.source_version, attempts = f.attempts + 1, "
-         "  last_failed_at = now()";
+  return fmt::format(
+      "INSERT INTO embedding_failures AS f (provider, model, user_message_id, reason, detail, "
+      "source_version, next_attempt_at) "
+      "SELECT $1, $2, t.id, t.reason, t.detail, t.sv, "
+      "  CASE WHEN t.transient THEN now() + ({0}) * interval '1 second' END "
+      "FROM unnest($3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::boolean[]) "
+      "  AS t(id, reason, detail, sv, transient) "
+      "JOIN messages m ON m.id = t.id "
+      "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET reason = excluded.reason, "
+      "  detail = excluded.detail, source_version = excluded.source_version, attempts = f.attempts + 1, "
+      "  last_failed_at = now(), "
+      "  next_attempt_at = CASE WHEN excluded.next_attempt_at IS NOT NULL "
+      "    THEN now() + ({1}) * interval '1 second' END",
+      transient_delay_seconds_sql("1"), transient_delay_seconds_sql("f.attempts + 1"));
 }
 
 }  // namespace lens::store::postgres::sql

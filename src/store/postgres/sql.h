@@ -28,7 +28,9 @@ extern const char* const k_answer;
 
 // The key window (step 1 of a pending page): the last (created_at, id) and the count of
 // the next $4 user messages after the cursor. $1 started, $2 created_at, $3 id.
-[[nodiscard]] std::string pending_window();
+// `only_failures`: only user messages with a recorded failure for $5 provider, $6 model
+// (walked from embedding_failures: `failures --retry` costs what the failures cost).
+[[nodiscard]] std::string pending_window(bool only_failures);
 
 // Which columns a pending query returns: ids (claims read the exchanges later) or
 // full (id, conversation, created_at, content, answer id, answer content, source
@@ -39,14 +41,18 @@ enum class PendingColumns { ids, full };
 // started, $7/$8 cursor, $9/$10 last key), or an id list ($6 uuid[] literal).
 enum class PendingWhere { window, ids };
 
-// The exchanges of p that need work for $1 provider, $2 model, $3 force, $4 retry
-// failures, $5 force_since (rows written since then count as done under force), in
-// keyset order. A row is probed per user message (LATERAL ... LIMIT 1), never hash-joined.
+// The exchanges of p that need work for $1 provider, $2 model, $3 force, $4 only
+// failures (exactly those with a recorded failure), $5 force_since (rows written since
+// then count as done under force), in keyset order. A failure of the same source version
+// holds an exchange back unless it is transient and due. A row is probed per user message
+// (LATERAL ... LIMIT 1), never hash-joined.
 [[nodiscard]] std::string pending(PendingColumns columns, PendingWhere where);
 
 // count_pending: eligible user messages without a row ($3 force: all) and without a
-// failure ($4 retry: all) for $1 provider, $2 model. No answer lookups.
+// failure that is not due, for $1 provider, $2 model. No answer lookups.
 [[nodiscard]] std::string count_pending();
+// count_pending with only_failures: eligible user messages with a failure for $1, $2.
+[[nodiscard]] std::string count_failures();
 
 // status: eligible user messages (non-blank), no parameters.
 [[nodiscard]] std::string count_eligible();
@@ -64,7 +70,9 @@ enum class PendingWhere { window, ids };
 [[nodiscard]] std::string upsert_staged(std::string_view cast);
 
 // write_batch: failures for $1 provider, $2 model from arrays $3 ids, $4 reasons,
-// $5 details, $6 source versions; attempts += 1 on conflict. Deleted messages skipped.
+// $5 details, $6 source versions, $7 transient (boolean); attempts += 1 on conflict;
+// next_attempt_at = now + core::transient_retry_delay(attempts) for transient ones, else
+// NULL. Deleted messages skipped.
 [[nodiscard]] std::string upsert_failures();
 
 }  // namespace lens::store::postgres::sql

@@ -133,10 +133,12 @@ Status upsert_failures(Connection& conn, const std::string& provider, const std:
   std::unordered_set<std::string> seen;
   for (auto it = failures.rbegin(); it != failures.rend(); ++it)
     if (seen.insert(it->user_message_id).second) unique.push_back(&*it);
-  IdList ids, reasons, details, versions;
+  IdList ids, reasons, details, versions, transient;
   for (const auto* f : unique) {
     ids.emplace_back(f->user_message_id);
     reasons.emplace_back(std::string(core::to_string(f->reason)));
+    transient.emplace_back(core::failure_class(f->reason) == core::FailureClass::transient ? "true"
+                                                                                           : "false");
     details.emplace_back(util::repair_utf8(f->detail));
     versions.emplace_back(f->source_version.empty() ? std::nullopt
                                                     : std::optional<std::string>(f->source_version));
@@ -148,7 +150,8 @@ Status upsert_failures(Connection& conn, const std::string& provider, const std:
                          .text(array_literal(ids))
                          .text(array_literal(reasons))
                          .text(array_literal(details))
-                         .text(array_literal(versions)));
+                         .text(array_literal(versions))
+                         .text(array_literal(transient)));
   if (!r) return std::unexpected(r.error());
   return {};
 }
@@ -255,14 +258,18 @@ Result<std::int64_t> begin_run(Connection& conn, const RunRecord& run) {
   return r->integer(0, 0);
 }
 
-Status finish_run(Connection& conn, std::int64_t run_id, core::RunStatus status,
-                  const core::RunStats& stats) {
+Status finish_run(Connection& conn, std::int64_t run_id, core::RunStatus status, const core::RunStats& stats,
+                  const std::string& cause) {
   auto p = progress_params(run_id, stats);
   p.text(core::to_string(status));
+  if (cause.empty())
+    p.null();
+  else
+    p.text(util::repair_utf8(util::redact(cause)));
   auto r = conn.exec("finishing run",
                      "UPDATE embedding_runs SET embedded = $2, unchanged = $3, skipped = $4, failed = $5, "
                      "truncated = $6, tokens = $7, requests = $8, retries = $9, rate_limited = $10, "
-                     "heartbeat_at = now(), finished_at = now(), status = $11 WHERE id = $1",
+                     "heartbeat_at = now(), finished_at = now(), status = $11, error = $12 WHERE id = $1",
                      p);
   if (!r) return std::unexpected(r.error());
   return {};

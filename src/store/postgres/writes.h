@@ -45,8 +45,9 @@ class BatchWriter {
 // util::redact. Returns its id.
 [[nodiscard]] util::Result<std::int64_t> begin_run(Connection& conn, const RunRecord& run);
 
-// Store::finish_run: the final counters, status and finished_at of run `run_id`.
+// Store::finish_run: the final counters, status, finished_at and `cause` (redacted; NULL
+// when empty) of run `run_id`.
 [[nodiscard]] util::Status finish_run(Connection& conn, std::int64_t run_id, core::RunStatus status,
-                                      const core::RunStats& stats);
+                                      const core::RunStats& stats, const std::string& cause);
 
 }  // namespace lens::store::postgres

@@ -12,16 +12,34 @@ using util::fail;
 using util::Result;
 using util::Status;
 
-// Busy, locked and I/O hiccups are worth calling again; the rest will fail again.
-ErrorCode classify(int rc) {
+// Busy, locked and I/O hiccups are worth calling again; a refused row is the row's fault;
+// a file or schema that is not what it must be needs someone to fix the setup; the rest
+// will fail again.
+ErrorCode classify(int rc, std::string_view message) {
   switch (rc & 0xFF) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
     case SQLITE_IOERR:
     case SQLITE_FULL:
       return ErrorCode::transient;
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_TOOBIG:
+      return ErrorCode::bad_input;
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+    case SQLITE_NOTADB:
+      return ErrorCode::configuration;
     case SQLITE_CANTOPEN:
       return ErrorCode::not_found;
+    case SQLITE_ERROR:
+      // SQLite has no finer code for these: its words decide, as for libpq's connect errors.
+      if (message.find("no such table") != std::string_view::npos ||
+          message.find("no such column") != std::string_view::npos ||
+          message.find("has no column named") != std::string_view::npos)
+        return ErrorCode::configuration;
+      return ErrorCode::permanent;
     default:
       return ErrorCode::permanent;
   }
@@ -40,8 +58,12 @@ Status Statement::prepare(const Database& db, const std::string& sql) {
   const int rc = sqlite3_prepare_v3(db.db_, sql.c_str(), static_cast<int>(sql.size()),
                                     SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
   if (rc != SQLITE_OK) {
-    return fail(classify(rc), fmt::format("sqlite: cannot prepare statement: {}", sqlite3_errmsg(db.db_)));
+    const std::string message = sqlite3_errmsg(db.db_);
+    prepare_error_ = util::Error{classify(rc, message),
+                                 fmt::format("sqlite {}: cannot prepare statement: {}", db.path_, message)};
+    return std::unexpected(*prepare_error_);
   }
+  prepare_error_.reset();
   return {};
 }
 
@@ -66,6 +88,7 @@ void Statement::bind_blob(int i, const void* data, std::size_t size) {
 }
 
 Result<bool> Statement::step(std::string_view what) {
+  if (!stmt_ && prepare_error_) return std::unexpected(*prepare_error_);
   const int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
@@ -73,12 +96,14 @@ Result<bool> Statement::step(std::string_view what) {
 }
 
 Status Statement::one_row(std::string_view what) {
+  if (!stmt_ && prepare_error_) return std::unexpected(*prepare_error_);
   const int rc = sqlite3_step(stmt_);
   if (rc != SQLITE_ROW) return std::unexpected(db_->error(what, rc));
   return {};
 }
 
 Status Statement::run(std::string_view what) {
+  if (!stmt_ && prepare_error_) return std::unexpected(*prepare_error_);
   const int rc = sqlite3_step(stmt_);
   sqlite3_reset(stmt_);
   if (rc != SQLITE_DONE) return std::unexpected(db_->error(what, rc));
@@ -111,17 +136,26 @@ std::span<const std::uint8_t> Statement::blob(int col) const {
 
 Result<std::unique_ptr<Database>> Database::open(const std::string& path, Mode mode) {
   sqlite3* db = nullptr;
-  const int flags =
-      (mode == Mode::read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
-      SQLITE_OPEN_NOMUTEX;
+  int flags = SQLITE_OPEN_NOMUTEX;
+  switch (mode) {
+    case Mode::read_only:
+      flags |= SQLITE_OPEN_READONLY;
+      break;
+    case Mode::read_write:
+      flags |= SQLITE_OPEN_READWRITE;
+      break;
+    case Mode::create:
+      flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+      break;
+  }
   const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
   if (rc != SQLITE_OK) {
     std::string message = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close_v2(db);
-    return fail(classify(rc), fmt::format("sqlite: cannot open {}: {}", path, message));
+    return fail(classify(rc, message), fmt::format("sqlite: cannot open {}: {}", path, message));
   }
   std::unique_ptr<Database> out(new Database(db, path));
-  if (mode == Mode::read_write) {
+  if (mode != Mode::read_only) {
     // WAL: readers and the writer do not block each other. synchronous=NORMAL keeps
     // every commit safe against a process crash (kill -9); only an OS crash may lose
     // the last commits, which the idempotent redo then restores.
@@ -149,17 +183,14 @@ Status Database::exec(const std::string& sql) {
   if (rc == SQLITE_OK) return {};
   std::string message = err ? err : sqlite3_errmsg(db_);
   sqlite3_free(err);
-  return fail(classify(rc), fmt::format("sqlite {}: {}", path_, message));
+  return fail(classify(rc, message), fmt::format("sqlite {}: {}", path_, message));
 }
 
 Statement& Database::cached(const std::string& key, const std::string& sql) {
   auto& slot = statements_[key];
-  if (!slot) {
-    slot = std::make_unique<Statement>();
-    // A prepare failure leaves a null statement; sqlite3_step(NULL) returns MISUSE,
-    // which step() reports with the connection's message.
-    (void)slot->prepare(*this, sql);
-  }
+  if (!slot) slot = std::make_unique<Statement>();
+  // A failed prepare is reported by the statement's first step (see prepare()).
+  if (!slot->prepared()) (void)slot->prepare(*this, sql);
   return *slot;
 }
 
@@ -175,7 +206,8 @@ std::int64_t Database::last_insert_rowid() const {
 }
 
 util::Error Database::error(std::string_view what, int rc) const {
-  return util::Error{classify(rc), fmt::format("sqlite {}: {}: {}", path_, what, sqlite3_errmsg(db_))};
+  const std::string message = sqlite3_errmsg(db_);
+  return util::Error{classify(rc, message), fmt::format("sqlite {}: {}: {}", path_, what, message)};
 }
 
 }  // namespace lens::store::sqlite

@@ -20,9 +20,13 @@ struct sqlite3_stmt;  // sqlite3.h's prepared statement
 namespace lens::store::sqlite {
 
 // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL: transient (calling again may
-// succeed); SQLITE_CANTOPEN: not_found; everything else (a constraint or trigger that
-// refuses a row, a read-only file, a missing table): permanent.
-[[nodiscard]] util::ErrorCode classify(int rc);
+// succeed); SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_TOOBIG: bad_input (the database
+// refuses this one row: isolate it); SQLITE_READONLY, SQLITE_PERM, SQLITE_AUTH,
+// SQLITE_NOTADB, and an error whose `message` says "no such table", "no such column" or
+// "has no column named":
+// configuration (the file or its schema is not what it must be); SQLITE_CANTOPEN:
+// not_found; everything else: permanent.
+[[nodiscard]] util::ErrorCode classify(int rc, std::string_view message = {});
 
 class Database;
 
@@ -35,9 +39,10 @@ class Statement {
   Statement& operator=(const Statement&) = delete;
   ~Statement();
 
-  // On failure: the statement stays unprepared; step() then reports SQLite's misuse
-  // error with the connection's message.
+  // On failure: the statement stays unprepared, and step(), one_row() and run() report
+  // the same error.
   [[nodiscard]] util::Status prepare(const Database& db, const std::string& sql);
+  [[nodiscard]] bool prepared() const { return stmt_ != nullptr; }
 
   // Back to the start, bindings cleared.
   void reset();
@@ -68,15 +73,17 @@ class Statement {
  private:
   const Database* db_ = nullptr;
   sqlite3_stmt* stmt_ = nullptr;
+  std::optional<util::Error> prepare_error_;
 };
 
 // One SQLite connection (sqlite3_open_v2 NOMUTEX): used by one thread at a time.
 class Database {
  public:
-  enum class Mode { read_write, read_only };
+  enum class Mode { read_only, read_write, create };
 
-  // read_write: creates the file if missing and sets the store's pragmas (WAL,
-  // synchronous=NORMAL, foreign keys, bounded cache); both modes wait up to 30 s on a
+  // read_only: never writes, never creates the file. read_write: the file must exist;
+  // create: creates it when missing. Both set the store's pragmas (WAL,
+  // synchronous=NORMAL, foreign keys, bounded cache). Every mode waits up to 30 s on a
   // locked database. On failure: the classified error, with the path and SQLite's message.
   [[nodiscard]] static util::Result<std::unique_ptr<Database>> open(const std::string& path, Mode mode);
   Database(const Database&) = delete;
@@ -89,7 +96,8 @@ class Database {
   [[nodiscard]] util::Status exec(const std::string& sql);
 
   // The statement prepared once under `key` for this connection's lifetime, reset by
-  // the caller before use. A prepare failure shows at its first step.
+  // the caller before use. A prepare failure (a missing table) shows at its first step,
+  // and the next cached() call prepares it again.
   [[nodiscard]] Statement& cached(const std::string& key, const std::string& sql);
 
   // The first column of the first row of `sql` (no parameters).

@@ -1,4 +1,5 @@
-// Versioned, idempotent migrations of the SQLite store (schema.sql.h).
+// Versioned, idempotent migrations of the SQLite store (schema.sql.h), and the checks of
+// what the store needs in the file: the source table and, read-only, a current schema.
 #pragma once
 
 #include "store/sqlite/database.h"
@@ -6,12 +7,27 @@
 namespace lens::store::sqlite {
 
 // The schema version this binary creates and understands.
-inline constexpr int k_schema_version = 1;
+inline constexpr int k_schema_version = 2;
 
-// Brings the schema to k_schema_version in one IMMEDIATE transaction (so two processes
-// migrate one after the other). On success: the schema is current. On failure: nothing
-// of it committed; a database with a newer version is configuration ("upgrade
-// lens-embed"), other errors as classify() says.
-[[nodiscard]] util::Status migrate(Database& db);
+struct MigrateOptions {
+  // `init`: also create the two indexes the pending query needs on `messages`, when missing.
+  bool source_indexes = false;
+};
+
+// Brings lens-embed's tables to k_schema_version in one IMMEDIATE transaction (so two
+// processes migrate one after the other). A current schema runs no DDL and takes no write
+// lock. A lens-embed v1 file (its tables, and the old `schema_migrations` beside them, which
+// is left as it is) is upgraded in place; an application's own `schema_migrations` is never
+// read. Never creates the source table.
+// On success: the schema is current. On failure: nothing of it committed; a missing source
+// table or column, or a database with a newer version, is configuration; other errors as
+// classify() says.
+[[nodiscard]] util::Status migrate(Database& db, const MigrateOptions& options);
+
+// For read-only opens: no DDL, no write. On success: the source table has its columns and
+// lens-embed's schema is at k_schema_version. On failure: configuration naming the missing
+// source table or columns, or saying to run `lens-embed init` (no tables, or an older
+// version) or to upgrade lens-embed (a newer one).
+[[nodiscard]] util::Status check_current(Database& db);
 
 }  // namespace lens::store::sqlite

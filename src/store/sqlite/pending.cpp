@@ -11,11 +11,17 @@ util::Result<PendingPage> next_pending(Database& db, const WorkScope& scope, Pen
                                        std::size_t max_items) {
   // Step 1: the key window, read from the partial index alone. Bounding the scan (not
   // the result) gives every page the same cost however much is already done.
-  Statement& window = db.cached("window", sql::pending_window());
+  // only_failures walks the pair's failures instead (as many pages as failures, not messages).
+  const bool failures = scope.only_failures;
+  Statement& window = db.cached(failures ? "window_failures" : "window", sql::pending_window(failures));
   window.reset();
   window.bind(1, std::string_view(cursor.created_at));
   window.bind(2, std::string_view(cursor.id));
   window.bind(4, static_cast<std::int64_t>(max_items));
+  if (failures) {
+    window.bind(3, std::string_view(scope.provider));
+    window.bind(5, std::string_view(scope.model));
+  }
   std::size_t scanned = 0;
   std::string last_created, last_id;
   for (;;) {
@@ -31,13 +37,12 @@ util::Result<PendingPage> next_pending(Database& db, const WorkScope& scope, Pen
   if (scanned == 0) return page;
 
   // Step 2: the exchanges of that window that need work.
-  Statement& q = db.cached("pending", sql::pending());
+  Statement& q = db.cached(failures ? "pending_failures" : "pending", sql::pending(failures));
   q.reset();
   q.bind(1, std::string_view(cursor.created_at));
   q.bind(2, std::string_view(scope.provider));
   q.bind(3, std::string_view(scope.model));
-  q.bind(4, std::int64_t{scope.force ? 1 : 0});
-  q.bind(5, std::int64_t{scope.retry_failures ? 1 : 0});
+  if (!failures) q.bind(4, std::int64_t{scope.force ? 1 : 0});
   q.bind(6, std::string_view(last_created));
   q.bind(7, std::string_view(last_id));
   q.bind(8, std::string_view(cursor.id));
@@ -65,12 +70,12 @@ util::Result<PendingPage> next_pending(Database& db, const WorkScope& scope, Pen
 }
 
 util::Result<std::int64_t> count_pending(Database& db, const WorkScope& scope) {
-  Statement& q = db.cached("count_pending", sql::count_pending());
+  const bool failures = scope.only_failures;
+  Statement& q = db.cached(failures ? "count_failures" : "count_pending", sql::count_pending(failures));
   q.reset();
   q.bind(1, std::string_view(scope.provider));
   q.bind(2, std::string_view(scope.model));
-  q.bind(3, std::int64_t{scope.force ? 1 : 0});
-  q.bind(4, std::int64_t{scope.retry_failures ? 1 : 0});
+  if (!failures) q.bind(3, std::int64_t{scope.force ? 1 : 0});
   if (auto s = q.one_row("counting pending work"); !s) return std::unexpected(s.error());
   const std::int64_t n = q.integer(0);
   q.reset();

@@ -4,8 +4,10 @@
 #include <fmt/core.h>
 #include <algorithm>
 #include <bit>
+#include <map>
 #include <thread>
 
+#include "store/shared_sql.h"
 #include "store/sqlite/sql.h"
 #include "store/vector_math.h"
 #include "util/utf8.h"
@@ -40,9 +42,11 @@ Status fill_model_status(Database& db, ModelStatus& m) {
   if (!stale) return std::unexpected(stale.error());
   m.stale = *stale;
   Statement q;
-  if (auto s = q.prepare(db,
-                         "SELECT reason, count(*) FROM embedding_failures WHERE provider = ?1 AND model = ?2 "
-                         "GROUP BY reason ORDER BY 2 DESC, 1");
+  if (auto s = q.prepare(db, fmt::format("SELECT reason, count(*), "
+                                         "sum(next_attempt_at IS NOT NULL AND next_attempt_at <= {}) "
+                                         "FROM embedding_failures WHERE provider = ?1 AND model = ?2 "
+                                         "GROUP BY reason ORDER BY 2 DESC, 1",
+                                         sql::k_now));
       !s)
     return s;
   q.bind(1, std::string_view(m.provider));
@@ -52,8 +56,10 @@ Status fill_model_status(Database& db, ModelStatus& m) {
     if (!row) return std::unexpected(row.error());
     if (!*row) break;
     m.failures_by_reason.emplace_back(q.text(0), q.integer(1));
-    m.failed += q.integer(1);
+    add_failure_counts(q.text(0), q.integer(1), q.integer(2), m.failed_permanent, m.failed_transient,
+                       m.transient_due);
   }
+  m.failed = m.failed_permanent + m.failed_transient;
   return {};
 }
 
@@ -117,8 +123,8 @@ Result<StatusReport> read_status(Database& db, std::size_t recent_runs) {
           db,
           "SELECT id, provider, model, started_at, coalesce(finished_at, ''), status, embedded, "
           "unchanged, skipped, failed, truncated, tokens, requests, retries, rate_limited, "
-          "(julianday(coalesce(finished_at, heartbeat_at, started_at)) - julianday(started_at)) * 86400.0 "
-          "FROM embedding_runs ORDER BY id DESC LIMIT ?1");
+          "(julianday(coalesce(finished_at, heartbeat_at, started_at)) - julianday(started_at)) * 86400.0, "
+          "coalesce(error, '') FROM embedding_runs ORDER BY id DESC LIMIT ?1");
       !s)
     return std::unexpected(s.error());
   runs.bind(1, static_cast<std::int64_t>(recent_runs));
@@ -142,19 +148,89 @@ Result<StatusReport> read_status(Database& db, std::size_t recent_runs) {
     r.stats.retries = runs.integer(13);
     r.stats.rate_limited = runs.integer(14);
     r.duration_seconds = runs.real(15);
+    r.error = runs.text(16);
     report.recent_runs.push_back(std::move(r));
   }
   return report;
 }
 
+Result<std::vector<PairSummary>> read_pairs(Database& db) {
+  std::map<std::pair<std::string, std::string>, PairSummary> pairs;
+  auto at = [&](const std::string& provider, const std::string& model) -> PairSummary& {
+    auto& p = pairs[{provider, model}];
+    p.provider = provider;
+    p.model = model;
+    return p;
+  };
+  // A loose index scan: each step seeks past the last (provider, model, dimensions) seen,
+  // so a million rows of one size cost one seek, not a million index entries.
+  Statement first, next;
+  if (auto s = first.prepare(db,
+                             "SELECT provider, model, dimensions FROM message_embeddings "
+                             "ORDER BY provider, model, dimensions LIMIT 1");
+      !s)
+    return std::unexpected(s.error());
+  if (auto s = next.prepare(db,
+                            "SELECT provider, model, dimensions FROM message_embeddings "
+                            "WHERE (provider, model, dimensions) > (?1, ?2, ?3) "
+                            "ORDER BY provider, model, dimensions LIMIT 1");
+      !s)
+    return std::unexpected(s.error());
+  Statement* q = &first;
+  for (;;) {
+    auto row = q->step("listing pairs");
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    const std::string provider = q->text(0), model = q->text(1);
+    const std::int64_t dims = q->integer(2);
+    at(provider, model).dimensions.push_back(dims);
+    next.reset();
+    next.bind(1, std::string_view(provider));
+    next.bind(2, std::string_view(model));
+    next.bind(3, dims);
+    q = &next;
+  }
+  Statement rows;
+  if (auto s = rows.prepare(db, "SELECT count(*) FROM message_embeddings WHERE provider = ?1 AND model = ?2");
+      !s)
+    return std::unexpected(s.error());
+  for (auto& [key, p] : pairs) {
+    rows.reset();
+    rows.bind(1, std::string_view(p.provider));
+    rows.bind(2, std::string_view(p.model));
+    if (auto s = rows.one_row("counting rows"); !s) return std::unexpected(s.error());
+    p.rows = rows.integer(0);
+  }
+  Statement failures;
+  if (auto s = failures.prepare(db, fmt::format("SELECT provider, model, reason, count(*), "
+                                                "sum(next_attempt_at IS NOT NULL AND next_attempt_at <= {}) "
+                                                "FROM embedding_failures GROUP BY provider, model, reason",
+                                                sql::k_now));
+      !s)
+    return std::unexpected(s.error());
+  for (;;) {
+    auto row = failures.step("listing pairs");
+    if (!row) return std::unexpected(row.error());
+    if (!*row) break;
+    auto& p = at(failures.text(0), failures.text(1));
+    add_failure_counts(failures.text(2), failures.integer(3), failures.integer(4), p.failed_permanent,
+                       p.failed_transient, p.transient_due);
+  }
+  std::vector<PairSummary> out;
+  for (auto& [key, p] : pairs)
+    out.push_back(std::move(p));
+  return out;
+}
+
 Result<std::vector<FailureRecord>> read_failures(Database& db, const std::string& provider,
                                                  const std::string& model) {
   Statement q;
-  if (auto s = q.prepare(db,
-                         "SELECT provider, model, user_message_id, reason, coalesce(detail, ''), attempts, "
-                         "first_failed_at, last_failed_at FROM embedding_failures "
-                         "WHERE (?1 = '' OR provider = ?1) AND (?2 = '' OR model = ?2) "
-                         "ORDER BY provider, model, last_failed_at, user_message_id");
+  if (auto s =
+          q.prepare(db,
+                    "SELECT provider, model, user_message_id, reason, coalesce(detail, ''), attempts, "
+                    "first_failed_at, last_failed_at, coalesce(next_attempt_at, '') FROM embedding_failures "
+                    "WHERE (?1 = '' OR provider = ?1) AND (?2 = '' OR model = ?2) "
+                    "ORDER BY provider, model, last_failed_at, user_message_id");
       !s)
     return std::unexpected(s.error());
   q.bind(1, std::string_view(provider));
@@ -178,6 +254,7 @@ Result<std::vector<FailureRecord>> read_failures(Database& db, const std::string
     f.attempts = q.integer(5);
     f.first_failed_at = q.text(6);
     f.last_failed_at = q.text(7);
+    f.next_attempt_at = q.text(8);
     out.push_back(std::move(f));
   }
   return out;

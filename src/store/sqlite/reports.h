@@ -14,6 +14,11 @@ namespace lens::store::sqlite {
 // Store::status on `db`.
 [[nodiscard]] util::Result<StatusReport> read_status(Database& db, std::size_t recent_runs);
 
+// Store::pairs on `db`: the distinct (provider, model, dimensions) of message_embeddings
+// one index seek at a time (message_embeddings_dimensions), a count per pair, and the
+// failures grouped by pair and reason.
+[[nodiscard]] util::Result<std::vector<PairSummary>> read_pairs(Database& db);
+
 // Store::failures on `db` ("" matches any provider or model). A reason word this binary
 // does not know: internal.
 [[nodiscard]] util::Result<std::vector<FailureRecord>> read_failures(Database& db,

@@ -1,30 +1,22 @@
-// SQLite schema migrations, applied in order; schema_migrations records the version.
+// SQLite schema migrations, applied in order; lens_embed_schema_migrations records the
+// version. Only lens-embed's own tables: the source tables are Lens's (or the test's).
 #pragma once
 
 namespace lens::store::sqlite_schema {
 
-// Version 1: the Lens source tables (created only when missing, for the embedded
-// default), the output tables of CONTRACT §3, and the indexes the pending query needs.
-inline constexpr const char* k_v1 = R"sql(
-CREATE TABLE IF NOT EXISTS conversations (
-  id         TEXT PRIMARY KEY,
-  user_id    TEXT NOT NULL,
-  title      TEXT,
-  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
-);
-CREATE TABLE IF NOT EXISTS messages (
-  id              TEXT PRIMARY KEY,
-  conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-  role            TEXT NOT NULL CHECK (role IN ('system','user','assistant','tool')),
-  content         TEXT,
-  created_at      TEXT NOT NULL,
-  updated_at      TEXT
-);
--- Keyset cursor over user messages: (created_at, id) in index order, never OFFSET.
-CREATE INDEX IF NOT EXISTS messages_user_keyset ON messages (created_at, id) WHERE role = 'user';
--- The answer of a user message: the next user/assistant message of its conversation.
-CREATE INDEX IF NOT EXISTS messages_conversation_order ON messages (conversation_id, created_at, id);
+// Our own migrations table. lens-embed v1 used `schema_migrations`, a name an application's
+// migration tool may own too: it is no longer read or written (a v1 file keeps it).
+inline constexpr const char* k_migrations_table = R"sql(
+CREATE TABLE IF NOT EXISTS lens_embed_schema_migrations (
+  version    INTEGER PRIMARY KEY,
+  applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  note       TEXT
+))sql";
 
+// Version 1: the output tables of CONTRACT §3. (lens-embed v1 also created the source
+// tables and their two indexes when missing; a v1 file keeps them, a new one never gets
+// them from here.)
+inline constexpr const char* k_v1 = R"sql(
 CREATE TABLE IF NOT EXISTS message_embeddings (
   provider             TEXT    NOT NULL,
   model                TEXT    NOT NULL,
@@ -76,6 +68,25 @@ CREATE TABLE IF NOT EXISTS embedding_runs (
   arguments    TEXT,
   worker       TEXT
 );
+)sql";
+
+// Version 2 (issue 11): when a transient failure is offered again, why a run ended, and
+// the index that lists each (provider, model)'s dimensions with one seek per value. The
+// transient failures a v1 run left (a parked backlog) become due at once: migrations.cpp
+// sets their next_attempt_at after this.
+inline constexpr const char* k_v2 = R"sql(
+ALTER TABLE embedding_failures ADD COLUMN next_attempt_at TEXT;
+ALTER TABLE embedding_runs ADD COLUMN error TEXT;
+CREATE INDEX IF NOT EXISTS message_embeddings_dimensions ON message_embeddings (provider, model, dimensions);
+)sql";
+
+// The two indexes the pending query needs on the source table, created by `init` only
+// (SqliteOptions::source_indexes) and only when missing; never by `run`.
+inline constexpr const char* k_source_indexes = R"sql(
+-- Keyset cursor over user messages: (created_at, id) in index order, never OFFSET.
+CREATE INDEX IF NOT EXISTS messages_user_keyset ON messages (created_at, id) WHERE role = 'user';
+-- The answer of a user message: the next user/assistant message of its conversation.
+CREATE INDEX IF NOT EXISTS messages_conversation_order ON messages (conversation_id, created_at, id);
 )sql";
 
 }  // namespace lens::store::sqlite_schema

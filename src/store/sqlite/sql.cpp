@@ -3,6 +3,8 @@
 
 #include <fmt/core.h>
 
+#include "store/shared_sql.h"
+
 namespace lens::store::sqlite::sql {
 namespace {
 
@@ -23,14 +25,21 @@ constexpr const char* k_answer_join =
 constexpr const char* k_non_blank =
     "p.content IS NOT NULL AND trim(p.content, ' ' || char(9,10,11,12,13)) <> ''";
 
+// A failure holds an exchange back while it is of the same source version and either
+// permanent (no next attempt) or not yet due.
 std::string needs_work() {
   return fmt::format(
       "(?4 OR e.user_message_id IS NULL OR e.assistant_message_id IS NOT a.id "
       "  OR e.source_version IS NOT ({0})) "
-      "AND (?5 OR NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = ?2 "
-      "  AND f.model = ?3 AND f.user_message_id = p.id AND f.source_version IS ({0})))",
-      k_source_version);
+      "AND NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = ?2 "
+      "  AND f.model = ?3 AND f.user_message_id = p.id AND f.source_version IS ({0}) "
+      "  AND (f.next_attempt_at IS NULL OR f.next_attempt_at > {1}))",
+      k_source_version, k_now);
 }
+
+constexpr const char* k_has_failure =
+    "EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = ?2 AND f.model = ?3 "
+    "AND f.user_message_id = p.id)";
 
 }  // namespace
 
@@ -38,12 +47,17 @@ const char* const k_now = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 
 // The bounds must stay plain row-value comparisons (no "OR first page" trick): only then
 // does SQLite seek the index instead of scanning it from the start every page.
-std::string pending_window() {
+std::string pending_window(bool only_failures) {
+  if (only_failures) {
+    return "SELECT m.created_at, m.id FROM embedding_failures f JOIN messages m ON m.id = f.user_message_id "
+           "WHERE f.provider = ?3 AND f.model = ?5 AND m.role = 'user' AND (m.created_at, m.id) > (?1, ?2) "
+           "ORDER BY m.created_at, m.id LIMIT ?4";
+  }
   return "SELECT created_at, id FROM messages WHERE role = 'user' AND "
          "(created_at, id) > (?1, ?2) ORDER BY created_at, id LIMIT ?4";
 }
 
-std::string pending() {
+std::string pending(bool only_failures) {
   return fmt::format(
       "SELECT p.id, p.conversation_id, p.created_at, p.content, a.id, a.content, ({0}), "
       "       e.content_sha256 "
@@ -52,20 +66,25 @@ std::string pending() {
       "WHERE p.role = 'user' AND (p.created_at, p.id) > (?1, ?8) "
       "  AND (p.created_at, p.id) <= (?6, ?7) AND {2} AND {3} "
       "ORDER BY p.created_at, p.id",
-      k_source_version, k_answer_join, k_non_blank, needs_work());
+      k_source_version, k_answer_join, k_non_blank, only_failures ? k_has_failure : needs_work());
 }
 
 // Cheap by design (it only sizes the progress bar): from the covering indexes, no answer
 // lookups; stale rows are not counted.
-std::string count_pending() {
+std::string count_pending(bool only_failures) {
+  if (only_failures) {
+    return fmt::format(
+        "SELECT count(*) FROM embedding_failures f JOIN messages p ON p.id = f.user_message_id "
+        "WHERE f.provider = ?1 AND f.model = ?2 AND p.role = 'user' AND {}",
+        k_non_blank);
+  }
   return fmt::format(
       "SELECT count(*) FROM messages p WHERE p.role = 'user' AND {} AND (?3 OR NOT EXISTS ("
       "SELECT 1 FROM message_embeddings e WHERE e.provider = ?1 AND e.model = ?2 AND "
       "e.user_message_id = p.id)) "
-      "AND (?4 OR NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = ?1 AND "
-      "f.model = ?2 "
-      "AND f.user_message_id = p.id))",
-      k_non_blank);
+      "AND NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = ?1 AND f.model = ?2 "
+      "AND f.user_message_id = p.id AND (f.next_attempt_at IS NULL OR f.next_attempt_at > {}))",
+      k_non_blank, k_now);
 }
 
 std::string count_eligible() {
@@ -112,14 +131,20 @@ std::string upsert_row() {
 }
 
 std::string upsert_failure() {
+  const auto next = [](std::string_view attempts) {
+    return fmt::format(
+        "CASE WHEN ?7 THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '+' || ({}) || ' seconds') END",
+        transient_delay_seconds_sql(attempts));
+  };
   return fmt::format(
       "INSERT INTO embedding_failures (provider, model, user_message_id, reason, detail, "
-      "source_version) "
-      "SELECT ?1, ?2, ?3, ?4, ?5, ?6 "
+      "source_version, next_attempt_at) "
+      "SELECT ?1, ?2, ?3, ?4, ?5, ?6, {1} "
       "WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?3) "
       "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET reason = excluded.reason, "
-      "  detail = excluded.detail, source_version = ?6, attempts = attempts + 1, last_failed_at = {}",
-      k_now);
+      "  detail = excluded.detail, source_version = ?6, attempts = attempts + 1, last_failed_at = {0}, "
+      "  next_attempt_at = {2}",
+      k_now, next("1"), next("attempts + 1"));
 }
 
 }  // namespace lens::store::sqlite::sql

@@ -13,17 +13,22 @@ namespace lens::store::sqlite::sql {
 extern const char* const k_now;
 
 // The key window: (created_at, id) of the next ?4 user messages after (?1, ?2). A fresh
-// cursor is ('', ''), below every real created_at.
-[[nodiscard]] std::string pending_window();
+// cursor is ('', ''), below every real created_at. `only_failures`: only user messages
+// with a recorded failure for ?3 provider, ?5 model (walked from embedding_failures, so
+// `failures --retry` costs what the failures cost, not what the table does).
+[[nodiscard]] std::string pending_window(bool only_failures);
 
 // The exchanges in ((?1, ?8), (?6, ?7)] that need work for ?2 provider, ?3 model, ?4
-// force, ?5 retry failures: id, conversation, created_at, content, answer id, answer
-// content, source version, stored sha256; in keyset order.
-[[nodiscard]] std::string pending();
+// force: id, conversation, created_at, content, answer id, answer content, source
+// version, stored sha256; in keyset order. A failure of the same source version is
+// skipped unless it is transient and due. `only_failures`: exactly those with a recorded
+// failure (?4 unused).
+[[nodiscard]] std::string pending(bool only_failures);
 
 // count_pending: eligible user messages without a row (?3 force: all) and without a
-// failure (?4 retry: all) for ?1 provider, ?2 model.
-[[nodiscard]] std::string count_pending();
+// failure that is not due, for ?1 provider, ?2 model. `only_failures`: those with a
+// recorded failure (?3 unused).
+[[nodiscard]] std::string count_pending(bool only_failures);
 
 // status: eligible (non-blank) user messages; no parameters.
 [[nodiscard]] std::string count_eligible();
@@ -42,7 +47,9 @@ extern const char* const k_now;
 [[nodiscard]] std::string upsert_row();
 
 // write_batch: one failure (?1 provider, ?2 model, ?3 id, ?4 reason, ?5 detail, ?6 source
-// version), attempts += 1 on conflict; a deleted message is skipped.
+// version, ?7 1 when the reason is transient), attempts += 1 on conflict, next_attempt_at
+// = now + core::transient_retry_delay(attempts) when transient, else NULL; a deleted
+// message is skipped.
 [[nodiscard]] std::string upsert_failure();
 
 }  // namespace lens::store::sqlite::sql

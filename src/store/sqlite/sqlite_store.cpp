@@ -3,10 +3,14 @@
 // per batch.
 #include "store/sqlite/sqlite_store.h"
 
+#include <fmt/core.h>
+#include <filesystem>
+
 #include "store/sqlite/database.h"
 #include "store/sqlite/migrations.h"
 #include "store/sqlite/pending.h"
 #include "store/sqlite/reports.h"
+#include "store/sqlite/writer_lock.h"
 #include "store/sqlite/writes.h"
 #include "store/write_isolation.h"
 
@@ -20,9 +24,14 @@ using util::Status;
 // busy timeout, then reported as transient): the pipeline owns retries (store.h).
 class SqliteStore final : public Store {
  public:
-  explicit SqliteStore(std::unique_ptr<sqlite::Database> db) : db_(std::move(db)) {}
+  SqliteStore(const SqliteOptions& options, std::unique_ptr<sqlite::WriterLock> lock,
+              std::unique_ptr<sqlite::Database> db)
+      : options_(options), db_(std::move(db)), lock_(std::move(lock)) {}
 
-  Status migrate() override { return sqlite::migrate(*db_); }
+  Status migrate() override {
+    if (options_.access == AccessMode::read_only) return sqlite::check_current(*db_);
+    return sqlite::migrate(*db_, {.source_indexes = options_.source_indexes});
+  }
 
   Result<PendingPage> next_pending(const WorkScope& scope, PendingCursor& cursor,
                                    std::size_t max_items) override {
@@ -36,8 +45,9 @@ class SqliteStore final : public Store {
 
   Result<std::int64_t> begin_run(const RunRecord& run) override { return sqlite::begin_run(*db_, run); }
 
-  Status finish_run(std::int64_t run_id, core::RunStatus status, const core::RunStats& stats) override {
-    return sqlite::finish_run(*db_, run_id, status, stats);
+  Status finish_run(std::int64_t run_id, core::RunStatus status, const core::RunStats& stats,
+                    const std::string& cause) override {
+    return sqlite::finish_run(*db_, run_id, status, stats, cause);
   }
 
   Result<std::int64_t> count_pending(const WorkScope& scope) override {
@@ -47,6 +57,8 @@ class SqliteStore final : public Store {
   Result<StatusReport> status(std::size_t recent_runs) override {
     return sqlite::read_status(*db_, recent_runs);
   }
+
+  Result<std::vector<PairSummary>> pairs() override { return sqlite::read_pairs(*db_); }
 
   Result<std::vector<FailureRecord>> failures(const std::string& provider,
                                               const std::string& model) override {
@@ -59,15 +71,57 @@ class SqliteStore final : public Store {
   }
 
  private:
-  std::unique_ptr<sqlite::Database> db_;
+  SqliteOptions options_;
+  std::unique_ptr<sqlite::Database> db_;  // closed before the lock is released
+  std::unique_ptr<sqlite::WriterLock> lock_;
 };
+
+sqlite::Database::Mode database_mode(AccessMode access) {
+  switch (access) {
+    case AccessMode::read_only:
+      return sqlite::Database::Mode::read_only;
+    case AccessMode::read_write:
+      return sqlite::Database::Mode::read_write;
+    case AccessMode::create:
+      break;
+  }
+  return sqlite::Database::Mode::create;
+}
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path) {
-  auto db = sqlite::Database::open(path, sqlite::Database::Mode::read_write);
+Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options) {
+  const std::string& path = options.path;
+  // Checked here rather than left to SQLite, so the message can say what to do, and so a
+  // mistyped path leaves neither a database nor a lock file behind.
+  if (options.access != AccessMode::create) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+      return util::fail(util::ErrorCode::configuration,
+                        fmt::format("sqlite: there is no database at {} (check --db); lens-embed creates one "
+                                    "only when asked: `lens-embed init --create --db sqlite:{}`",
+                                    path, path));
+    }
+  }
+  std::unique_ptr<sqlite::WriterLock> lock;
+  if (options.access != AccessMode::read_only) {
+    auto l = sqlite::WriterLock::acquire(path, options.wait_for_writer);
+    if (!l) return std::unexpected(l.error());
+    lock = std::move(*l);
+  }
+  auto db = sqlite::Database::open(path, database_mode(options.access));
   if (!db) return std::unexpected(db.error());
-  return std::unique_ptr<Store>(std::make_unique<SqliteStore>(std::move(*db)));
+  if (options.access == AccessMode::read_only) {
+    if (auto s = sqlite::check_current(**db); !s) return std::unexpected(s.error());
+  }
+  return std::unique_ptr<Store>(std::make_unique<SqliteStore>(options, std::move(lock), std::move(*db)));
+}
+
+Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path, AccessMode access) {
+  SqliteOptions options;
+  options.path = path;
+  options.access = access;
+  return open_sqlite_store(options);
 }
 
 }  // namespace lens::store

@@ -85,6 +85,7 @@ Status write_in_transaction(Database& db, const WriteBatch& batch) {
     fail_up.bind(4, core::to_string(f.reason));
     fail_up.bind(5, std::string_view(f.detail));
     fail_up.bind(6, std::string_view(f.source_version));
+    fail_up.bind(7, std::int64_t{core::failure_class(f.reason) == core::FailureClass::transient ? 1 : 0});
     if (auto s = fail_up.run("recording failures"); !s) return s;
   }
   if (batch.run_id > 0) return update_run_progress(db, batch.run_id, batch.progress);
@@ -117,15 +118,16 @@ Result<std::int64_t> begin_run(Database& db, const RunRecord& run) {
   return db.last_insert_rowid();
 }
 
-Status finish_run(Database& db, std::int64_t run_id, core::RunStatus status, const core::RunStats& stats) {
-  Statement& q = db.cached(
-      "finish_run",
-      fmt::format(
-          "UPDATE embedding_runs SET status = ?2, finished_at = {0}, heartbeat_at = {0} WHERE id = ?1",
-          sql::k_now));
+Status finish_run(Database& db, std::int64_t run_id, core::RunStatus status, const core::RunStats& stats,
+                  const std::string& cause) {
+  Statement& q =
+      db.cached("finish_run", fmt::format("UPDATE embedding_runs SET status = ?2, finished_at = {0}, "
+                                          "heartbeat_at = {0}, error = ?3 WHERE id = ?1",
+                                          sql::k_now));
   q.reset();
   q.bind(1, run_id);
   q.bind(2, core::to_string(status));
+  q.bind(3, cause.empty() ? std::optional<std::string>() : std::optional<std::string>(util::redact(cause)));
   if (auto s = q.run("finishing run"); !s) return s;
   return update_run_progress(db, run_id, stats);
 }

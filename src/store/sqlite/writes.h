@@ -20,8 +20,9 @@ namespace lens::store::sqlite {
 // util::redact. Returns its id.
 [[nodiscard]] util::Result<std::int64_t> begin_run(Database& db, const RunRecord& run);
 
-// Store::finish_run: status and finished_at, then the final counters, of run `run_id`.
+// Store::finish_run: status, finished_at and `cause` (redacted; NULL when empty), then the
+// final counters, of run `run_id`.
 [[nodiscard]] util::Status finish_run(Database& db, std::int64_t run_id, core::RunStatus status,
-                                      const core::RunStats& stats);
+                                      const core::RunStats& stats, const std::string& cause);
 
 }  // namespace lens::store::sqlite
