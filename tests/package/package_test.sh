@@ -14,7 +14,9 @@ fail() { echo "package_test: FAIL: $*" >&2; exit 1; }
 
 (cd "$build" && cpack -G DEB -B "$work/out" >"$work/cpack.log" 2>&1) || { cat "$work/cpack.log"; fail "cpack"; }
 deb=$(ls "$work"/out/lens-embed_*.deb) || fail "no .deb produced"
-dpkg-deb -I "$deb" | grep -q '^ Depends: .*libpq5' || fail "Depends does not name libpq5"
+# Into a variable first: `grep -q` closing the pipe early would fail the pipeline (pipefail).
+control=$(dpkg-deb -I "$deb")
+grep -q '^ Depends: .*libpq5' <<<"$control" || fail "Depends does not name libpq5"
 root="$work/root"
 dpkg -x "$deb" "$root"
 bin="$root/usr/bin/lens-embed"
@@ -23,7 +25,7 @@ for f in usr/bin/lens-embed usr/share/man/man1/lens-embed.1 usr/share/bash-compl
   usr/share/lens-embed/tokenizer/o200k_base.tiktoken usr/share/doc/lens-embed/lens-embed.env.example; do
   [ -e "$root/$f" ] || fail "$f is not in the package"
 done
-file "$bin" | grep -q 'not stripped' && fail "the packaged binary is not stripped"
+grep -q 'not stripped' <<<"$(file "$bin")" && fail "the packaged binary is not stripped"
 
 cd "$work"
 version=$("$bin" --version) || fail "--version exited $?"
