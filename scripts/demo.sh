@@ -14,6 +14,8 @@ cd "$work"
 rm -f lens.db lens.db-wal lens.db-shm
 echo "== generating a sample corpus (5,000 conversations) into $work/lens.db"
 "$root/build/tools/sample-corpus/lens-sample-corpus" --sqlite lens.db --conversations 5000
+echo "== lens-embed init --create"
+"$bin" init --create    # lens-embed creates a database file only when asked
 echo "== lens-embed run"
 "$bin" run
 echo "== lens-embed status"

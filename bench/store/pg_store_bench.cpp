@@ -21,6 +21,7 @@
 
 #include "store/postgres/postgres_store.h"
 #include "support/pg.h"
+#include "support/source_schema.h"
 #include "util/sha256.h"
 
 using namespace lens;
@@ -203,6 +204,7 @@ int main(int argc, char** argv) {
   PQsetNoticeProcessor(
       admin, [](void*, const char*) {}, nullptr);
   exec(admin, fmt::format("CREATE SCHEMA {0}; SET search_path = {0}", schema));
+  exec(admin, lens::test::k_postgres_source_schema);  // the Lens tables: the store never creates them
   const std::string conninfo = lens::test::with_pg_option(url, "options", "-csearch_path=" + schema);
 
   store::PostgresOptions o;
@@ -347,6 +349,7 @@ int main(int argc, char** argv) {
     // `scale`, and so on. The two full passes above ran minutes apart.
     const std::string small = schema + "_small";
     exec(admin, fmt::format("CREATE SCHEMA {0}; SET search_path = {0}", small));
+    exec(admin, lens::test::k_postgres_source_schema);
     store::PostgresOptions so = o;
     so.conninfo = lens::test::with_pg_option(url, "options", "-csearch_path=" + small);
     auto small_store = store::open_postgres_store(so);

@@ -60,6 +60,8 @@ class SharedFlags {
                   "Provider base URL; POST {base-url}/embeddings (env <PROVIDER>_BASE_URL)");
     dimensions(c);
     c->add_flag("--insecure", f_.insecure, "Do not verify TLS certificates (prints a warning)");
+    c->add_option("--ca-cert", f_.ca_cert,
+                  "PEM file of the CAs that sign the provider's certificate (env <PROVIDER>_CA_CERT)");
     c->add_option("--timeout", f_.timeout_seconds, "Per-request timeout in seconds")
         ->check(CLI::PositiveNumber);
   }
@@ -150,7 +152,7 @@ Commands define_commands(CLI::App& app, Flags& f) {
                   "Seconds without an answer (and 3 failed requests in a row) after which the provider "
                   "counts as unavailable: the run stops (exit 1), or with --follow waits (default 30)")
       ->check(range(k_unavailable_after_bounds));
-  run->add_option("--metrics-addr", f.metrics_addr,
+  run->add_option("--metrics-addr,--metrics-listen", f.metrics_addr,
                   "Serve Prometheus metrics (/metrics) and health (/healthz) on [HOST:]PORT; a port alone "
                   "listens on 127.0.0.1 (default: off)");
   run->add_flag("--no-wait", f.no_wait,

@@ -3,6 +3,7 @@
 
 #include <fmt/core.h>
 #include <algorithm>
+#include <cstdlib>
 
 #include "provider/local_hash.h"
 #include "provider/openai/openai_provider.h"
@@ -48,6 +49,9 @@ util::Result<std::unique_ptr<store::Store>> open_store(const std::string& url, c
   pg.worker_id = options.worker_id;
   pg.hnsw_index = options.hnsw_index;
   pg.vector_dimensions = options.vector_dimensions;
+  // LENS_PG_COPY=off: stage rows with INSERTs, for servers without COPY FROM STDIN (PGlite).
+  const char* copy = std::getenv("LENS_PG_COPY");
+  pg.use_copy = !(copy && std::string_view(copy) == "off");
   pg.source_indexes = pg.notify_trigger = options.source_objects;
   return store::open_postgres_store(pg);
 }
@@ -75,6 +79,7 @@ util::Result<std::unique_ptr<provider::Provider>> make_provider(const Settings& 
   o.encoding_format = p.encoding_format;
   o.request_timeout = p.timeout;
   o.verify_tls = p.verify_tls;
+  o.ca_cert = p.ca_cert;
   // HTTP/1.1 needs one connection per request in flight.
   o.max_connections = std::max(4, p.concurrency * 2);
   return provider::make_openai_provider(o);

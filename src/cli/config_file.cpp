@@ -48,6 +48,7 @@ constexpr ProviderKey k_provider_keys[] = {
     {"rpm", &ProviderSection::rpm},
     {"tpm", &ProviderSection::tpm},
     {"max_batch", &ProviderSection::max_batch},
+    {"ca_cert", &ProviderSection::ca_cert},
 };
 
 struct ModelKey {

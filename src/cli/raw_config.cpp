@@ -119,6 +119,7 @@ util::Result<ProviderSection> provider_section(const std::string& name, const Fi
   if (!default_base.is_set() && name == "openai") default_base = {"https://api.openai.com/v1", "default"};
   p.base_url = pick(flags.base_url, "base-url", env, {prefix + "_BASE_URL"}, default_base, "");
   if (!p.api_key_env.is_set()) p.api_key_env = {prefix + "_API_KEY", "default"};
+  p.ca_cert = pick(flags.ca_cert, "ca-cert", env, {prefix + "_CA_CERT"}, p.ca_cert, "");
   return p;
 }
 
@@ -212,6 +213,8 @@ std::vector<std::pair<std::string, Sourced>> describe(const RawConfig& c) {
   out.emplace_back("provider.kind", p.kind);
   out.emplace_back("provider.base_url", p.base_url);
   out.emplace_back("provider.api_key_env", p.api_key_env);
+  out.emplace_back("provider.ca_cert",
+                   p.ca_cert.is_set() ? p.ca_cert : Sourced{"(system)", p.ca_cert.source});
   out.emplace_back("provider.api_key",
                    c.api_key.is_set() ? Sourced{"***", c.api_key.source} : Sourced{"(not set)", "default"});
   out.emplace_back("model", c.model);

@@ -33,6 +33,7 @@ struct ProviderSection {
   Sourced api_key_env;  // name of the variable holding the key
   Sourced model;
   Sourced rpm, tpm, max_batch;
+  Sourced ca_cert;  // PEM file of the CAs to trust for base_url (TLS)
 };
 
 // [models."NAME"] of the config file: facts about a model the built-in table lacks or

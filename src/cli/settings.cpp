@@ -141,6 +141,7 @@ util::Result<ProviderSettings> provider_settings(const RawConfig& raw, const Mod
   p.encoding_format = raw.encoding_format.value;
   // Anything but an explicit yes keeps TLS verified.
   p.verify_tls = raw.insecure.value != "true" && raw.insecure.value != "1";
+  p.ca_cert = section.ca_cert.value;
   return p;
 }
 

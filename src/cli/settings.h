@@ -28,6 +28,7 @@ struct ProviderSettings {
   std::string encoding_format = "base64";
   std::chrono::seconds timeout{120};
   bool verify_tls = true;
+  std::string ca_cert;  // PEM file of the CAs to trust; empty: the system's
   int concurrency = 1;  // requests in flight at most
   // Sent to the provider when set: --dimensions (any source), or an alias's size that
   // differs from its model's own.
@@ -53,22 +54,22 @@ struct Uses {
 };
 
 struct Settings {
-  std::string database;         // URL or conninfo as configured (backends.h parses it); may hold a password
-  std::string provider;         // name
-  std::string model;            // name rows are stored under
-  core::ModelSpec model_spec;   // built-in or generic spec with [models."name"] applied
-  core::SourceMapping mapping;  // [source] and [output], always checked
-  int dimensions = 0;           // of the vectors this configuration gives (checked against the model)
+  std::string database;        // URL or conninfo as configured (backends.h parses it); may hold a password
+  std::string provider;        // name
+  std::string model;           // name rows are stored under
+  core::ModelSpec model_spec;  // built-in or generic spec with [models."name"] applied
+  int dimensions = 0;          // of the vectors this configuration gives (checked against the model)
   // Whether `dimensions` is a fact (a built-in model, --dimensions, or [models] dimensions)
   // rather than the generic guess for a model nothing is known about.
   bool dimensions_known = false;
+  core::SourceMapping mapping;                        // [source] and [output], always checked
   std::optional<ProviderSettings> provider_settings;  // set when Uses::provider
   std::optional<RunSettings> run;                     // set when Uses::run
 };
 
 // Types and checks the parts `uses` asks for; the names, the model spec, the dimensions
-// (--dimensions and [models."NAME"] against the model table's range) and the source mapping
-// always (a bad [source] is an error of the file, whatever the command).
+// (--dimensions and [models."NAME"] against the model table's range) and the source
+// mapping always (a bad [source] is an error of the file, whatever the command).
 // On failure: invalid_argument naming the flag, the value and its source, e.g.
 // "--batch-size 0 (from env LENS_BATCH_SIZE): must be 1..2048", "--dimensions 5000 (from
 // flag --dimensions): text-embedding-3-large gives 1..3072 dimensions", or

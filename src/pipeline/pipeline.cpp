@@ -100,9 +100,11 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
   outcome.stats = state.counters.snapshot();
   outcome.seconds = std::chrono::duration<double>(Clock::now() - started).count();
   outcome.fatal = state.fatal();
-  // Complete: read to the end (or the limit; with --follow, idle when stopped) and
-  // everything read is committed. A stop that let the last requests finish is no loss.
-  const bool complete = reader.finished() && state.outstanding.load() == 0;
+  // Complete: read to the end (or the limit) and everything read is committed; a stop that
+  // let the last requests finish is no loss. --follow passes are only polling: a stop ends
+  // the session completed when everything read so far is committed (what it had not read
+  // yet is new work, like messages that arrive after it).
+  const bool complete = (options.follow || reader.finished()) && state.outstanding.load() == 0;
   outcome.interrupted = state.stopping() && !outcome.fatal && !complete;
   if (options.dry_run) {
     outcome.dry_run = reader.tally();

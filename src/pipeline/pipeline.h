@@ -65,8 +65,8 @@ struct RunDeps {
 // Runs to completion, interruption or a fatal error, on the calling thread plus a reader
 // and a writer thread it starts and joins. Never throws. With options.follow it is one
 // run (one embedding_runs row, its counters updated with every commit) that passes over
-// the pending work again and again until a stop request; it is completed when the stop
-// finds it idle (everything it read committed).
+// the pending work again and again until a stop request; it is completed when, at the
+// stop, everything it read is committed.
 // Success: outcome.fatal empty; the run is recorded (embedding_runs) as completed, or
 // interrupted when a stop request ended it with work left (outcome.interrupted).
 // An unavailable provider (no --follow) is a failure: outcome.fatal is a transient error

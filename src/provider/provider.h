@@ -47,8 +47,9 @@ struct EmbedSuccess {
 //   invalid_response  2xx whose body is unusable (count, index, dimensions, NaN): retry
 //   bad_input         400/413/422 about an input: split the request to find it, never retry
 //                     the same input (context_length says whether it was too long)
-//   configuration     401/403 (key), 404 (base URL, model): the user must fix the setup
-//   fatal             exhausted quota, TLS failure, bad URL, rejected parameters, redirect:
+//   configuration     401/403 (key), 404 (base URL, model), a server certificate that fails
+//                     verification, an unreadable CA file: the user must fix the setup
+//   fatal             exhausted quota, bad URL, rejected parameters, redirect:
 //                     no request can succeed, stop
 //   permanent         any other refusal: record the inputs, go on
 //   internal          our own setup failed (e.g. no curl handle)

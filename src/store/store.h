@@ -154,19 +154,19 @@ struct SearchHit {
 //                  out lost at the start of a call, and no more). Callers that must
 //                  survive a database restart retry; the pipeline does
 //                  (with_store_retries).
-//   configuration  the setup is wrong (credentials, no such database, missing privilege,
-//                  a schema newer than this binary): no call will succeed until someone
-//                  fixes it.
-//   not_found      the SQLite file cannot be opened, or a column the store needs is missing.
-//   permanent      the same call fails again the same way.
-//   internal       the database holds something this binary does not understand.
-//
+//   configuration  the setup is wrong: credentials, no such database, missing privilege,
+//                  a schema newer than this binary, an undefined table or column, a
+//                  missing source table or column (the message names it), a SQLite file
+//                  that does not exist (read_only, read_write), lens-embed's tables
+//                  missing or older in read_only mode (the message says to run
+//                  `lens-embed init`). No call will succeed until someone fixes it.
 //   bad_input      the database refused one row (PostgreSQL SQLSTATE class 22 or 23; SQLite
 //                  SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_TOOBIG): see "Refused rows".
-//                  Any other error (an undefined table or column, a missing privilege) is
-//                  about the schema, not the row, and is returned as classified.
-//   Missing source tables or columns, and lens-embed's own tables missing in read_only
-//   mode, are configuration (the message names the table, or says to run `lens-embed init`).
+//                  write_batch isolates these itself; any other error is about the
+//                  schema, not the row, and is returned as classified.
+//   not_found      the SQLite file cannot be opened.
+//   permanent      the same call fails again the same way.
+//   internal       the database holds something this binary does not understand.
 //
 // Refused rows: when the database refuses a row of a batch (bad_input: a CHECK, a
 // constraint trigger, a vector the column cannot store), both stores isolate it, record it

@@ -7,9 +7,6 @@
 
 #include <gtest/gtest.h>
 
-#include <time.h>
-
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -29,31 +26,6 @@ std::shared_ptr<const Tokenizer> get(Encoding e) {
 }
 
 using Ids = std::vector<std::uint32_t>;
-
-// Timing limits only mean something in an optimized, uninstrumented build.
-#if defined(NDEBUG) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-constexpr bool k_timed_build = true;
-#else
-constexpr bool k_timed_build = false;
-#endif
-
-double thread_cpu_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-// First in the file so it does the process's first (uncached) load under plain ctest or a
-// direct run. CPU time, not wall time: the build machines are shared and often saturated.
-TEST(Tokenizer, LoadsCl100kUnder50ms) {
-  const double t0 = thread_cpu_ms();
-  auto t = Tokenizer::load(Encoding::cl100k_base);
-  const double spent = thread_cpu_ms() - t0;
-  ASSERT_TRUE(t.has_value());
-  if (!k_timed_build) GTEST_SKIP() << "timing needs a Release build without sanitizers";
-  EXPECT_LT(spent, 50.0);
-  RecordProperty("load_cpu_ms", std::to_string(spent));
-}
 
 TEST(Tokenizer, PinnedIdsCl100k) {
   auto t = get(Encoding::cl100k_base);
@@ -323,12 +295,8 @@ TEST(TokenizerProperty, LongPieceHeapMergeMatchesShortPath) {
   std::mt19937_64 rng(7);
   for (int i = 0; i < 100000; ++i)
     s.push_back(static_cast<char>('a' + rng() % 26));
-  const auto start = std::chrono::steady_clock::now();
+  // Its speed (tiktoken's quadratic merge takes minutes here) is bench/tokenizer's to measure.
   const Ids ids = t->encode(s);
-  // Generous: tiktoken's quadratic merge takes minutes here; ours ~70 ms when idle.
-  if (k_timed_build) {
-    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
-  }
   EXPECT_EQ(t->decode(ids), s);
   EXPECT_EQ(t->count(s), ids.size());
   const Truncated truncated = t->truncate(s, 8191);

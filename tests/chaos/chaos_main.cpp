@@ -15,10 +15,10 @@
 #include <stdexcept>
 #include <thread>
 
-#include "../fixtures/lens_source_schema.h"
 #include "support/corpus.h"
 #include "support/pg.h"
 #include "support/process.h"
+#include "support/source_schema.h"
 #include "support/sql.h"
 #include "support/stand_in.h"
 #include "verifier.h"
@@ -140,12 +140,11 @@ int main(int argc, char** argv) {
                                // lease (default 300 s).
                                {"LENS_CLAIM_LEASE_SECONDS", "6"}};
 
-  // ---- the corpus (the source tables are the application's: lens-embed never creates them)
-  if (auto db = lens::test::Db::open(url);
-      !db || !db->exec(db->is_postgres() ? lens::test_fixtures::k_postgres_source_schema
-                                         : lens::test_fixtures::k_sqlite_source_schema)
-                  .empty())
+  // ---- the corpus (the Lens tables first: lens-embed never creates them)
+  if (auto db = lens::test::Db::open(url); !db || !lens::test::create_source_schema(*db).empty()) {
+    std::fprintf(stderr, "lens_chaos: cannot create the source tables in %s\n", url.c_str());
     return 1;
+  }
   auto init = lens::test::run_lens({"init", "--db", url}, dir, env);
   if (init.exit_code != 0) {
     std::fprintf(stderr, "lens_chaos: init failed: %s%s\n", init.out.c_str(), init.err.c_str());

@@ -12,11 +12,11 @@
 #include <random>
 #include <thread>
 
-#include "../fixtures/lens_source_schema.h"
 #include "core/input_text.h"
 #include "provider/local_hash.h"
 #include "support/paths.h"
 #include "support/process.h"
+#include "support/source_schema.h"
 #include "support/sql.h"
 #include "tokenizer/tokenizer.h"
 #include "util/sha256.h"
@@ -72,8 +72,9 @@ class E2E : public ::testing::Test {
     return *db_;
   }
   void exec(const std::string& sql) { ASSERT_EQ(db().exec(sql), "") << sql; }
-  // The Lens source tables in a new file (what lens-sample-corpus makes with its data).
-  void source_schema() { exec(lens::test_fixtures::k_sqlite_source_schema); }
+  // The Lens tables, as the test's database must have them before `init` (lens-embed never
+  // creates them).
+  void source_schema() { ASSERT_EQ(lens::test::create_source_schema(db()), ""); }
   long long scalar(const std::string& sql) {
     const auto v = db().scalar(sql);
     EXPECT_TRUE(v) << db().last_error() << "\n" << sql;
@@ -292,7 +293,7 @@ TEST_F(E2E, SigtermStopsCleanlyAndIsRecordedAsInterrupted) {
 }
 
 TEST_F(E2E, AssistantMessageIdFollowsTheContract) {
-  source_schema();  // a Lens database has them; lens-embed never creates them
+  source_schema();
   ASSERT_EQ(run({"init"}).exit_code, 0);
   exec("INSERT INTO conversations (id, user_id) VALUES ('c1','u'),('c2','u'),('c3','u'),('c4','u')");
   exec(R"sql(INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES
@@ -332,7 +333,7 @@ TEST_F(E2E, AssistantMessageIdFollowsTheContract) {
 }
 
 TEST_F(E2E, BlankAndInvalidContentNeverSentNorCrashes) {
-  source_schema();  // a Lens database has them; lens-embed never creates them
+  source_schema();
   ASSERT_EQ(run({"init"}).exit_code, 0);
   exec("INSERT INTO conversations (id, user_id) VALUES ('c','u')");
   exec(
@@ -387,7 +388,7 @@ TEST_F(E2E, DryRunCountsTokensAndCallsNothing) {
 }
 
 TEST_F(E2E, SearchFindsTheClosestExchange) {
-  source_schema();  // a Lens database has them; lens-embed never creates them
+  source_schema();
   ASSERT_EQ(run({"init"}).exit_code, 0);
   exec("INSERT INTO conversations (id, user_id) VALUES ('c','u')");
   exec(
@@ -438,7 +439,7 @@ TEST_F(E2E, ProgressWithoutATerminalIsLogfmtOrJsonAndQuietSilencesIt) {
 }
 
 TEST_F(E2E, FailuresAndStatusAsJson) {
-  source_schema();  // a Lens database has them; lens-embed never creates them
+  source_schema();
   ASSERT_EQ(run({"init"}).exit_code, 0);
   exec("INSERT INTO conversations (id, user_id) VALUES ('c','u')");
   exec(

@@ -12,6 +12,7 @@
 #include "support/paths.h"
 #include "support/pg.h"
 #include "support/process.h"
+#include "support/source_schema.h"
 #include "support/sql.h"
 #include "support/stand_in.h"
 #include "verifier.h"
@@ -96,10 +97,11 @@ class Hostile : public ::testing::TestWithParam<std::string> {
   }
 
   void run_cases(const std::string& url) {
-    auto init = lens({"init", "--db", url});
-    ASSERT_EQ(init.exit_code, 0) << init.out << init.err;
     auto db = Db::open(url);
     ASSERT_TRUE(db);
+    ASSERT_EQ(lens::test::create_source_schema(*db), "");  // lens-embed never creates them
+    auto init = lens({"init", "--db", url});
+    ASSERT_EQ(init.exit_code, 0) << init.out << init.err;
     std::set<std::string> inserted;
     for (const Case& c : cases_) {
       const bool user_side = c.role != "assistant";

@@ -130,6 +130,10 @@ TEST(MappingCli, MappedSchemaIsRefusedUntilTheStoresReadIt) {
   }
   // The default mapping written out is no mapping: the command runs.
   Workdir w("[source]\nmessages = \"messages\"\nreply = \"next\"\n");
+  auto db = Db::open(w.db());
+  ASSERT_TRUE(db);
+  EXPECT_EQ(db->exec(create_sql({})), "");
+  db.reset();
   const Output o = w.run({"init"});
   EXPECT_EQ(o.exit_code, 0) << o.err;
 }

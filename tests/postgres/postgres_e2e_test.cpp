@@ -12,6 +12,7 @@
 
 #include "support/pg.h"
 #include "support/process.h"
+#include "support/source_schema.h"
 #include "support/sql.h"
 #include "support/stand_in.h"
 
@@ -39,6 +40,8 @@ class PgE2E : public ::testing::Test {
     ASSERT_TRUE(schema_->ok()) << schema_->error();
     db_url_ = schema_->url();
     db_ = lens::test::Db::open(db_url_);
+    // The Lens tables: lens-embed never creates them.
+    ASSERT_EQ(lens::test::create_source_schema(*db_), "");
   }
 
   void exec(const std::string& sql) {

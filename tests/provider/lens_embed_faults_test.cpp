@@ -255,8 +255,9 @@ TEST_F(LensEmbedFaults, PersistentServerErrorsTripTheBreakerAndRecordNothing) {
   EXPECT_GE(stat(stats_, "fault_status_503"), 3) << stats_;
 }
 
-// A 429 is not a failed attempt (docs/OPERATIONS.md, docs/ARCHITECTURE.md): however many
-// a request meets (that depends on scheduling), it ends embedded.
+// The rate-limit tests keep the default 6 attempts: a 429 is not a failed attempt
+// (docs/OPERATIONS.md, RateLimitAnswersNeverUseUpAttempts above), so however many a request
+// meets (that depends on scheduling) it ends embedded.
 
 TEST_F(LensEmbedFaults, RpmLimitIsRespectedWithoutFailures) {
   auto so = poison();

@@ -12,6 +12,7 @@
 #include "support/paths.h"
 #include "support/pg.h"
 #include "support/process.h"
+#include "support/source_schema.h"
 #include "support/sql.h"
 #include "support/stand_in.h"
 
@@ -137,8 +138,9 @@ class Secrets : public ::testing::Test {
 TEST_F(Secrets, SqliteApiKeyNeverAppears) {
   const std::string db = "sqlite:" + dir_ / "lens.db";
   {
-    ASSERT_EQ(lens({"init", "--db", db}), 0) << seen_;
     auto h = Db::open(db);
+    ASSERT_EQ(lens::test::create_source_schema(*h), "");
+    ASSERT_EQ(lens({"init", "--db", db}), 0) << seen_;
     ASSERT_EQ(h->insert(corpus_.messages), "");
   }
   exercise(db);
@@ -165,9 +167,10 @@ TEST_F(Secrets, PostgresPasswordAndApiKeyNeverAppear) {
     auto wrong = Db::open(fmt::format("postgresql://{}:wrong@127.0.0.1:{}/postgres", k_role, pg.port()));
     EXPECT_FALSE(wrong->scalar("SELECT 1")) << "the server accepted a wrong password: not a password test";
   }
-  ASSERT_EQ(lens({"init", "--db", url}), 0) << seen_;
   {
     auto h = Db::open(url);
+    ASSERT_EQ(lens::test::create_source_schema(*h), "");  // the role owns them, as before
+    ASSERT_EQ(lens({"init", "--db", url}), 0) << seen_;
     ASSERT_EQ(h->insert(corpus_.messages), "");
   }
   exercise(url);
@@ -206,6 +209,10 @@ TEST(Privileges, LeastPrivilegeRoleFromOperationsMdCanRunAndReport) {
   const auto server = lens::test::PgServer::start(dir / "pg.env");
   ASSERT_TRUE(server->ok()) << server->error();
   const lens::test::PgServer& pg = *server;
+  {
+    auto owner = Db::open(pg.url());
+    ASSERT_EQ(lens::test::create_source_schema(*owner), "");
+  }
   auto init = lens::test::run_lens({"init", "--db", pg.url()}, dir.path());
   ASSERT_EQ(init.exit_code, 0) << init.err;
   {

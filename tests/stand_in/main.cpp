@@ -82,6 +82,15 @@ int main(int argc, char** argv) {
   integer("--hang-ms", o.hang_ms, "how long a hang lasts (default 30000)");
   integer("--fault-limit", o.fault_limit, "at most this many injected faults (default -1: no limit)");
   integer("--seed", o.seed, "random seed (default 1)");
+  flags["--batch"] = {
+      "Batch API option KEY=VALUE (repeatable; keys in stand_in_batch.h, e.g. completion_ms=500)",
+      [&o](const std::string& s) {
+        const auto eq = s.find('=');
+        if (eq == std::string::npos ||
+            !lens::stand_in::set_batch_option(o.batch, s.substr(0, eq), s.substr(eq + 1))) {
+          throw std::invalid_argument(s);
+        }
+      }};
 
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];

@@ -24,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include "stand_in_billing.h"
+#include "stand_in_common.h"
 #include "stand_in_vector.h"
 #include "tokenizer/tokenizer.h"
 
@@ -78,88 +80,6 @@ std::string ms_text(double ms) {
     std::snprintf(buf, sizeof buf, "%.3gs", ms / 1000.0);
   }
   return buf;
-}
-
-std::string json_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string error_json(std::string_view message, std::string_view type, std::string_view param,
-                       std::string_view code) {
-  auto field = [](std::string_view v) {
-    return v.empty() ? std::string("null") : "\"" + json_escape(v) + "\"";
-  };
-  return "{\n  \"error\": {\n    \"message\": \"" + json_escape(message) + "\",\n    \"type\": \"" +
-         json_escape(type) + "\",\n    \"param\": " + field(param) + ",\n    \"code\": " + field(code) +
-         "\n  }\n}\n";
-}
-
-void append_base64(std::string& out, const unsigned char* p, std::size_t n) {
-  static constexpr char k[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::size_t i = 0;
-  const std::size_t start = out.size();
-  out.resize(start + (n + 2) / 3 * 4);
-  char* o = out.data() + start;
-  for (; i + 3 <= n; i += 3) {
-    const std::uint32_t v = (std::uint32_t(p[i]) << 16) | (std::uint32_t(p[i + 1]) << 8) | p[i + 2];
-    *o++ = k[v >> 18];
-    *o++ = k[(v >> 12) & 63];
-    *o++ = k[(v >> 6) & 63];
-    *o++ = k[v & 63];
-  }
-  if (n - i == 1) {
-    const std::uint32_t v = std::uint32_t(p[i]) << 16;
-    *o++ = k[v >> 18];
-    *o++ = k[(v >> 12) & 63];
-    *o++ = '=';
-    *o++ = '=';
-  } else if (n - i == 2) {
-    const std::uint32_t v = (std::uint32_t(p[i]) << 16) | (std::uint32_t(p[i + 1]) << 8);
-    *o++ = k[v >> 18];
-    *o++ = k[(v >> 12) & 63];
-    *o++ = k[(v >> 6) & 63];
-    *o++ = '=';
-  }
-}
-
-// Sends a TCP reset on the connection to `peer_port` (cpp-httplib does not expose the
-// socket): find the fd by its peer, set SO_LINGER 0, and dup2 /dev/null over it so the
-// socket is closed (RST) while cpp-httplib's later writes and close hit /dev/null.
-bool reset_connection(const std::string& peer_addr, int peer_port) {
-  const int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (devnull < 0) return false;
-  bool done = false;
-  for (int fd = 3; fd < 65536 && !done; ++fd) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-      if (errno == EBADF && fd > 4096) break;
-      continue;
-    }
-    if (ss.ss_family != AF_INET) continue;
-    const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
-    char addr[INET_ADDRSTRLEN] = {};
-    ::inet_ntop(AF_INET, &in->sin_addr, addr, sizeof addr);
-    if (ntohs(in->sin_port) != peer_port || peer_addr != addr) continue;
-    const linger lg{1, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    done = ::dup2(devnull, fd) >= 0;
-  }
-  ::close(devnull);
-  return done;
 }
 
 enum class Fault {
@@ -230,6 +150,9 @@ struct StandInServer::Impl {
   std::condition_variable stop_cv;
   bool stopping = false;
 
+  Billing billing;
+  std::unique_ptr<BatchService> batch;
+
   explicit Impl(StandInOptions opts)
       : o(std::move(opts)),
         requests_bucket(o.rpm, o.burst_seconds),
@@ -243,6 +166,9 @@ struct StandInServer::Impl {
                      t.error().message.c_str());
       }
     }
+    batch = std::make_unique<BatchService>(
+        o.batch, BatchHost{o.api_key, o.models, o.default_dimensions, o.max_input_tokens, o.reject_marker,
+                           [this](std::string_view text) { return count_tokens(text); }, &billing});
   }
 
   void bump(const std::string& name, std::int64_t by = 1) { counters[name] += by; }
@@ -547,6 +473,7 @@ void StandInServer::Impl::handle(const httplib::Request& req, httplib::Response&
   answer(req, res, inputs, dims, base64, fault, rng_seed);
   std::lock_guard lock(mu);
   if (fault == Fault::none) {
+    billing.add_sync(inputs);
     bump("ok_requests");
     bump("ok_inputs", static_cast<std::int64_t>(inputs.size()));
     bump("ok_tokens", static_cast<std::int64_t>(total_tokens));
@@ -650,6 +577,7 @@ int StandInServer::start() {
     reset_stats();
     res.set_content("{}\n", "application/json");
   });
+  m.batch->register_routes(m.svr);
   m.svr.Post("/outage", [this](const httplib::Request& req, httplib::Response& res) {
     set_outage(req.has_param("status") ? std::stoi(req.get_param_value("status")) : 0);
     res.set_content("{}\n", "application/json");
@@ -673,6 +601,7 @@ void StandInServer::stop() {
     m.stopping = true;
   }
   m.stop_cv.notify_all();
+  m.batch->stop();
   m.svr.stop();
   if (m.thread.joinable()) m.thread.join();
 }
@@ -698,7 +627,11 @@ std::string StandInServer::stats_json() const {
       secs(m.first_admitted), secs(m.last_ok),
       std::chrono::duration<double>(Clock::now() - m.started).count(), m.o.rpm, m.o.tpm,
       m.tok ? "true" : "false");
-  return s + buf;
+  return s + std::string(buf, std::strlen(buf) - 1) + m.batch->stats_fields() + "}";
+}
+
+BatchService& StandInServer::batch() {
+  return *impl_->batch;
 }
 
 void StandInServer::set_outage(int http_status) {
@@ -707,6 +640,7 @@ void StandInServer::set_outage(int http_status) {
 
 void StandInServer::reset_stats() {
   Impl& m = *impl_;
+  m.batch->reset_stats();
   std::lock_guard lock(m.mu);
   m.counters.clear();
   m.first_admitted.reset();

@@ -6,6 +6,8 @@
 #include <memory>
 #include <string>
 
+#include "stand_in_batch.h"
+
 namespace lens::stand_in {
 
 struct StandInOptions {
@@ -48,6 +50,8 @@ struct StandInOptions {
   int hang_ms = 30'000;
   std::int64_t fault_limit = -1;  // at most this many injected faults in total (-1: no limit)
   std::uint64_t seed = 1;
+
+  BatchOptions batch;  // the Files and Batch API (/v1/files, /v1/batches); see stand_in_batch.h
 };
 
 class StandInServer {
@@ -66,6 +70,8 @@ class StandInServer {
   [[nodiscard]] std::string stats_json() const;
   // Zeroes the counters and refills the buckets (POST /stats/reset).
   void reset_stats();
+  // The Batch API, to switch its behaviour from an in-process test (or POST /control/batch).
+  [[nodiscard]] BatchService& batch();
   // An outage: every request is answered with `http_status` (a 5xx) until it is called
   // with 0 (POST /outage?status=N). Counted as "outage" in the stats. Any thread.
   void set_outage(int http_status);

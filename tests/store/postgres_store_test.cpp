@@ -278,7 +278,7 @@ TEST_P(PostgresOnly, OnlyInitCreatesTheSourceIndexesAndTrigger) {
     return count(
         "SELECT (SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname IN "
         "('messages_user_keyset', 'messages_conversation_order')) + (SELECT count(*) FROM pg_trigger "
-        "WHERE tgname = 'lens_embed_messages_changed')");
+        "WHERE tgname = 'lens_embed_messages_changed' AND tgrelid = 'messages'::regclass)");
   };
   // `run`: lens-embed's tables only; nothing on the source table.
   OpenOptions run_options;

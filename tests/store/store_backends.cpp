@@ -13,10 +13,10 @@
 #include <filesystem>
 #include <sstream>
 
-#include "../fixtures/lens_source_schema.h"
 #include "store/sqlite/sqlite_store.h"
 #include "support/pg.h"
 #include "support/process.h"
+#include "support/source_schema.h"
 #include "support/sql.h"
 
 namespace lens::store::test {
@@ -49,13 +49,12 @@ class AdminSql {
 
 // ---- SQLite -------------------------------------------------------------------------
 
+// The admin connection opens the file lazily: a backend without the source schema has no
+// file until a test (or a store in create mode) makes one.
 class SqliteBackend final : public Backend {
  public:
   explicit SqliteBackend(bool source_schema) : path_(dir_ / "store.db") {
-    if (!source_schema) return;  // no file at all
-    sql_ = std::make_unique<AdminSql>("sqlite:" + path_);
-    sql_->exec("PRAGMA foreign_keys=ON");
-    sql_->exec(test_fixtures::k_sqlite_source_schema);
+    if (source_schema) exec(lens::test::k_sqlite_source_schema);
   }
   std::string name() const override { return "sqlite"; }
   bool is_postgres() const override { return false; }
@@ -83,12 +82,13 @@ class SqliteBackend final : public Backend {
   }
 
  private:
-  // Opened on first use, so a backend without the source schema has no file until then.
   AdminSql& admin() {
-    if (!sql_) sql_ = std::make_unique<AdminSql>("sqlite:" + path_);
+    if (!sql_) {
+      sql_ = std::make_unique<AdminSql>("sqlite:" + path_);
+      sql_->exec("PRAGMA foreign_keys=ON");
+    }
     return *sql_;
   }
-
   lens::test::TempDir dir_{"store_test"};
   std::string path_;
   std::unique_ptr<AdminSql> sql_;
@@ -114,7 +114,7 @@ class PostgresBackend : public Backend {
     }
     conninfo_ = scratch_->url();
     sql_ = std::make_unique<AdminSql>(conninfo_);
-    if (source_schema) exec(test_fixtures::k_postgres_source_schema);
+    if (source_schema) exec(lens::test::k_postgres_source_schema);
   }
   // PGlite: one shared database; isolation by dropping our tables first.
   PostgresBackend(const std::string& pglite, bool source_schema) : pglite_(true) {
@@ -123,7 +123,7 @@ class PostgresBackend : public Backend {
     exec(
         "DROP TABLE IF EXISTS message_embeddings, embedding_failures, embedding_runs, embedding_claims, "
         "messages, conversations, lens_embed_schema_migrations CASCADE");
-    if (source_schema) exec(test_fixtures::k_postgres_source_schema);
+    if (source_schema) exec(lens::test::k_postgres_source_schema);
   }
   ~PostgresBackend() override { sql_.reset(); }
 

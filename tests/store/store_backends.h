@@ -68,9 +68,9 @@ class BackendTest : public ::testing::TestWithParam<std::string> {
 
 // name: "sqlite", "postgres" or "pglite". own_database: on PostgreSQL, a database of the
 // test's own instead of a schema (what is per database, LISTEN/NOTIFY channels, is then
-// the test's alone). `source_schema`: create the Lens source tables
-// (tests/fixtures/lens_source_schema.h) first, as a Lens database has them; false: an
-// empty database (for SQLite, no file at all).
+// the test's alone). source_schema: the Lens source tables (tests/support/source_schema.h)
+// are created first, as a Lens database has them; false: an empty database (SQLite: no
+// file at all).
 std::unique_ptr<Backend> make_backend(const std::string& name, bool own_database = false,
                                       bool source_schema = true);
 

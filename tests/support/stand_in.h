@@ -37,8 +37,12 @@ class StandIn {
   [[nodiscard]] std::vector<std::string> provider_args(const std::string& model) const {
     return supermind_args(base_url(), model);
   }
+  // 0: serve; a 5xx: answer every request with it (StandInServer::set_outage).
+  void set_outage(int http_status) { server_.set_outage(http_status); }
   // Stops serving (the destructor does too); stats stay readable.
   void stop() { server_.stop(); }
+  // The Files and Batch API's switches (stand_in_batch.h); POST /control/batch does the same.
+  [[nodiscard]] stand_in::BatchService& batch() { return server_.batch(); }
 
  private:
   stand_in::StandInServer server_;

@@ -7,7 +7,9 @@
 
 #include <fmt/core.h>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -46,7 +48,21 @@ struct Snapshot {
   std::vector<Message> messages;
   std::vector<Row> rows;
   std::vector<FailureRow> failures;
+  bool half_precision = false;  // a pgvector halfvec column: values stored as float16
 };
+
+// The float16 nearest to `v` (ties to even, subnormals included), back as a float: what
+// pgvector keeps of a float32 in a halfvec. Exact in double: a multiple of a power of two.
+float round_to_half(float v) {
+  if (!std::isfinite(v)) return v;
+  const double a = std::fabs(static_cast<double>(v));
+  if (a >= 65520.0) return std::copysign(std::numeric_limits<float>::infinity(), v);
+  int exponent = 0;
+  std::frexp(a, &exponent);  // a = m * 2^exponent, m in [0.5, 1)
+  // 11 significant bits for normal halves (>= 2^-14); below, a fixed step of 2^-24.
+  const double step = std::ldexp(1.0, std::max(exponent - 11, -24));
+  return static_cast<float>(std::nearbyint(static_cast<double>(v) / step) * step);
+}
 
 // The contract's "only white space", as the stores test it with SQL trim().
 bool blank(const std::string& s) {
@@ -170,6 +186,11 @@ std::string load_postgres(const std::string& conninfo, const VerifyOptions& o, S
         }
         snap.rows.push_back(std::move(r));
       });
+  if (!err.empty()) return err;
+  err = query(
+      "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+      "WHERE attrelid = 'message_embeddings'::regclass AND attname = 'embedding'",
+      [&](PGresult* r, int i) { snap.half_precision = get(r, i, 0).starts_with("halfvec"); });
   if (!err.empty()) return err;
   return query(
       "SELECT user_message_id::text, coalesce(reason, '') FROM embedding_failures WHERE provider = $1 AND "
@@ -297,6 +318,7 @@ VerifyReport verify(const VerifyOptions& o) {
     } else {
       provider::local_hash_embed(input, want);
     }
+    if (snap.half_precision) std::transform(want.begin(), want.end(), want.begin(), round_to_half);
     bool ok = true;
     auto check = [&](bool good, const char* kind, const std::string& detail) {
       if (good) return;
@@ -314,7 +336,8 @@ VerifyReport verify(const VerifyOptions& o) {
           fmt::format("truncated {} but should be {}", r.truncated, truncated));
     check(r.dimensions == static_cast<std::int64_t>(dims) && r.vector.size() == dims, "wrong_dimensions",
           fmt::format("dimensions {} with {} values, expected {}", r.dimensions, r.vector.size(), dims));
-    // Bit-for-bit: the provider's float32 values, in the provider's order for this input.
+    // Bit-for-bit: the provider's float32 values (halfvec: each rounded to float16), in the
+    // provider's order for this input.
     check(r.vector.size() == want.size() && std::memcmp(r.vector.data(), want.data(), want.size() * 4) == 0,
           "wrong_vector", "the embedding is not the provider's vector of this input");
     if (truncated) ++rep.truncated_rows;

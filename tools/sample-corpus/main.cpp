@@ -137,6 +137,12 @@ class SqliteSink final : public Sink {
         "CREATE TABLE IF NOT EXISTS messages (id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL "
         "REFERENCES conversations(id) ON DELETE CASCADE, role TEXT NOT NULL CHECK (role IN "
         "('system','user','assistant','tool')), content TEXT, created_at TEXT NOT NULL, updated_at TEXT)");
+    // The indexes a Lens database has on messages (lens-embed's pending query needs both;
+    // it creates them only in `init`, never in `run`).
+    exec("CREATE INDEX IF NOT EXISTS messages_user_keyset ON messages (created_at, id) WHERE role = 'user'");
+    exec(
+        "CREATE INDEX IF NOT EXISTS messages_conversation_order ON messages (conversation_id, created_at, "
+        "id)");
     exec("BEGIN");
     prepare(&conv_, "INSERT INTO conversations (id, user_id, title, created_at) VALUES (?,?,?,?)");
     prepare(&msg_,

@@ -20,9 +20,11 @@ int cmd_status(const Flags& flags, const RawConfig& config) {
   // what the command line names.
   const std::string provider = flags.provider ? *flags.provider : "";
   const std::string model = flags.model ? *flags.model : "";
-  std::erase_if(status->models, [&](const store::ModelStatus& m) {
-    return (!provider.empty() && m.provider != provider) || (!model.empty() && m.model != model);
-  });
+  auto other = [&](const std::string& p, const std::string& m) {
+    return (!provider.empty() && p != provider) || (!model.empty() && m != model);
+  };
+  std::erase_if(status->models, [&](const store::ModelStatus& m) { return other(m.provider, m.model); });
+  std::erase_if(status->recent_runs, [&](const store::RunSummary& r) { return other(r.provider, r.model); });
   print_status(*status, flags.json);
   return k_exit_ok;
 }

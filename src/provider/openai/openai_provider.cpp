@@ -4,19 +4,18 @@
 
 #include <curl/curl.h>
 
+#include <fmt/core.h>
 #include <algorithm>
-#include <mutex>
 #include <unordered_map>
 
+#include "provider/openai/curl_setup.h"
 #include "provider/openai/wire.h"
 #include "util/log.h"
-#include "util/redact.h"
 
 namespace lens::provider {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using openai::TransportError;
 
 // Buffers above this are dropped when a transfer goes back to the pool, so one huge
 // response does not pin its memory for the rest of the run.
@@ -58,35 +57,6 @@ std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
   return size * n;
 }
 
-TransportError transport_kind(CURLcode code) {
-  switch (code) {
-    case CURLE_OPERATION_TIMEDOUT:
-      return TransportError::timeout;
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-      return TransportError::connect;
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_WEIRD_SERVER_REPLY:
-      return TransportError::reset;
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CERTPROBLEM:
-      return TransportError::tls;
-    case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-      return TransportError::bad_url;
-    default:
-      return TransportError::other;
-  }
-}
-
 bool mentions_encoding_format(const openai::ErrorBody& e) {
   return e.param == "encoding_format" || e.message.find("encoding_format") != std::string::npos ||
          e.message.find("base64") != std::string::npos;
@@ -94,9 +64,11 @@ bool mentions_encoding_format(const openai::ErrorBody& e) {
 
 class OpenAiProvider final : public Provider {
  public:
-  OpenAiProvider(OpenAiOptions options, std::string url, CURLM* multi, curl_slist* headers)
+  OpenAiProvider(OpenAiOptions options, std::string url, openai::TrustFiles trust, CURLM* multi,
+                 curl_slist* headers)
       : options_(std::move(options)),
         url_(std::move(url)),
+        trust_(std::move(trust)),
         multi_(multi),
         headers_(headers),
         use_float_(options_.encoding_format == "float") {}
@@ -194,24 +166,15 @@ class OpenAiProvider final : public Provider {
     curl_easy_setopt(e, CURLOPT_URL, url_.c_str());
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers_);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, options_.user_agent.c_str());
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
     curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+    openai::apply_transfer_options(e, options_, trust_);
     // Wait for a multiplexed HTTP/2 stream rather than opening another connection.
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
-    // Proxies: nothing set, so curl honours http_proxy/https_proxy/no_proxy as usual.
     return t;
   }
 
@@ -248,9 +211,17 @@ class OpenAiProvider final : public Provider {
     c.latency = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t.started);
     c.rate = t.headers.rate;
     if (code != CURLE_OK) {
-      std::string detail = curl_easy_strerror(code);
-      if (t.error[0]) detail += std::string(" (") + t.error + ")";
-      c.result = std::unexpected(openai::classify_transport(transport_kind(code), detail));
+      const openai::TransportError kind = openai::transport_kind(code);
+      std::string detail;
+      if (kind == openai::TransportError::tls_verify || kind == openai::TransportError::tls_setup) {
+        // curl's own text for these ("SSL peer certificate or SSH remote key was not OK")
+        // says less than OpenSSL's; the URL says which server the certificate came from.
+        detail = url_ + ": " + (t.error[0] ? std::string(t.error) : curl_easy_strerror(code));
+      } else {
+        detail = curl_easy_strerror(code);
+        if (t.error[0]) detail += std::string(" (") + t.error + ")";
+      }
+      c.result = std::unexpected(openai::classify_transport(kind, detail));
       return c;
     }
     long status = 0;
@@ -291,6 +262,7 @@ class OpenAiProvider final : public Provider {
 
   OpenAiOptions options_;
   std::string url_;
+  openai::TrustFiles trust_;
   CURLM* multi_;
   curl_slist* headers_;
   bool use_float_;
@@ -304,50 +276,17 @@ class OpenAiProvider final : public Provider {
 }  // namespace
 
 util::Result<std::unique_ptr<Provider>> make_openai_provider(const OpenAiOptions& options) {
-  // First, so nothing below can log the key.
-  util::register_secret(options.api_key);
-  static std::once_flag once;
-  static CURLcode global_rc = CURLE_OK;
-  std::call_once(once, [] { global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
-  if (global_rc != CURLE_OK) return util::fail(util::ErrorCode::internal, "curl_global_init failed");
-
+  if (auto init = openai::init_curl(); !init) return std::unexpected(init.error());
+  auto base = openai::checked_base_url(options);  // registers the key as a secret first
+  if (!base) return std::unexpected(base.error());
   if (options.model.empty()) return util::fail(util::ErrorCode::invalid_argument, "no model given");
   if (options.encoding_format != "base64" && options.encoding_format != "float") {
     return util::fail(util::ErrorCode::invalid_argument,
                       "encoding_format must be base64 or float, not " + options.encoding_format);
   }
-  std::string base = options.base_url;
-  while (!base.empty() && base.back() == '/')
-    base.pop_back();
-  {
-    CURLU* u = curl_url();
-    const CURLUcode rc = curl_url_set(u, CURLUPART_URL, base.c_str(), 0);
-    char* scheme = nullptr;
-    const bool ok = rc == CURLUE_OK && curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-                    (std::string_view(scheme) == "http" || std::string_view(scheme) == "https");
-    curl_free(scheme);
-    curl_url_cleanup(u);
-    if (!ok) {
-      return util::fail(util::ErrorCode::invalid_argument,
-                        "base URL must be http:// or https://, got '" + util::redact(base) + "'");
-    }
-  }
-  if (!options.verify_tls) {
-    util::log_warn("TLS certificate verification is OFF for {}: anyone on the path can read the API key",
-                   util::redact(base));
-  }
-
-  curl_slist* headers = nullptr;
-  auto add = [&](const std::string& h) {
-    if (curl_slist* next = curl_slist_append(headers, h.c_str())) headers = next;
-  };
-  if (!options.api_key.empty()) add("Authorization: Bearer " + options.api_key);
-  add("Content-Type: application/json");
-  add("Accept: application/json");
-  // No "Expect: 100-continue": it costs a round trip per request for large bodies.
-  add("Expect:");
-  for (const auto& h : options.extra_headers)
-    add(h);
+  auto trust = openai::trust_files(options);
+  if (!trust) return std::unexpected(trust.error());
+  curl_slist* headers = openai::make_headers(options, /*json_body=*/true);
 
   CURLM* multi = curl_multi_init();
   if (!multi) {
@@ -360,7 +299,7 @@ util::Result<std::unique_ptr<Provider>> make_openai_provider(const OpenAiOptions
   curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, conns);
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, conns);
   return std::unique_ptr<Provider>(
-      std::make_unique<OpenAiProvider>(options, base + "/embeddings", multi, headers));
+      std::make_unique<OpenAiProvider>(options, *base + "/embeddings", std::move(*trust), multi, headers));
 }
 
 }  // namespace lens::provider

@@ -22,6 +22,10 @@ struct OpenAiOptions {
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds request_timeout{120'000};  // whole transfer, queueing included
   bool verify_tls = true;                              // false prints a warning once
+  // PEM file of the certificate authorities to trust instead of the system's bundle (a
+  // private CA, a TLS-inspecting proxy). Empty: $SSL_CERT_FILE when set (and
+  // $SSL_CERT_DIR), as OpenSSL's own tools do, else the system's bundle.
+  std::string ca_cert;
   int max_connections = 64;  // connection pool (HTTP/1.1 needs one per request in flight)
   std::string user_agent = "lens-embed/0.1";
   // Extra request headers ("Name: value"), e.g. OpenAI-Organization. Never logged.
@@ -30,7 +34,11 @@ struct OpenAiOptions {
 
 // REQUIRES: called before any other thread uses libcurl (it runs curl_global_init once).
 // On success a client whose poll() must be called from one thread at a time.
-// On failure: invalid_argument (bad URL, bad encoding_format, empty model).
+// On failure: invalid_argument (bad URL, bad encoding_format, empty model);
+// configuration when the CA file (ca_cert or $SSL_CERT_FILE) cannot be read.
+// A certificate that fails verification (unknown CA, wrong host name, expired) is not
+// seen here but by each request: a configuration failure naming --ca-cert and
+// SSL_CERT_FILE. Other TLS failures (handshake, protocol) are transient, like a reset.
 [[nodiscard]] util::Result<std::unique_ptr<Provider>> make_openai_provider(const OpenAiOptions& options);
 
 }  // namespace lens::provider

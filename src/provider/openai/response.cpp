@@ -60,8 +60,19 @@ ResponseParser::ResponseParser() : impl_(std::make_unique<Impl>()) {}
 ResponseParser::~ResponseParser() = default;
 
 util::Result<EmbedSuccess> ResponseParser::parse(std::string& body, std::size_t n_inputs,
-                                                 std::optional<int> dimensions) try {
+                                                 std::optional<int> dimensions) {
+  EmbedSuccess ok;
+  if (auto parsed = parse_into(body, n_inputs, dimensions, ok); !parsed)
+    return std::unexpected(parsed.error());
+  return ok;
+}
+
+util::Status ResponseParser::parse_into(std::string& body, std::size_t n_inputs,
+                                        std::optional<int> dimensions, EmbedSuccess& ok) try {
   Impl& m = *impl_;
+  ok.dimensions = 0;
+  ok.prompt_tokens = 0;
+  ok.vectors.clear();  // keeps its capacity: one buffer serves every line of a batch file
   if (body.capacity() < body.size() + simdjson::SIMDJSON_PADDING) {
     body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
   }
@@ -73,7 +84,6 @@ util::Result<EmbedSuccess> ResponseParser::parse(std::string& body, std::size_t 
   od::object root;
   if (doc.get_object().get(root)) return std::unexpected(invalid("not a JSON object"));
 
-  EmbedSuccess ok;
   int dims = dimensions.value_or(0);
   std::size_t count = 0;
   bool have_data = false;
@@ -235,7 +245,7 @@ util::Result<EmbedSuccess> ResponseParser::parse(std::string& body, std::size_t 
   }
   if (!allocated) allocate();  // zero inputs
   ok.dimensions = dims;
-  return ok;
+  return {};
 } catch (const std::exception& e) {
   // simdjson is used without exceptions here, but allocation can still throw.
   return std::unexpected(invalid(std::string("parser failure: ") + e.what()));

@@ -359,11 +359,18 @@ EmbedFailure classify_transport(TransportError kind, std::string_view detail) {
     case TransportError::reset:
       f.error = util::Error{util::ErrorCode::transient, "connection lost: " + util::redact(detail)};
       break;
-    case TransportError::tls:
-      // A certificate that fails verification will fail the same way every time.
-      f.error = util::Error{util::ErrorCode::fatal,
-                            "TLS verification failed (" + util::redact(detail) +
-                                "); fix the certificate or pass --insecure to skip verification"};
+    case TransportError::tls_verify:
+      f.error = util::Error{util::ErrorCode::configuration,
+                            "TLS certificate verification failed (" + util::redact(detail) +
+                                "). If the server's certificate comes from a private CA, trust it with "
+                                "--ca-cert FILE (or <PROVIDER>_CA_CERT, ca_cert in [providers.NAME], or "
+                                "SSL_CERT_FILE); check that --base-url names the host the certificate "
+                                "is for; --insecure skips verification (not for production)"};
+      break;
+    case TransportError::tls_setup:
+      f.error = util::Error{util::ErrorCode::configuration,
+                            "TLS setup failed (" + util::redact(detail) +
+                                "); check the file given by --ca-cert or SSL_CERT_FILE"};
       break;
     case TransportError::bad_url:
       f.error = util::Error{util::ErrorCode::fatal, "bad base URL: " + util::redact(detail)};

@@ -77,6 +77,10 @@ class ResponseParser {
   // unchanged. On failure: invalid_response with what was wrong.
   [[nodiscard]] util::Result<EmbedSuccess> parse(std::string& body, std::size_t n_inputs,
                                                  std::optional<int> dimensions);
+  // The same into `out`, whose vectors' capacity is reused (the Batch API reader decodes
+  // every line of a file into one buffer). On failure `out` holds nothing meaningful.
+  [[nodiscard]] util::Status parse_into(std::string& body, std::size_t n_inputs,
+                                        std::optional<int> dimensions, EmbedSuccess& out);
 
  private:
   struct Impl;
@@ -85,7 +89,11 @@ class ResponseParser {
 
 // ---- classification (done once, here) ----
 
-enum class TransportError { timeout, connect, reset, tls, bad_url, other };
+// tls_verify: the server's certificate failed verification (unknown CA, host name
+// mismatch, expired, pinned key): the same every time until the user fixes the trust
+// setup, so a configuration failure. tls_setup: our own TLS files (CA bundle) are
+// unusable, configuration too. A failed handshake for other reasons counts as `reset`.
+enum class TransportError { timeout, connect, reset, tls_verify, tls_setup, bad_url, other };
 
 // A request that got no complete HTTP answer.
 [[nodiscard]] EmbedFailure classify_transport(TransportError kind, std::string_view detail);

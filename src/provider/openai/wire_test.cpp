@@ -245,10 +245,17 @@ TEST(Classify, StatusTable) {
   EXPECT_EQ(code(418), ErrorCode::permanent);
 }
 
-TEST(Classify, TransportErrorsRetryExceptTls) {
+TEST(Classify, TransportErrorsRetryExceptCertificates) {
   EXPECT_EQ(classify_transport(TransportError::timeout, "x").error.code, util::ErrorCode::transient);
   EXPECT_EQ(classify_transport(TransportError::reset, "x").error.code, util::ErrorCode::transient);
-  EXPECT_EQ(classify_transport(TransportError::tls, "x").error.code, util::ErrorCode::fatal);
+  // A certificate that fails verification is the user's to fix (exit 2), and the message
+  // says how: both ways to trust a private CA.
+  const auto tls = classify_transport(TransportError::tls_verify, "unable to get local issuer certificate");
+  EXPECT_EQ(tls.error.code, util::ErrorCode::configuration);
+  EXPECT_NE(tls.error.message.find("--ca-cert"), std::string::npos) << tls.error.message;
+  EXPECT_NE(tls.error.message.find("SSL_CERT_FILE"), std::string::npos) << tls.error.message;
+  EXPECT_NE(tls.error.message.find("unable to get local issuer certificate"), std::string::npos);
+  EXPECT_EQ(classify_transport(TransportError::tls_setup, "x").error.code, util::ErrorCode::configuration);
 }
 
 TEST(Classify, MessagesCarryRedactedSnippets) {

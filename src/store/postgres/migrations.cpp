@@ -149,7 +149,7 @@ Status migrate_in_transaction(Connection& conn, const PostgresOptions& options) 
                            Params().text("embedding " + *type));
         !r)
       return std::unexpected(r.error());
-    util::log_info("postgres: created lens-embed schema v1 (embedding {})", *type);
+    util::log_info("postgres: creating lens-embed's tables (embedding {})", *type);
   }
   if (current < 2) {
     if (auto s = conn.exec_simple("upgrading to schema v2", postgres_schema::k_v2); !s) return s;
@@ -166,7 +166,7 @@ Status migrate_in_transaction(Connection& conn, const PostgresOptions& options) 
                            Params().text("failure classes, run errors, claim liveness, dimensions index"));
         !r)
       return std::unexpected(r.error());
-    if (current >= 1) util::log_info("postgres: upgraded lens-embed's tables to schema v2");
+    if (current >= 1) util::log_info("postgres: upgrading lens-embed's tables to schema v2");
   }
   if (options.source_indexes) {
     if (auto s = conn.exec_simple("creating the source indexes", postgres_schema::k_source_indexes); !s)

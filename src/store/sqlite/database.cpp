@@ -138,9 +138,10 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& path, Mode m
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_NOMUTEX;
   switch (mode) {
+    // Opened for writing but query_only: a read-only connection to a WAL file would leave
+    // -wal and -shm files behind that were not there before; this one, when it closes
+    // last, removes them. A write-protected file is opened read-only by SQLite anyway.
     case Mode::read_only:
-      flags |= SQLITE_OPEN_READONLY;
-      break;
     case Mode::read_write:
       flags |= SQLITE_OPEN_READWRITE;
       break;
@@ -154,8 +155,12 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& path, Mode m
     sqlite3_close_v2(db);
     return fail(classify(rc, message), fmt::format("sqlite: cannot open {}: {}", path, message));
   }
+  // Before the pragmas: journal_mode=WAL meets the lock of a closing writer's checkpoint.
+  sqlite3_busy_timeout(db, 30'000);
   std::unique_ptr<Database> out(new Database(db, path));
-  if (mode != Mode::read_only) {
+  if (mode == Mode::read_only) {
+    if (auto s = out->exec("PRAGMA query_only = ON"); !s) return std::unexpected(s.error());
+  } else {
     // WAL: readers and the writer do not block each other. synchronous=NORMAL keeps
     // every commit safe against a process crash (kill -9); only an OS crash may lose
     // the last commits, which the idempotent redo then restores.
@@ -168,7 +173,6 @@ Result<std::unique_ptr<Database>> Database::open(const std::string& path, Mode m
       if (auto s = out->exec(pragma); !s) return std::unexpected(s.error());
     }
   }
-  sqlite3_busy_timeout(db, 30'000);
   return out;
 }
 

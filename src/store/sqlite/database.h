@@ -81,7 +81,8 @@ class Database {
  public:
   enum class Mode { read_only, read_write, create };
 
-  // read_only: never writes, never creates the file. read_write: the file must exist;
+  // read_only: never writes (query_only), never creates the file, and leaves no -wal or
+  // -shm file behind when it closes last. read_write: the file must exist;
   // create: creates it when missing. Both set the store's pragmas (WAL,
   // synchronous=NORMAL, foreign keys, bounded cache). Every mode waits up to 30 s on a
   // locked database. On failure: the classified error, with the path and SQLite's message.

@@ -26,7 +26,7 @@ class SqliteStore final : public Store {
  public:
   SqliteStore(const SqliteOptions& options, std::unique_ptr<sqlite::WriterLock> lock,
               std::unique_ptr<sqlite::Database> db)
-      : options_(options), db_(std::move(db)), lock_(std::move(lock)) {}
+      : options_(options), lock_(std::move(lock)), db_(std::move(db)) {}
 
   Status migrate() override {
     if (options_.access == AccessMode::read_only) return sqlite::check_current(*db_);
@@ -72,8 +72,8 @@ class SqliteStore final : public Store {
 
  private:
   SqliteOptions options_;
-  std::unique_ptr<sqlite::Database> db_;  // closed before the lock is released
-  std::unique_ptr<sqlite::WriterLock> lock_;
+  std::unique_ptr<sqlite::WriterLock> lock_;  // declared first: released after db_ closes
+  std::unique_ptr<sqlite::Database> db_;
 };
 
 sqlite::Database::Mode database_mode(AccessMode access) {

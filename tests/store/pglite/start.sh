@@ -11,9 +11,14 @@ pid_file="$port_file.pid"
 case $action in
   start)
     command -v node >/dev/null || { echo "pglite: node is not installed" >&2; exit 1; }
-    if [ ! -d "$here/node_modules/@electric-sql/pglite-socket" ]; then
-      (cd "$here" && npm ci --no-audit --no-fund --silent) || { echo "pglite: npm ci failed" >&2; exit 1; }
-    fi
+    # Under a lock: several tests (ctest -j) may start a server at once on a fresh
+    # checkout, and two `npm ci` in one folder break each other.
+    (
+      flock 9
+      if [ ! -d "$here/node_modules/@electric-sql/pglite-socket" ]; then
+        (cd "$here" && npm ci --no-audit --no-fund --silent) || { echo "pglite: npm ci failed" >&2; exit 1; }
+      fi
+    ) 9>"${TMPDIR:-/tmp}/lens-pglite-npm-$(printf %s "$here" | md5sum | cut -c1-12).lock"
     rm -f "$port_file"
     nohup node "$here/server.mjs" "$port_file" >"$port_file.log" 2>&1 &
     echo $! >"$pid_file"
