@@ -140,6 +140,8 @@ TEST(MetricsPg, HealthSaysDatabaseLostWhileTheServerIsDown) {
   EXPECT_NE(http_get(port, "/metrics").body.find("\nlens_embed_database_lost 0\n"), std::string::npos);
 
   // The run carries on: a new message is embedded.
+  // (Our own client reconnects on a read, not on a write.)
+  ASSERT_TRUE(db->scalar("SELECT 1")) << db->last_error();
   ASSERT_EQ(db->exec("INSERT INTO messages (id, conversation_id, role, content, created_at) VALUES "
                      "('00000000-0000-4000-a000-999999999999', '00000000-0000-4000-8000-000000000001', "
                      "'user', 'asked after the restart', now())"),
