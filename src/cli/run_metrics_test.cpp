@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -151,6 +153,24 @@ TEST(RunMetrics, EveryMetricPassesPromtool) {
     EXPECT_EQ(c.output, "") << c.output;
     std::filesystem::remove(path);
   }
+}
+
+// docs/OPERATIONS.md "Metrics and health" lists exactly the metrics /metrics declares.
+TEST(RunMetrics, OperationsMdListsEveryMetricAndNoOther) {
+  std::ifstream in(std::string(LENS_SOURCE_DIR) + "/docs/OPERATIONS.md");
+  ASSERT_TRUE(in) << "docs/OPERATIONS.md";
+  std::set<std::string> documented;
+  const std::regex row(R"(^\| `(lens_embed_[a-z_]+)[{`])");
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (std::regex_search(line, m, row)) documented.insert(m[1]);
+  }
+  std::set<std::string> declared;
+  std::istringstream rendered(RunMetrics(context()).registry().render());
+  for (std::string line; std::getline(rendered, line);)
+    if (line.rfind("# TYPE ", 0) == 0) declared.insert(line.substr(7, line.find(' ', 7) - 7));
+  EXPECT_GE(declared.size(), 20u);
+  EXPECT_EQ(documented, declared);
 }
 
 TEST(RunMetrics, UnhealthyWhileTheCircuitIsOpenOrTheDatabaseIsLost) {
