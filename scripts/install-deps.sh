@@ -10,7 +10,9 @@ packages=(
   libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev
   postgresql-15 postgresql-client-15 sqlite3 clang-format
   clang libclang-rt-14-dev  # libFuzzer (fuzz/run.sh)
+  dpkg-dev file systemd     # the .deb (cpack, dpkg-shlibdeps) and its test (systemd-analyze verify)
   nginx-core openssl        # tests/tls: the TLS (HTTP/2) front and the test's own CA
+  prometheus                # tests/metrics: promtool check metrics, and a real scrape
 )
 
 missing=()

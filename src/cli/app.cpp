@@ -153,6 +153,9 @@ Commands define_commands(CLI::App& app, Flags& f) {
                   "Seconds without an answer (and 3 failed requests in a row) after which the provider "
                   "counts as unavailable: the run stops (exit 1), or with --follow waits (default 30)")
       ->check(range(k_unavailable_after_bounds));
+  run->add_option("--metrics-addr,--metrics-listen", f.metrics_addr,
+                  "Serve Prometheus metrics (/metrics) and health (/healthz) on [HOST:]PORT; a port alone "
+                  "listens on 127.0.0.1 (default: off)");
   run->add_flag("--no-wait", f.no_wait,
                 "SQLite: exit 1 at once when another run holds the database, instead of waiting");
   run->add_option("--long-input", f.long_input,

@@ -11,7 +11,7 @@ namespace lens::cli {
 // lens-embed.toml or a default can decide (raw_config.h).
 struct Flags {
   std::optional<std::string> db, provider, model, base_url, config_path, long_input, encoding_format,
-      log_format, log_file, index, ca_cert;
+      log_format, log_file, index, ca_cert, metrics_addr;
   std::optional<long long> batch_size, limit, concurrency, dimensions, max_attempts, rpm, tpm,
       timeout_seconds, unavailable_after, k;
   bool force = false, dry_run = false, follow = false, json = false, quiet = false, insecure = false,

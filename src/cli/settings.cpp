@@ -162,6 +162,11 @@ util::Result<RunSettings> run_settings(const RawConfig& raw) {
   const auto unavailable = whole(raw.unavailable_after, "--unavailable-after", k_unavailable_after_bounds);
   if (!unavailable) return std::unexpected(unavailable.error());
   r.unavailable_after = std::chrono::seconds(*unavailable);
+  if (raw.metrics_addr.is_set()) {
+    auto addr = metrics::parse_listen_address(raw.metrics_addr.value);
+    if (!addr) return std::unexpected(wrong("--metrics-addr", raw.metrics_addr, addr.error().message));
+    r.metrics_addr = std::move(*addr);
+  }
   if (raw.long_input.value == "chunk")
     r.long_input = pipeline::LongInput::chunk;
   else if (raw.long_input.value != "truncate")

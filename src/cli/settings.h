@@ -9,6 +9,7 @@
 #include "cli/raw_config.h"
 #include "core/model_table.h"
 #include "core/source_mapping.h"
+#include "metrics/listen_address.h"
 #include "pipeline/options.h"
 #include "util/result.h"
 
@@ -41,6 +42,7 @@ struct RunSettings {
   int max_attempts = 6;
   pipeline::LongInput long_input = pipeline::LongInput::truncate;
   std::chrono::milliseconds unavailable_after{30'000};
+  std::optional<metrics::ListenAddress> metrics_addr;  // --metrics-addr; unset: no endpoint
 };
 
 // The parts of the configuration a command uses; only those are checked, so that a value a

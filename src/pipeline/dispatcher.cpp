@@ -40,6 +40,7 @@ bool Dispatcher::run(WorkQueue& work, const std::function<void()>& tick) {
       if (!options_.follow) {
         // Nothing is recorded for what was not sent or not answered: a later run does it.
         state_.set_fatal(util::Error{ErrorCode::transient, unavailable_message(now)});
+        state_.observer().on_provider_available(false);
         continue;
       }
       pause(now);
@@ -166,6 +167,9 @@ void Dispatcher::handle(provider::Completion&& c) {
   in_flight_.erase(it);
   ++state_.counters.requests;
   const auto now = Clock::now();
+  state_.observer().on_request({c.result ? 200 : c.result.error().http_status,
+                                !c.result && c.result.error().error.code == ErrorCode::rate_limited,
+                                now - batch.sent_at});
   if (c.result) {
     breaker_.on_answer(now);
     if (batch.probe) resume(now);
@@ -212,6 +216,7 @@ void Dispatcher::on_unavailable(Batch batch, const provider::EmbedFailure& f, Cl
 
 void Dispatcher::retry_later(Batch batch, const provider::EmbedFailure& f, Clock::time_point now) {
   ++state_.counters.retries;
+  state_.observer().on_retry();
   ++batch.waits;
   const auto delay = f.retry_after ? *f.retry_after : util::full_jitter(options_.backoff, batch.waits, rng_);
   delayed_.emplace(now + delay, std::move(batch));
@@ -269,6 +274,7 @@ void Dispatcher::on_failure(Batch batch, const provider::EmbedFailure& f, Clock:
     return;
   }
   ++state_.counters.retries;
+  state_.observer().on_retry();
   const auto delay =
       f.retry_after ? *f.retry_after : util::full_jitter(options_.backoff, batch.attempts, rng_);
   delayed_.emplace(now + delay, std::move(batch));
@@ -342,6 +348,7 @@ void Dispatcher::abandon_in_flight() {
 
 void Dispatcher::pause(Clock::time_point now) {
   paused_ = true;
+  state_.observer().on_provider_available(false);
   probe_out_ = false;
   probes_ = 0;
   paused_since_ = now - breaker_.down_for(now);
@@ -397,6 +404,7 @@ void Dispatcher::resume(Clock::time_point now) {
   if (!paused_) return;
   paused_ = false;
   probe_out_ = false;
+  state_.observer().on_provider_available(true);
   util::log_warn("provider answers again after {:.0f} s; resuming",
                  std::chrono::duration<double>(now - paused_since_).count());
 }

@@ -20,13 +20,14 @@ using Clock = std::chrono::steady_clock;
 RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
   const auto started = Clock::now();
   RunOutcome outcome;
+  RunState state(deps.stop, deps.observer);
   if (!options.dry_run) {
     auto run_id = with_store_retries(
         [&] {
           return deps.writer.begin_run(
               {options.scope.provider, options.scope.model, deps.run_arguments, deps.worker});
         },
-        "recording the run");
+        "recording the run", observed_by(state.observer()));
     if (!run_id) {
       outcome.fatal = run_id.error();
       return outcome;
@@ -37,12 +38,12 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
                       started);
   if (deps.progress && !options.follow) {
     // Only sizes the progress bar: without it the run goes on with an unknown total.
-    auto total = with_store_retries([&] { return deps.reader.count_pending(options.scope); },
-                                    "counting pending work", StoreRetryPolicy::best_effort());
+    auto total =
+        with_store_retries([&] { return deps.reader.count_pending(options.scope); }, "counting pending work",
+                           observed_by(state.observer(), StoreRetryPolicy::best_effort()));
     if (total) meter.set_total(options.limit ? std::min(*total, *options.limit) : *total);
   }
 
-  RunState state(deps.stop);
   WorkQueue work(std::max<std::size_t>(options.batch_size * 4, 1024));
   ResultQueue results(4096);
   Reader reader(options, deps.reader, deps.tokenizer, state, work, results);
@@ -57,6 +58,11 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
     g.tpm_limit = dispatcher.rate().tpm_limit();
     return g;
   };
+  auto observe = [&] {
+    const auto& rate = dispatcher.rate();
+    state.observer().on_gauges({dispatcher.in_flight(), rate.concurrency_limit(), rate.rpm_limit(),
+                                rate.tpm_limit(), state.outstanding.load()});
+  };
 
   if (options.dry_run) {
     reader.run();  // nothing to dispatch or write: the tally is the result
@@ -68,6 +74,7 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
     std::int64_t reported_handled = -1;
     auto reported_at = Clock::now();
     (void)dispatcher.run(work, [&] {
+      observe();
       if (!meter.due()) return;
       auto g = gauges();
       const auto now = Clock::now();
@@ -80,12 +87,13 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
     reader_thread.join();
     results.close();
     writer_thread.join();
+    observe();
   }
   // Hand back what this worker claimed but did not write, so other workers need not
   // wait for the lease to expire. Best effort: an expired lease does the same later.
   for (store::Store* s : {&deps.reader, &deps.writer}) {
     auto released = with_store_retries([&] { return s->release_claims(); }, "releasing claims",
-                                       StoreRetryPolicy::best_effort());
+                                       observed_by(state.observer(), StoreRetryPolicy::best_effort()));
     if (!released) util::log_warn("releasing claims: {}", released.error().message);
   }
 
@@ -113,7 +121,7 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
           return deps.writer.finish_run(outcome.run_id, status, outcome.stats,
                                         outcome.fatal ? outcome.fatal->message : std::string());
         },
-        "recording the end of the run");
+        "recording the end of the run", observed_by(state.observer()));
     if (!finished && !outcome.fatal) outcome.fatal = finished.error();
   }
   return outcome;

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "pipeline/observer.h"
 #include "pipeline/options.h"
 #include "pipeline/progress.h"
 #include "pipeline/run_state.h"
@@ -58,6 +59,7 @@ struct RunDeps {
   const StopFlag* stop = nullptr;        // read by every thread; null: never stopped
   std::string run_arguments;             // JSON for embedding_runs.arguments, secrets masked
   std::string worker;                    // host:pid
+  RunObserver* observer = nullptr;       // called on every thread (observer.h); null: nobody
 };
 
 // Runs to completion, interruption or a fatal error, on the calling thread plus a reader

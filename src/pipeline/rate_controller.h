@@ -46,6 +46,8 @@ class RateController {
   // server's x-ratelimit-limit-tokens once that was adopted; 0 = unlimited. Shown on the
   // progress line, so it shows the limit that actually paces the run.
   [[nodiscard]] double tpm_limit() const { return tokens_.rate_per_minute(); }
+  // Requests per minute admitted now, likewise.
+  [[nodiscard]] double rpm_limit() const { return requests_.rate_per_minute(); }
 
   // Share of the server's advertised limit we aim for: the margin absorbs arrival
   // jitter at the server, so the limit is used without tripping 429s.

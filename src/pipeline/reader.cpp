@@ -7,6 +7,7 @@
 #include "pipeline/prepare.h"
 #include "pipeline/store_retry.h"
 #include "util/log.h"
+#include "util/timestamp.h"
 
 namespace lens::pipeline {
 
@@ -39,6 +40,12 @@ void Reader::run() {
 
 bool Reader::pass(std::int64_t& accepted, bool& limit_reached) {
   store::PendingCursor cursor;
+  if (state_.observer().wants_pending_count()) {
+    auto pending =
+        with_store_retries([&] { return store_.count_pending(options_.scope); }, "counting pending work",
+                           observed_by(state_.observer(), StoreRetryPolicy::best_effort()));
+    if (pending) state_.observer().on_pending_count(*pending);
+  }
   while (!state_.stopping() && !state_.has_fatal()) {
     auto page = with_store_retries(
         [&]() -> util::Result<store::PendingPage> {
@@ -48,7 +55,7 @@ bool Reader::pass(std::int64_t& accepted, bool& limit_reached) {
           if (p) cursor = std::move(attempt);
           return p;
         },
-        "reading pending work");
+        "reading pending work", observed_by(state_.observer()));
     if (!page) {
       state_.set_fatal(page.error());
       return false;
@@ -59,7 +66,13 @@ bool Reader::pass(std::int64_t& accepted, bool& limit_reached) {
         limit_reached = true;
         return true;
       }
-      if (route(std::move(exchange))) ++accepted;
+      const auto changed_at = util::parse_timestamp(exchange.source_version);
+      if (!route(std::move(exchange))) continue;
+      ++accepted;
+      if (changed_at && (!oldest_pending_ || *changed_at < *oldest_pending_)) {
+        oldest_pending_ = changed_at;
+        state_.observer().on_oldest_pending(oldest_pending_);
+      }
     }
     if (page->exhausted) return !state_.stopping() && !state_.has_fatal();
   }
@@ -73,6 +86,11 @@ bool Reader::wait_for_next_pass() {
   while (state_.outstanding.load() > 0) {
     if (state_.stopping() || state_.has_fatal()) return false;
     std::this_thread::sleep_for(20ms);
+  }
+  // Caught up: everything found so far is committed.
+  if (oldest_pending_) {
+    oldest_pending_.reset();
+    state_.observer().on_oldest_pending(std::nullopt);
   }
   // Idle here: a stop now ends the session with nothing left undone.
   const auto until = std::chrono::steady_clock::now() + options_.follow_poll;

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <optional>
 
 #include "pipeline/dispatcher.h"
 #include "pipeline/options.h"
@@ -58,6 +60,8 @@ class Reader {
   WorkQueue& work_;
   ResultQueue& results_;
   DryRunReport tally_;
+  // The oldest change among the exchanges found to embed since the run last caught up.
+  std::optional<std::chrono::system_clock::time_point> oldest_pending_;
   std::atomic<bool> finished_{false};
 };
 

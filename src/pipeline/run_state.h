@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "core/types.h"
+#include "pipeline/observer.h"
 #include "util/result.h"
 
 namespace lens::pipeline {
@@ -39,8 +40,13 @@ struct RunCounters {
 // Every method may be called from any thread.
 class RunState {
  public:
-  // `stop` (may be null: never stopped) is owned by the caller and outlives the run.
-  explicit RunState(const StopFlag* stop) : stop_(stop) {}
+  // `stop` (may be null: never stopped) and `observer` (may be null: nobody listens) are
+  // owned by the caller and outlive the run.
+  explicit RunState(const StopFlag* stop, RunObserver* observer = nullptr)
+      : stop_(stop), observer_(observer != nullptr ? observer : &nobody_) {}
+
+  // Never null: a no-op observer when the run has none.
+  [[nodiscard]] RunObserver& observer() const { return *observer_; }
 
   // A stop was requested: take no new work, finish what is in flight.
   [[nodiscard]] bool stopping() const { return stop_ != nullptr && stop_->load() > 0; }
@@ -68,6 +74,8 @@ class RunState {
 
  private:
   const StopFlag* stop_;
+  RunObserver nobody_;
+  RunObserver* observer_;
   std::atomic<bool> fatal_flag_{false};
   mutable std::mutex mutex_;
   std::optional<util::Error> fatal_;

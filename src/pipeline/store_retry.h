@@ -7,6 +7,7 @@
 #include <random>
 #include <string_view>
 
+#include "pipeline/observer.h"
 #include "util/backoff.h"
 #include "util/result.h"
 
@@ -16,6 +17,8 @@ struct StoreRetryPolicy {
   util::BackoffPolicy backoff{std::chrono::milliseconds(200), std::chrono::milliseconds(10'000)};
   // No new attempt starts after this long: the error of the last one is returned.
   std::chrono::milliseconds budget{std::chrono::minutes(5)};
+  // Told when a call starts retrying (the database is lost) and when it ends (null: nobody).
+  RunObserver* observer = nullptr;
 
   // For the calls a run can do without (the progress total, handing claims back early):
   // a database that stays away a minute is not worth five more minutes of waiting there.
@@ -26,11 +29,21 @@ struct StoreRetryPolicy {
   }
 };
 
+// `base` whose calls tell `observer` when they start and stop retrying.
+[[nodiscard]] inline StoreRetryPolicy observed_by(RunObserver& observer, StoreRetryPolicy base = {}) {
+  base.observer = &observer;
+  return base;
+}
+
 // The retry state of one call. Not shared between threads.
 class StoreRetry {
  public:
   // `what` names the call in log lines ("writing a batch"); the caller keeps it alive.
   StoreRetry(std::string_view what, const StoreRetryPolicy& policy);
+  // Ends the call: the observer hears on_database_back() if it heard on_database_lost().
+  ~StoreRetry();
+  StoreRetry(const StoreRetry&) = delete;
+  StoreRetry& operator=(const StoreRetry&) = delete;
 
   // After a failed attempt: true, once the backoff delay has been slept, when the call
   // should be made again (the error is retryable and the budget not spent); false when

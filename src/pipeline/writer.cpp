@@ -57,7 +57,8 @@ bool Writer::flush() {
   batch_.progress.unchanged += touches;
   batch_.progress.failed += failures;
   const auto write_started = Clock::now();
-  auto s = with_store_retries([&] { return store_.write_batch(batch_); }, "writing a batch");
+  auto s = with_store_retries([&] { return store_.write_batch(batch_); }, "writing a batch",
+                              observed_by(state_.observer()));
   util::log_debug("wrote {} rows, {} touches, {} failures in {:.1f} ms", rows, touches, failures,
                   std::chrono::duration<double, std::milli>(Clock::now() - write_started).count());
   if (!s) {
@@ -69,6 +70,7 @@ bool Writer::flush() {
   counters.unchanged += touches;
   counters.failed += failures;
   state_.outstanding -= rows + touches + failures;
+  state_.observer().on_commit({rows, touches, batch_tokens_, batch_.failures});
   batch_.rows.clear();
   batch_.touches.clear();
   batch_.failures.clear();

@@ -19,6 +19,7 @@
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/rank_table.h"
 #include "tokenizer/utf8.h"
+#include "util/log.h"
 #include "util/sha256.h"
 
 #ifndef LENS_TOKENIZER_INSTALL_DIR
@@ -349,6 +350,9 @@ util::Result<std::shared_ptr<const Tokenizer>> load_uncached(Encoding encoding) 
     // A file that exists but is wrong is an error, not a reason to try the next directory:
     // silently using another copy would hide a broken install.
     auto loaded = load_file(encoding, path);
+    // Which copy was used (an installed package, $LENS_DATA_DIR, the source tree) is the
+    // first question when a count looks wrong: --verbose says it.
+    if (loaded) util::log_debug("tokenizer: loaded {}", path);
     if (loaded || loaded.error().code != util::ErrorCode::not_found) return loaded;
     tried += (tried.empty() ? "" : ", ") + path;
   }

@@ -11,6 +11,7 @@
 #include "cli/commands/common.h"
 #include "cli/exit_status.h"
 #include "cli/output.h"
+#include "cli/run_metrics.h"
 #include "core/vocabulary.h"
 #include "pipeline/pipeline.h"
 #include "util/log.h"
@@ -110,6 +111,20 @@ int run_once(const Flags& flags, const RawConfig& config, bool only_failures) {
   if (!settings) return report(settings.error());
   const Settings& s = *settings;
 
+  // First, so that a port in use is a configuration error before the database is touched.
+  // `run` only: failures --retry, with the same environment, must not take the daemon's port.
+  std::unique_ptr<RunMetrics> metrics;
+  std::unique_ptr<metrics::HttpEndpoint> endpoint;
+  if (s.run->metrics_addr && !only_failures && !flags.dry_run) {
+    const auto target = parse_database_url(s.database);
+    metrics = std::make_unique<RunMetrics>(
+        RunMetrics::Context{s.provider, s.model, LENS_VERSION, s.model_spec.usd_per_million_tokens,
+                            target && target->kind == DatabaseKind::postgres});
+    auto served = serve_metrics(*s.run->metrics_addr, *metrics);
+    if (!served) return report(served.error());
+    endpoint = std::move(*served);
+  }
+
   StoreOptions so;
   so.access = store::AccessMode::read_write;
   so.wait_for_writer = !flags.no_wait;
@@ -141,8 +156,8 @@ int run_once(const Flags& flags, const RawConfig& config, bool only_failures) {
   install_signal_handlers();
   const auto& stop = stop_flag();
   pipeline::RunDeps deps{
-      **reader,    **writer, **provider, **tok, &printer, &stop, run_arguments_json(config, flags),
-      so.worker_id};
+      **reader,     **writer,     **provider, **tok, &printer, &stop, run_arguments_json(config, flags),
+      so.worker_id, metrics.get()};
   const RunContext ctx{s.provider, s.model, mask_database_url(s.database)};
   // One run, also with --follow: the pipeline keeps passing over the keyset until a signal.
   const auto outcome = pipeline::run_pipeline(options, deps);
