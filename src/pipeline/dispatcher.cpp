@@ -151,6 +151,7 @@ void Dispatcher::send(Batch batch) {
   provider::EmbedRequest req;
   req.ticket = ticket;
   req.dimensions = options_.dimensions;
+  req.expected_dimensions = options_.expected_dimensions;
   req.inputs.reserve(batch.pieces.size());
   // The views stay valid: the batch (and so its jobs) lives in in_flight_ until the answer
   // is handled or cancel_all() is called.
@@ -282,19 +283,9 @@ void Dispatcher::on_failure(Batch batch, const provider::EmbedFailure& f, Clock:
 
 void Dispatcher::accept(const Batch& batch, const provider::EmbedSuccess& ok) {
   const auto dims = static_cast<std::size_t>(ok.dimensions);
-  if (options_.expected_dimensions && ok.dimensions != *options_.expected_dimensions) {
-    state_.set_fatal(util::Error{
-        ErrorCode::configuration,
-        fmt::format(
-            "the provider answered {}-dimensional vectors for {}, where this run expects {}{}: the model "
-            "behind the endpoint is not {} or ignores `dimensions` (check --model and --base-url)",
-            ok.dimensions, options_.model.name, *options_.expected_dimensions,
-            options_.dimensions ? " (asked with dimensions)" : "", options_.model.name)});
-    return;
-  }
   // The provider validates its answers; a mismatch here is our bug, never a misfiled vector.
   if (dims == 0 || ok.vectors.size() != batch.pieces.size() * dims ||
-      (options_.dimensions && *options_.dimensions != ok.dimensions)) {
+      (options_.expected_dimensions && *options_.expected_dimensions != ok.dimensions)) {
     fail_batch(batch, core::FailureReason::invalid_response,
                fmt::format("provider returned {} values of {} dimensions for {} inputs", ok.vectors.size(),
                            ok.dimensions, batch.pieces.size()));

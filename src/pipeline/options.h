@@ -24,8 +24,9 @@ struct RunOptions {
   core::ModelSpec model;
   std::optional<int> dimensions;  // sent to the provider when set
   // The size every vector of this (provider, model) has, when the model table or the
-  // configuration knows it. An answer of another size stops the run as a configuration
-  // error (the model behind the endpoint is not the one named) and writes nothing of it.
+  // configuration knows it (`dimensions` when set). The provider checks each answer against
+  // it: answers of another size are never written, and several in a row stop the run as a
+  // configuration error (the model behind the endpoint is not the one named).
   std::optional<int> expected_dimensions;
   std::size_t batch_size = 512;       // max inputs per request
   std::optional<std::int64_t> limit;  // max exchanges to embed in this run

@@ -20,6 +20,9 @@ struct EmbedRequest {
   // by poll() or cancel_all() is called.
   std::vector<std::string_view> inputs;
   std::optional<int> dimensions;  // sent only when set
+  // Checked, never sent: the size every vector of the answer must have (`dimensions` when
+  // that is set). Unset: the first vector of each answer sets it.
+  std::optional<int> expected_dimensions;
 };
 
 // What the provider's x-ratelimit-* headers said (absent fields were not sent).

@@ -322,14 +322,14 @@ TEST_F(LensEmbedFaults, UnknownModelStopsTheRunAsAConfigurationError) {
 }
 
 // A gateway that serves another model under the name asked for answers vectors of the
-// wrong size: a configuration error before anything is written, never rows of a size the
-// (provider, model) does not have.
+// wrong size in every answer: after a few (one could be a broken answer) a configuration error,
+// and nothing written: never rows of a size the (provider, model) does not have.
 TEST_F(LensEmbedFaults, VectorsOfTheWrongSizeStopTheRunAsAConfigurationError) {
-  auto so = poison();
-  so.answer_dimensions = 768;  // the run asks for k_dims
+  stand_in::StandInOptions so;  // no poisoned input: its 400 would be recorded
+  so.answer_dimensions = 768;   // the run asks for k_dims
   const Output o = run(so);
   EXPECT_EQ(o.exit_code, 2) << o.err;
-  EXPECT_NE(o.err.find("the provider answered vectors of 768 dimensions where 16 were asked"),
+  EXPECT_NE(o.err.find("the provider answered vectors of 768 dimensions where 16 were expected"),
             std::string::npos)
       << o.err;
   EXPECT_EQ(rows().size(), 0u);

@@ -44,7 +44,7 @@ struct Fixture {
 
   // Submits one request and polls until its completion arrives.
   Completion embed(const std::vector<std::string_view>& inputs, std::optional<int> dims = 8) {
-    client->submit(EmbedRequest{42, inputs, dims});
+    client->submit(EmbedRequest{42, inputs, dims, {}});
     for (;;) {
       auto done = client->poll(milliseconds(1000));
       if (!done.empty()) {
@@ -263,7 +263,7 @@ TEST(OpenAiClient, ConnectionRefusedIsTransientAndBadUrlRefused) {
   auto p = make_openai_provider(co);
   ASSERT_TRUE(p);
   const std::vector<std::string_view> in = {"x"};
-  (*p)->submit(EmbedRequest{7, in, std::nullopt});
+  (*p)->submit(EmbedRequest{7, in, std::nullopt, {}});
   std::vector<Completion> done;
   while (done.empty())
     done = (*p)->poll(milliseconds(500));
@@ -290,7 +290,7 @@ TEST(OpenAiClient, ManyRequestsInFlightFromOneLoop) {
   for (int i = 0; i < 400; ++i)
     batches[static_cast<std::size_t>(i / 4)].push_back(texts[static_cast<std::size_t>(i)]);
   for (std::size_t b = 0; b < batches.size(); ++b)
-    f.client->submit(EmbedRequest{b, batches[b], 12});
+    f.client->submit(EmbedRequest{b, batches[b], 12, {}});
   EXPECT_EQ(f.client->in_flight(), 100u);
   std::map<std::uint64_t, Completion> got;
   while (got.size() < batches.size()) {
@@ -304,7 +304,7 @@ TEST(OpenAiClient, ManyRequestsInFlightFromOneLoop) {
   EXPECT_EQ(f.client->in_flight(), 0u);
   // Cancelling abandons without completions.
   for (std::size_t b = 0; b < 10; ++b)
-    f.client->submit(EmbedRequest{b, batches[b], 12});
+    f.client->submit(EmbedRequest{b, batches[b], 12, {}});
   f.client->cancel_all();
   EXPECT_EQ(f.client->in_flight(), 0u);
   EXPECT_TRUE(f.client->poll(milliseconds(100)).empty());

@@ -257,7 +257,7 @@ provider::Completion embed_once(const std::string& base_url, const std::string& 
     return c;
   }
   static const std::vector<std::string_view> inputs = {"a question over TLS"};
-  (*client)->submit(provider::EmbedRequest{7, inputs, 8});
+  (*client)->submit(provider::EmbedRequest{7, inputs, 8, {}});
   for (int i = 0; i < 300; ++i) {
     auto done = (*client)->poll(std::chrono::milliseconds(100));
     if (!done.empty()) return std::move(done.front());

@@ -34,7 +34,11 @@ pipeline::RunOptions run_options(const Settings& s, const Flags& flags, bool onl
   o.scope = {s.provider, s.model, flags.force, only_failures};
   o.model = s.model_spec;
   o.dimensions = provider.dimensions;
-  if (s.dimensions_known) o.expected_dimensions = s.dimensions;
+  if (provider.dimensions) {
+    o.expected_dimensions = provider.dimensions;
+  } else if (s.dimensions_known) {
+    o.expected_dimensions = s.dimensions;
+  }
   o.batch_size = run.batch_size;
   o.limit = flags.limit;
   o.dry_run = flags.dry_run;

@@ -92,7 +92,7 @@ class OpenAiProvider final : public Provider {
     }
     t->ticket = request.ticket;
     t->n_inputs = request.inputs.size();
-    t->dimensions = request.dimensions;
+    t->dimensions = request.dimensions ? request.dimensions : request.expected_dimensions;
     t->sent_base64 = !use_float_;
     t->headers.clear();
     t->error[0] = '\0';
@@ -229,15 +229,19 @@ class OpenAiProvider final : public Provider {
     if (status >= 200 && status < 300) {
       auto parsed = parser_.parse(t.response, t.n_inputs, t.dimensions);
       if (parsed) {
+        wrong_size_answers_ = 0;
         last_dimensions_ = parsed->dimensions;
         c.result = std::move(*parsed);
       } else {
         EmbedFailure f;
         f.http_status = static_cast<int>(status);
-        // A wrong size is configuration (response.cpp); anything else is a broken answer.
+        // Vectors of another size than expected (response.cpp says so with `configuration`):
+        // once, a broken answer; k_wrong_size_answers in a row, the model behind the endpoint.
+        const bool wrong_size = parsed.error().code == util::ErrorCode::configuration;
+        wrong_size_answers_ = wrong_size ? wrong_size_answers_ + 1 : 0;
         f.error = util::Error{
-            parsed.error().code == util::ErrorCode::configuration ? util::ErrorCode::configuration
-                                                                  : util::ErrorCode::invalid_response,
+            wrong_size && wrong_size_answers_ >= k_wrong_size_answers ? util::ErrorCode::configuration
+                                                                      : util::ErrorCode::invalid_response,
             parsed.error().message + " (HTTP " + std::to_string(status) + ", model " + options_.model +
                 "; body starts: " + openai::snippet(t.response, 160) + ")"};
         c.result = std::unexpected(std::move(f));
@@ -269,6 +273,11 @@ class OpenAiProvider final : public Provider {
   curl_slist* headers_;
   bool use_float_;
   int last_dimensions_ = 1536;
+  // Answers in a row whose vectors all had another size than expected. A sporadic broken
+  // answer (one short vector, in a one-input request too) must not stop a run; a model that
+  // is not the one named answers every request so.
+  static constexpr int k_wrong_size_answers = 5;
+  int wrong_size_answers_ = 0;
   openai::ResponseParser parser_;
   std::vector<std::unique_ptr<Transfer>> idle_;
   std::unordered_map<Transfer*, std::unique_ptr<Transfer>> active_;

@@ -17,15 +17,15 @@ util::Error invalid(std::string what) {
   return util::Error{util::ErrorCode::invalid_response, "invalid response: " + std::move(what)};
 }
 
-// A vector of another size than asked. The first one of an answer means the model behind the
-// endpoint ignores `dimensions` (or is another model): configuration, every request would
-// meet it. A later one (sizes differ within one answer) is a broken answer.
+// A vector of another size than expected (asked, or known for the model). The first one of an answer means
+// the model behind the endpoint ignores `dimensions` (or is another model): configuration, every request
+// would meet it. A later one (sizes differ within one answer) is a broken answer.
 util::Error wrong_size(const std::string& got, int asked, std::size_t seen_before) {
   if (seen_before > 0)
     return invalid("embedding has " + got + " dimensions, expected " + std::to_string(asked));
   return util::Error{util::ErrorCode::configuration, "the provider answered vectors of " + got +
                                                          " dimensions where " + std::to_string(asked) +
-                                                         " were asked"};
+                                                         " were expected"};
 }
 
 // True when every value is finite: NaN and Inf have all exponent bits set.

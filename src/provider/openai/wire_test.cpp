@@ -170,7 +170,7 @@ TEST(ResponseParser, RejectsWrongCountIndicesDimensionsAndValues) {
   auto sized = p.parse(wrong, 3, 8);
   ASSERT_FALSE(sized);
   EXPECT_EQ(sized.error().code, util::ErrorCode::configuration);
-  EXPECT_EQ(sized.error().message, "the provider answered vectors of 4 dimensions where 8 were asked");
+  EXPECT_EQ(sized.error().message, "the provider answered vectors of 4 dimensions where 8 were expected");
   std::string wrong_array = R"({"data":[{"index":0,"embedding":[1,2,3]}]})";
   auto longer = p.parse(wrong_array, 1, 2);
   ASSERT_FALSE(longer);
