@@ -21,6 +21,7 @@
 
 #include <fmt/core.h>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -147,7 +148,7 @@ std::string make_topology(const std::string& prefix) {
   return {};
 }
 
-int run_outer(const Options& o, int argc, char** argv) {
+int run_outer(int argc, char** argv) {
   if (::geteuid() != 0) {
     std::fprintf(stderr,
                  "lens_partition: FAILED: --mode netns needs root (it creates network namespaces and veth "
@@ -365,8 +366,9 @@ CREATE TRIGGER fence_audit BEFORE UPDATE ON message_embeddings
   std::vector<std::string> edited;
   {
     auto rows = db->query(fmt::format(
-        "SELECT user_message_id::text, claimed_at = max(claimed_at) OVER () FROM embedding_claims "
-        "WHERE worker = '{}' ORDER BY claimed_at FOR UPDATE SKIP LOCKED",
+        "SELECT c.user_message_id::text, c.claimed_at = (SELECT max(claimed_at) FROM embedding_claims "
+        "WHERE worker = '{0}') FROM embedding_claims c WHERE c.worker = '{0}' ORDER BY c.claimed_at "
+        "FOR UPDATE SKIP LOCKED",
         victim.id));
     if (!rows) throw std::runtime_error(db->last_error());
     for (const auto& r : *rows)
@@ -495,7 +497,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::signal(SIGPIPE, SIG_IGN);
-  if (o.mode == "netns" && !o.inner) return run_outer(o, argc, argv);
+  if (o.mode == "netns" && !o.inner) return run_outer(argc, argv);
   try {
     return run_scenario(o);
   } catch (const std::exception& e) {
