@@ -275,7 +275,9 @@ CREATE TRIGGER fence_audit BEFORE UPDATE ON message_embeddings
   so.api_key = k_api_key;
   so.latency_ms = 150;  // requests in flight at any moment, so the victim holds results
   so.latency_jitter_ms = 50;
-  so.threads = 64;
+  // A thread per keep-alive connection: the paused worker's idle connections hold theirs,
+  // so leave room for everyone else's (64 ran out: the others timed out).
+  so.threads = 512;
   lens::test::StandIn provider(so);
   if (!provider.ok()) {
     std::fprintf(stderr, "lens_partition: the stand-in could not bind\n");
