@@ -9,6 +9,9 @@
 #   pg-test-server.sh stop STATE_FILE|DIR  stops it (-m immediate) and removes its directory
 #   pg-test-server.sh restart STATE_FILE|DIR [SECONDS]  crash-stop, stay down SECONDS, start again
 # PG_TEST_SHARED_BUFFERS (default 128MB) sizes the buffer cache (the benchmarks use 1GB).
+# PG_TEST_LISTEN_ADDRESSES (default 127.0.0.1) and PG_TEST_TRUST_CIDR (a network whose
+# clients are trusted, e.g. 10.213.0.0/16) serve clients in other network namespaces
+# (tests/partition).
 # Exits non-zero with a message when PostgreSQL cannot start: tests must fail, not skip.
 set -euo pipefail
 
@@ -55,7 +58,7 @@ start_in() {  # DIR PORT -> 0 when the server is up
   local sync=off
   [ -f "$dir/durable" ] && sync=on
   as_pg "$bin_dir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=$sync -c full_page_writes=off -c max_connections=100 -c shared_buffers=${PG_TEST_SHARED_BUFFERS:-128MB}" \
+    -o "-p $port -k $dir -c listen_addresses=${PG_TEST_LISTEN_ADDRESSES:-127.0.0.1} -c fsync=off -c synchronous_commit=$sync -c full_page_writes=off -c max_connections=100 -c shared_buffers=${PG_TEST_SHARED_BUFFERS:-128MB}" \
     start >/dev/null
 }
 
@@ -80,6 +83,9 @@ cmd_start() {
     die "initdb failed"
   fi
   [ "$durable" -eq 1 ] && touch "$dir/durable"
+  if [ -n "${PG_TEST_TRUST_CIDR:-}" ]; then
+    echo "host all all $PG_TEST_TRUST_CIDR trust" >>"$dir/data/pg_hba.conf"
+  fi
   local port ok=0
   for _ in 1 2 3 4 5; do
     port=$(pick_port) || die "no free port"

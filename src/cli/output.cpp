@@ -104,6 +104,8 @@ void print_run_summary(const pipeline::RunOutcome& o, const RunContext& ctx, con
            {"run_id", o.run_id},
            {"seconds", o.seconds},
            {"stats", stats_json(o.stats)}};
+    // Only this run knows it (the runs table has no column for it): late writes refused.
+    j["stats"]["fenced"] = o.stats.fenced;
     if (o.fatal) j["error"] = util::redact(o.fatal->message);
     if (!o.dry_run) {
       j["transient_failures_left"] = left.transient_left;
@@ -134,6 +136,12 @@ void print_run_summary(const pipeline::RunOutcome& o, const RunContext& ctx, con
                   "requests {}, retries {}, rate-limited {} ({} / {})\n",
                   o.run_id, status, duration_text(o.seconds), s.embedded, s.unchanged, s.failed, s.truncated,
                   s.tokens, s.requests, s.retries, s.rate_limited, ctx.provider, ctx.model));
+  if (s.fenced > 0) {
+    out(
+        fmt::format("{} late write(s) fenced: another worker took those exchanges over or stored a newer "
+                    "version; they are left to it\n",
+                    s.fenced));
+  }
   // The error itself goes to stderr (the caller reports it): stdout is the summary only.
   if (left.transient_left > 0) {
     out(

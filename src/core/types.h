@@ -46,6 +46,10 @@ struct RowTouch {
   std::string user_message_id;
   std::optional<std::string> assistant_message_id;
   std::string source_version;
+  // The input hash the stored row was found to have: the touch applies only while the row
+  // still holds it (a row rewritten since by another worker is not touched). Absent: no
+  // such check.
+  std::optional<util::Sha256> content_sha256 = std::nullopt;
 };
 
 struct Failure {
@@ -65,6 +69,10 @@ struct RunStats {
   std::int64_t requests = 0;      // provider requests that completed (any outcome)
   std::int64_t retries = 0;       // requests sent again after a retryable failure
   std::int64_t rate_limited = 0;  // 429 answers
+  // Late writes the store refused (rows, touches, failures: Store::write_batch, "Fencing"):
+  // another worker holds the exchange or a newer version of it is stored. Not counted in
+  // embedded, unchanged or failed.
+  std::int64_t fenced = 0;
 };
 
 }  // namespace lens::core

@@ -52,8 +52,8 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
     ProgressMeter::Gauges g;
     g.stats = state.counters.snapshot();
     // A dry run reports once, at the end, when the reader's tally is final.
-    g.handled =
-        options.dry_run ? reader.tally().exchanges : g.stats.embedded + g.stats.unchanged + g.stats.failed;
+    g.handled = options.dry_run ? reader.tally().exchanges
+                                : g.stats.embedded + g.stats.unchanged + g.stats.failed + g.stats.fenced;
     g.in_flight = dispatcher.in_flight();
     g.tpm_limit = dispatcher.rate().tpm_limit();
     return g;

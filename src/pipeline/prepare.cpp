@@ -72,7 +72,8 @@ core::EmbeddingRow make_row(const PreparedInput& input, std::vector<float> embed
 }
 
 core::RowTouch make_touch(const PreparedInput& input) {
-  return core::RowTouch{input.user_message_id, input.assistant_message_id, input.source_version};
+  return core::RowTouch{input.user_message_id, input.assistant_message_id, input.source_version,
+                        input.sha256};
 }
 
 core::Failure make_failure(const PreparedInput& input, core::FailureReason reason, std::string detail) {

@@ -11,7 +11,7 @@ namespace lens::pipeline {
 struct ProgressSnapshot {
   core::RunStats stats;      // committed counters (requests, retries: as they happen)
   std::int64_t total = -1;   // exchanges this run is expected to handle (-1: unknown)
-  std::int64_t handled = 0;  // embedded + unchanged + failed so far
+  std::int64_t handled = 0;  // embedded + unchanged + failed + fenced so far
   std::chrono::duration<double> elapsed{0};
   double tokens_per_minute = 0;  // over the last few seconds
   // The token limit the run holds to now: the configured one, or the one adopted from

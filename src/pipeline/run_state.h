@@ -18,10 +18,10 @@ using StopFlag = std::atomic<int>;
 
 // The run's counters. Any thread may add to them and take a snapshot. Who adds what:
 // the reader `truncated`; the dispatcher `requests`, `retries`, `rate_limited`; the writer
-// `embedded`, `tokens`, `unchanged`, `failed`, and only after they are committed.
+// `embedded`, `tokens`, `unchanged`, `failed`, `fenced`, and only after they are committed.
 struct RunCounters {
   std::atomic<std::int64_t> embedded{0}, unchanged{0}, failed{0}, truncated{0}, tokens{0}, requests{0},
-      retries{0}, rate_limited{0};
+      retries{0}, rate_limited{0}, fenced{0};
 
   [[nodiscard]] core::RunStats snapshot() const {
     core::RunStats s;
@@ -33,6 +33,7 @@ struct RunCounters {
     s.requests = requests;
     s.retries = retries;
     s.rate_limited = rate_limited;
+    s.fenced = fenced;
     return s;
   }
 };

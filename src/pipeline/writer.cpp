@@ -57,20 +57,31 @@ bool Writer::flush() {
   batch_.progress.unchanged += touches;
   batch_.progress.failed += failures;
   const auto write_started = Clock::now();
-  auto s = with_store_retries([&] { return store_.write_batch(batch_); }, "writing a batch",
-                              observed_by(state_.observer()));
+  auto report = with_store_retries([&] { return store_.write_batch(batch_); }, "writing a batch",
+                                   observed_by(state_.observer()));
   util::log_debug("wrote {} rows, {} touches, {} failures in {:.1f} ms", rows, touches, failures,
                   std::chrono::duration<double, std::milli>(Clock::now() - write_started).count());
-  if (!s) {
-    state_.set_fatal(s.error());
+  if (!report) {
+    state_.set_fatal(report.error());
     return false;
   }
-  counters.embedded += rows;
+  counters.embedded += rows - report->fenced_rows;
   counters.tokens += batch_tokens_;
-  counters.unchanged += touches;
-  counters.failed += failures;
+  counters.unchanged += touches - report->fenced_touches;
+  counters.failed += failures - report->fenced_failures;
+  counters.fenced += report->fenced();
+  if (report->fenced() > 0 && !fence_logged_) {
+    // Once per run: a paused or cut-off worker may fence a whole backlog.
+    fence_logged_ = true;
+    util::log_warn(
+        "late writes fenced: {} results of this worker were not written because another worker "
+        "took the exchanges over or a newer version is already stored; they are left to it "
+        "(the run's `fenced` counter has the total)",
+        report->fenced());
+  }
   state_.outstanding -= rows + touches + failures;
-  state_.observer().on_commit({rows, touches, batch_tokens_, batch_.failures});
+  state_.observer().on_commit(
+      {rows - report->fenced_rows, touches - report->fenced_touches, batch_tokens_, batch_.failures});
   batch_.rows.clear();
   batch_.touches.clear();
   batch_.failures.clear();

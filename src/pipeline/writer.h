@@ -34,6 +34,8 @@ class Writer {
   // The writer thread's body: pops `results` until it is closed and drained, committing
   // through with_store_retries. Each commit carries the counters as they will be once it
   // commits (state.counters plus the group), and state.counters moves only after success.
+  // Items the store fenced (late writes, store.h) are counted in state.counters.fenced,
+  // not in embedded/unchanged/failed, and logged once per run.
   // On a write that still fails after the retries: state.set_fatal(error), nothing of the
   // group is counted, and the rest of `results` is drained without being written, so the
   // producers never block on a full queue. Returns when `results` is closed and empty.
@@ -48,6 +50,7 @@ class Writer {
   ResultQueue& results_;
   store::WriteBatch batch_;
   std::int64_t batch_tokens_ = 0;
+  bool fence_logged_ = false;
 };
 
 }  // namespace lens::pipeline

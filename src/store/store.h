@@ -72,6 +72,23 @@ struct WriteBatch {
   core::RunStats progress;               // cumulative counters of the run so far
 };
 
+// What write_batch did with a batch besides writing it: the items it refused as late
+// writes (see "Fencing" in the Store contract). They are neither written nor recorded as
+// failures; the exchange is left to whoever holds it or wrote the newer version.
+struct WriteReport {
+  std::int64_t fenced_rows = 0;
+  std::int64_t fenced_touches = 0;
+  std::int64_t fenced_failures = 0;
+
+  [[nodiscard]] std::int64_t fenced() const { return fenced_rows + fenced_touches + fenced_failures; }
+  WriteReport& operator+=(const WriteReport& o) {
+    fenced_rows += o.fenced_rows;
+    fenced_touches += o.fenced_touches;
+    fenced_failures += o.fenced_failures;
+    return *this;
+  }
+};
+
 struct FailureRecord {
   std::string provider;
   std::string model;
@@ -173,6 +190,24 @@ struct SearchHit {
 // as a failure with reason store_rejected and commit the rest of the batch
 // (write_isolation.h).
 //
+// Fencing: a worker that was paused or cut off (SIGSTOP, a VM migration, a network
+// partition) may write results it read long ago, after its claims were taken over and the
+// messages edited. write_batch refuses such late writes item by item, in the statements
+// that write them (so the check and the write see the same row):
+//   rows      are not written over a stored row of a newer source_version, nor over a
+//             failure recorded for a newer source_version; and (PostgreSQL claims) not
+//             while another worker's claim is on the exchange, unless the stored row
+//             has the same input hash (the write is then provably harmless: same input).
+//   touches   apply only while the stored row still has the touch's input hash and is
+//             not of a newer source_version.
+//   failures  are not recorded over a row or a failure of a newer source_version, nor
+//             (PostgreSQL claims) while another worker's claim is on the exchange.
+// An exchange without any claim (never claimed, or written and its claim dropped) is
+// fenced by source_version and hash alone. The same write twice is harmless. Versions
+// compare as instants; a missing version never fences. Refused items are counted in the
+// WriteReport and in the run's stored progress as not written (batch.progress counts
+// every item of the batch as written: the store subtracts the refused ones).
+//
 // Source tables: the stores read `messages` and never create it, nor anything on it,
 // outside `init` with its source-index options.
 //
@@ -209,11 +244,12 @@ class Store {
   // Commits `batch` in one transaction: rows upserted, touches applied, failures upserted
   // (attempts += 1), the failures of written or touched items cleared, the run's progress
   // stored. Rows the database refuses are isolated and recorded as store_rejected
-  // failures (see above); the rest still commits.
-  // On success: every item is written or recorded. On failure: what was not committed is
-  // not visible; an error whose outcome is unknown is transient, and redoing the whole
-  // batch is always safe (every write is an upsert).
-  [[nodiscard]] virtual util::Status write_batch(const WriteBatch& batch) = 0;
+  // failures (see above); the rest still commits. Late writes are refused (see "Fencing").
+  // On success: every item is written, recorded or fenced; the report counts the fenced
+  // ones. On failure: what was not committed is not visible; an error whose outcome is
+  // unknown is transient, and redoing the whole batch is always safe (every write is an
+  // upsert, and a row or touch already written is written again, not fenced).
+  [[nodiscard]] virtual util::Result<WriteReport> write_batch(const WriteBatch& batch) = 0;
 
   // Records a run as running, with `run.arguments` redacted. On success: its id (> 0),
   // for WriteBatch::run_id and finish_run.

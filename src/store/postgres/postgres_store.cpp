@@ -85,8 +85,8 @@ class PostgresStore final : public Store {
     return page;
   }
 
-  Status write_batch(const WriteBatch& batch) override {
-    return call([&]() -> Status {
+  Result<WriteReport> write_batch(const WriteBatch& batch) override {
+    return call([&]() -> Result<WriteReport> {
       auto type = batch.rows.empty() ? Result<std::string>(std::string()) : embedding_type();
       if (!type) return std::unexpected(type.error());
       return write_isolating_refused_rows(

@@ -144,43 +144,78 @@ std::string search_hits() {
       ts("m.created_at"));
 }
 
+// Another worker's claim is on exchange `id` ($3 this worker, NULL without claims: no
+// claim is anyone else's then).
+std::string claimed_by_another(std::string_view id) {
+  return fmt::format(
+      "($3::text IS NOT NULL AND EXISTS (SELECT 1 FROM embedding_claims k WHERE k.provider = $1 "
+      "AND k.model = $2 AND k.user_message_id = {} AND k.worker <> $3::text))",
+      id);
+}
+
 // DISTINCT ON: one row per id even if a caller repeated one (ON CONFLICT may not touch a
 // row twice). The join skips messages deleted since they were read, so a foreign-key
-// violation cannot sink the batch.
+// violation cannot sink the batch; `c` counts what is left, `w` what was written: the
+// difference was fenced (store.h, "Fencing"). The version fence is in DO UPDATE's WHERE,
+// which sees the newest committed row even when it committed after this statement began.
 std::string upsert_staged(std::string_view cast) {
   return fmt::format(
-      "INSERT INTO message_embeddings AS e (provider, model, user_message_id, "
-      "  assistant_message_id, content_sha256, token_count, truncated, dimensions, embedding, "
-      "  source_version) "
-      "SELECT $1, $2, s.id, s.aid, s.content_sha256, s.token_count, s.truncated, s.dimensions, "
-      "  s.embedding{}, s.sv FROM (SELECT DISTINCT ON (user_message_id) user_message_id::uuid AS id, "
+      "WITH c AS (SELECT s.* FROM (SELECT DISTINCT ON (user_message_id) user_message_id::uuid AS id, "
       "  assistant_message_id::uuid AS aid, content_sha256, token_count, truncated, dimensions, "
       "  embedding, source_version::timestamptz AS sv FROM lens_stage "
-      "  ORDER BY user_message_id, ord DESC) s JOIN messages m ON m.id = s.id "
+      "  ORDER BY user_message_id, ord DESC) s JOIN messages m ON m.id = s.id), "
+      "w AS (INSERT INTO message_embeddings AS e (provider, model, user_message_id, "
+      "  assistant_message_id, content_sha256, token_count, truncated, dimensions, embedding, "
+      "  source_version) "
+      "SELECT $1, $2, c.id, c.aid, c.content_sha256, c.token_count, c.truncated, c.dimensions, "
+      "  c.embedding{0}, c.sv FROM c "
+      "WHERE NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = $1 AND f.model = $2 "
+      "  AND f.user_message_id = c.id AND f.source_version > c.sv) "
+      "  AND (NOT {1} OR EXISTS (SELECT 1 FROM message_embeddings x WHERE x.provider = $1 "
+      "  AND x.model = $2 AND x.user_message_id = c.id AND x.content_sha256 = c.content_sha256)) "
       "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET "
       "  assistant_message_id = excluded.assistant_message_id, "
       "  content_sha256 = excluded.content_sha256, token_count = excluded.token_count, "
       "  truncated = excluded.truncated, dimensions = excluded.dimensions, "
       "  embedding = excluded.embedding, source_version = excluded.source_version, "
-      "  updated_at = now()",
-      cast);
+      "  updated_at = now() "
+      "WHERE NOT coalesce(e.source_version > excluded.source_version, false) "
+      "  AND (e.content_sha256 = excluded.content_sha256 OR NOT {2}) "
+      "RETURNING e.user_message_id) "
+      "SELECT w.user_message_id::text, n.n FROM (SELECT count(*) AS n FROM c) n LEFT JOIN w ON true",
+      cast, claimed_by_another("c.id"), claimed_by_another("e.user_message_id"));
+}
+
+std::string touch_rows() {
+  return "UPDATE message_embeddings e SET assistant_message_id = t.aid, source_version = t.sv, "
+         "  updated_at = now() "
+         "FROM unnest($3::uuid[], $4::uuid[], $5::timestamptz[], $6::text[]) AS t(id, aid, sv, sha) "
+         "WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = t.id "
+         "  AND (t.sha IS NULL OR e.content_sha256 = decode(t.sha, 'hex')) "
+         "  AND NOT coalesce(e.source_version > t.sv, false) "
+         "RETURNING e.user_message_id::text";
 }
 
 std::string upsert_failures() {
   return fmt::format(
-      "INSERT INTO embedding_failures AS f (provider, model, user_message_id, reason, detail, "
+      "WITH t AS (SELECT t.* FROM unnest($4::uuid[], $5::text[], $6::text[], $7::timestamptz[], "
+      "  $8::boolean[]) AS t(id, reason, detail, sv, transient) JOIN messages m ON m.id = t.id), "
+      "w AS (INSERT INTO embedding_failures AS f (provider, model, user_message_id, reason, detail, "
       "source_version, next_attempt_at) "
       "SELECT $1, $2, t.id, t.reason, t.detail, t.sv, "
       "  CASE WHEN t.transient THEN now() + ({0}) * interval '1 second' END "
-      "FROM unnest($3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::boolean[]) "
-      "  AS t(id, reason, detail, sv, transient) "
-      "JOIN messages m ON m.id = t.id "
+      "FROM t WHERE NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.provider = $1 "
+      "  AND e.model = $2 AND e.user_message_id = t.id AND e.source_version > t.sv) AND NOT {2} "
       "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET reason = excluded.reason, "
       "  detail = excluded.detail, source_version = excluded.source_version, attempts = f.attempts + 1, "
       "  last_failed_at = now(), "
       "  next_attempt_at = CASE WHEN excluded.next_attempt_at IS NOT NULL "
-      "    THEN now() + ({1}) * interval '1 second' END",
-      transient_delay_seconds_sql("1"), transient_delay_seconds_sql("f.attempts + 1"));
+      "    THEN now() + ({1}) * interval '1 second' END "
+      "WHERE NOT coalesce(f.source_version > excluded.source_version, false) "
+      "RETURNING f.user_message_id) "
+      "SELECT w.user_message_id::text, n.n FROM (SELECT count(*) AS n FROM t) n LEFT JOIN w ON true",
+      transient_delay_seconds_sql("1"), transient_delay_seconds_sql("f.attempts + 1"),
+      claimed_by_another("t.id"));
 }
 
 }  // namespace lens::store::postgres::sql

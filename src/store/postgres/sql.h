@@ -64,15 +64,23 @@ enum class PendingWhere { window, ids };
 // message in $1 (uuid[] literal), the answer from the row of $2 provider, $3 model.
 [[nodiscard]] std::string search_hits();
 
-// write_batch: upsert of the staged rows (lens_stage) for $1 provider, $2 model; `cast`
-// converts the staged real[] to the column type ("" for real[]). Rows of messages deleted
-// since they were read are skipped; one row per id (the last staged).
+// write_batch: upsert of the staged rows (lens_stage) for $1 provider, $2 model, fenced
+// (store.h, "Fencing") for $3 this worker (text; NULL without claims); `cast` converts
+// the staged real[] to the column type ("" for real[]). Rows of messages deleted since
+// they were read are skipped; one row per id (the last staged). Returns one row per
+// written id (id, n) and n = the ids it considered; (NULL, n) when none was written.
 [[nodiscard]] std::string upsert_staged(std::string_view cast);
 
-// write_batch: failures for $1 provider, $2 model from arrays $3 ids, $4 reasons,
-// $5 details, $6 source versions, $7 transient (boolean); attempts += 1 on conflict;
-// next_attempt_at = now + core::transient_retry_delay(attempts) for transient ones, else
-// NULL. Deleted messages skipped.
+// write_batch: touches for $1 provider, $2 model from arrays $3 ids, $4 answer ids,
+// $5 source versions, $6 input hashes (hex; NULL: unchecked), fenced (store.h). Returns
+// the ids touched.
+[[nodiscard]] std::string touch_rows();
+
+// write_batch: failures for $1 provider, $2 model, fenced for $3 this worker (as
+// upsert_staged), from arrays $4 ids, $5 reasons, $6 details, $7 source versions,
+// $8 transient (boolean); attempts += 1 on conflict; next_attempt_at = now +
+// core::transient_retry_delay(attempts) for transient ones, else NULL. Deleted messages
+// skipped. Returns what upsert_staged returns, for failures.
 [[nodiscard]] std::string upsert_failures();
 
 }  // namespace lens::store::postgres::sql

@@ -8,6 +8,7 @@
 #include "store/postgres/migrations.h"
 #include "store/postgres/sql.h"
 #include "util/redact.h"
+#include "util/sha256.h"
 #include "util/utf8.h"
 
 namespace lens::store::postgres {
@@ -126,8 +127,22 @@ Status stage_with_insert(Connection& conn, const std::vector<core::EmbeddingRow>
   return {};
 }
 
-Status upsert_failures(Connection& conn, const std::string& provider, const std::string& model,
-                       const std::vector<core::Failure>& failures) {
+// The (id, n) result of upsert_staged and upsert_failures: the written ids into `written`,
+// returns how many of the n considered were not written (fenced).
+std::int64_t count_fenced(const Rows& r, IdList* written) {
+  if (r.size() == 0) return 0;
+  std::int64_t n = r.integer(0, 1), wrote = 0;
+  for (int i = 0; i < r.size(); ++i) {
+    if (r.is_null(i, 0)) continue;
+    ++wrote;
+    if (written) written->emplace_back(r.text(i, 0));
+  }
+  return std::max<std::int64_t>(0, n - wrote);
+}
+
+Result<std::int64_t> upsert_failures(Connection& conn, const std::string& provider, const std::string& model,
+                                     const std::optional<std::string>& worker,
+                                     const std::vector<core::Failure>& failures) {
   // Last word per id: ON CONFLICT may not touch a row twice in one statement.
   std::vector<const core::Failure*> unique;
   std::unordered_set<std::string> seen;
@@ -147,13 +162,14 @@ Status upsert_failures(Connection& conn, const std::string& provider, const std:
                      Params()
                          .text(provider)
                          .text(model)
+                         .optional(worker)
                          .text(array_literal(ids))
                          .text(array_literal(reasons))
                          .text(array_literal(details))
                          .text(array_literal(versions))
                          .text(array_literal(transient)));
   if (!r) return std::unexpected(r.error());
-  return {};
+  return count_fenced(*r, nullptr);
 }
 
 }  // namespace
@@ -173,54 +189,70 @@ Status BatchWriter::ensure_stage(Connection& conn) {
   return {};
 }
 
-Status BatchWriter::write_once(Connection& conn, const WriteBatch& batch, const std::string& embedding_type) {
+Result<WriteReport> BatchWriter::write_once(Connection& conn, const WriteBatch& batch,
+                                            const std::string& embedding_type) {
   if (!batch.rows.empty()) {
-    if (auto s = ensure_stage(conn); !s) return s;
+    if (auto s = ensure_stage(conn); !s) return std::unexpected(s.error());
   }
-  if (auto s = conn.exec_simple("writing a batch", "BEGIN"); !s) return s;
-  auto s = write_in_transaction(conn, batch, embedding_type);
-  if (!s) {
+  if (auto s = conn.exec_simple("writing a batch", "BEGIN"); !s) return std::unexpected(s.error());
+  auto report = write_in_transaction(conn, batch, embedding_type);
+  if (!report) {
     conn.rollback();
-    return s;
+    return report;
   }
   // An error here leaves the outcome unknown; the connection is gone or the server said
   // no. Either way the redo is safe: every statement above is an upsert.
-  return conn.exec_simple("committing a batch", "COMMIT");
+  if (auto s = conn.exec_simple("committing a batch", "COMMIT"); !s) return std::unexpected(s.error());
+  return report;
 }
 
-Status BatchWriter::write_in_transaction(Connection& conn, const WriteBatch& batch,
-                                         const std::string& embedding_type) {
-  IdList written;  // ids whose claims end with this batch
+Result<WriteReport> BatchWriter::write_in_transaction(Connection& conn, const WriteBatch& batch,
+                                                      const std::string& embedding_type) {
+  WriteReport report;
+  // This worker's name for the claim fence; none without claims.
+  const std::optional<std::string> worker =
+      claims_ ? std::optional<std::string>(claims_->worker()) : std::nullopt;
+  IdList written;  // ids whose failures end with this batch
+  IdList handled;  // ids whose claims end with this batch, fenced or not
   if (!batch.rows.empty()) {
     auto staged = use_copy_ ? stage_with_copy(conn, batch.rows) : stage_with_insert(conn, batch.rows);
-    if (!staged) return staged;
+    if (!staged) return std::unexpected(staged.error());
     const std::string cast = is_pgvector(embedding_type) ? "::" + embedding_type : "";
     auto r = conn.exec("writing embeddings", sql::upsert_staged(cast),
-                       Params().text(batch.provider).text(batch.model));
+                       Params().text(batch.provider).text(batch.model).optional(worker));
     if (!r) return std::unexpected(r.error());
+    report.fenced_rows = count_fenced(*r, &written);
     for (const auto& row : batch.rows)
-      written.emplace_back(row.user_message_id);
+      handled.emplace_back(row.user_message_id);
   }
   if (!batch.touches.empty()) {
-    IdList ids, aids, versions;
+    IdList ids, aids, versions, hashes;
+    std::unordered_set<std::string> distinct;
     for (const auto& t : batch.touches) {
       ids.emplace_back(t.user_message_id);
       aids.emplace_back(t.assistant_message_id);
       versions.emplace_back(t.source_version);
-      written.emplace_back(t.user_message_id);
+      hashes.emplace_back(t.content_sha256 ? std::optional<std::string>(util::to_hex(*t.content_sha256))
+                                           : std::nullopt);
+      handled.emplace_back(t.user_message_id);
+      distinct.insert(t.user_message_id);
     }
-    auto r = conn.exec("refreshing rows",
-                       "UPDATE message_embeddings e SET assistant_message_id = t.aid, source_version = t.sv, "
-                       "  updated_at = now() "
-                       "FROM unnest($3::uuid[], $4::uuid[], $5::timestamptz[]) AS t(id, aid, sv) "
-                       "WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = t.id",
+    auto r = conn.exec("refreshing rows", sql::touch_rows(),
                        Params()
                            .text(batch.provider)
                            .text(batch.model)
                            .text(array_literal(ids))
                            .text(array_literal(aids))
-                           .text(array_literal(versions)));
+                           .text(array_literal(versions))
+                           .text(array_literal(hashes)));
     if (!r) return std::unexpected(r.error());
+    std::unordered_set<std::string> touched;
+    for (int i = 0; i < r->size(); ++i)
+      touched.insert(r->text(i, 0));
+    for (const auto& id : touched)
+      written.emplace_back(id);
+    report.fenced_touches =
+        static_cast<std::int64_t>(distinct.size() - std::min(distinct.size(), touched.size()));
   }
   if (!written.empty()) {
     auto r = conn.exec("clearing failures",
@@ -230,22 +262,31 @@ Status BatchWriter::write_in_transaction(Connection& conn, const WriteBatch& bat
     if (!r) return std::unexpected(r.error());
   }
   if (!batch.failures.empty()) {
-    if (auto s = upsert_failures(conn, batch.provider, batch.model, batch.failures); !s) return s;
+    auto fenced = upsert_failures(conn, batch.provider, batch.model, worker, batch.failures);
+    if (!fenced) return std::unexpected(fenced.error());
+    report.fenced_failures = *fenced;
     for (const auto& f : batch.failures)
-      written.emplace_back(f.user_message_id);
+      handled.emplace_back(f.user_message_id);
   }
-  if (claims_ && !written.empty()) {
-    if (auto s = claims_->drop(conn, batch.provider, batch.model, written); !s) return s;
+  if (claims_ && !handled.empty()) {
+    if (auto s = claims_->drop(conn, batch.provider, batch.model, handled); !s)
+      return std::unexpected(s.error());
   }
   if (batch.run_id > 0) {
+    // batch.progress counts every item as written: take the fenced ones out.
+    core::RunStats progress = batch.progress;
+    progress.embedded -= report.fenced_rows;
+    progress.unchanged -= report.fenced_touches;
+    progress.failed -= report.fenced_failures;
+    progress.fenced += report.fenced();
     auto r = conn.exec("updating run",
                        "UPDATE embedding_runs SET embedded = $2, unchanged = $3, skipped = $4, failed = $5, "
                        "truncated = $6, tokens = $7, requests = $8, retries = $9, rate_limited = $10, "
                        "heartbeat_at = now() WHERE id = $1",
-                       progress_params(batch.run_id, batch.progress));
+                       progress_params(batch.run_id, progress));
     if (!r) return std::unexpected(r.error());
   }
-  return {};
+  return report;
 }
 
 Result<std::int64_t> begin_run(Connection& conn, const RunRecord& run) {

@@ -24,17 +24,20 @@ class BatchWriter {
   // One attempt at committing all of `batch` in one transaction; `embedding_type` is the
   // column's type (a pgvector type adds a cast; ignored without rows).
   // On success: rows upserted, touches applied, failures upserted (attempts += 1) and the
-  // failures of everything written cleared, its claims dropped, the run's progress
-  // stored. On failure: nothing of it committed (or, when the COMMIT itself failed, the
-  // outcome is unknown: transient, and redoing is safe because every statement is an
-  // upsert). Refused rows are NOT isolated here: see write_isolating_refused_rows.
-  [[nodiscard]] util::Status write_once(Connection& conn, const WriteBatch& batch,
-                                        const std::string& embedding_type);
+  // failures of everything written cleared, late writes fenced (store.h, "Fencing"; with
+  // claims, "another worker" is a claim under another name than claims->worker()), the
+  // claims of every item dropped, the run's progress stored without the fenced items;
+  // returns what was fenced. On failure: nothing of it committed (or, when the COMMIT
+  // itself failed, the outcome is unknown: transient, and redoing is safe because every
+  // statement is an upsert). Refused rows are NOT isolated here: see
+  // write_isolating_refused_rows.
+  [[nodiscard]] util::Result<WriteReport> write_once(Connection& conn, const WriteBatch& batch,
+                                                     const std::string& embedding_type);
 
  private:
   [[nodiscard]] util::Status ensure_stage(Connection& conn);
-  [[nodiscard]] util::Status write_in_transaction(Connection& conn, const WriteBatch& batch,
-                                                  const std::string& embedding_type);
+  [[nodiscard]] util::Result<WriteReport> write_in_transaction(Connection& conn, const WriteBatch& batch,
+                                                               const std::string& embedding_type);
 
   bool use_copy_;
   Claims* claims_;

@@ -115,19 +115,34 @@ std::string search_hit() {
          "WHERE e.rowid = ?1";
 }
 
+std::string newer(std::string_view a, std::string_view b) {
+  return fmt::format("coalesce(julianday({}) > julianday({}), 0)", a, b);
+}
+
 std::string upsert_row() {
   return fmt::format(
       "INSERT INTO message_embeddings (provider, model, user_message_id, assistant_message_id, "
       "  content_sha256, token_count, truncated, dimensions, embedding, source_version) "
       "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE EXISTS (SELECT 1 FROM messages "
-      "WHERE id = ?3) "
+      "WHERE id = ?3) AND NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = ?1 "
+      "AND f.model = ?2 AND f.user_message_id = ?3 AND {1}) "
       "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET "
       "  assistant_message_id = excluded.assistant_message_id, content_sha256 = "
       "excluded.content_sha256, "
       "  token_count = excluded.token_count, truncated = excluded.truncated, "
       "  dimensions = excluded.dimensions, embedding = excluded.embedding, "
-      "  source_version = excluded.source_version, updated_at = {}",
-      k_now);
+      "  source_version = excluded.source_version, updated_at = {0} "
+      "WHERE NOT {2} RETURNING user_message_id",
+      k_now, newer("f.source_version", "?10"),
+      newer("message_embeddings.source_version", "excluded.source_version"));
+}
+
+std::string touch_row() {
+  return fmt::format(
+      "UPDATE message_embeddings SET assistant_message_id = ?4, source_version = ?5, updated_at = {} "
+      "WHERE provider = ?1 AND model = ?2 AND user_message_id = ?3 "
+      "AND (?6 IS NULL OR content_sha256 = ?6) AND NOT {} RETURNING user_message_id",
+      k_now, newer("source_version", "?5"));
 }
 
 std::string upsert_failure() {
@@ -140,11 +155,13 @@ std::string upsert_failure() {
       "INSERT INTO embedding_failures (provider, model, user_message_id, reason, detail, "
       "source_version, next_attempt_at) "
       "SELECT ?1, ?2, ?3, ?4, ?5, ?6, {1} "
-      "WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?3) "
+      "WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?3) AND NOT EXISTS (SELECT 1 FROM "
+      "message_embeddings e WHERE e.provider = ?1 AND e.model = ?2 AND e.user_message_id = ?3 AND {3}) "
       "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET reason = excluded.reason, "
       "  detail = excluded.detail, source_version = ?6, attempts = attempts + 1, last_failed_at = {0}, "
-      "  next_attempt_at = {2}",
-      k_now, next("1"), next("attempts + 1"));
+      "  next_attempt_at = {2} WHERE NOT {4} RETURNING user_message_id",
+      k_now, next("1"), next("attempts + 1"), newer("e.source_version", "?6"),
+      newer("embedding_failures.source_version", "excluded.source_version"));
 }
 
 }  // namespace lens::store::sqlite::sql

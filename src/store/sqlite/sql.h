@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace lens::store::sqlite::sql {
 
@@ -43,13 +44,23 @@ extern const char* const k_now;
 
 // write_batch: upsert of one row (?1 provider, ?2 model, ?3 id, ?4 answer id, ?5 sha256,
 // ?6 tokens, ?7 truncated, ?8 dimensions, ?9 vector blob, ?10 source version); a message
-// deleted since it was read is skipped instead of failing on the foreign key.
+// deleted since it was read is skipped instead of failing on the foreign key; a late
+// write is fenced (store.h: a stored row or failure of a newer version). Returns the id
+// when written, no row when not.
 [[nodiscard]] std::string upsert_row();
+
+// write_batch: one touch (?1 provider, ?2 model, ?3 id, ?4 answer id, ?5 source version,
+// ?6 input hash or NULL), fenced as store.h says. Returns the id when applied.
+[[nodiscard]] std::string touch_row();
+
+// ?1 > ?2 as instants (either an ISO-8601 text); false when either is NULL or unreadable.
+[[nodiscard]] std::string newer(std::string_view a, std::string_view b);
 
 // write_batch: one failure (?1 provider, ?2 model, ?3 id, ?4 reason, ?5 detail, ?6 source
 // version, ?7 1 when the reason is transient), attempts += 1 on conflict, next_attempt_at
 // = now + core::transient_retry_delay(attempts) when transient, else NULL; a deleted
-// message is skipped.
+// message is skipped; a late one (a row or failure of a newer version stored) is fenced.
+// Returns the id when recorded.
 [[nodiscard]] std::string upsert_failure();
 
 }  // namespace lens::store::sqlite::sql

@@ -38,7 +38,7 @@ class SqliteStore final : public Store {
     return sqlite::next_pending(*db_, scope, cursor, max_items);
   }
 
-  Status write_batch(const WriteBatch& batch) override {
+  Result<WriteReport> write_batch(const WriteBatch& batch) override {
     return write_isolating_refused_rows(batch, "sqlite",
                                         [&](const WriteBatch& b) { return sqlite::write_once(*db_, b); });
   }

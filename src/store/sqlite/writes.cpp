@@ -42,7 +42,33 @@ Status update_run_progress(Database& db, std::int64_t run_id, const core::RunSta
   return q.run("updating run");
 }
 
-Status write_in_transaction(Database& db, const WriteBatch& batch) {
+// Steps `q` (which returns its id when it wrote) to its end: true when it wrote.
+Result<bool> wrote(Statement& q, std::string_view what) {
+  auto row = q.step(what);
+  if (!row) return std::unexpected(row.error());
+  const bool any = *row;
+  while (*row) {
+    row = q.step(what);
+    if (!row) return std::unexpected(row.error());
+  }
+  return any;
+}
+
+// A write that wrote nothing was fenced, unless its message is gone (deleted since it
+// was read: skipped, as before fencing).
+Result<bool> message_exists(Database& db, const std::string& id) {
+  Statement& q = db.cached("message_exists", "SELECT 1 FROM messages WHERE id = ?1");
+  q.reset();
+  q.bind(1, std::string_view(id));
+  auto row = q.step("reading a message");
+  if (!row) return std::unexpected(row.error());
+  const bool found = *row;
+  q.reset();
+  return found;
+}
+
+Result<WriteReport> write_in_transaction(Database& db, const WriteBatch& batch) {
+  WriteReport report;
   Statement& up = db.cached("upsert", sql::upsert_row());
   Statement& clear =
       db.cached("clear_failure",
@@ -59,13 +85,18 @@ Status write_in_transaction(Database& db, const WriteBatch& batch) {
     up.bind(8, static_cast<std::int64_t>(row.embedding.size()));
     up.bind_blob(9, row.embedding.data(), row.embedding.size() * sizeof(float));
     up.bind(10, std::string_view(row.source_version));
-    if (auto s = up.run("writing embeddings"); !s) return s;
-    if (auto s = clear_failure(clear, batch, row.user_message_id); !s) return s;
+    auto w = wrote(up, "writing embeddings");
+    up.reset();
+    if (!w) return std::unexpected(w.error());
+    if (!*w) {
+      auto exists = message_exists(db, row.user_message_id);
+      if (!exists) return std::unexpected(exists.error());
+      if (*exists) ++report.fenced_rows;
+      continue;
+    }
+    if (auto s = clear_failure(clear, batch, row.user_message_id); !s) return std::unexpected(s.error());
   }
-  Statement& touch = db.cached(
-      "touch", fmt::format("UPDATE message_embeddings SET assistant_message_id = ?4, source_version = ?5, "
-                           "updated_at = {} WHERE provider = ?1 AND model = ?2 AND user_message_id = ?3",
-                           sql::k_now));
+  Statement& touch = db.cached("touch", sql::touch_row());
   for (const auto& t : batch.touches) {
     touch.reset();
     touch.bind(1, std::string_view(batch.provider));
@@ -73,8 +104,18 @@ Status write_in_transaction(Database& db, const WriteBatch& batch) {
     touch.bind(3, std::string_view(t.user_message_id));
     touch.bind(4, t.assistant_message_id);
     touch.bind(5, std::string_view(t.source_version));
-    if (auto s = touch.run("refreshing rows"); !s) return s;
-    if (auto s = clear_failure(clear, batch, t.user_message_id); !s) return s;
+    if (t.content_sha256)
+      touch.bind_blob(6, t.content_sha256->data(), t.content_sha256->size());
+    else
+      touch.bind(6, std::optional<std::string>());
+    auto w = wrote(touch, "refreshing rows");
+    touch.reset();
+    if (!w) return std::unexpected(w.error());
+    if (!*w) {
+      ++report.fenced_touches;
+      continue;
+    }
+    if (auto s = clear_failure(clear, batch, t.user_message_id); !s) return std::unexpected(s.error());
   }
   Statement& fail_up = db.cached("failure", sql::upsert_failure());
   for (const auto& f : batch.failures) {
@@ -86,22 +127,38 @@ Status write_in_transaction(Database& db, const WriteBatch& batch) {
     fail_up.bind(5, std::string_view(f.detail));
     fail_up.bind(6, std::string_view(f.source_version));
     fail_up.bind(7, std::int64_t{core::failure_class(f.reason) == core::FailureClass::transient ? 1 : 0});
-    if (auto s = fail_up.run("recording failures"); !s) return s;
+    auto w = wrote(fail_up, "recording failures");
+    fail_up.reset();
+    if (!w) return std::unexpected(w.error());
+    if (!*w) {
+      auto exists = message_exists(db, f.user_message_id);
+      if (!exists) return std::unexpected(exists.error());
+      if (*exists) ++report.fenced_failures;
+    }
   }
-  if (batch.run_id > 0) return update_run_progress(db, batch.run_id, batch.progress);
-  return {};
+  if (batch.run_id > 0) {
+    // batch.progress counts every item as written: take the fenced ones out.
+    core::RunStats progress = batch.progress;
+    progress.embedded -= report.fenced_rows;
+    progress.unchanged -= report.fenced_touches;
+    progress.failed -= report.fenced_failures;
+    progress.fenced += report.fenced();
+    if (auto s = update_run_progress(db, batch.run_id, progress); !s) return std::unexpected(s.error());
+  }
+  return report;
 }
 
 }  // namespace
 
-Status write_once(Database& db, const WriteBatch& batch) {
-  if (auto s = db.exec("BEGIN IMMEDIATE"); !s) return s;
-  auto s = write_in_transaction(db, batch);
-  if (!s) {
+Result<WriteReport> write_once(Database& db, const WriteBatch& batch) {
+  if (auto s = db.exec("BEGIN IMMEDIATE"); !s) return std::unexpected(s.error());
+  auto report = write_in_transaction(db, batch);
+  if (!report) {
     (void)db.exec("ROLLBACK");
-    return s;
+    return report;
   }
-  return db.exec("COMMIT");
+  if (auto s = db.exec("COMMIT"); !s) return std::unexpected(s.error());
+  return report;
 }
 
 Result<std::int64_t> begin_run(Database& db, const RunRecord& run) {

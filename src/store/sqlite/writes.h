@@ -11,10 +11,11 @@ namespace lens::store::sqlite {
 
 // One attempt at committing all of `batch` in one transaction.
 // On success: rows upserted, touches applied, failures upserted (attempts += 1) and the
-// failures of everything written cleared, the run's progress stored. On failure: rolled
-// back, nothing of it committed. Refused rows are NOT isolated here: see
-// write_isolating_refused_rows.
-[[nodiscard]] util::Status write_once(Database& db, const WriteBatch& batch);
+// failures of everything written cleared, late writes fenced (store.h, "Fencing"; SQLite
+// has no claims, so by version and hash alone), the run's progress stored without the
+// fenced items; returns what was fenced. On failure: rolled back, nothing of it
+// committed. Refused rows are NOT isolated here: see write_isolating_refused_rows.
+[[nodiscard]] util::Result<WriteReport> write_once(Database& db, const WriteBatch& batch);
 
 // Store::begin_run: inserts a run 'running' with `run.arguments` passed through
 // util::redact. Returns its id.
