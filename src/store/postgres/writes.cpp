@@ -126,8 +126,8 @@ Status stage_with_insert(Connection& conn, const std::vector<core::EmbeddingRow>
   return {};
 }
 
-Status upsert_failures(Connection& conn, const std::string& provider, const std::string& model,
-                       const std::vector<core::Failure>& failures) {
+Status upsert_failures(Connection& conn, const SourceSql& source, const std::string& provider,
+                       const std::string& model, const std::vector<core::Failure>& failures) {
   // Last word per id: ON CONFLICT may not touch a row twice in one statement.
   std::vector<const core::Failure*> unique;
   std::unordered_set<std::string> seen;
@@ -143,7 +143,7 @@ Status upsert_failures(Connection& conn, const std::string& provider, const std:
     versions.emplace_back(f->source_version.empty() ? std::nullopt
                                                     : std::optional<std::string>(f->source_version));
   }
-  auto r = conn.exec("recording failures", sql::upsert_failures(),
+  auto r = conn.exec("recording failures", sql::upsert_failures(source),
                      Params()
                          .text(provider)
                          .text(model)
@@ -195,7 +195,7 @@ Status BatchWriter::write_in_transaction(Connection& conn, const WriteBatch& bat
     auto staged = use_copy_ ? stage_with_copy(conn, batch.rows) : stage_with_insert(conn, batch.rows);
     if (!staged) return staged;
     const std::string cast = is_pgvector(embedding_type) ? "::" + embedding_type : "";
-    auto r = conn.exec("writing embeddings", sql::upsert_staged(cast),
+    auto r = conn.exec("writing embeddings", sql::upsert_staged(source_, cast),
                        Params().text(batch.provider).text(batch.model));
     if (!r) return std::unexpected(r.error());
     for (const auto& row : batch.rows)
@@ -210,10 +210,11 @@ Status BatchWriter::write_in_transaction(Connection& conn, const WriteBatch& bat
       written.emplace_back(t.user_message_id);
     }
     auto r = conn.exec("refreshing rows",
-                       "UPDATE message_embeddings e SET assistant_message_id = t.aid, source_version = t.sv, "
-                       "  updated_at = now() "
-                       "FROM unnest($3::uuid[], $4::uuid[], $5::timestamptz[]) AS t(id, aid, sv) "
-                       "WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = t.id",
+                       fmt::format("UPDATE message_embeddings e SET assistant_message_id = t.aid, "
+                                   "  source_version = t.sv, updated_at = now() "
+                                   "FROM unnest($3::{0}[], $4::{0}[], $5::timestamptz[]) AS t(id, aid, sv) "
+                                   "WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = t.id",
+                                   source_.key_type()),
                        Params()
                            .text(batch.provider)
                            .text(batch.model)
@@ -224,13 +225,14 @@ Status BatchWriter::write_in_transaction(Connection& conn, const WriteBatch& bat
   }
   if (!written.empty()) {
     auto r = conn.exec("clearing failures",
-                       "DELETE FROM embedding_failures WHERE provider = $1 AND model = $2 "
-                       "AND user_message_id = ANY($3::uuid[])",
+                       fmt::format("DELETE FROM embedding_failures WHERE provider = $1 AND model = $2 "
+                                   "AND user_message_id = ANY($3::{}[])",
+                                   source_.key_type()),
                        Params().text(batch.provider).text(batch.model).text(array_literal(written)));
     if (!r) return std::unexpected(r.error());
   }
   if (!batch.failures.empty()) {
-    if (auto s = upsert_failures(conn, batch.provider, batch.model, batch.failures); !s) return s;
+    if (auto s = upsert_failures(conn, source_, batch.provider, batch.model, batch.failures); !s) return s;
     for (const auto& f : batch.failures)
       written.emplace_back(f.user_message_id);
   }

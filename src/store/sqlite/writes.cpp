@@ -42,8 +42,8 @@ Status update_run_progress(Database& db, std::int64_t run_id, const core::RunSta
   return q.run("updating run");
 }
 
-Status write_in_transaction(Database& db, const WriteBatch& batch) {
-  Statement& up = db.cached("upsert", sql::upsert_row());
+Status write_in_transaction(Database& db, const SourceSql& source, const WriteBatch& batch) {
+  Statement& up = db.cached("upsert", sql::upsert_row(source));
   Statement& clear =
       db.cached("clear_failure",
                 "DELETE FROM embedding_failures WHERE provider = ?1 AND model = ?2 AND user_message_id = ?3");
@@ -76,7 +76,7 @@ Status write_in_transaction(Database& db, const WriteBatch& batch) {
     if (auto s = touch.run("refreshing rows"); !s) return s;
     if (auto s = clear_failure(clear, batch, t.user_message_id); !s) return s;
   }
-  Statement& fail_up = db.cached("failure", sql::upsert_failure());
+  Statement& fail_up = db.cached("failure", sql::upsert_failure(source));
   for (const auto& f : batch.failures) {
     fail_up.reset();
     fail_up.bind(1, std::string_view(batch.provider));
@@ -94,9 +94,9 @@ Status write_in_transaction(Database& db, const WriteBatch& batch) {
 
 }  // namespace
 
-Status write_once(Database& db, const WriteBatch& batch) {
+Status write_once(Database& db, const SourceSql& source, const WriteBatch& batch) {
   if (auto s = db.exec("BEGIN IMMEDIATE"); !s) return s;
-  auto s = write_in_transaction(db, batch);
+  auto s = write_in_transaction(db, source, batch);
   if (!s) {
     (void)db.exec("ROLLBACK");
     return s;
