@@ -139,6 +139,9 @@ Commands define_commands(CLI::App& app, Flags& f) {
       ->check(range(k_batch_size_bounds));
   run->add_option("--limit", f.limit, "Embed at most N exchanges in this run")->check(CLI::NonNegativeNumber);
   run->add_flag("--force", f.force, "Re-embed exchanges that already have a row (updated in place)");
+  run->add_flag("--rehash", f.rehash,
+                "Re-read and hash every eligible input; re-embed only those whose hash differs (the "
+                "default when [source] updated_at is \"\")");
   run->add_option("--concurrency", f.concurrency, "Maximum requests in flight")
       ->check(range(k_concurrency_bounds));
   run->add_option("--rpm", f.rpm, "Requests per minute allowed by the provider (0 = no limit)")

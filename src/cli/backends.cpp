@@ -31,6 +31,13 @@ util::Result<DatabaseTarget> parse_database_url(const std::string& url) {
 util::Result<std::unique_ptr<store::Store>> open_store(const std::string& url, const StoreOptions& options) {
   auto target = parse_database_url(url);
   if (!target) return std::unexpected(target.error());
+  const auto& output = options.mapping.output_schema();
+  if (!output.value.empty() && !(target->kind == DatabaseKind::sqlite && output.value == "main")) {
+    return util::fail(util::ErrorCode::configuration,
+                      fmt::format("{}: [output] schema = {}: this version keeps lens-embed's tables in the "
+                                  "connection's default schema (SQLite: main); remove the key",
+                                  output.source, core::toml_text(output.value)));
+  }
   if (target->kind == DatabaseKind::sqlite) {
     if (target->location.empty()) {
       return util::fail(util::ErrorCode::invalid_argument, "--db sqlite: needs a path, e.g. sqlite:lens.db");
@@ -40,6 +47,7 @@ util::Result<std::unique_ptr<store::Store>> open_store(const std::string& url, c
     sqlite.access = options.access;
     sqlite.wait_for_writer = options.wait_for_writer;
     sqlite.source_indexes = options.source_objects;
+    sqlite.mapping = options.mapping;
     return store::open_sqlite_store(sqlite);
   }
   store::PostgresOptions pg;
@@ -53,6 +61,7 @@ util::Result<std::unique_ptr<store::Store>> open_store(const std::string& url, c
   const char* copy = std::getenv("LENS_PG_COPY");
   pg.use_copy = !(copy && std::string_view(copy) == "off");
   pg.source_indexes = pg.notify_trigger = options.source_objects;
+  pg.mapping = options.mapping;
   return store::open_postgres_store(pg);
 }
 

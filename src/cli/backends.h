@@ -33,11 +33,14 @@ struct StoreOptions {
   bool hnsw_index = false;      // init --index hnsw (PostgreSQL with pgvector)
   int vector_dimensions = 0;    // PostgreSQL with pgvector: vector(N) for a new table
   bool source_objects = false;  // init: the source indexes (and PostgreSQL's NOTIFY trigger)
+  core::SourceMapping mapping;  // [source]/[output]: the relation and columns the store reads
 };
 
 // Opens (does not migrate) the database `url` names. The caller owns the store; a store is
 // used by one thread at a time (store.h).
-// On failure: parse_database_url's error, or the store's (connection, authentication).
+// On failure: parse_database_url's error, or the store's (connection, authentication, a
+// mapped table or column that is missing); configuration for an [output] schema, which the
+// stores do not place their tables in yet.
 [[nodiscard]] util::Result<std::unique_ptr<store::Store>> open_store(const std::string& url,
                                                                      const StoreOptions& options);
 

@@ -153,16 +153,20 @@ schema = ""
   EXPECT_EQ(s->mapping.content().source.substr(s->mapping.content().source.size() - 2), ":3");
 }
 
-// Until the stores read the mapping, a valid mapped schema must stop the command instead of
-// letting it read the default tables.
-TEST(MappingConfig, MappedSchemaIsRefusedUntilTheStoresReadIt) {
-  const util::Error e = settings_error("mapping_mapped", k_full);
-  EXPECT_EQ(e.code, util::ErrorCode::configuration);
-  EXPECT_EQ(exit_status(e.code), k_exit_usage);
-  EXPECT_NE(e.message.find(":5: source.messages = \"lens.chat_messages\": this version of lens-embed reads "
-                           "only the default schema"),
-            std::string::npos)
-      << e.message;
+// A valid mapped schema reaches the settings whole, each value with its line, for the
+// stores and the pipeline to read (the guard that refused it before the stores did is gone).
+TEST(MappingConfig, MappedSchemaReachesTheSettings) {
+  const auto s = make_settings(resolve(temp_toml("mapping_mapped", k_full)), {});
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_FALSE(s->mapping.is_default());
+  EXPECT_EQ(s->mapping.messages().value, (core::RelationName{"lens", "chat_messages"}));
+  EXPECT_TRUE(s->mapping.messages().source.ends_with(":5")) << s->mapping.messages().source;
+  EXPECT_EQ(s->mapping.content().value, "body");
+  EXPECT_FALSE(s->mapping.has_updated_at());
+  EXPECT_EQ(s->mapping.user_roles().value, std::vector<std::string>{"student"});
+  EXPECT_EQ(s->mapping.filter().value, "NOT is_deleted");
+  EXPECT_EQ(s->mapping.id_type().value, core::KeyType::bigint);
+  EXPECT_EQ(s->mapping.output_schema().value, "lens_embed");
 }
 
 }  // namespace

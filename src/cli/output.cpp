@@ -331,6 +331,7 @@ std::string run_arguments_json(const RawConfig& c, const Flags& f) {
          {"rpm", c.rpm.value},
          {"tpm", c.tpm.value},
          {"force", f.force},
+         {"rehash", f.rehash},
          {"dry_run", f.dry_run},
          {"follow", f.follow},
          {"long_input", c.long_input.value}};

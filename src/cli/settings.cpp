@@ -174,24 +174,6 @@ util::Result<RunSettings> run_settings(const RawConfig& raw) {
   return r;
 }
 
-// Until the stores build their SQL from the mapping (issue 12, store side), a mapped schema
-// would be ignored and the default tables read instead: refuse it rather than embed the
-// wrong rows. Removed together with the stores' change.
-util::Status refuse_mapped_schema(const core::SourceMapping& mapping) {
-  if (mapping.is_default()) return {};
-  const auto defaults = core::SourceMapping().describe();
-  const auto lines = mapping.describe();
-  for (std::size_t i = 0; i < lines.size(); ++i) {
-    if (lines[i].value == defaults[i].value) continue;
-    return util::fail(ErrorCode::configuration,
-                      fmt::format("{}: {} = {}: this version of lens-embed reads only the default schema "
-                                  "(messages with id, conversation_id, role, content, created_at, "
-                                  "updated_at); remove [source]/[output] from the file",
-                                  lines[i].source, lines[i].key, lines[i].value));
-  }
-  return {};
-}
-
 }  // namespace
 
 std::optional<long long> parse_whole_number(std::string_view s) {
@@ -221,7 +203,6 @@ util::Result<Settings> make_settings(const RawConfig& raw, Uses uses) {
   auto mapping = core::make_source_mapping(raw.mapping);
   if (!mapping) return std::unexpected(mapping.error());
   s.mapping = std::move(*mapping);
-  if (auto supported = refuse_mapped_schema(s.mapping); !supported) return std::unexpected(supported.error());
   if (uses.run) {
     auto run = run_settings(raw);
     if (!run) return std::unexpected(run.error());

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/model_table.h"
+#include "core/source_mapping.h"
 #include "store/store.h"
 #include "util/backoff.h"
 
@@ -21,6 +22,8 @@ struct RateLimits {
 
 struct RunOptions {
   store::WorkScope scope;
+  // [source]: the input templates the input texts are rendered with (core::build_input_text).
+  core::SourceMapping mapping;
   core::ModelSpec model;
   std::optional<int> dimensions;  // sent to the provider when set
   // The size every vector of this (provider, model) has, when the model table or the

@@ -14,7 +14,7 @@ PreparedInput prepare(core::Exchange exchange, const RunOptions& options,
   // Blank by Unicode's White_Space but not by SQL's trim(): recorded once, so the store
   // stops offering it until it is edited.
   const bool blank = util::is_blank(exchange.user_content);
-  if (!blank) in.text = core::build_input_text(exchange);  // before the ids are moved out
+  if (!blank) in.text = core::build_input_text(exchange, options.mapping);  // before the ids are moved out
   in.user_message_id = std::move(exchange.user_message_id);
   in.assistant_message_id = std::move(exchange.assistant_message_id);
   in.source_version = std::move(exchange.source_version);

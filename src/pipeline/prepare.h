@@ -53,13 +53,14 @@ struct PreparedInput {
   }
 };
 
-// Builds the input of `exchange` (core::build_input_text: UTF-8 repaired), fits it to
+// Builds the input of `exchange` (core::build_input_text with options.mapping's templates:
+// UTF-8 repaired), fits it to
 // options.model.max_input_tokens (truncate, or chunk with options.chunk_overlap_tokens),
 // hashes it and routes it: blank user content → empty_input; stored hash equal (and not
 // options.scope.force) → unchanged; else work. The hash is of the input as sent, so a
 // truncated input is unchanged when the same truncation was stored.
 // Any thread; never fails (every text has a tokenization). Uses only the `model`,
-// `long_input`, `chunk_overlap_tokens` and `scope.force` fields of `options`.
+// `mapping`, `long_input`, `chunk_overlap_tokens` and `scope.force` fields of `options`.
 [[nodiscard]] PreparedInput prepare(core::Exchange exchange, const RunOptions& options,
                                     const tokenizer::Tokenizer& tokenizer);
 

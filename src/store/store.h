@@ -39,6 +39,11 @@ struct WorkScope {
   // `failures --retry`: exactly the exchanges with a recorded failure for (provider,
   // model), of both classes, due or not, whatever their row; nothing else.
   bool only_failures = false;
+  // Also read exchanges whose row looks up to date, so that the caller hashes their input
+  // and re-embeds only those whose hash differs (a source without updated_at, a changed
+  // template, `run --rehash`). Unlike force, nothing is re-embedded for being read.
+  // Last, so that {provider, model, force, only_failures} initialisers keep their meaning.
+  bool rehash = false;
 };
 
 // Keyset position over user messages ordered by (created_at, id). Never OFFSET.
@@ -208,8 +213,11 @@ struct SearchHit {
 // WriteReport and in the run's stored progress as not written (batch.progress counts
 // every item of the batch as written: the store subtracts the refused ones).
 //
-// Source tables: the stores read `messages` and never create it, nor anything on it,
-// outside `init` with its source-index options.
+// Source tables: the stores read the relation of the source mapping (core::SourceMapping,
+// `messages` by default), checked against the catalog when they open, and never create it,
+// nor anything on it, outside `init` with its source-index options. Without a foreign key
+// to follow deletes (a view) or with a filter, migrate() deletes the rows and failures of
+// user messages that are gone or filtered out.
 //
 // Secrets: the run's arguments are passed through util::redact before they are stored;
 // error messages never carry a password.

@@ -115,27 +115,103 @@ TEST(MappingCli, ConfigShowsTheMappingAndWhereEachValueCameFrom) {
   EXPECT_NE(shown_bad.out.find("\"te xt\""), std::string::npos) << shown_bad.out;
 }
 
-// Until the stores read the mapping, a valid mapped schema stops every command that opens the
-// database, instead of letting it read the default tables.
-TEST(MappingCli, MappedSchemaIsRefusedUntilTheStoresReadIt) {
-  for (Schema s : {Schema::a_qualified_bigint, Schema::b_reply_column, Schema::c_view_text_keys}) {
-    Workdir w(toml_snippet({s}));
-    for (const auto& command : k_commands) {
-      const Output o = w.run(command);
-      EXPECT_EQ(o.exit_code, 2) << command[0] << " " << name(s) << "\n" << o.err;
-      EXPECT_NE(o.err.find("this version of lens-embed reads only the default schema"), std::string::npos)
-          << o.err;
-      EXPECT_FALSE(fs::exists(w.db()));
+// `snippet` (a [source] table, one key a line) with `key`'s line set to `key = value`.
+std::string with_key(const std::string& snippet, const std::string& key, const std::string& value) {
+  std::string out;
+  bool found = false;
+  for (std::size_t at = 0; at < snippet.size();) {
+    const auto end = snippet.find('\n', at);
+    const std::string line = snippet.substr(at, end - at);
+    at = end == std::string::npos ? snippet.size() : end + 1;
+    if (line.starts_with(key + " ")) {
+      out += key + " = " + value + "\n";
+      found = true;
+    } else {
+      out += line + "\n";
     }
   }
-  // The default mapping written out is no mapping: the command runs.
-  Workdir w("[source]\nmessages = \"messages\"\nreply = \"next\"\n");
-  auto db = Db::open(w.db());
-  ASSERT_TRUE(db);
-  EXPECT_EQ(db->exec(create_sql({})), "");
-  db.reset();
-  const Output o = w.run({"init"});
-  EXPECT_EQ(o.exit_code, 0) << o.err;
+  return found ? out : out + key + " = " + value + "\n";
+}
+
+// How many of lens-embed's tables the SQLite file at `path` holds.
+std::string our_tables(const std::string& path) {
+  auto db = Db::open(path);
+  if (!db) return "<cannot open>";
+  return db
+      ->scalar(
+          "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'message_embeddings%' OR name LIKE "
+          "'embedding_%'")
+      .value_or("<error>");
+}
+
+// A mapping that names a column or a table the database does not have stops every command
+// that opens the database with exit 2, naming the key, its line, and the table's real
+// columns; nothing is created and no SQL error reaches stdout.
+TEST(MappingCli, MissingMappedColumnOrTableIsExit2NamingIt) {
+  struct Case {
+    std::string key, value, expect;
+  };
+  const Case cases[] = {
+      {"id", "\"post_id\"", "[source] id = \"post_id\""},
+      {"conversation_id", "\"thread\"", "[source] conversation_id = \"thread\""},
+      {"role", "\"kind\"", "[source] role = \"kind\""},
+      {"content", "\"text\"", "[source] content = \"text\""},
+      {"created_at", "\"posted\"", "[source] created_at = \"posted\""},
+      {"updated_at", "\"edited\"", "[source] updated_at = \"edited\""},
+      {"reply", "\"column:parent\"", "[source] reply = \"column:parent\""},
+      {"template", "\"{user.mood} {user}\\n\\n{assistant}\"", "`posts` has no column mood"},
+      {"messages", "\"postz\"", "the source table `postz` does not exist"},
+  };
+  const Fixture b{Schema::b_reply_column};
+  for (const auto& c : cases) {
+    Workdir w(with_key(toml_snippet(b), c.key, c.value));
+    {
+      auto db = Db::open(w.db());
+      ASSERT_TRUE(db);
+      ASSERT_EQ(db->exec(create_sql(b)), "");
+    }
+    for (const auto& command : k_commands) {
+      const Output o = w.run(command);
+      EXPECT_EQ(o.exit_code, 2) << command[0] << " " << c.key << "\n" << o.err;
+      EXPECT_NE(o.err.find(c.expect), std::string::npos) << c.key << ": " << o.err;
+      if (c.key != "messages") {
+        EXPECT_NE(o.err.find("`posts` has the columns: id, conversation_id, role, content, created_at, "
+                             "updated_at, reply_to"),
+                  std::string::npos)
+            << o.err;
+      }
+      EXPECT_EQ(o.out, "") << c.key;
+    }
+    EXPECT_EQ(our_tables(w.db()), "0") << c.key;
+  }
+}
+
+// Issue 12's crash: a default-mapped `messages` whose text column is `text`. `run --dry-run`
+// segfaulted (exit 139) in count_pending and `init` reported success; both are exit 2 naming
+// the column now.
+TEST(MappingCli, MessagesWithoutContentColumnIsExit2NotACrash) {
+  Workdir w("");
+  {
+    auto db = Db::open(w.db());
+    ASSERT_TRUE(db);
+    ASSERT_EQ(
+        db->exec("CREATE TABLE messages (id TEXT PRIMARY KEY, conversation_id TEXT, role TEXT, text TEXT, "
+                 "created_at TEXT, updated_at TEXT);"
+                 "INSERT INTO messages VALUES ('m1', 'c1', 'user', 'hello', '2024-01-01T00:00:00Z', NULL);"),
+        "");
+  }
+  for (const auto& command : k_commands) {
+    const Output o = w.run(command);
+    EXPECT_EQ(o.exit_code, 2) << command[0] << "\n" << o.err;
+    EXPECT_NE(o.err.find("[source] content = \"content\" (default): `messages` has no column content"),
+              std::string::npos)
+        << o.err;
+    EXPECT_NE(
+        o.err.find("`messages` has the columns: id, conversation_id, role, text, created_at, updated_at"),
+        std::string::npos)
+        << o.err;
+  }
+  EXPECT_EQ(our_tables(w.db()), "0");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@ namespace lens::cli {
 
 util::Result<std::unique_ptr<store::Store>> open_migrated(const Settings& settings, StoreOptions options) {
   if (options.access == store::AccessMode::read_only) options.access = store::AccessMode::read_write;
+  options.mapping = settings.mapping;
   auto store = open_store(settings.database, options);
   if (!store) return std::unexpected(store.error());
   if (auto s = (*store)->migrate(); !s) return std::unexpected(s.error());
@@ -16,6 +17,7 @@ util::Result<std::unique_ptr<store::Store>> open_migrated(const Settings& settin
 util::Result<std::unique_ptr<store::Store>> open_read_only(const Settings& settings) {
   StoreOptions options;
   options.access = store::AccessMode::read_only;
+  options.mapping = settings.mapping;
   return open_store(settings.database, options);
 }
 

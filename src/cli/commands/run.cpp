@@ -32,6 +32,10 @@ pipeline::RunOptions run_options(const Settings& s, const Flags& flags, bool onl
   const ProviderSettings& provider = *s.provider_settings;
   pipeline::RunOptions o;
   o.scope = {s.provider, s.model, flags.force, only_failures};
+  o.mapping = s.mapping;
+  // Without updated_at nothing in the source says an input changed: every run reads and
+  // hashes them all (a read, never a provider call for an unchanged one).
+  o.scope.rehash = flags.rehash || !s.mapping.has_updated_at();
   o.model = s.model_spec;
   o.dimensions = provider.dimensions;
   if (provider.dimensions) {
@@ -136,6 +140,7 @@ int run_once(const Flags& flags, const RawConfig& config, bool only_failures) {
   so.claims = true;
   // migrate() sizes a new pgvector column: it must know the vectors' size.
   so.vector_dimensions = s.dimensions;
+  so.mapping = s.mapping;
   auto reader = open_migrated(s, so);
   if (!reader) return report(reader.error());
   auto writer = open_store(s.database, so);

@@ -127,8 +127,12 @@ Heartbeat::~Heartbeat() {
 
 // ---- Claims ------------------------------------------------------------------------------
 
-Claims::Claims(std::string conninfo, std::string worker, std::chrono::seconds lease)
-    : conninfo_(std::move(conninfo)), worker_(std::move(worker)), lease_(lease), key_(random_key()) {}
+Claims::Claims(std::string conninfo, std::string worker, std::chrono::seconds lease, const SourceSql& source)
+    : conninfo_(std::move(conninfo)),
+      source_(source),
+      worker_(std::move(worker)),
+      lease_(lease),
+      key_(random_key()) {}
 
 Claims::~Claims() = default;
 
@@ -151,12 +155,12 @@ Status Claims::claim_and_read(Connection& conn, const WorkScope& scope, const st
       fmt::format("INSERT INTO embedding_claims AS c (provider, model, user_message_id, worker, expires_at, "
                   "  worker_key) "
                   "SELECT $1, $2, id, $4, now() + $5::bigint * interval '1 second', $6::bigint "
-                  "FROM unnest($3::uuid[]) WITH ORDINALITY AS t(id, ord) ORDER BY ord "
+                  "FROM unnest($3::{}[]) WITH ORDINALITY AS t(id, ord) ORDER BY ord "
                   "ON CONFLICT (provider, model, user_message_id) DO UPDATE SET worker = excluded.worker, "
                   "  expires_at = excluded.expires_at, claimed_at = now(), worker_key = excluded.worker_key "
                   "WHERE c.expires_at < now() OR c.worker = excluded.worker OR {} "
                   "RETURNING user_message_id::text",
-                  claim_is_orphaned("c")),
+                  source_.key_type(), claim_is_orphaned("c")),
       Params()
           .text(scope.provider)
           .text(scope.model)
@@ -175,7 +179,7 @@ Status Claims::claim_and_read(Connection& conn, const WorkScope& scope, const st
 Status Claims::read_claimed(Connection& conn, const WorkScope& scope, const std::string& since,
                             const IdList& ids, std::vector<core::Exchange>& out) {
   const std::size_t before = out.size();
-  if (auto s = read_exchanges_by_id(conn, scope, since, ids, out); !s) return s;
+  if (auto s = read_exchanges_by_id(conn, source_, scope, since, ids, out); !s) return s;
   if (out.size() - before == ids.size()) return {};
   std::unordered_set<std::string> wanted;
   for (std::size_t i = before; i < out.size(); ++i)
@@ -190,8 +194,9 @@ Status Claims::drop(Connection& conn, const std::string& provider, const std::st
                     const IdList& ids) {
   if (ids.empty()) return {};
   auto r = conn.exec("dropping claims",
-                     "DELETE FROM embedding_claims WHERE provider = $1 AND model = $2 "
-                     "AND user_message_id = ANY($3::uuid[]) AND worker = $4",
+                     fmt::format("DELETE FROM embedding_claims WHERE provider = $1 AND model = $2 "
+                                 "AND user_message_id = ANY($3::{}[]) AND worker = $4",
+                                 source_.key_type()),
                      Params().text(provider).text(model).text(array_literal(ids)).text(worker_));
   if (!r) return std::unexpected(r.error());
   return {};

@@ -12,6 +12,7 @@
 
 #include "store/postgres/connection.h"
 #include "store/postgres/pending.h"
+#include "store/source_sql.h"
 #include "store/store.h"
 
 namespace lens::store::postgres {
@@ -31,7 +32,9 @@ class Heartbeat;
 // Not thread-safe: the Store that owns it is used by one thread at a time.
 class Claims {
  public:
-  Claims(std::string conninfo, std::string worker, std::chrono::seconds lease);
+  // `source`: the mapping the exchanges are read with (its key type types the ids); it must
+  // outlive this object and be complete (catalog adopted) before the first claim.
+  Claims(std::string conninfo, std::string worker, std::chrono::seconds lease, const SourceSql& source);
   Claims(const Claims&) = delete;
   Claims& operator=(const Claims&) = delete;
   ~Claims();  // stops the heartbeat; does not release (see release())
@@ -85,6 +88,7 @@ class Claims {
                                           const IdList& ids, std::vector<core::Exchange>& out);
 
   std::string conninfo_;
+  const SourceSql& source_;
   std::string worker_;
   std::chrono::seconds lease_;
   std::int64_t key_;

@@ -20,31 +20,46 @@ bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
-// The source table (through the search path) and its columns. No table: no rows.
-Status check_source(Connection& conn) {
-  auto r = conn.exec("reading the source table",
-                     "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = to_regclass($1) "
-                     "AND a.attnum > 0 AND NOT a.attisdropped",
-                     Params().text(k_source_table));
-  if (!r) return std::unexpected(r.error());
-  if (r->size() == 0) {
-    return fail(ErrorCode::configuration,
-                fmt::format("postgres: the source table `{}` does not exist (in the search path of this "
-                            "connection); lens-embed reads Lens's messages and never creates them (check "
-                            "--db and its database and search_path)",
-                            k_source_table));
-  }
-  std::set<std::string> columns;
-  for (int i = 0; i < r->size(); ++i)
-    columns.insert(r->text(i, 0));
-  std::string missing;
-  for (auto c : k_source_columns)
-    if (!columns.contains(std::string(c))) missing += fmt::format("{}{}", missing.empty() ? "" : ", ", c);
-  if (!missing.empty()) {
-    return fail(ErrorCode::configuration,
-                fmt::format("postgres: the source table `{}` has no column {}", k_source_table, missing));
-  }
-  return {};
+// `name` in the relation's schema, quoted, for to_regclass and CREATE INDEX.
+std::string in_source_schema(const SourceSql& source, const std::string& name) {
+  const auto& schema = source.mapping().messages().value.schema;
+  return schema.empty() ? core::quote_sql_name(name)
+                        : core::quote_sql_name(schema) + "." + core::quote_sql_name(name);
+}
+
+// The source indexes for `source`: the fixed ones for the default mapping; else the keyset
+// over its user messages and the lookup of a reply (by conversation under "next", by the
+// reply column under "column:"), named after the relation.
+std::string source_indexes_sql(const SourceSql& source) {
+  if (source.mapping().is_default()) return postgres_schema::k_source_indexes;
+  const auto& reply = source.mapping().reply().value;
+  std::string sql =
+      source.expand(fmt::format("CREATE INDEX IF NOT EXISTS {} ON @rel (@created, @id) WHERE "
+                                "@role@isuser;",
+                                core::quote_sql_name(source.keyset_index())));
+  if (reply.kind == core::ReplyKind::none) return sql;
+  const std::string lead =
+      reply.kind == core::ReplyKind::next ? source.expand("@conv") : core::quote_sql_name(reply.column);
+  return sql + source.expand(fmt::format("CREATE INDEX IF NOT EXISTS {} ON @rel ({}, @created, @id);",
+                                         core::quote_sql_name(source.order_index()), lead));
+}
+
+// lens-embed's v1 tables for `source`: the fixed statements for the default schema, else
+// with the key's type and, when the source is a table keyed by its id, the foreign key.
+std::string v1_tables(const SourceSql& source, const std::string& embedding_type) {
+  std::string sql = postgres_schema::k_v1;
+  const auto replace_all = [&](std::string_view from, const std::string& to) {
+    for (auto at = sql.find(from); at != std::string::npos; at = sql.find(from, at + to.size()))
+      sql.replace(at, from.size(), to);
+  };
+  replace_all("{embedding_type}", embedding_type);
+  if (source.is_default_schema()) return sql;
+  const std::string fk = source.foreign_key() ? source.expand(" REFERENCES @rel(@id) ON DELETE CASCADE") : "";
+  replace_all("uuid        NOT NULL REFERENCES messages(id) ON DELETE CASCADE",
+              source.key_type() + " NOT NULL" + fk);
+  replace_all("assistant_message_id uuid,", "assistant_message_id " + source.key_type() + ",");
+  replace_all("user_message_id uuid        NOT NULL,", "user_message_id " + source.key_type() + " NOT NULL,");
+  return sql;
 }
 
 // lens-embed's schema version: 0 without our migrations table.
@@ -67,19 +82,25 @@ Status newer_than_us(int version) {
 }
 
 // True when the schema is at this version and has everything the options ask for.
-Result<bool> schema_is_current(Connection& conn, const PostgresOptions& options) {
+Result<bool> schema_is_current(Connection& conn, const SourceSql& source, const PostgresOptions& options) {
   auto version = read_version(conn);
   if (!version) return std::unexpected(version.error());
   if (*version != k_schema_version) return false;
   auto r = conn.exec("checking the schema",
-                     "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'lens_embed_messages_changed'), "
+                     "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'lens_embed_messages_changed' "
+                     "AND tgrelid = to_regclass($1)), "
                      "to_regclass('message_embeddings_hnsw') IS NOT NULL, "
-                     "to_regclass('messages_user_keyset') IS NOT NULL AND "
-                     "to_regclass('messages_conversation_order') IS NOT NULL");
+                     "to_regclass($2) IS NOT NULL AND ($4 OR to_regclass($3) IS NOT NULL)",
+                     Params()
+                         .text(core::quote_sql_name(source.mapping().messages().value))
+                         .text(in_source_schema(source, source.keyset_index()))
+                         .text(in_source_schema(source, source.order_index()))
+                         .boolean(source.mapping().reply().value.kind == core::ReplyKind::none));
   if (!r) return std::unexpected(r.error());
-  if (options.notify_trigger && !r->boolean(0, 0)) return false;
+  // A view gets neither trigger nor indexes: nothing to wait for.
+  if (options.notify_trigger && source.is_table() && !r->boolean(0, 0)) return false;
   if (options.hnsw_index && !r->boolean(0, 1)) return false;
-  if (options.source_indexes && !r->boolean(0, 2)) return false;
+  if (options.source_indexes && source.is_table() && !r->boolean(0, 2)) return false;
   return true;
 }
 
@@ -124,7 +145,7 @@ Status create_hnsw_index(Connection& conn) {
                                       ops));
 }
 
-Status migrate_in_transaction(Connection& conn, const PostgresOptions& options) {
+Status migrate_in_transaction(Connection& conn, const SourceSql& source, const PostgresOptions& options) {
   if (auto r = conn.exec("migrating",
                          fmt::format("SELECT pg_advisory_xact_lock({})", postgres_schema::k_migration_lock));
       !r)
@@ -136,10 +157,7 @@ Status migrate_in_transaction(Connection& conn, const PostgresOptions& options) 
   if (current < 1) {
     auto type = choose_embedding_type(conn, options);
     if (!type) return std::unexpected(type.error());
-    std::string sql = postgres_schema::k_v1;
-    const std::string placeholder = "{embedding_type}";
-    sql.replace(sql.find(placeholder), placeholder.size(), *type);
-    if (auto s = conn.exec_simple("creating schema v1", sql); !s) return s;
+    if (auto s = conn.exec_simple("creating schema v1", v1_tables(source, *type)); !s) return s;
     if (*type == "real[]") {
       if (auto s = conn.exec_simple("creating schema v1", postgres_schema::k_real_array_storage); !s)
         return s;
@@ -168,41 +186,70 @@ Status migrate_in_transaction(Connection& conn, const PostgresOptions& options) 
       return std::unexpected(r.error());
     if (current >= 1) util::log_info("postgres: upgrading lens-embed's tables to schema v2");
   }
-  if (options.source_indexes) {
-    if (auto s = conn.exec_simple("creating the source indexes", postgres_schema::k_source_indexes); !s)
-      return s;
+  if (options.source_indexes && source.is_table()) {
+    if (auto s = conn.exec_simple("creating the source indexes", source_indexes_sql(source)); !s) return s;
   }
-  if (options.notify_trigger) {
-    if (auto s = conn.exec_simple("installing the change trigger", postgres_schema::k_notify_trigger); !s)
-      return s;
+  if (options.notify_trigger && source.is_table()) {
+    std::string sql = postgres_schema::k_notify_trigger;
+    const std::string_view on = "ON messages";
+    sql.replace(sql.find(on), on.size(), "ON " + core::quote_sql_name(source.mapping().messages().value));
+    if (auto s = conn.exec_simple("installing the change trigger", sql); !s) return s;
   }
   if (options.hnsw_index) return create_hnsw_index(conn);
   return {};
 }
 
+// Rows of user messages deleted from a source the foreign key cannot follow (a view) or
+// filtered out since: deleted at every migrate, i.e. when a run starts.
+Status prune(Connection& conn, const SourceSql& source) {
+  const std::string sql = source.prune_sql();
+  if (sql.empty()) return {};
+  return conn.exec_simple("removing rows of deleted messages", sql);
+}
+
 }  // namespace
 
-Status migrate(Connection& conn, const PostgresOptions& options) {
-  if (auto s = check_source(conn); !s) return s;
+Status inspect_source(Connection& conn, SourceSql& source) {
+  auto r =
+      conn.exec("reading the source table",
+                "SELECT c.relkind IN ('r', 'p'), a.attname, format_type(a.atttypid, a.atttypmod), "
+                "EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND (i.indisprimary OR "
+                "  i.indisunique) AND i.indnatts = 1 AND i.indkey[0] = a.attnum AND i.indpred IS NULL) "
+                "FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
+                "WHERE c.oid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                Params().text(core::quote_sql_name(source.mapping().messages().value)));
+  if (!r) return std::unexpected(r.error());
+  SourceCatalog catalog;
+  catalog.exists = r->size() > 0;
+  for (int i = 0; i < r->size(); ++i) {
+    catalog.is_table = r->boolean(i, 0);
+    catalog.columns.push_back(r->text(i, 1));
+    catalog.types.push_back(r->text(i, 2));
+    if (r->text(i, 1) == source.mapping().id().value) catalog.key_is_unique = r->boolean(i, 3);
+  }
+  return source.adopt_catalog(catalog, "postgres");
+}
+
+Status migrate(Connection& conn, const SourceSql& source, const PostgresOptions& options) {
   // A schema that is already current needs no DDL, so a least-privilege role (no CREATE,
   // not the owner) can run `run` and `status` after the owner ran `init`.
-  if (auto current = schema_is_current(conn, options); !current) {
+  if (auto current = schema_is_current(conn, source, options); !current) {
     return std::unexpected(current.error());
   } else if (*current) {
-    return {};
+    return prune(conn, source);
   }
   if (auto s = conn.exec_simple("migrating", postgres_schema::k_migrations_table); !s) return s;
   if (auto s = conn.exec_simple("migrating", "BEGIN"); !s) return s;
-  auto s = migrate_in_transaction(conn, options);
+  auto s = migrate_in_transaction(conn, source, options);
   if (!s) {
     conn.rollback();
     return s;
   }
-  return conn.exec_simple("migrating", "COMMIT");
+  if (auto c = conn.exec_simple("migrating", "COMMIT"); !c) return c;
+  return prune(conn, source);
 }
 
 Status check_current(Connection& conn) {
-  if (auto s = check_source(conn); !s) return s;
   auto version = read_version(conn);
   if (!version) return std::unexpected(version.error());
   if (*version > k_schema_version) return newer_than_us(*version);

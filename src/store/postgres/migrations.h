@@ -7,6 +7,7 @@
 
 #include "store/postgres/connection.h"
 #include "store/postgres/postgres_store.h"
+#include "store/source_sql.h"
 
 namespace lens::store::postgres {
 
@@ -21,12 +22,20 @@ inline constexpr int k_schema_version = 2;
 // On success: the schema is current. On failure: nothing of it committed; a missing source
 // table or column, or a database with a newer version ("upgrade lens-embed"), is
 // configuration; other errors as classified by the connection.
-[[nodiscard]] util::Status migrate(Connection& conn, const PostgresOptions& options);
+// The tables follow `source`: the key's type, and a foreign key only when the source is a
+// table keyed by its id; init's indexes and trigger go on the source only when it is a table.
+[[nodiscard]] util::Status migrate(Connection& conn, const SourceSql& source, const PostgresOptions& options);
 
-// For read-only opens: no DDL, no write. On success: the source table has its columns and
-// lens-embed's schema is at k_schema_version. On failure: configuration naming the missing
-// source table or columns, or saying to run `lens-embed init` (no tables, or an older
-// version) or to upgrade lens-embed (a newer one).
+// Reads the mapped source relation from the catalog (pg_class, pg_attribute, pg_index) into
+// `source` (SourceSql::adopt_catalog): whether it is there, table or view, its columns, the
+// key's type and whether the id alone is unique. Called when the store connects, in every
+// mode, before any statement reads the source.
+// On failure: configuration naming the missing relation or mapped column.
+[[nodiscard]] util::Status inspect_source(Connection& conn, SourceSql& source);
+
+// For read-only opens: no DDL, no write. On success: lens-embed's schema is at
+// k_schema_version (inspect_source checks the source). On failure: configuration saying to run `lens-embed
+// init` (no tables, or an older version) or to upgrade lens-embed (a newer one).
 [[nodiscard]] util::Status check_current(Connection& conn);
 
 // The declared type of message_embeddings.embedding, e.g. "real[]", "vector(4)".

@@ -16,7 +16,12 @@ using util::Status;
 // $1 provider, $2 model, $3 force, $4 only failures, $5 force_since.
 Params scope_params(const WorkScope& scope, const std::string& since) {
   Params p;
-  p.text(scope.provider).text(scope.model).boolean(scope.force).boolean(scope.only_failures).text(since);
+  // rehash reads what force reads; the caller tells them apart by the hash.
+  p.text(scope.provider)
+      .text(scope.model)
+      .boolean(scope.force || scope.rehash)
+      .boolean(scope.only_failures)
+      .text(since);
   return p;
 }
 
@@ -57,7 +62,9 @@ std::optional<util::Sha256> sha_from_hex(std::string_view text) {
 }
 
 // Rows of sql::pending(PendingColumns::full, ...).
-void append_exchanges(const Rows& r, std::vector<core::Exchange>& out) {
+void append_exchanges(const SourceSql& source, const Rows& r, std::vector<core::Exchange>& out) {
+  const auto user_columns = source.mapping().user_columns();
+  const auto assistant_columns = source.mapping().assistant_columns();
   for (int i = 0; i < r.size(); ++i) {
     core::Exchange ex;
     ex.user_message_id = r.text(i, 0);
@@ -66,18 +73,23 @@ void append_exchanges(const Rows& r, std::vector<core::Exchange>& out) {
     if (ex.assistant_message_id) ex.assistant_content = r.text(i, 5);
     ex.source_version = r.text(i, 6);
     if (!r.is_null(i, 7)) ex.stored_sha256 = sha_from_hex(r.bytes(i, 7));
+    int column = 8;
+    for (const auto& name : user_columns)
+      ex.user_columns[name] = r.text(i, column++);
+    for (const auto& name : assistant_columns)
+      ex.assistant_columns[name] = r.text(i, column++);
     out.push_back(std::move(ex));
   }
 }
 
 }  // namespace
 
-Result<KeyWindow> read_key_window(Connection& conn, const WorkScope& scope, const PendingCursor& cursor,
-                                  std::size_t max_items) {
+Result<KeyWindow> read_key_window(Connection& conn, const SourceSql& source, const WorkScope& scope,
+                                  const PendingCursor& cursor, std::size_t max_items) {
   Params p;
   cursor_params(p, cursor).integer(static_cast<std::int64_t>(max_items));
   if (scope.only_failures) p.text(scope.provider).text(scope.model);
-  auto r = conn.exec("reading pending keys", sql::pending_window(scope.only_failures), p);
+  auto r = conn.exec("reading pending keys", sql::pending_window(source, scope.only_failures), p);
   if (!r) return std::unexpected(r.error());
   KeyWindow w;
   if (r->size() == 0) return w;
@@ -87,21 +99,22 @@ Result<KeyWindow> read_key_window(Connection& conn, const WorkScope& scope, cons
   return w;
 }
 
-Status read_window_exchanges(Connection& conn, const WorkScope& scope, const std::string& since,
-                             const PendingCursor& cursor, const KeyWindow& window,
+Status read_window_exchanges(Connection& conn, const SourceSql& source, const WorkScope& scope,
+                             const std::string& since, const PendingCursor& cursor, const KeyWindow& window,
                              std::vector<core::Exchange>& out) {
   auto r = conn.exec("reading pending exchanges",
-                     sql::pending(sql::PendingColumns::full, sql::PendingWhere::window),
+                     sql::pending(source, sql::PendingColumns::full, sql::PendingWhere::window),
                      window_params(scope, since, cursor, window));
   if (!r) return std::unexpected(r.error());
-  append_exchanges(*r, out);
+  append_exchanges(source, *r, out);
   return {};
 }
 
-Result<IdList> read_window_ids(Connection& conn, const WorkScope& scope, const std::string& since,
-                               const PendingCursor& cursor, const KeyWindow& window) {
+Result<IdList> read_window_ids(Connection& conn, const SourceSql& source, const WorkScope& scope,
+                               const std::string& since, const PendingCursor& cursor,
+                               const KeyWindow& window) {
   auto r = conn.exec("reading pending exchanges",
-                     sql::pending(sql::PendingColumns::ids, sql::PendingWhere::window),
+                     sql::pending(source, sql::PendingColumns::ids, sql::PendingWhere::window),
                      window_params(scope, since, cursor, window));
   if (!r) return std::unexpected(r.error());
   IdList ids;
@@ -110,14 +123,14 @@ Result<IdList> read_window_ids(Connection& conn, const WorkScope& scope, const s
   return ids;
 }
 
-Status read_exchanges_by_id(Connection& conn, const WorkScope& scope, const std::string& since,
-                            const IdList& ids, std::vector<core::Exchange>& out) {
+Status read_exchanges_by_id(Connection& conn, const SourceSql& source, const WorkScope& scope,
+                            const std::string& since, const IdList& ids, std::vector<core::Exchange>& out) {
   Params p = scope_params(scope, since);
   p.text(array_literal(ids));
   auto r = conn.exec("reading claimed exchanges",
-                     sql::pending(sql::PendingColumns::full, sql::PendingWhere::ids), p);
+                     sql::pending(source, sql::PendingColumns::full, sql::PendingWhere::ids), p);
   if (!r) return std::unexpected(r.error());
-  append_exchanges(*r, out);
+  append_exchanges(source, *r, out);
   return {};
 }
 
@@ -127,11 +140,11 @@ Result<std::string> server_now(Connection& conn) {
   return r->text(0, 0);
 }
 
-Result<std::int64_t> count_pending(Connection& conn, const WorkScope& scope) {
+Result<std::int64_t> count_pending(Connection& conn, const SourceSql& source, const WorkScope& scope) {
   auto r = scope.only_failures
-               ? conn.exec("counting pending work", sql::count_failures(),
+               ? conn.exec("counting pending work", sql::count_failures(source),
                            Params().text(scope.provider).text(scope.model))
-               : conn.exec("counting pending work", sql::count_pending(),
+               : conn.exec("counting pending work", sql::count_pending(source),
                            Params().text(scope.provider).text(scope.model).boolean(scope.force));
   if (!r) return std::unexpected(r.error());
   return r->integer(0, 0);

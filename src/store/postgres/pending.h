@@ -1,7 +1,8 @@
 // Reads of the work a run has to do on PostgreSQL: the key window of a keyset page, the
 // exchanges of a window or of an id list that need work, the --force horizon, and the
 // cheap pending count. Each function is one or two statements on the caller's
-// connection; none retries, none keeps state.
+// connection, built from `source` (the mapping with the catalog's key type); none retries,
+// none keeps state. Exchanges carry the template's {user.COLUMN} / {assistant.COLUMN}s.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "store/postgres/connection.h"
+#include "store/source_sql.h"
 #include "store/store.h"
 
 namespace lens::store::postgres {
@@ -27,31 +29,34 @@ struct KeyWindow {
 
 // Step 1 of a page: the next `max_items` keys after `cursor`, from the partial index
 // alone (scope.only_failures: from the pair's failures). On failure: the statement's error.
-[[nodiscard]] util::Result<KeyWindow> read_key_window(Connection& conn, const WorkScope& scope,
-                                                      const PendingCursor& cursor, std::size_t max_items);
+[[nodiscard]] util::Result<KeyWindow> read_key_window(Connection& conn, const SourceSql& source,
+                                                      const WorkScope& scope, const PendingCursor& cursor,
+                                                      std::size_t max_items);
 
 // Step 2 of a page: the exchanges in (cursor, window.last] that `scope` needs work on,
 // appended to `out` in keyset order. `since` is the force horizon (server_now()).
-[[nodiscard]] util::Status read_window_exchanges(Connection& conn, const WorkScope& scope,
-                                                 const std::string& since, const PendingCursor& cursor,
-                                                 const KeyWindow& window, std::vector<core::Exchange>& out);
+[[nodiscard]] util::Status read_window_exchanges(Connection& conn, const SourceSql& source,
+                                                 const WorkScope& scope, const std::string& since,
+                                                 const PendingCursor& cursor, const KeyWindow& window,
+                                                 std::vector<core::Exchange>& out);
 
 // As read_window_exchanges, only the ids (claims then decide who reads them).
-[[nodiscard]] util::Result<IdList> read_window_ids(Connection& conn, const WorkScope& scope,
-                                                   const std::string& since, const PendingCursor& cursor,
-                                                   const KeyWindow& window);
+[[nodiscard]] util::Result<IdList> read_window_ids(Connection& conn, const SourceSql& source,
+                                                   const WorkScope& scope, const std::string& since,
+                                                   const PendingCursor& cursor, const KeyWindow& window);
 
 // The exchanges among `ids` that still need work, read with a fresh snapshot, appended
 // to `out` in keyset order.
-[[nodiscard]] util::Status read_exchanges_by_id(Connection& conn, const WorkScope& scope,
-                                                const std::string& since, const IdList& ids,
-                                                std::vector<core::Exchange>& out);
+[[nodiscard]] util::Status read_exchanges_by_id(Connection& conn, const SourceSql& source,
+                                                const WorkScope& scope, const std::string& since,
+                                                const IdList& ids, std::vector<core::Exchange>& out);
 
 // The server's now() in the ts() format: the --force horizon (rows written after it
 // count as done).
 [[nodiscard]] util::Result<std::string> server_now(Connection& conn);
 
 // Store::count_pending on this connection.
-[[nodiscard]] util::Result<std::int64_t> count_pending(Connection& conn, const WorkScope& scope);
+[[nodiscard]] util::Result<std::int64_t> count_pending(Connection& conn, const SourceSql& source,
+                                                       const WorkScope& scope);
 
 }  // namespace lens::store::postgres

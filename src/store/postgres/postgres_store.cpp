@@ -16,6 +16,7 @@
 #include "store/postgres/pending.h"
 #include "store/postgres/reports.h"
 #include "store/postgres/writes.h"
+#include "store/source_sql.h"
 #include "store/write_isolation.h"
 
 namespace lens::store {
@@ -42,13 +43,14 @@ class PostgresStore final : public Store {
  public:
   explicit PostgresStore(const PostgresOptions& options)
       : options_(with_worker(options)),
+        source_(options_.mapping, SqlDialect::postgres),
         // A read-only command cannot write by mistake: the server refuses it.
         conn_(options_.conninfo,
               options_.access == AccessMode::read_only ? "SET default_transaction_read_only = on" : ""),
-        claims_(options_.use_claims ? std::make_unique<postgres::Claims>(options_.conninfo,
-                                                                         options_.worker_id, options_.lease)
+        claims_(options_.use_claims ? std::make_unique<postgres::Claims>(
+                                          options_.conninfo, options_.worker_id, options_.lease, source_)
                                     : nullptr),
-        writer_(options_.use_copy, claims_.get()) {}
+        writer_(options_.use_copy, claims_.get(), source_) {}
 
   // Claims not written by now are given back (best effort, no reconnect): the next run
   // or another worker need not wait for their lease. Reader and writer of one process
@@ -61,14 +63,19 @@ class PostgresStore final : public Store {
 
   Status open() {
     if (auto s = conn_.connect(); !s) return s;
+    // Before any statement reads the source: a missing table or column is named here (read
+    // only) or by migrate() and the reads, never met as an SQL error.
+    source_ok_ = postgres::inspect_source(conn_, source_);
+    if (!source_ok_ && options_.access == AccessMode::read_only) return source_ok_;
     if (options_.access == AccessMode::read_only) return postgres::check_current(conn_);
     return {};
   }
 
   Status migrate() override {
+    if (!source_ok_) return source_ok_;
     return call([&]() -> Status {
       if (options_.access == AccessMode::read_only) return postgres::check_current(conn_);
-      auto s = postgres::migrate(conn_, options_);
+      auto s = postgres::migrate(conn_, source_, options_);
       if (s) embedding_type_.reset();
       return s;
     });
@@ -76,6 +83,7 @@ class PostgresStore final : public Store {
 
   Result<PendingPage> next_pending(const WorkScope& scope, PendingCursor& cursor,
                                    std::size_t max_items) override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
     PendingCursor attempt;
     auto page = call([&] {
       attempt = cursor;
@@ -104,11 +112,13 @@ class PostgresStore final : public Store {
   }
 
   Result<std::int64_t> count_pending(const WorkScope& scope) override {
-    return call([&] { return postgres::count_pending(conn_, scope); });
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return call([&] { return postgres::count_pending(conn_, source_, scope); });
   }
 
   Result<StatusReport> status(std::size_t recent_runs) override {
-    return call([&] { return postgres::read_status(conn_, recent_runs); });
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return call([&] { return postgres::read_status(conn_, source_, recent_runs); });
   }
 
   Result<std::vector<PairSummary>> pairs() override {
@@ -125,7 +135,7 @@ class PostgresStore final : public Store {
     return call([&]() -> Result<std::vector<SearchHit>> {
       auto type = embedding_type();
       if (!type) return std::unexpected(type.error());
-      return postgres::search(conn_, *type, provider, model, query, k);
+      return postgres::search(conn_, source_, *type, provider, model, query, k);
     });
   }
 
@@ -207,7 +217,7 @@ class PostgresStore final : public Store {
     if (claims_) {
       if (auto s = claims_->start_heartbeat(); !s) return std::unexpected(s.error());
     }
-    auto window = postgres::read_key_window(conn_, scope, cursor, max_items);
+    auto window = postgres::read_key_window(conn_, source_, scope, cursor, max_items);
     if (!window) return std::unexpected(window.error());
     PendingPage page;
     if (window->scanned == 0) {
@@ -216,10 +226,12 @@ class PostgresStore final : public Store {
       return page;
     }
     if (!claims_) {
-      if (auto s = postgres::read_window_exchanges(conn_, scope, *since, cursor, *window, page.items); !s)
+      if (auto s =
+              postgres::read_window_exchanges(conn_, source_, scope, *since, cursor, *window, page.items);
+          !s)
         return std::unexpected(s.error());
     } else {
-      auto candidates = postgres::read_window_ids(conn_, scope, *since, cursor, *window);
+      auto candidates = postgres::read_window_ids(conn_, source_, scope, *since, cursor, *window);
       if (!candidates) return std::unexpected(candidates.error());
       if (!candidates->empty()) {
         if (auto s = claims_->claim_and_read(conn_, scope, *since, *candidates, page.items); !s)
@@ -236,6 +248,8 @@ class PostgresStore final : public Store {
   }
 
   PostgresOptions options_;
+  SourceSql source_;  // the mapping with the catalog's key type; claims_ and writer_ refer to it
+  Status source_ok_;  // what the catalog said of the source when the store connected
   Connection conn_;
   std::unique_ptr<postgres::Claims> claims_;
   postgres::BatchWriter writer_;

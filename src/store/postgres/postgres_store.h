@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "core/source_mapping.h"
 #include "store/store.h"
 
 namespace lens::store {
@@ -49,6 +50,11 @@ struct PostgresOptions {
   bool notify_trigger = false;
   // ... and the two indexes the pending query needs on messages, when missing.
   bool source_indexes = false;
+
+  // [source]: which relation and columns hold the messages. Checked against the catalog
+  // when the store connects (a missing one is configuration naming it); the key's type
+  // types lens-embed's id columns; init's indexes and trigger go on tables only.
+  core::SourceMapping mapping;
 };
 
 // Connects (one attempt) and prepares the session. Does not migrate: call migrate().

@@ -21,8 +21,9 @@ using util::Status;
 
 using Ranked = std::vector<std::pair<std::string, double>>;  // user message id, score; best first
 
-Status fill_model_status(Connection& conn, ModelStatus& m) {
-  auto counts = conn.exec("reading status", sql::model_counts(), Params().text(m.provider).text(m.model));
+Status fill_model_status(Connection& conn, const SourceSql& source, ModelStatus& m) {
+  auto counts =
+      conn.exec("reading status", sql::model_counts(source), Params().text(m.provider).text(m.model));
   if (!counts) return std::unexpected(counts.error());
   m.embedded = counts->integer(0, 0);
   m.pending = counts->integer(0, 1);
@@ -44,14 +45,15 @@ Status fill_model_status(Connection& conn, ModelStatus& m) {
 
 // The details of `ranked` hits, in rank order; the answer comes from the row of
 // (provider, model).
-Result<std::vector<SearchHit>> hits_for(Connection& conn, const std::string& provider,
-                                        const std::string& model, const Ranked& ranked) {
+Result<std::vector<SearchHit>> hits_for(Connection& conn, const SourceSql& source,
+                                        const std::string& provider, const std::string& model,
+                                        const Ranked& ranked) {
   std::vector<SearchHit> hits;
   if (ranked.empty()) return hits;
   std::vector<std::optional<std::string>> ids;
   for (const auto& [id, score] : ranked)
     ids.emplace_back(id);
-  auto r = conn.exec("reading search hits", sql::search_hits(),
+  auto r = conn.exec("reading search hits", sql::search_hits(source),
                      Params().text(array_literal(ids)).text(provider).text(model));
   if (!r) return std::unexpected(r.error());
   std::unordered_map<std::string, int> row_of;
@@ -121,9 +123,9 @@ Result<Ranked> rank_by_pgvector(Connection& conn, const std::string& provider, c
 
 }  // namespace
 
-Result<StatusReport> read_status(Connection& conn, std::size_t recent_runs) {
+Result<StatusReport> read_status(Connection& conn, const SourceSql& source, std::size_t recent_runs) {
   StatusReport report;
-  auto eligible = conn.exec("reading status", sql::count_eligible());
+  auto eligible = conn.exec("reading status", sql::count_eligible(source));
   if (!eligible) return std::unexpected(eligible.error());
   report.eligible = eligible->integer(0, 0);
   auto models = conn.exec("reading status",
@@ -135,7 +137,7 @@ Result<StatusReport> read_status(Connection& conn, std::size_t recent_runs) {
     ModelStatus m;
     m.provider = models->text(i, 0);
     m.model = models->text(i, 1);
-    if (auto s = fill_model_status(conn, m); !s) return std::unexpected(s.error());
+    if (auto s = fill_model_status(conn, source, m); !s) return std::unexpected(s.error());
     report.models.push_back(std::move(m));
   }
   auto runs = conn.exec(
@@ -250,14 +252,14 @@ Result<std::vector<FailureRecord>> read_failures(Connection& conn, const std::st
   return out;
 }
 
-Result<std::vector<SearchHit>> search(Connection& conn, const std::string& embedding_type,
-                                      const std::string& provider, const std::string& model,
-                                      std::span<const float> query, std::size_t k) {
+Result<std::vector<SearchHit>> search(Connection& conn, const SourceSql& source,
+                                      const std::string& embedding_type, const std::string& provider,
+                                      const std::string& model, std::span<const float> query, std::size_t k) {
   auto ranked = is_pgvector(embedding_type)
                     ? rank_by_pgvector(conn, provider, model, query, k, embedding_type)
                     : rank_by_scan(conn, provider, model, query, k);
   if (!ranked) return std::unexpected(ranked.error());
-  return hits_for(conn, provider, model, *ranked);
+  return hits_for(conn, source, provider, model, *ranked);
 }
 
 }  // namespace lens::store::postgres

@@ -7,13 +7,15 @@
 #include <vector>
 
 #include "store/postgres/connection.h"
+#include "store/source_sql.h"
 #include "store/store.h"
 
 namespace lens::store::postgres {
 
 // Store::status on this connection: one pass per (provider, model) over every user
 // message (for reports; never on the per-page path). On failure: the statement's error.
-[[nodiscard]] util::Result<StatusReport> read_status(Connection& conn, std::size_t recent_runs);
+[[nodiscard]] util::Result<StatusReport> read_status(Connection& conn, const SourceSql& source,
+                                                     std::size_t recent_runs);
 
 // Store::pairs on this connection: a loose index scan for the distinct (provider, model,
 // dimensions) with their row counts, and the failures grouped by pair and reason.
@@ -30,7 +32,8 @@ namespace lens::store::postgres {
 // streamed in binary one row at a time and ranked here (flat memory at any size); rows of
 // another dimension than `query` are skipped. Hits of messages deleted meanwhile are
 // dropped.
-[[nodiscard]] util::Result<std::vector<SearchHit>> search(Connection& conn, const std::string& embedding_type,
+[[nodiscard]] util::Result<std::vector<SearchHit>> search(Connection& conn, const SourceSql& source,
+                                                          const std::string& embedding_type,
                                                           const std::string& provider,
                                                           const std::string& model,
                                                           std::span<const float> query, std::size_t k);

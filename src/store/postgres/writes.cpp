@@ -140,8 +140,8 @@ std::int64_t count_fenced(const Rows& r, IdList* written) {
   return std::max<std::int64_t>(0, n - wrote);
 }
 
-Result<std::int64_t> upsert_failures(Connection& conn, const std::string& provider, const std::string& model,
-                                     const std::optional<std::string>& worker,
+Result<std::int64_t> upsert_failures(Connection& conn, const SourceSql& source, const std::string& provider,
+                                     const std::string& model, const std::optional<std::string>& worker,
                                      const std::vector<core::Failure>& failures) {
   // Last word per id: ON CONFLICT may not touch a row twice in one statement.
   std::vector<const core::Failure*> unique;
@@ -158,7 +158,7 @@ Result<std::int64_t> upsert_failures(Connection& conn, const std::string& provid
     versions.emplace_back(f->source_version.empty() ? std::nullopt
                                                     : std::optional<std::string>(f->source_version));
   }
-  auto r = conn.exec("recording failures", sql::upsert_failures(),
+  auto r = conn.exec("recording failures", sql::upsert_failures(source),
                      Params()
                          .text(provider)
                          .text(model)
@@ -218,7 +218,7 @@ Result<WriteReport> BatchWriter::write_in_transaction(Connection& conn, const Wr
     auto staged = use_copy_ ? stage_with_copy(conn, batch.rows) : stage_with_insert(conn, batch.rows);
     if (!staged) return std::unexpected(staged.error());
     const std::string cast = is_pgvector(embedding_type) ? "::" + embedding_type : "";
-    auto r = conn.exec("writing embeddings", sql::upsert_staged(cast),
+    auto r = conn.exec("writing embeddings", sql::upsert_staged(source_, cast),
                        Params().text(batch.provider).text(batch.model).optional(worker));
     if (!r) return std::unexpected(r.error());
     report.fenced_rows = count_fenced(*r, &written);
@@ -237,7 +237,7 @@ Result<WriteReport> BatchWriter::write_in_transaction(Connection& conn, const Wr
       handled.emplace_back(t.user_message_id);
       distinct.insert(t.user_message_id);
     }
-    auto r = conn.exec("refreshing rows", sql::touch_rows(),
+    auto r = conn.exec("refreshing rows", sql::touch_rows(source_),
                        Params()
                            .text(batch.provider)
                            .text(batch.model)
@@ -256,13 +256,14 @@ Result<WriteReport> BatchWriter::write_in_transaction(Connection& conn, const Wr
   }
   if (!written.empty()) {
     auto r = conn.exec("clearing failures",
-                       "DELETE FROM embedding_failures WHERE provider = $1 AND model = $2 "
-                       "AND user_message_id = ANY($3::uuid[])",
+                       fmt::format("DELETE FROM embedding_failures WHERE provider = $1 AND model = $2 "
+                                   "AND user_message_id = ANY($3::{}[])",
+                                   source_.key_type()),
                        Params().text(batch.provider).text(batch.model).text(array_literal(written)));
     if (!r) return std::unexpected(r.error());
   }
   if (!batch.failures.empty()) {
-    auto fenced = upsert_failures(conn, batch.provider, batch.model, worker, batch.failures);
+    auto fenced = upsert_failures(conn, source_, batch.provider, batch.model, worker, batch.failures);
     if (!fenced) return std::unexpected(fenced.error());
     report.fenced_failures = *fenced;
     for (const auto& f : batch.failures)

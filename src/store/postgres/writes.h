@@ -19,7 +19,9 @@ class BatchWriter {
   // `use_copy`: stage rows with binary COPY, else with multi-row INSERTs (PGlite).
   // `claims`: the worker's claims to drop as items commit; null without claims. Not owned;
   // must outlive this object.
-  BatchWriter(bool use_copy, Claims* claims) : use_copy_(use_copy), claims_(claims) {}
+  // `source` (the mapping; its key type types the ids) must outlive the writer.
+  BatchWriter(bool use_copy, Claims* claims, const SourceSql& source)
+      : use_copy_(use_copy), claims_(claims), source_(source) {}
 
   // One attempt at committing all of `batch` in one transaction; `embedding_type` is the
   // column's type (a pgvector type adds a cast; ignored without rows).
@@ -41,6 +43,7 @@ class BatchWriter {
 
   bool use_copy_;
   Claims* claims_;
+  const SourceSql& source_;
   std::uint64_t stage_generation_ = 0;
 };
 

@@ -24,34 +24,6 @@ Result<bool> table_exists(Database& db, std::string_view name) {
   return q.step("reading the schema");
 }
 
-// The source table and its columns, read from pragma_table_info (no table: no rows).
-Status check_source(Database& db) {
-  Statement q;
-  if (auto s = q.prepare(db, "SELECT name FROM pragma_table_info(?1)"); !s) return s;
-  q.bind(1, k_source_table);
-  std::set<std::string> columns;
-  for (;;) {
-    auto row = q.step("reading the source table");
-    if (!row) return std::unexpected(row.error());
-    if (!*row) break;
-    columns.insert(q.text(0));
-  }
-  if (columns.empty()) {
-    return fail(ErrorCode::configuration,
-                fmt::format("sqlite {}: the source table `{}` does not exist; lens-embed reads Lens's "
-                            "messages and never creates them (check --db)",
-                            db.path(), k_source_table));
-  }
-  std::string missing;
-  for (auto c : k_source_columns)
-    if (!columns.contains(std::string(c))) missing += fmt::format("{}{}", missing.empty() ? "" : ", ", c);
-  if (!missing.empty()) {
-    return fail(ErrorCode::configuration, fmt::format("sqlite {}: the source table `{}` has no column {}",
-                                                      db.path(), k_source_table, missing));
-  }
-  return {};
-}
-
 // The version of lens-embed's tables: from lens_embed_schema_migrations; 1 for a v1 file
 // (its three tables without that table: v1 recorded itself in `schema_migrations`, which
 // may as well be an application's, so it is not read); 0 for none.
@@ -71,12 +43,58 @@ Result<int> read_version(Database& db) {
   return 1;
 }
 
-Result<bool> source_indexes_present(Database& db) {
-  auto n = db.scalar_int(
-      "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name IN ('messages_user_keyset', "
-      "'messages_conversation_order')");
+// The schema that holds the source relation, quoted ("main" when the mapping names none).
+std::string source_schema(const SourceSql& source) {
+  const auto& schema = source.mapping().messages().value.schema;
+  return core::quote_sql_name(schema.empty() ? std::string("main") : schema);
+}
+
+// The source indexes for a mapped relation: the keyset over its user messages and the
+// lookup of a reply (by conversation under "next", by the reply column under "column:").
+std::string mapped_source_indexes(const SourceSql& source) {
+  const auto& reply = source.mapping().reply().value;
+  const std::string schema = source_schema(source);
+  const std::string table = core::quote_sql_name(source.mapping().messages().value.name);
+  std::string sql =
+      source.expand(fmt::format("CREATE INDEX IF NOT EXISTS {}.{} ON {} (@created, @id) WHERE @role@isuser;",
+                                schema, core::quote_sql_name(source.keyset_index()), table));
+  if (reply.kind == core::ReplyKind::none) return sql;
+  const std::string lead =
+      reply.kind == core::ReplyKind::next ? source.expand("@conv") : core::quote_sql_name(reply.column);
+  return sql + source.expand(fmt::format("CREATE INDEX IF NOT EXISTS {}.{} ON {} ({}, @created, @id);",
+                                         schema, core::quote_sql_name(source.order_index()), table, lead));
+}
+
+Result<bool> source_indexes_present(Database& db, const SourceSql& source) {
+  if (!source.is_table()) return true;  // a view has none to create
+  const bool two = source.mapping().reply().value.kind != core::ReplyKind::none;
+  auto n = db.scalar_int(fmt::format(
+      "SELECT count(*) FROM {}.sqlite_schema WHERE type = 'index' AND name IN "
+      "({}, {})",
+      source_schema(source), sql_literal(source.keyset_index()), sql_literal(source.order_index())));
   if (!n) return std::unexpected(n.error());
-  return *n == 2;
+  return *n == (two ? 2 : 1);
+}
+
+// lens-embed's v1 tables for `source`: the fixed statements for the default schema, else
+// with the key's type and, when the source is a table of this file keyed by its id alone,
+// the foreign key to it (deleting a message deletes its row).
+std::string v1_tables(const SourceSql& source) {
+  std::string sql = sqlite_schema::k_v1;
+  if (source.is_default_schema()) return sql;
+  const std::string fk = source.foreign_key()
+                             ? fmt::format(" REFERENCES {}({}) ON DELETE CASCADE",
+                                           core::quote_sql_name(source.mapping().messages().value.name),
+                                           core::quote_sql_name(source.mapping().id().value))
+                             : "";
+  const auto replace_all = [&](std::string_view from, const std::string& to) {
+    for (auto at = sql.find(from); at != std::string::npos; at = sql.find(from, at + to.size()))
+      sql.replace(at, from.size(), to);
+  };
+  replace_all("TEXT    NOT NULL REFERENCES messages(id) ON DELETE CASCADE",
+              source.key_type() + " NOT NULL" + fk);
+  replace_all("assistant_message_id TEXT,", "assistant_message_id " + source.key_type() + ",");
+  return sql;
 }
 
 Status newer_than_us(Database& db, int version) {
@@ -96,10 +114,11 @@ Status record(Database& db, int version, std::string_view note) {
   return q.run("recording the schema version");
 }
 
-Status migrate_in_transaction(Database& db, int version, const MigrateOptions& options) {
+Status migrate_in_transaction(Database& db, const SourceSql& source, int version,
+                              const MigrateOptions& options) {
   if (auto s = db.exec(sqlite_schema::k_migrations_table); !s) return s;
   if (version < 1) {
-    if (auto s = db.exec(sqlite_schema::k_v1); !s) return s;
+    if (auto s = db.exec(v1_tables(source)); !s) return s;
     if (auto s = record(db, 1, "output tables"); !s) return s;
   } else if (version == 1) {
     if (auto s = record(db, 1, "lens-embed v1 file (recorded in schema_migrations)"); !s) return s;
@@ -114,39 +133,96 @@ Status migrate_in_transaction(Database& db, int version, const MigrateOptions& o
       return s;
     if (auto s = record(db, 2, "failure classes, run errors, dimensions index"); !s) return s;
   }
-  if (options.source_indexes) return db.exec(sqlite_schema::k_source_indexes);
-  return {};
+  if (!options.source_indexes || !source.is_table()) return {};
+  return db.exec(source.mapping().is_default() ? std::string(sqlite_schema::k_source_indexes)
+                                               : mapped_source_indexes(source));
 }
 
-}  // namespace
-
-Status migrate(Database& db, const MigrateOptions& options) {
-  if (auto s = check_source(db); !s) return s;
-  // Current and complete: no DDL and no write lock, so a `run` next to another process's
-  // writes starts without waiting.
-  auto version = read_version(db);
-  if (!version) return std::unexpected(version.error());
-  if (*version > k_schema_version) return newer_than_us(db, *version);
-  if (*version == k_schema_version) {
-    auto indexes = options.source_indexes ? source_indexes_present(db) : Result<bool>(true);
-    if (!indexes) return std::unexpected(indexes.error());
-    if (*indexes) return {};
-  }
+// Rows of user messages deleted from a source the foreign key cannot follow (a view, a table
+// of another database) or filtered out since: deleted at every migrate, i.e. when a run starts.
+Status prune(Database& db, const SourceSql& source) {
+  const std::string sql = source.prune_sql();
+  if (sql.empty()) return {};
   if (auto s = db.exec("BEGIN IMMEDIATE"); !s) return s;
-  // Another process may have migrated while we waited for the lock: read again.
-  version = read_version(db);
-  Status s = !version                      ? Status(std::unexpected(version.error()))
-             : *version > k_schema_version ? newer_than_us(db, *version)
-                                           : migrate_in_transaction(db, *version, options);
-  if (!s) {
+  if (auto s = db.exec(sql); !s) {
     (void)db.exec("ROLLBACK");
     return s;
   }
   return db.exec("COMMIT");
 }
 
+}  // namespace
+
+Status inspect_source(Database& db, SourceSql& source) {
+  const auto& rel = source.mapping().messages().value;
+  SourceCatalog catalog;
+  {
+    Statement q;
+    if (auto s = q.prepare(db, fmt::format("SELECT type FROM {}.sqlite_schema WHERE name = ?1 AND type IN "
+                                           "('table', 'view')",
+                                           source_schema(source)));
+        !s) {
+      // No such attached database: the relation does not exist.
+      return source.adopt_catalog(catalog, fmt::format("sqlite {}", db.path()));
+    }
+    q.bind(1, std::string_view(rel.name));
+    auto row = q.step("reading the source table");
+    if (!row) return std::unexpected(row.error());
+    if (*row) {
+      catalog.exists = true;
+      catalog.is_table = q.text(0) == "table" && (rel.schema.empty() || rel.schema == "main");
+    }
+  }
+  if (catalog.exists) {
+    Statement q;
+    if (auto s = q.prepare(db, "SELECT name, type, pk FROM pragma_table_info(?1, ?2) ORDER BY cid"); !s)
+      return s;
+    q.bind(1, std::string_view(rel.name));
+    q.bind(2, std::string_view(rel.schema.empty() ? std::string_view("main") : std::string_view(rel.schema)));
+    int key_columns = 0;
+    bool id_is_key = false;
+    for (;;) {
+      auto row = q.step("reading the source table");
+      if (!row) return std::unexpected(row.error());
+      if (!*row) break;
+      catalog.columns.push_back(q.text(0));
+      catalog.types.push_back(q.text(1));
+      if (q.integer(2) > 0) {
+        ++key_columns;
+        if (q.text(0) == source.mapping().id().value) id_is_key = true;
+      }
+    }
+    catalog.key_is_unique = id_is_key && key_columns == 1;
+  }
+  return source.adopt_catalog(catalog, fmt::format("sqlite {}", db.path()));
+}
+
+Status migrate(Database& db, const SourceSql& source, const MigrateOptions& options) {
+  // Current and complete: no DDL and no write lock, so a `run` next to another process's
+  // writes starts without waiting.
+  auto version = read_version(db);
+  if (!version) return std::unexpected(version.error());
+  if (*version > k_schema_version) return newer_than_us(db, *version);
+  if (*version == k_schema_version) {
+    auto indexes = options.source_indexes ? source_indexes_present(db, source) : Result<bool>(true);
+    if (!indexes) return std::unexpected(indexes.error());
+    if (*indexes) return prune(db, source);
+  }
+  if (auto s = db.exec("BEGIN IMMEDIATE"); !s) return s;
+  // Another process may have migrated while we waited for the lock: read again.
+  version = read_version(db);
+  Status s = !version                      ? Status(std::unexpected(version.error()))
+             : *version > k_schema_version ? newer_than_us(db, *version)
+                                           : migrate_in_transaction(db, source, *version, options);
+  if (!s) {
+    (void)db.exec("ROLLBACK");
+    return s;
+  }
+  if (auto c = db.exec("COMMIT"); !c) return c;
+  return prune(db, source);
+}
+
 Status check_current(Database& db) {
-  if (auto s = check_source(db); !s) return s;
   auto version = read_version(db);
   if (!version) return std::unexpected(version.error());
   if (*version > k_schema_version) return newer_than_us(db, *version);

@@ -2,6 +2,7 @@
 // what the store needs in the file: the source table and, read-only, a current schema.
 #pragma once
 
+#include "store/source_sql.h"
 #include "store/sqlite/database.h"
 
 namespace lens::store::sqlite {
@@ -22,12 +23,17 @@ struct MigrateOptions {
 // On success: the schema is current. On failure: nothing of it committed; a missing source
 // table or column, or a database with a newer version, is configuration; other errors as
 // classify() says.
-[[nodiscard]] util::Status migrate(Database& db, const MigrateOptions& options);
+[[nodiscard]] util::Status migrate(Database& db, const SourceSql& source, const MigrateOptions& options);
 
-// For read-only opens: no DDL, no write. On success: the source table has its columns and
-// lens-embed's schema is at k_schema_version. On failure: configuration naming the missing
-// source table or columns, or saying to run `lens-embed init` (no tables, or an older
-// version) or to upgrade lens-embed (a newer one).
+// Reads the mapped source relation from the catalog (sqlite_schema, pragma_table_info) into
+// `source` (SourceSql::adopt_catalog): whether it is there, its columns, the key's type.
+// Called when the store opens, in every mode, before any statement reads the source.
+// On failure: configuration naming the missing relation or mapped column.
+[[nodiscard]] util::Status inspect_source(Database& db, SourceSql& source);
+
+// For read-only opens: no DDL, no write. On success: lens-embed's schema is at
+// k_schema_version (inspect_source checks the source). On failure: configuration saying to run `lens-embed
+// init` (no tables, or an older version) or to upgrade lens-embed (a newer one).
 [[nodiscard]] util::Status check_current(Database& db);
 
 }  // namespace lens::store::sqlite

@@ -7,13 +7,14 @@
 
 namespace lens::store::sqlite {
 
-util::Result<PendingPage> next_pending(Database& db, const WorkScope& scope, PendingCursor& cursor,
-                                       std::size_t max_items) {
+util::Result<PendingPage> next_pending(Database& db, const SourceSql& source, const WorkScope& scope,
+                                       PendingCursor& cursor, std::size_t max_items) {
   // Step 1: the key window, read from the partial index alone. Bounding the scan (not
   // the result) gives every page the same cost however much is already done.
   // only_failures walks the pair's failures instead (as many pages as failures, not messages).
   const bool failures = scope.only_failures;
-  Statement& window = db.cached(failures ? "window_failures" : "window", sql::pending_window(failures));
+  Statement& window =
+      db.cached(failures ? "window_failures" : "window", sql::pending_window(source, failures));
   window.reset();
   window.bind(1, std::string_view(cursor.created_at));
   window.bind(2, std::string_view(cursor.id));
@@ -37,12 +38,15 @@ util::Result<PendingPage> next_pending(Database& db, const WorkScope& scope, Pen
   if (scanned == 0) return page;
 
   // Step 2: the exchanges of that window that need work.
-  Statement& q = db.cached(failures ? "pending_failures" : "pending", sql::pending(failures));
+  Statement& q = db.cached(failures ? "pending_failures" : "pending", sql::pending(source, failures));
+  const auto user_columns = source.mapping().user_columns();
+  const auto assistant_columns = source.mapping().assistant_columns();
   q.reset();
   q.bind(1, std::string_view(cursor.created_at));
   q.bind(2, std::string_view(scope.provider));
   q.bind(3, std::string_view(scope.model));
-  if (!failures) q.bind(4, std::int64_t{scope.force ? 1 : 0});
+  // rehash reads what force reads; the caller tells them apart by the hash.
+  if (!failures) q.bind(4, std::int64_t{scope.force || scope.rehash ? 1 : 0});
   q.bind(6, std::string_view(last_created));
   q.bind(7, std::string_view(last_id));
   q.bind(8, std::string_view(cursor.id));
@@ -61,6 +65,11 @@ util::Result<PendingPage> next_pending(Database& db, const WorkScope& scope, Pen
       std::memcpy(digest.data(), sha.data(), 32);
       ex.stored_sha256 = digest;
     }
+    int column = 8;
+    for (const auto& name : user_columns)
+      ex.user_columns[name] = q.text(column++);
+    for (const auto& name : assistant_columns)
+      ex.assistant_columns[name] = q.text(column++);
     page.items.push_back(std::move(ex));
   }
   cursor.started = true;
@@ -69,9 +78,10 @@ util::Result<PendingPage> next_pending(Database& db, const WorkScope& scope, Pen
   return page;
 }
 
-util::Result<std::int64_t> count_pending(Database& db, const WorkScope& scope) {
+util::Result<std::int64_t> count_pending(Database& db, const SourceSql& source, const WorkScope& scope) {
   const bool failures = scope.only_failures;
-  Statement& q = db.cached(failures ? "count_failures" : "count_pending", sql::count_pending(failures));
+  Statement& q =
+      db.cached(failures ? "count_failures" : "count_pending", sql::count_pending(source, failures));
   q.reset();
   q.bind(1, std::string_view(scope.provider));
   q.bind(2, std::string_view(scope.model));

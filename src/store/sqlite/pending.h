@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "store/source_sql.h"
 #include "store/sqlite/database.h"
 #include "store/store.h"
 
@@ -12,10 +13,14 @@ namespace lens::store::sqlite {
 // Store::next_pending on `db` (same contract): step 1 reads the key window of the next
 // `max_items` user messages from the partial index, step 2 the exchanges of that window
 // that need work. On failure `cursor` is unchanged.
-[[nodiscard]] util::Result<PendingPage> next_pending(Database& db, const WorkScope& scope,
-                                                     PendingCursor& cursor, std::size_t max_items);
+// Every statement follows `source` (the mapping, with the catalog's key type); the
+// exchanges carry the template's {user.COLUMN} / {assistant.COLUMN} values.
+[[nodiscard]] util::Result<PendingPage> next_pending(Database& db, const SourceSql& source,
+                                                     const WorkScope& scope, PendingCursor& cursor,
+                                                     std::size_t max_items);
 
 // Store::count_pending on `db`.
-[[nodiscard]] util::Result<std::int64_t> count_pending(Database& db, const WorkScope& scope);
+[[nodiscard]] util::Result<std::int64_t> count_pending(Database& db, const SourceSql& source,
+                                                       const WorkScope& scope);
 
 }  // namespace lens::store::sqlite

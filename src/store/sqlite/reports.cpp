@@ -23,7 +23,7 @@ using util::fail;
 using util::Result;
 using util::Status;
 
-Status fill_model_status(Database& db, ModelStatus& m) {
+Status fill_model_status(Database& db, const SourceSql& source, ModelStatus& m) {
   auto count = [&](const std::string& text) -> Result<std::int64_t> {
     Statement q;
     if (auto s = q.prepare(db, text); !s) return std::unexpected(s.error());
@@ -35,10 +35,10 @@ Status fill_model_status(Database& db, ModelStatus& m) {
   auto embedded = count("SELECT count(*) FROM message_embeddings WHERE provider = ?1 AND model = ?2");
   if (!embedded) return std::unexpected(embedded.error());
   m.embedded = *embedded;
-  auto pending = count(sql::count_unwritten());
+  auto pending = count(sql::count_unwritten(source));
   if (!pending) return std::unexpected(pending.error());
   m.pending = *pending;
-  auto stale = count(sql::count_stale());
+  auto stale = count(sql::count_stale(source));
   if (!stale) return std::unexpected(stale.error());
   m.stale = *stale;
   Statement q;
@@ -92,9 +92,9 @@ std::string scan_range(const std::string& path, const std::string& provider, con
 
 }  // namespace
 
-Result<StatusReport> read_status(Database& db, std::size_t recent_runs) {
+Result<StatusReport> read_status(Database& db, const SourceSql& source, std::size_t recent_runs) {
   StatusReport report;
-  auto eligible = db.scalar_int(sql::count_eligible());
+  auto eligible = db.scalar_int(sql::count_eligible(source));
   if (!eligible) return std::unexpected(eligible.error());
   report.eligible = *eligible;
 
@@ -115,7 +115,7 @@ Result<StatusReport> read_status(Database& db, std::size_t recent_runs) {
     report.models.push_back(std::move(m));
   }
   for (auto& m : report.models) {
-    if (auto s = fill_model_status(db, m); !s) return std::unexpected(s.error());
+    if (auto s = fill_model_status(db, source, m); !s) return std::unexpected(s.error());
   }
 
   Statement runs;
@@ -260,8 +260,8 @@ Result<std::vector<FailureRecord>> read_failures(Database& db, const std::string
   return out;
 }
 
-Result<std::vector<SearchHit>> search(Database& db, const std::string& provider, const std::string& model,
-                                      std::span<const float> query, std::size_t k) {
+Result<std::vector<SearchHit>> search(Database& db, const SourceSql& source, const std::string& provider,
+                                      const std::string& model, std::span<const float> query, std::size_t k) {
   std::int64_t lo = 0, hi = -1;
   {
     Statement range;
@@ -304,7 +304,7 @@ Result<std::vector<SearchHit>> search(Database& db, const std::string& provider,
   }
 
   Statement detail;
-  if (auto s = detail.prepare(db, sql::search_hit()); !s) return std::unexpected(s.error());
+  if (auto s = detail.prepare(db, sql::search_hit(source)); !s) return std::unexpected(s.error());
   std::vector<SearchHit> hits;
   for (const auto& [rowid, score] : top.sorted()) {
     detail.reset();

@@ -6,13 +6,15 @@
 #include <string>
 #include <vector>
 
+#include "store/source_sql.h"
 #include "store/sqlite/database.h"
 #include "store/store.h"
 
 namespace lens::store::sqlite {
 
 // Store::status on `db`.
-[[nodiscard]] util::Result<StatusReport> read_status(Database& db, std::size_t recent_runs);
+[[nodiscard]] util::Result<StatusReport> read_status(Database& db, const SourceSql& source,
+                                                     std::size_t recent_runs);
 
 // Store::pairs on `db`: the distinct (provider, model, dimensions) of message_embeddings
 // one index seek at a time (message_embeddings_dimensions), a count per pair, and the
@@ -29,7 +31,8 @@ namespace lens::store::sqlite {
 // its range through its own read-only connection to the file (WAL lets readers run side
 // by side) and keeps its own top k. Rows of another dimension than `query` are skipped.
 // A scan thread that cannot read: transient.
-[[nodiscard]] util::Result<std::vector<SearchHit>> search(Database& db, const std::string& provider,
+[[nodiscard]] util::Result<std::vector<SearchHit>> search(Database& db, const SourceSql& source,
+                                                          const std::string& provider,
                                                           const std::string& model,
                                                           std::span<const float> query, std::size_t k);
 

@@ -3,10 +3,15 @@
 // and stale counts, search details, and the writes that check messages. Kept together so
 // that a change to the source schema lands in this one file (docs/POSTGRES.md has the
 // PostgreSQL twin, store/postgres/sql.h). Parameters are part of each contract below.
+// Every statement is built from the source mapping `s` (source_sql.h): with the default
+// mapping it is the statement of the fixed schema, names quoted. The pending query's
+// columns 8.. are the {user.COLUMN}s, then the {assistant.COLUMN}s, in the mapping's order.
 #pragma once
 
 #include <string>
 #include <string_view>
+
+#include "store/source_sql.h"
 
 namespace lens::store::sqlite::sql {
 
@@ -17,37 +22,37 @@ extern const char* const k_now;
 // cursor is ('', ''), below every real created_at. `only_failures`: only user messages
 // with a recorded failure for ?3 provider, ?5 model (walked from embedding_failures, so
 // `failures --retry` costs what the failures cost, not what the table does).
-[[nodiscard]] std::string pending_window(bool only_failures);
+[[nodiscard]] std::string pending_window(const SourceSql& s, bool only_failures);
 
 // The exchanges in ((?1, ?8), (?6, ?7)] that need work for ?2 provider, ?3 model, ?4
 // force: id, conversation, created_at, content, answer id, answer content, source
 // version, stored sha256; in keyset order. A failure of the same source version is
 // skipped unless it is transient and due. `only_failures`: exactly those with a recorded
 // failure (?4 unused).
-[[nodiscard]] std::string pending(bool only_failures);
+[[nodiscard]] std::string pending(const SourceSql& s, bool only_failures);
 
 // count_pending: eligible user messages without a row (?3 force: all) and without a
 // failure that is not due, for ?1 provider, ?2 model. `only_failures`: those with a
 // recorded failure (?3 unused).
-[[nodiscard]] std::string count_pending(bool only_failures);
+[[nodiscard]] std::string count_pending(const SourceSql& s, bool only_failures);
 
 // status: eligible (non-blank) user messages; no parameters.
-[[nodiscard]] std::string count_eligible();
+[[nodiscard]] std::string count_eligible(const SourceSql& s);
 // status for ?1 provider, ?2 model: user messages with neither a row nor a failure.
-[[nodiscard]] std::string count_unwritten();
+[[nodiscard]] std::string count_unwritten(const SourceSql& s);
 // status for ?1 provider, ?2 model: rows whose exchange changed since they were written.
-[[nodiscard]] std::string count_stale();
+[[nodiscard]] std::string count_stale(const SourceSql& s);
 
 // search: user message id, answer id, conversation id, created_at and the first 400
 // characters of the row with rowid ?1.
-[[nodiscard]] std::string search_hit();
+[[nodiscard]] std::string search_hit(const SourceSql& s);
 
 // write_batch: upsert of one row (?1 provider, ?2 model, ?3 id, ?4 answer id, ?5 sha256,
 // ?6 tokens, ?7 truncated, ?8 dimensions, ?9 vector blob, ?10 source version); a message
 // deleted since it was read is skipped instead of failing on the foreign key; a late
 // write is fenced (store.h: a stored row or failure of a newer version). Returns the id
 // when written, no row when not.
-[[nodiscard]] std::string upsert_row();
+[[nodiscard]] std::string upsert_row(const SourceSql& s);
 
 // write_batch: one touch (?1 provider, ?2 model, ?3 id, ?4 answer id, ?5 source version,
 // ?6 input hash or NULL), fenced as store.h says. Returns the id when applied.
@@ -61,6 +66,6 @@ extern const char* const k_now;
 // = now + core::transient_retry_delay(attempts) when transient, else NULL; a deleted
 // message is skipped; a late one (a row or failure of a newer version stored) is fenced.
 // Returns the id when recorded.
-[[nodiscard]] std::string upsert_failure();
+[[nodiscard]] std::string upsert_failure(const SourceSql& s);
 
 }  // namespace lens::store::sqlite::sql

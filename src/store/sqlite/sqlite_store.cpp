@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 #include <filesystem>
 
+#include "store/source_sql.h"
 #include "store/sqlite/database.h"
 #include "store/sqlite/migrations.h"
 #include "store/sqlite/pending.h"
@@ -24,23 +25,29 @@ using util::Status;
 // busy timeout, then reported as transient): the pipeline owns retries (store.h).
 class SqliteStore final : public Store {
  public:
-  SqliteStore(const SqliteOptions& options, std::unique_ptr<sqlite::WriterLock> lock,
-              std::unique_ptr<sqlite::Database> db)
-      : options_(options), lock_(std::move(lock)), db_(std::move(db)) {}
+  SqliteStore(const SqliteOptions& options, SourceSql source, Status source_ok,
+              std::unique_ptr<sqlite::WriterLock> lock, std::unique_ptr<sqlite::Database> db)
+      : options_(options),
+        source_(std::move(source)),
+        source_ok_(std::move(source_ok)),
+        lock_(std::move(lock)),
+        db_(std::move(db)) {}
 
   Status migrate() override {
+    if (!source_ok_) return source_ok_;
     if (options_.access == AccessMode::read_only) return sqlite::check_current(*db_);
-    return sqlite::migrate(*db_, {.source_indexes = options_.source_indexes});
+    return sqlite::migrate(*db_, source_, {.source_indexes = options_.source_indexes});
   }
 
   Result<PendingPage> next_pending(const WorkScope& scope, PendingCursor& cursor,
                                    std::size_t max_items) override {
-    return sqlite::next_pending(*db_, scope, cursor, max_items);
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return sqlite::next_pending(*db_, source_, scope, cursor, max_items);
   }
 
   Result<WriteReport> write_batch(const WriteBatch& batch) override {
-    return write_isolating_refused_rows(batch, "sqlite",
-                                        [&](const WriteBatch& b) { return sqlite::write_once(*db_, b); });
+    return write_isolating_refused_rows(
+        batch, "sqlite", [&](const WriteBatch& b) { return sqlite::write_once(*db_, source_, b); });
   }
 
   Result<std::int64_t> begin_run(const RunRecord& run) override { return sqlite::begin_run(*db_, run); }
@@ -51,11 +58,13 @@ class SqliteStore final : public Store {
   }
 
   Result<std::int64_t> count_pending(const WorkScope& scope) override {
-    return sqlite::count_pending(*db_, scope);
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return sqlite::count_pending(*db_, source_, scope);
   }
 
   Result<StatusReport> status(std::size_t recent_runs) override {
-    return sqlite::read_status(*db_, recent_runs);
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return sqlite::read_status(*db_, source_, recent_runs);
   }
 
   Result<std::vector<PairSummary>> pairs() override { return sqlite::read_pairs(*db_); }
@@ -67,11 +76,15 @@ class SqliteStore final : public Store {
 
   Result<std::vector<SearchHit>> search(const std::string& provider, const std::string& model,
                                         std::span<const float> query, std::size_t k) override {
-    return sqlite::search(*db_, provider, model, query, k);
+    return sqlite::search(*db_, source_, provider, model, query, k);
   }
 
  private:
   SqliteOptions options_;
+  SourceSql source_;  // the mapping, with the key type of the catalog
+  // What the catalog said of the source: every call that reads it (and migrate) returns a
+  // missing table or column instead of meeting it as an SQL error.
+  Status source_ok_;
   std::unique_ptr<sqlite::WriterLock> lock_;  // declared first: released after db_ closes
   std::unique_ptr<sqlite::Database> db_;
 };
@@ -111,10 +124,16 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options) {
   }
   auto db = sqlite::Database::open(path, database_mode(options.access));
   if (!db) return std::unexpected(db.error());
+  // Before any statement reads the source: a missing table or column is named here (at open
+  // for read_only, by migrate() and the reads otherwise), never met as an SQL error.
+  SourceSql source(options.mapping, SqlDialect::sqlite);
+  Status source_ok = sqlite::inspect_source(**db, source);
   if (options.access == AccessMode::read_only) {
+    if (!source_ok) return std::unexpected(source_ok.error());
     if (auto s = sqlite::check_current(**db); !s) return std::unexpected(s.error());
   }
-  return std::unique_ptr<Store>(std::make_unique<SqliteStore>(options, std::move(lock), std::move(*db)));
+  return std::unique_ptr<Store>(std::make_unique<SqliteStore>(
+      options, std::move(source), std::move(source_ok), std::move(lock), std::move(*db)));
 }
 
 Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path, AccessMode access) {

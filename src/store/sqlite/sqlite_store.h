@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "core/source_mapping.h"
 #include "store/store.h"
 
 namespace lens::store {
@@ -18,6 +19,10 @@ struct SqliteOptions {
   // `init`: migrate() also creates the two indexes the pending query needs on `messages`
   // when they are missing. Never for `run`.
   bool source_indexes = false;
+  // [source] and [output]: which relation and columns hold the messages (checked against the
+  // catalog when the store opens: a missing one is configuration naming it). SQLite keeps
+  // lens-embed's tables in the main database ([output] schema "" or "main").
+  core::SourceMapping mapping;
 };
 
 // Opens the SQLite database at `options.path` in WAL mode (read_only: as it is).

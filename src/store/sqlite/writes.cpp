@@ -56,8 +56,8 @@ Result<bool> wrote(Statement& q, std::string_view what) {
 
 // A write that wrote nothing was fenced, unless its message is gone (deleted since it
 // was read: skipped, as before fencing).
-Result<bool> message_exists(Database& db, const std::string& id) {
-  Statement& q = db.cached("message_exists", "SELECT 1 FROM messages WHERE id = ?1");
+Result<bool> message_exists(Database& db, const SourceSql& source, const std::string& id) {
+  Statement& q = db.cached("message_exists", source.expand("SELECT 1 FROM @rel WHERE @id = ?1"));
   q.reset();
   q.bind(1, std::string_view(id));
   auto row = q.step("reading a message");
@@ -67,9 +67,9 @@ Result<bool> message_exists(Database& db, const std::string& id) {
   return found;
 }
 
-Result<WriteReport> write_in_transaction(Database& db, const WriteBatch& batch) {
+Result<WriteReport> write_in_transaction(Database& db, const SourceSql& source, const WriteBatch& batch) {
   WriteReport report;
-  Statement& up = db.cached("upsert", sql::upsert_row());
+  Statement& up = db.cached("upsert", sql::upsert_row(source));
   Statement& clear =
       db.cached("clear_failure",
                 "DELETE FROM embedding_failures WHERE provider = ?1 AND model = ?2 AND user_message_id = ?3");
@@ -89,7 +89,7 @@ Result<WriteReport> write_in_transaction(Database& db, const WriteBatch& batch) 
     up.reset();
     if (!w) return std::unexpected(w.error());
     if (!*w) {
-      auto exists = message_exists(db, row.user_message_id);
+      auto exists = message_exists(db, source, row.user_message_id);
       if (!exists) return std::unexpected(exists.error());
       if (*exists) ++report.fenced_rows;
       continue;
@@ -117,7 +117,7 @@ Result<WriteReport> write_in_transaction(Database& db, const WriteBatch& batch) 
     }
     if (auto s = clear_failure(clear, batch, t.user_message_id); !s) return std::unexpected(s.error());
   }
-  Statement& fail_up = db.cached("failure", sql::upsert_failure());
+  Statement& fail_up = db.cached("failure", sql::upsert_failure(source));
   for (const auto& f : batch.failures) {
     fail_up.reset();
     fail_up.bind(1, std::string_view(batch.provider));
@@ -131,7 +131,7 @@ Result<WriteReport> write_in_transaction(Database& db, const WriteBatch& batch) 
     fail_up.reset();
     if (!w) return std::unexpected(w.error());
     if (!*w) {
-      auto exists = message_exists(db, f.user_message_id);
+      auto exists = message_exists(db, source, f.user_message_id);
       if (!exists) return std::unexpected(exists.error());
       if (*exists) ++report.fenced_failures;
     }
@@ -150,9 +150,9 @@ Result<WriteReport> write_in_transaction(Database& db, const WriteBatch& batch) 
 
 }  // namespace
 
-Result<WriteReport> write_once(Database& db, const WriteBatch& batch) {
+Result<WriteReport> write_once(Database& db, const SourceSql& source, const WriteBatch& batch) {
   if (auto s = db.exec("BEGIN IMMEDIATE"); !s) return std::unexpected(s.error());
-  auto report = write_in_transaction(db, batch);
+  auto report = write_in_transaction(db, source, batch);
   if (!report) {
     (void)db.exec("ROLLBACK");
     return report;

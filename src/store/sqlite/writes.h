@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "store/source_sql.h"
 #include "store/sqlite/database.h"
 #include "store/store.h"
 
@@ -15,7 +16,8 @@ namespace lens::store::sqlite {
 // has no claims, so by version and hash alone), the run's progress stored without the
 // fenced items; returns what was fenced. On failure: rolled back, nothing of it
 // committed. Refused rows are NOT isolated here: see write_isolating_refused_rows.
-[[nodiscard]] util::Result<WriteReport> write_once(Database& db, const WriteBatch& batch);
+[[nodiscard]] util::Result<WriteReport> write_once(Database& db, const SourceSql& source,
+                                                   const WriteBatch& batch);
 
 // Store::begin_run: inserts a run 'running' with `run.arguments` passed through
 // util::redact. Returns its id.
