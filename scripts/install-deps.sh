@@ -13,6 +13,7 @@ packages=(
   dpkg-dev file systemd     # the .deb (cpack, dpkg-shlibdeps) and its test (systemd-analyze verify)
   nginx-core openssl        # tests/tls: the TLS (HTTP/2) front and the test's own CA
   prometheus                # tests/metrics: promtool check metrics, and a real scrape
+  iproute2                  # tests/partition: ip netns and veth pairs
 )
 
 missing=()
