@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "support/http_get.h"
 #include "support/paths.h"
 #include "support/process.h"
 #include "support/sql.h"
@@ -35,36 +36,7 @@ using namespace std::chrono_literals;
 
 constexpr const char* k_key = "sk-metrics-test-key-0000";
 
-struct Answer {
-  int status = 0;  // 0: no answer
-  std::string body;
-};
-
-// GET http://127.0.0.1:PORT/PATH with HTTP/1.0; the endpoint closes after its answer.
-Answer http_get(int port, const std::string& path) {
-  Answer a;
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<std::uint16_t>(port));
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-    ::close(fd);
-    return a;
-  }
-  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-  (void)!::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  std::string raw;
-  char buf[8192];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
-    raw.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  if (raw.rfind("HTTP/1.", 0) != 0 || raw.size() < 12) return a;
-  a.status = std::stoi(raw.substr(9, 3));
-  const auto body = raw.find("\r\n\r\n");
-  if (body != std::string::npos) a.body = raw.substr(body + 4);
-  return a;
-}
+using test::http_get;
 
 // The samples of an exposition: "name{labels}" as rendered -> value.
 using Samples = std::map<std::string, double>;
@@ -310,7 +282,7 @@ TEST_F(MetricsE2E, HealthIsUnavailableWhileTheProviderIsDown) {
   args.insert(args.end(), {"--unavailable-after", "1"});
   start(args);
 
-  Answer health;
+  test::HttpAnswer health;
   ASSERT_TRUE(test::wait_until(
       [&] {
         health = http_get(port_, "/healthz");
