@@ -77,7 +77,8 @@ class SqliteBackend final : public Backend {
                     "user_message_id = '{}'",
                     provider, model, id));
     std::vector<float> out(blob.size() / sizeof(float));
-    std::memcpy(out.data(), blob.data(), out.size() * sizeof(float));
+    // No row: empty (memcpy from an empty vector's null data() is undefined, even for 0 bytes).
+    if (!out.empty()) std::memcpy(out.data(), blob.data(), out.size() * sizeof(float));
     return out;
   }
 
