@@ -316,6 +316,12 @@ BatchStatusResult BatchClient::download_results(std::string_view file_id,
   progress.bytes = skip_bytes;
   progress.read = {};
   m.stream = [&](const char* data, std::size_t n) {
+    // Checked per received chunk as well: a fast transfer can deliver the whole file before
+    // curl's progress callback runs, and a reader that asked to stop must see no more lines.
+    if (m.batch.cancel && m.batch.cancel->load(std::memory_order_relaxed)) {
+      m.stream_error = util::Error{util::ErrorCode::cancelled, "downloading results: cancelled"};
+      return false;
+    }
     std::string_view bytes(data, n);
     if (to_skip > 0) {
       const auto drop = static_cast<std::size_t>(std::min<std::uint64_t>(to_skip, n));
