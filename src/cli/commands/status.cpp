@@ -1,6 +1,8 @@
-// `status`: counts of every (provider, model) in the database (or the ones named) and the
-// recent runs. Read-only: no DDL, no file created.
+// `status`: counts of every (provider, model) in the database (or the ones named), their
+// freshness, the last 24 hours' tokens and cost, the last failed run, the live workers
+// (PostgreSQL) and the recent runs. Read-only: no DDL, no file created, no writer lock.
 #include <algorithm>
+#include <map>
 
 #include "cli/commands/commands.h"
 #include "cli/commands/common.h"
@@ -8,6 +10,19 @@
 #include "cli/output.h"
 
 namespace lens::cli {
+namespace {
+
+// The price per million tokens of `model` as `run` would use it: the model table's, with
+// the configuration's [models."NAME"] applied. 0 when that configuration is unusable for
+// this model (status still reports tokens).
+double usd_per_million_tokens(const RawConfig& config, const std::string& model) {
+  RawConfig as_run = config;
+  as_run.model.value = model;
+  auto settings = make_settings(as_run, {});
+  return settings ? settings->model_spec.usd_per_million_tokens : 0.0;
+}
+
+}  // namespace
 
 int cmd_status(const Flags& flags, const RawConfig& config) {
   const auto settings = make_settings(config, {});
@@ -25,7 +40,11 @@ int cmd_status(const Flags& flags, const RawConfig& config) {
   };
   std::erase_if(status->models, [&](const store::ModelStatus& m) { return other(m.provider, m.model); });
   std::erase_if(status->recent_runs, [&](const store::RunSummary& r) { return other(r.provider, r.model); });
-  print_status(*status, flags.json);
+  std::erase_if(status->workers, [&](const store::WorkerStatus& w) { return other(w.provider, w.model); });
+  std::map<std::string, double> prices;
+  for (const auto& m : status->models)
+    prices.emplace(m.model, usd_per_million_tokens(config, m.model));
+  print_status(*status, prices, flags.json);
   return k_exit_ok;
 }
 
