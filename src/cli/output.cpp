@@ -170,9 +170,11 @@ json run_json(const store::RunSummary& run) {
   return j;
 }
 
-double price_of(const std::map<std::string, double>& usd_per_million, const std::string& model) {
+using Prices = std::map<std::string, std::optional<double>>;
+
+std::optional<double> price_of(const Prices& usd_per_million, const std::string& model) {
   const auto it = usd_per_million.find(model);
-  return it == usd_per_million.end() ? 0.0 : it->second;
+  return it == usd_per_million.end() ? std::nullopt : it->second;
 }
 
 std::string usd_text(double usd) {
@@ -188,13 +190,13 @@ std::pair<std::string, long long> host_and_pid(const std::string& worker) {
   return {worker.substr(0, colon), *pid};
 }
 
-json status_json(const store::StatusReport& r, const std::map<std::string, double>& usd_per_million) {
+json status_json(const store::StatusReport& r, const Prices& usd_per_million) {
   json models = json::array();
   for (const auto& m : r.models) {
     json reasons = json::object();
     for (const auto& [reason, n] : m.failures_by_reason)
       reasons[reason] = n;
-    const double price = price_of(usd_per_million, m.model);
+    const auto price = price_of(usd_per_million, m.model);
     models.push_back(
         {{"provider", m.provider},
          {"model", m.model},
@@ -212,8 +214,8 @@ json status_json(const store::StatusReport& r, const std::map<std::string, doubl
          {"last_24h",
           {{"runs", m.runs_24h},
            {"tokens", m.tokens_24h},
-           {"usd", static_cast<double>(m.tokens_24h) * price / 1e6},
-           {"usd_per_million_tokens", price},
+           {"usd", price ? json(static_cast<double>(m.tokens_24h) * *price / 1e6) : json(nullptr)},
+           {"usd_per_million_tokens", price ? json(*price) : json(nullptr)},
            {"prorated_runs", m.prorated_runs_24h}}},
          {"last_failed_run", m.last_failed_run ? run_json(*m.last_failed_run) : json(nullptr)}});
   }
@@ -243,7 +245,7 @@ json status_json(const store::StatusReport& r, const std::map<std::string, doubl
   return j;
 }
 
-std::string model_text(const store::ModelStatus& m, double price) {
+std::string model_text(const store::ModelStatus& m, std::optional<double> price) {
   std::string text = fmt::format("{} / {}: embedded {}, pending {}, stale {}, failed {}", m.provider, m.model,
                                  m.embedded, m.pending, m.stale, m.failed);
   if (m.failed > 0) {
@@ -265,14 +267,15 @@ std::string model_text(const store::ModelStatus& m, double price) {
                             ? fmt::format(", {} ago", duration_text(*m.oldest_pending_age_seconds))
                             : "");
   }
-  text += fmt::format("    last 24 h: {} run(s), {} tokens, {}", m.runs_24h, m.tokens_24h,
-                      usd_text(static_cast<double>(m.tokens_24h) * price / 1e6));
-  if (price > 0)
-    text += fmt::format(" (at the model table's ${} per million tokens; runs store tokens, not cost)", price);
+  text += fmt::format("    last 24 h: {} run(s), {} tokens", m.runs_24h, m.tokens_24h);
+  if (price && *price > 0)
+    text += fmt::format(", {} (at the model table's ${} per million tokens; runs store tokens, not cost)",
+                        usd_text(static_cast<double>(m.tokens_24h) * *price / 1e6), *price);
+  else if (price)
+    text += ", $0 (its price is 0)";
   else
-    text +=
-        fmt::format(" (no price for {} in the model table: [models.\"{}\"] usd_per_million_tokens sets one)",
-                    m.model, m.model);
+    text += fmt::format(", USD unknown (no price for {}: [models.\"{}\"] usd_per_million_tokens sets one)",
+                        m.model, m.model);
   if (m.prorated_runs_24h > 0)
     text += fmt::format("; {} run(s) begun before the window counted in part", m.prorated_runs_24h);
   text += "\n";
@@ -307,8 +310,7 @@ std::string workers_text(const store::StatusReport& r) {
 
 }  // namespace
 
-void print_status(const store::StatusReport& r, const std::map<std::string, double>& usd_per_million,
-                  bool as_json) {
+void print_status(const store::StatusReport& r, const Prices& usd_per_million, bool as_json) {
   if (as_json) {
     out(dump(status_json(r, usd_per_million)) + "\n");
     return;
