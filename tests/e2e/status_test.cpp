@@ -302,6 +302,43 @@ TEST_P(Status, AVersion2DatabaseIsUpgradedInPlace) {
 INSTANTIATE_TEST_SUITE_P(Backends, Status, ::testing::Values("sqlite", "postgres"),
                          [](const auto& info) { return info.param; });
 
+// SQLite: status is read-only and does not take the writer lock: it answers while a
+// `run --follow` holds the file, and shows that run as running.
+TEST(StatusSqlite, AnswersWhileARunHoldsTheWriterLock) {
+  test::TempDir dir("status_lock");
+  const std::string target = "sqlite:" + (dir / "lens.db");
+  auto db = test::Db::open(target);
+  ASSERT_TRUE(db);
+  ASSERT_EQ(test::create_source_schema(*db), "");
+  ASSERT_EQ(db->insert({{uid(1), "00000000-0000-4000-8000-000000000001", "user", iso(Clock::now() - 1h),
+                         "question"}}),
+            "");
+  test::SpawnOptions so;
+  so.cwd = dir.path();
+  so.err_path = dir / "holder.err";
+  const pid_t holder =
+      test::spawn_lens({"run", "--db", target, "--provider", "local-hash", "--follow", "--quiet"}, so);
+  ASSERT_GT(holder, 0);
+  const bool holding = test::wait_until(
+      [&] {
+        return contains(test::slurp(dir / "lens.db.lens-embed.lock"), std::to_string(holder)) &&
+               db->scalar("SELECT count(*) FROM message_embeddings").value_or("") == "1";
+      },
+      60s);
+  const std::string lock_before = test::slurp(dir / "lens.db.lens-embed.lock");
+  const auto o = test::run_lens({"status", "--db", target, "--json"}, dir.path(), {}, 30s);
+  const std::string lock_after = test::slurp(dir / "lens.db.lens-embed.lock");
+  EXPECT_EQ(test::kill_and_wait(holder, SIGTERM), 0) << test::slurp(dir / "holder.err");
+  ASSERT_TRUE(holding) << test::slurp(dir / "holder.err");
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(lock_after, lock_before) << "status wrote the lock file";
+  const auto j = json::parse(o.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << o.out;
+  ASSERT_EQ(j["recent_runs"].size(), 1u) << o.out;
+  EXPECT_EQ(j["recent_runs"][0]["status"], "running");
+  EXPECT_TRUE(j["workers"].is_null());
+}
+
 // PostgreSQL: a `run --follow` worker that holds claims (its requests are slow) is listed
 // with its pid and claims; once it is killed (its session, and so its lock, gone) it is not.
 TEST(StatusWorkers, ALiveWorkerIsListedWithItsClaimsAndGoneOnceKilled) {
