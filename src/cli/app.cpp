@@ -178,7 +178,9 @@ Commands define_commands(CLI::App& app, Flags& f) {
               k_exit_status_table);
 
   c.status = app.add_subcommand(
-      "status", "Embedded, pending, stale and failed counts of every provider and model, and recent runs");
+      "status",
+      "Embedded, pending, stale and failed counts of every provider and model, the oldest pending message, "
+      "tokens and USD of the last 24 hours, the last failed run, live workers (PostgreSQL) and recent runs");
   shared.db(c.status);
   shared.config(c.status);
   shared.provider(c.status, "Only this provider's models (default: every one in the database)");

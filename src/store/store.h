@@ -131,6 +131,36 @@ struct ModelStatus {
   std::int64_t transient_due = 0;     // of failed_transient: due now, so the next run retries them
   std::int64_t failed = 0;            // failed_permanent + failed_transient
   std::vector<std::pair<std::string, std::int64_t>> failures_by_reason;
+  // Freshness: the oldest user message counted in `pending` (first in keyset order, through
+  // the source mapping: its filter, roles and blank rule), its created_at as the database
+  // gives it back, and its age by the database's clock. Empty and nullopt when nothing is
+  // pending; the age alone is nullopt when the database cannot read the time (SQLite: not
+  // a julianday() text).
+  std::string oldest_pending_at;
+  std::optional<double> oldest_pending_age_seconds;
+  // Spending of the last 24 hours (by the database's clock) from embedding_runs, which
+  // keeps one token total per run: a run counts when its span (started_at to finished_at,
+  // or to its last progress update while it runs) reaches into the window; one that
+  // started before the window counts for the share of its span inside it, as if it spent
+  // at an even pace (prorated_runs says how many did). The price is not stored: the cli
+  // applies the model table's.
+  std::int64_t runs_24h = 0;
+  std::int64_t tokens_24h = 0;
+  std::int64_t prorated_runs_24h = 0;
+  // The newest run of this pair that ended `failed`, with its cause (RunSummary::error).
+  // Interrupted runs (a stop signal) are not failures and are not looked at.
+  std::optional<RunSummary> last_failed_run;
+};
+
+// A live worker of a store that splits work between processes (PostgreSQL claims): its
+// session holds its advisory lock (store/postgres/claims.h), and it holds claims.
+struct WorkerStatus {
+  std::string worker;  // as it names itself in its claims: "host:pid" for `run`
+  std::string provider;
+  std::string model;
+  std::int64_t claims = 0;       // exchanges it holds for this pair
+  std::string lease_expires_at;  // the latest expiry among them (its heartbeat renews them)
+  bool lease_expired = false;    // all expired: it stopped renewing, others may take them over
 };
 
 // One (provider, model) present in the output tables (message_embeddings or
@@ -150,6 +180,13 @@ struct StatusReport {
   std::int64_t eligible = 0;  // user messages with non-blank content
   std::vector<ModelStatus> models;
   std::vector<RunSummary> recent_runs;
+  // Stores with claims (PostgreSQL): true, the live workers with their claims (a worker
+  // without claims, e.g. an idle --follow, is not seen), and the claims left by workers
+  // whose session is gone (released at their end, or killed): the next worker takes those
+  // over at once. Stores without (SQLite: one writer): false, empty, 0.
+  bool has_claims = false;
+  std::vector<WorkerStatus> workers;
+  std::int64_t orphaned_claims = 0;
 };
 
 struct SearchHit {
@@ -276,8 +313,10 @@ class Store {
   [[nodiscard]] virtual util::Result<std::int64_t> count_pending(const WorkScope& scope) = 0;
 
   // Eligible exchanges, per (provider, model) the rows, pending, stale and failed counts
-  // (by class), and the `recent_runs` newest runs. One pass over the messages: for
-  // reports, not for the per-page path.
+  // (by class), freshness, the last 24 hours' runs and tokens and the last failed run,
+  // the `recent_runs` newest runs, and the live workers with their claims. One pass over
+  // the messages: for reports, not for the per-page path. Reads only: no write, no DDL,
+  // no lock (not the SQLite writer lock either).
   [[nodiscard]] virtual util::Result<StatusReport> status(std::size_t recent_runs) = 0;
 
   // Every (provider, model) with rows or failures, ordered by provider and model. Does not

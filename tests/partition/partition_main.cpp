@@ -438,6 +438,10 @@ CREATE TRIGGER fence_audit BEFORE UPDATE ON message_embeddings
         *db, fmt::format("SELECT embedded FROM embedding_runs WHERE id = {}", stats[i].value("run_id", 0)));
     check(stored == s.value("embedded", -1),
           fmt::format("worker {}: embedding_runs.embedded {} = its summary's", i, stored));
+    const auto stored_fenced = number(
+        *db, fmt::format("SELECT fenced FROM embedding_runs WHERE id = {}", stats[i].value("run_id", 0)));
+    check(stored_fenced == s.value("fenced", -1),
+          fmt::format("worker {}: embedding_runs.fenced {} = its summary's", i, stored_fenced));
     check(s.value("failed", -1) == 0, fmt::format("worker {}: nothing recorded as failed", i));
   }
   const std::int64_t victim_fenced =

@@ -186,6 +186,15 @@ Status migrate_in_transaction(Connection& conn, const SourceSql& source, const P
       return std::unexpected(r.error());
     if (current >= 1) util::log_info("postgres: upgrading lens-embed's tables to schema v2");
   }
+  if (current < 3) {
+    if (auto s = conn.exec_simple("upgrading to schema v3", postgres_schema::k_v3); !s) return s;
+    if (auto r = conn.exec("upgrading to schema v3",
+                           "INSERT INTO lens_embed_schema_migrations (version, note) VALUES (3, $1)",
+                           Params().text("fenced count of runs"));
+        !r)
+      return std::unexpected(r.error());
+    if (current >= 1) util::log_info("postgres: upgrading lens-embed's tables to schema v3");
+  }
   if (options.source_indexes && source.is_table()) {
     if (auto s = conn.exec_simple("creating the source indexes", source_indexes_sql(source)); !s) return s;
   }

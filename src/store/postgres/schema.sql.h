@@ -96,6 +96,12 @@ ALTER TABLE embedding_claims ADD COLUMN IF NOT EXISTS worker_key bigint;
 CREATE INDEX IF NOT EXISTS message_embeddings_dimensions ON message_embeddings (provider, model, dimensions);
 )sql";
 
+// Version 3 (issue 16): the run's late writes refused by the fence (core::RunStats::fenced),
+// stored with its other counters so that `status` shows them after the run has ended.
+inline constexpr const char* k_v3 = R"sql(
+ALTER TABLE embedding_runs ADD COLUMN IF NOT EXISTS fenced bigint NOT NULL DEFAULT 0;
+)sql";
+
 // The two indexes the pending query needs on the source table: `init` only
 // (PostgresOptions::source_indexes), and only when missing. On a large live database,
 // create them first with CREATE INDEX CONCURRENTLY under the same names (see

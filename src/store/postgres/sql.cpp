@@ -165,6 +165,18 @@ std::string model_counts(const SourceSql& s) {
       k_non_blank, answer(s)));
 }
 
+// The keyset order walks messages_user_keyset (or the mapping's) from its start and stops
+// at the first message without a row or a failure.
+std::string oldest_unwritten(const SourceSql& s) {
+  return s.expand(fmt::format(
+      "SELECT {1}, extract(epoch FROM now() - p.@created)::float8 FROM @src p WHERE p.@role@isuser AND {0} "
+      "AND NOT EXISTS (SELECT 1 FROM message_embeddings e WHERE e.provider = $1 AND e.model = $2 AND "
+      "e.user_message_id = p.@id) "
+      "AND NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = $1 AND f.model = $2 "
+      "AND f.user_message_id = p.@id) ORDER BY p.@created, p.@id LIMIT 1",
+      k_non_blank, ts("p.@created")));
+}
+
 std::string search_hits(const SourceSql& s) {
   return s.expand(
       fmt::format("SELECT m.@id::text, e.assistant_message_id::text, m.@conv::text, {}, "

@@ -58,6 +58,10 @@ enum class PendingWhere { window, ids };
 
 // status per ($1 provider, $2 model): rows, pending (no row, no failure), stale rows.
 [[nodiscard]] std::string model_counts(const SourceSql& s);
+// status per ($1 provider, $2 model): the first user message in keyset order of those
+// model_counts counts as pending: its created_at (ts()) and age in seconds by the server's
+// clock; no row when there is none.
+[[nodiscard]] std::string oldest_unwritten(const SourceSql& s);
 
 // search: id, answer id, conversation id, created_at, first 400 characters of each user
 // message in $1 (uuid[] literal), the answer from the row of $2 provider, $3 model.

@@ -80,6 +80,12 @@ ALTER TABLE embedding_runs ADD COLUMN error TEXT;
 CREATE INDEX IF NOT EXISTS message_embeddings_dimensions ON message_embeddings (provider, model, dimensions);
 )sql";
 
+// Version 3 (issue 16): the run's late writes refused by the fence (core::RunStats::fenced),
+// stored with its other counters so that `status` shows them after the run has ended.
+inline constexpr const char* k_v3 = R"sql(
+ALTER TABLE embedding_runs ADD COLUMN fenced INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 // The two indexes the pending query needs on the source table, created by `init` only
 // (SqliteOptions::source_indexes) and only when missing; never by `run`.
 inline constexpr const char* k_source_indexes = R"sql(

@@ -119,6 +119,19 @@ std::string count_unwritten(const SourceSql& s) {
       k_non_blank));
 }
 
+// The keyset order walks messages_user_keyset (or the mapping's) from its start and stops
+// at the first message without a row or a failure.
+std::string oldest_unwritten(const SourceSql& s) {
+  return s.expand(fmt::format(
+      "SELECT p.@created, (julianday('now') - julianday(p.@created)) * 86400.0 FROM @src p "
+      "WHERE p.@role@isuser AND {} AND NOT EXISTS "
+      "(SELECT 1 FROM message_embeddings e WHERE e.provider = ?1 AND e.model = ?2 AND e.user_message_id = "
+      "p.@id) "
+      "AND NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = ?1 AND f.model = ?2 "
+      "AND f.user_message_id = p.@id) ORDER BY p.@created, p.@id LIMIT 1",
+      k_non_blank));
+}
+
 std::string count_stale(const SourceSql& s) {
   return s.expand(
       fmt::format("SELECT count(*) FROM message_embeddings e JOIN @src p ON p.@id = e.user_message_id {} "

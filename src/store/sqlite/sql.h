@@ -42,6 +42,10 @@ extern const char* const k_now;
 [[nodiscard]] std::string count_unwritten(const SourceSql& s);
 // status for ?1 provider, ?2 model: rows whose exchange changed since they were written.
 [[nodiscard]] std::string count_stale(const SourceSql& s);
+// status for ?1 provider, ?2 model: the first user message in keyset order of those
+// count_unwritten counts: its created_at and age in seconds (NULL when julianday() cannot
+// read it); no row when there is none.
+[[nodiscard]] std::string oldest_unwritten(const SourceSql& s);
 
 // search: user message id, answer id, conversation id, created_at and the first 400
 // characters of the row with rowid ?1.
