@@ -206,8 +206,8 @@ Commands define_commands(CLI::App& app, Flags& f) {
   c.verify
       ->add_option("--sample", f.sample,
                    "Also embed N random stored inputs again and compare them with the stored vectors "
-                   "(calls the provider)")
-      ->check(CLI::Range(1, 100000));
+                   "(1..1000; one provider request each; their texts are held in memory)")
+      ->check(CLI::Range(1, 1000));
   shared.json(c.verify, "Print the report as one JSON object");
   c.verify->footer(
       "Checks the provider and model `run` would use (same flags and configuration): rows whose input\n"
