@@ -81,7 +81,7 @@ CLI::Range range(Bounds b) {
 }
 
 struct Commands {
-  CLI::App *init, *run, *status, *failures, *search, *tokens, *config, *version, *man, *completion;
+  CLI::App *init, *run, *status, *failures, *verify, *search, *tokens, *config, *version, *man, *completion;
 };
 
 // "lens-embed 0.1.0": --version and `lens-embed version`.
@@ -200,6 +200,26 @@ Commands define_commands(CLI::App& app, Flags& f) {
       "Examples:\n  lens-embed failures\n  lens-embed failures --retry\n"
       "  lens-embed failures --retry --provider supermind --model text-embedding-3-large");
 
+  c.verify = app.add_subcommand(
+      "verify", "Check the stored embeddings against the messages as they are now (read-only)");
+  shared.db(c.verify);
+  shared.config(c.verify);
+  shared.provider_group(c.verify);
+  c.verify
+      ->add_option("--sample", f.sample,
+                   "Also embed N random stored inputs again and compare them with the stored vectors "
+                   "(1..1000; one provider request each; their texts are held in memory)")
+      ->check(CLI::Range(1, 1000));
+  shared.json(c.verify, "Print the report as one JSON object");
+  c.verify->footer(
+      "Checks the provider and model `run` would use (same flags and configuration): rows whose input\n"
+      "text changed (stale), rows and failures of messages that are gone or filtered out (orphans),\n"
+      "eligible exchanges with neither a row nor a failure (missing), rows of the wrong size, and with\n"
+      "--sample vectors that no longer match a fresh embedding (cosine < 0.999). Each finding names\n"
+      "the rows and the command that repairs them. Exit 0: clean; 1: something was found; 2: usage or\n"
+      "configuration.\n"
+      "Examples:\n  lens-embed verify\n  lens-embed verify --sample 20 --json");
+
   c.search = app.add_subcommand("search", "Find the exchanges closest to QUERY (cosine similarity)");
   shared.db(c.search);
   shared.config(c.search);
@@ -227,7 +247,7 @@ Commands define_commands(CLI::App& app, Flags& f) {
 
   c.version = app.add_subcommand("version", "Print the version");
 
-  for (auto* cmd : {c.init, c.run, c.status, c.failures, c.search, c.tokens, c.config})
+  for (auto* cmd : {c.init, c.run, c.status, c.failures, c.verify, c.search, c.tokens, c.config})
     shared.logging(cmd);
   // Generated documentation (hidden: empty group).
   c.man = app.add_subcommand("man", "Print the man page (roff)")->group("");
@@ -254,6 +274,7 @@ int dispatch(const Commands& c, const CLI::App& app, const Flags& f, const Doten
   if (c.run->parsed()) return cmd_run(f, *config);
   if (c.status->parsed()) return cmd_status(f, *config);
   if (c.failures->parsed()) return cmd_failures(f, *config, dotenv);
+  if (c.verify->parsed()) return cmd_verify(f, *config);
   if (c.search->parsed()) return cmd_search(f, *config, dotenv);
   if (c.tokens->parsed()) return cmd_tokens(f, *config);
   if (c.config->parsed()) return cmd_config(f, *config);

@@ -227,8 +227,8 @@ std::string SourceSql::assistant_columns(std::string_view alias, std::string_vie
   return out;
 }
 
-std::string SourceSql::prune_sql() const {
-  if (foreign_key_ && mapping_.filter().value.empty()) return "";
+std::string SourceSql::prune_sql(bool even_with_foreign_key) const {
+  if (!even_with_foreign_key && foreign_key_ && mapping_.filter().value.empty()) return "";
   std::string sql;
   for (const char* table : {"message_embeddings", "embedding_failures"}) {
     sql +=

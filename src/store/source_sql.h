@@ -69,7 +69,10 @@ class SourceSql {
   // Statements that delete lens-embed's rows and failures of user messages that are gone
   // from the source or fail its filter; empty when the foreign key does it (the source is a
   // table keyed by its id and there is no filter). Valid in both dialects.
-  [[nodiscard]] std::string prune_sql() const;
+  // `even_with_foreign_key`: the statements in every case, for `verify` to print when a
+  // foreign key that should have deleted such rows was not enforced (SQLite's default for
+  // other writers) or the message stopped being a user message.
+  [[nodiscard]] std::string prune_sql(bool even_with_foreign_key = false) const;
 
   // The names of the two source indexes init creates: messages_user_keyset and
   // messages_conversation_order for the default mapping; else derived from the relation.

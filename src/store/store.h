@@ -198,6 +198,37 @@ struct SearchHit {
   double score = 0;     // cosine similarity
 };
 
+// `verify`: one eligible exchange (a user message of the mapped, filtered source with
+// non-blank content, its reply found by the mapping's rule) with what is stored for it.
+struct StoredExchange {
+  // As next_pending reads it; stored_sha256 is the row's content_sha256 when there is a row.
+  core::Exchange exchange;
+  bool has_row = false;
+  bool has_failure = false;  // a failure is recorded for it (any class, any version)
+};
+
+struct VerifyPage {
+  std::vector<StoredExchange> items;
+  bool exhausted = false;  // no eligible user message after the cursor
+};
+
+// Rows (or failures) found by a check: how many, and the user_message_ids of the first few.
+struct IdSample {
+  std::int64_t count = 0;
+  std::vector<std::string> ids;
+};
+
+// Rows and failures of user messages that are gone from the source, are no longer user
+// messages, or fail the mapping's filter.
+struct Orphans {
+  IdSample rows;
+  IdSample failures;
+  // What deletes them: "" when every `run` does (it prunes them when it starts: a view, or
+  // a filter); otherwise the SQL statements to run (a foreign key that should have deleted
+  // them was not enforced by whoever deleted the message: SQLite's default).
+  std::string repair_sql;
+};
+
 // The contract every implementation keeps, so the pipeline and the cli never ask which
 // backend they talk to (the conformance suite in tests/store/ runs on both):
 //
@@ -335,6 +366,32 @@ class Store {
                                                                     const std::string& model,
                                                                     std::span<const float> query,
                                                                     std::size_t k) = 0;
+
+  // --- verify: reads only; none of them writes, claims or takes a lock ---
+
+  // Up to `max_items` eligible exchanges after `cursor` (keyset order, as next_pending),
+  // each with its stored row's hash and whether a failure is recorded, for `provider` and
+  // `model`. Every eligible exchange is returned, whatever its row or failure. On success:
+  // `cursor` advanced past the last item. On failure: `cursor` unchanged.
+  [[nodiscard]] virtual util::Result<VerifyPage> verify_page(const std::string& provider,
+                                                             const std::string& model, PendingCursor& cursor,
+                                                             std::size_t max_items) = 0;
+
+  // The orphans of (provider, model), counted, with the first `max_ids` ids of each. One pass
+  // over lens-embed's rows and failures of the pair, one key lookup each.
+  [[nodiscard]] virtual util::Result<Orphans> orphans(const std::string& provider, const std::string& model,
+                                                      std::size_t max_ids) = 0;
+
+  // Rows of (provider, model) whose dimensions column, or whose stored vector's length,
+  // differs from `dimensions`; counted, with the first `max_ids` ids. One pass over the rows.
+  [[nodiscard]] virtual util::Result<IdSample> wrong_dimensions(const std::string& provider,
+                                                                const std::string& model,
+                                                                std::int64_t dimensions,
+                                                                std::size_t max_ids) = 0;
+
+  // The stored vector of one row; nullopt when there is no such row.
+  [[nodiscard]] virtual util::Result<std::optional<std::vector<float>>> read_vector(
+      const std::string& provider, const std::string& model, const std::string& user_message_id) = 0;
 
   // Stores that split work between processes (PostgreSQL claims): gives back every
   // exchange this worker claimed and has not written, so others need not wait for the

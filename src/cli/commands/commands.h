@@ -38,6 +38,12 @@ namespace lens::cli {
 // with rows (or the one named); with several, lists them and asks (exit 2). Read-only.
 [[nodiscard]] int cmd_search(const Flags& flags, const RawConfig& config, const DotenvOrigins& dotenv);
 
+// Checks the stored embeddings of config's (provider, model) against the source as it is now:
+// stale rows (input hash differs), orphans, missing exchanges, rows of the wrong size and,
+// with flags.sample, stored vectors against fresh embeddings. Read-only (no DDL, no writer
+// lock). Exit 0 when clean, 1 when something was found (each finding with its repair).
+[[nodiscard]] int cmd_verify(const Flags& flags, const RawConfig& config);
+
 // The token count (and ids) of flags.file, or stdin, with the model's tokenizer.
 [[nodiscard]] int cmd_tokens(const Flags& flags, const RawConfig& config);
 

@@ -15,6 +15,7 @@
 #include "store/postgres/migrations.h"
 #include "store/postgres/pending.h"
 #include "store/postgres/reports.h"
+#include "store/postgres/verify_reads.h"
 #include "store/postgres/writes.h"
 #include "store/source_sql.h"
 #include "store/write_isolation.h"
@@ -137,6 +138,38 @@ class PostgresStore final : public Store {
       if (!type) return std::unexpected(type.error());
       return postgres::search(conn_, source_, *type, provider, model, query, k);
     });
+  }
+
+  Result<VerifyPage> verify_page(const std::string& provider, const std::string& model, PendingCursor& cursor,
+                                 std::size_t max_items) override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    PendingCursor attempt;
+    auto page = call([&] {
+      attempt = cursor;
+      return postgres::verify_page(conn_, source_, provider, model, attempt, max_items);
+    });
+    if (page) cursor = std::move(attempt);
+    return page;
+  }
+
+  Result<Orphans> orphans(const std::string& provider, const std::string& model,
+                          std::size_t max_ids) override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return call([&] { return postgres::read_orphans(conn_, source_, provider, model, max_ids); });
+  }
+
+  Result<IdSample> wrong_dimensions(const std::string& provider, const std::string& model,
+                                    std::int64_t dimensions, std::size_t max_ids) override {
+    return call([&]() -> Result<IdSample> {
+      auto type = embedding_type();
+      if (!type) return std::unexpected(type.error());
+      return postgres::wrong_dimensions(conn_, *type, provider, model, dimensions, max_ids);
+    });
+  }
+
+  Result<std::optional<std::vector<float>>> read_vector(const std::string& provider, const std::string& model,
+                                                        const std::string& user_message_id) override {
+    return call([&] { return postgres::read_vector(conn_, source_, provider, model, user_message_id); });
   }
 
   Status release_claims() override {

@@ -127,6 +127,21 @@ std::string pending(const SourceSql& s, PendingColumns columns, PendingWhere whe
       needs_work(), " ORDER BY p.@created, p.@id"));
 }
 
+std::string verify_page(const SourceSql& s) {
+  return s.expand(fmt::format(
+      "SELECT p.@id::text, p.@conv::text, {0}, p.@content, x.aid::text, x.acontent, {1}, e.content_sha256, "
+      "  e.user_message_id IS NOT NULL, EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = $1 "
+      "  AND f.model = $2 AND f.user_message_id = p.@id){2}{3} "
+      "FROM @src p {4}"
+      "LEFT JOIN LATERAL (SELECT e.user_message_id, e.content_sha256 FROM message_embeddings e "
+      "  WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = p.@id LIMIT 1) e ON true "
+      "WHERE p.@role@isuser AND {5} "
+      "  AND ($3::boolean IS NOT TRUE OR (p.@created, p.@id) > ($4::timestamptz, $5::@key)) "
+      "ORDER BY p.@created, p.@id LIMIT $6",
+      ts("p.@created"), ts("x.sv"), s.user_columns("p", "::text"), assistant_select(s), answer(s),
+      k_non_blank));
+}
+
 // Cheap by design (it sizes the progress bar, like the SQLite store): two primary-key
 // anti-joins, no answer lookups; stale rows are not counted.
 std::string count_pending(const SourceSql& s) {

@@ -63,6 +63,12 @@ enum class PendingWhere { window, ids };
 // clock; no row when there is none.
 [[nodiscard]] std::string oldest_unwritten(const SourceSql& s);
 
+// verify: the next $6 eligible user messages after the cursor ($3 started, $4 created_at,
+// $5 id) for $1 provider, $2 model, every one whatever its row or failure: the full pending
+// columns 0..7 (7: the row's sha256, NULL when none), 8 whether a row exists, 9 whether a
+// failure is recorded, then the template columns from 10, in keyset order.
+[[nodiscard]] std::string verify_page(const SourceSql& s);
+
 // search: id, answer id, conversation id, created_at, first 400 characters of each user
 // message in $1 (uuid[] literal), the answer from the row of $2 provider, $3 model.
 [[nodiscard]] std::string search_hits(const SourceSql& s);

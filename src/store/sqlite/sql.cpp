@@ -140,6 +140,18 @@ std::string count_stale(const SourceSql& s) {
                   answer_join(s), k_source_version));
 }
 
+std::string verify_page(const SourceSql& s) {
+  return s.expand(fmt::format(
+      "SELECT p.@id, p.@conv, p.@created, p.@content, a.@id, a.@content, ({0}), e.content_sha256, "
+      "  e.user_message_id IS NOT NULL, EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = ?2 "
+      "  AND f.model = ?3 AND f.user_message_id = p.@id){3}{4} "
+      "FROM @src p {1}"
+      "LEFT JOIN message_embeddings e ON e.provider = ?2 AND e.model = ?3 AND e.user_message_id = p.@id "
+      "WHERE p.@role@isuser AND (p.@created, p.@id) > (?1, ?4) AND {2} "
+      "ORDER BY p.@created, p.@id LIMIT ?5",
+      k_source_version, answer_join(s), k_non_blank, s.user_columns("p"), s.assistant_columns("a")));
+}
+
 std::string search_hit(const SourceSql& s) {
   return s.expand(
       "SELECT e.user_message_id, e.assistant_message_id, m.@conv, m.@created, "

@@ -11,6 +11,7 @@
 #include "store/sqlite/migrations.h"
 #include "store/sqlite/pending.h"
 #include "store/sqlite/reports.h"
+#include "store/sqlite/verify_reads.h"
 #include "store/sqlite/writer_lock.h"
 #include "store/sqlite/writes.h"
 #include "store/write_isolation.h"
@@ -77,6 +78,28 @@ class SqliteStore final : public Store {
   Result<std::vector<SearchHit>> search(const std::string& provider, const std::string& model,
                                         std::span<const float> query, std::size_t k) override {
     return sqlite::search(*db_, source_, provider, model, query, k);
+  }
+
+  Result<VerifyPage> verify_page(const std::string& provider, const std::string& model, PendingCursor& cursor,
+                                 std::size_t max_items) override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return sqlite::verify_page(*db_, source_, provider, model, cursor, max_items);
+  }
+
+  Result<Orphans> orphans(const std::string& provider, const std::string& model,
+                          std::size_t max_ids) override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return sqlite::read_orphans(*db_, source_, provider, model, max_ids);
+  }
+
+  Result<IdSample> wrong_dimensions(const std::string& provider, const std::string& model,
+                                    std::int64_t dimensions, std::size_t max_ids) override {
+    return sqlite::wrong_dimensions(*db_, provider, model, dimensions, max_ids);
+  }
+
+  Result<std::optional<std::vector<float>>> read_vector(const std::string& provider, const std::string& model,
+                                                        const std::string& user_message_id) override {
+    return sqlite::read_vector(*db_, provider, model, user_message_id);
   }
 
  private:
