@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 #include <cstring>
 
+#include "store/sqlite/pending.h"
 #include "store/sqlite/sql.h"
 
 namespace lens::store::sqlite {
@@ -51,26 +52,11 @@ util::Result<VerifyPage> verify_page(Database& db, const SourceSql& source, cons
     if (!row) return std::unexpected(row.error());
     if (!*row) break;
     StoredExchange item;
-    core::Exchange& ex = item.exchange;
-    ex.user_message_id = q.text(0);
     last_created = q.text(2);
-    last_id = ex.user_message_id;
-    ex.user_content = q.text(3);
-    ex.assistant_message_id = q.optional_text(4);
-    if (ex.assistant_message_id) ex.assistant_content = q.text(5);
-    ex.source_version = q.text(6);
-    if (auto sha = q.blob(7); sha.size() == 32) {
-      util::Sha256 digest;
-      std::memcpy(digest.data(), sha.data(), 32);
-      ex.stored_sha256 = digest;
-    }
+    item.exchange = read_exchange_row(q, user_columns, assistant_columns, 10);
+    last_id = item.exchange.user_message_id;
     item.has_row = q.integer(8) != 0;
     item.has_failure = q.integer(9) != 0;
-    int column = 10;
-    for (const auto& name : user_columns)
-      ex.user_columns[name] = q.text(column++);
-    for (const auto& name : assistant_columns)
-      ex.assistant_columns[name] = q.text(column++);
     page.items.push_back(std::move(item));
   }
   q.reset();
