@@ -20,7 +20,7 @@ bool RateController::try_admit(std::int64_t tokens, Clock::time_point now) {
   // Check both before taking from either, so a refusal costs nothing.
   if (requests_.wait_time(1, now) > Clock::duration::zero()) return false;
   if (tokens_.wait_time(static_cast<double>(tokens), now) > Clock::duration::zero()) return false;
-  if (!server_has_room(static_cast<double>(tokens), now)) return false;
+  if (server_shortfall(static_cast<double>(tokens), now) > 0) return false;
   (void)requests_.try_take(1, now);
   (void)tokens_.try_take(static_cast<double>(tokens), now);
   ++in_flight_;
@@ -38,13 +38,14 @@ double RateController::server_room(Clock::time_point now) const {
   return std::min(b.limit, b.level + secs * b.refill_per_second);
 }
 
-bool RateController::server_has_room(double tokens, Clock::time_point now) const {
-  if (!server_tokens_.known) return true;
+double RateController::server_shortfall(double tokens, Clock::time_point now) const {
+  if (!server_tokens_.known) return 0;
   // A request larger than the share of the whole budget could never fit: it goes when the
   // budget is whole (the server lets such a request through a full bucket, or refuses it
   // with a clear error that the caller handles).
   const double need = std::min(tokens, k_server_remaining_share * server_tokens_.limit);
-  return need <= k_server_remaining_share * server_room(now) + 1e-9;
+  const double short_by = need / k_server_remaining_share - server_room(now);
+  return short_by > 1e-6 ? short_by : 0;
 }
 
 RateController::Clock::duration RateController::wait_hint(std::int64_t tokens, Clock::time_point now) {
@@ -52,10 +53,7 @@ RateController::Clock::duration RateController::wait_hint(std::int64_t tokens, C
   if (now < paused_until_) wait = paused_until_ - now;
   wait = std::max(wait, requests_.wait_time(1, now));
   wait = std::max(wait, tokens_.wait_time(static_cast<double>(tokens), now));
-  if (server_tokens_.known && !server_has_room(static_cast<double>(tokens), now)) {
-    const double need =
-        std::min(static_cast<double>(tokens), k_server_remaining_share * server_tokens_.limit);
-    const double short_by = need / k_server_remaining_share - server_room(now);
+  if (const double short_by = server_shortfall(static_cast<double>(tokens), now); short_by > 0) {
     const double rate = server_tokens_.refill_per_second;
     // No refill known: look again soon (the next answer corrects the estimate).
     const auto until =

@@ -88,7 +88,9 @@ class RateController {
   };
   // Tokens the server has room for now by that account (may be negative).
   [[nodiscard]] double server_room(Clock::time_point now) const;
-  [[nodiscard]] bool server_has_room(double tokens, Clock::time_point now) const;
+  // Tokens the server's budget lacks for a request of `tokens` (0: it fits, or no budget
+  // is known).
+  [[nodiscard]] double server_shortfall(double tokens, Clock::time_point now) const;
 
   util::TokenBucket requests_;
   util::TokenBucket tokens_;
