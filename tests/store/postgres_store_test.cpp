@@ -309,7 +309,7 @@ TEST_P(PostgresOnly, OnlyInitCreatesTheSourceIndexesAndTrigger) {
       count("SELECT count(*) FROM pg_trigger WHERE tgname = 'lens_embed_messages_changed' AND tgrelid = "
             "'messages'::regclass"),
       1);
-  EXPECT_EQ(backend_->scalar("SELECT max(version) FROM lens_embed_schema_migrations"), "2");
+  EXPECT_EQ(backend_->scalar("SELECT max(version) FROM lens_embed_schema_migrations"), "4");
 }
 
 // ---- pgvector (PGlite) ------------------------------------------------------------------
@@ -358,7 +358,7 @@ TEST_P(Pgvector, ARowTheColumnRefusesIsRecordedNotRetriedForever) {
 TEST_P(Pgvector, UsesHalfvecAbove2000Dimensions) {
   backend_->exec(
       "DROP TABLE IF EXISTS message_embeddings, embedding_failures, embedding_runs, embedding_claims, "
-      "lens_embed_schema_migrations CASCADE");
+      "lens_embed_schema_migrations, lens_embed_input_definitions CASCADE");
   OpenOptions o;
   o.vector_dimensions = 3072;
   o.hnsw_index = true;

@@ -27,21 +27,12 @@ std::string in_source_schema(const SourceSql& source, const std::string& name) {
                         : core::quote_sql_name(schema) + "." + core::quote_sql_name(name);
 }
 
-// The source indexes for `source`: the fixed ones for the default mapping; else the keyset
-// over its user messages and the lookup of a reply (by conversation under "next", by the
-// reply column under "column:"), named after the relation.
+// The source indexes for `source` (SourceSql::source_index_ddl), as one script.
 std::string source_indexes_sql(const SourceSql& source) {
-  if (source.mapping().is_default()) return postgres_schema::k_source_indexes;
-  const auto& reply = source.mapping().reply().value;
-  std::string sql =
-      source.expand(fmt::format("CREATE INDEX IF NOT EXISTS {} ON @rel (@created, @id) WHERE "
-                                "@role@isuser;",
-                                core::quote_sql_name(source.keyset_index())));
-  if (reply.kind == core::ReplyKind::none) return sql;
-  const std::string lead =
-      reply.kind == core::ReplyKind::next ? source.expand("@conv") : core::quote_sql_name(reply.column);
-  return sql + source.expand(fmt::format("CREATE INDEX IF NOT EXISTS {} ON @rel ({}, @created, @id);",
-                                         core::quote_sql_name(source.order_index()), lead));
+  std::string sql;
+  for (const auto& index : source.source_index_ddl())
+    sql += index.sql + "\n";
+  return sql;
 }
 
 // lens-embed's v1 tables for `source`: the fixed statements for the default schema, else
@@ -186,6 +177,15 @@ Status migrate_in_transaction(Connection& conn, const SourceSql& source, const P
       return std::unexpected(r.error());
     if (current >= 1) util::log_info("postgres: upgrading lens-embed's tables to schema v2");
   }
+  if (current < 4) {
+    if (auto s = conn.exec_simple("upgrading to schema v4", postgres_schema::k_v4); !s) return s;
+    if (auto r = conn.exec("upgrading to schema v4",
+                           "INSERT INTO lens_embed_schema_migrations (version, note) VALUES (4, $1)",
+                           Params().text("input definitions"));
+        !r)
+      return std::unexpected(r.error());
+    if (current >= 1) util::log_info("postgres: upgrading lens-embed's tables to schema v4");
+  }
   if (options.source_indexes && source.is_table()) {
     if (auto s = conn.exec_simple("creating the source indexes", source_indexes_sql(source)); !s) return s;
   }
@@ -266,6 +266,18 @@ Status check_current(Connection& conn) {
                     *version, k_schema_version));
   }
   return {};
+}
+
+Result<std::vector<SourceIndex>> read_source_indexes(Connection& conn, const SourceSql& source) {
+  std::vector<SourceIndex> out;
+  const auto ddl = source.source_index_ddl(true);
+  for (const auto& index : ddl) {
+    auto r = conn.exec("reading the source indexes", "SELECT to_regclass($1) IS NOT NULL",
+                       Params().text(in_source_schema(source, index.name)));
+    if (!r) return std::unexpected(r.error());
+    out.push_back({index.name, r->boolean(0, 0), index.sql});
+  }
+  return out;
 }
 
 Result<std::string> read_embedding_type(Connection& conn) {

@@ -74,6 +74,45 @@ class SqliteStore final : public Store {
     return sqlite::read_failures(*db_, provider, model);
   }
 
+  Result<std::vector<SourceIndex>> source_indexes() override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return sqlite::read_source_indexes(*db_, source_);
+  }
+
+  Result<SourceDescription> describe_source() override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return describe(source_);
+  }
+
+  Result<std::string> input_definition(const std::string& provider, const std::string& model) override {
+    sqlite::Statement q;
+    if (auto s = q.prepare(*db_,
+                           "SELECT fingerprint FROM lens_embed_input_definitions WHERE provider = ?1 AND "
+                           "model = ?2");
+        !s)
+      return std::unexpected(s.error());
+    q.bind(1, std::string_view(provider));
+    q.bind(2, std::string_view(model));
+    auto row = q.step("reading the input definition");
+    if (!row) return std::unexpected(row.error());
+    return *row ? q.text(0) : std::string();
+  }
+
+  Status record_input_definition(const std::string& provider, const std::string& model,
+                                 const std::string& fingerprint) override {
+    sqlite::Statement q;
+    if (auto s = q.prepare(*db_,
+                           "INSERT INTO lens_embed_input_definitions (provider, model, fingerprint) VALUES "
+                           "(?1, ?2, ?3) ON CONFLICT (provider, model) DO UPDATE SET fingerprint = "
+                           "excluded.fingerprint, recorded_at = excluded.recorded_at");
+        !s)
+      return s;
+    q.bind(1, std::string_view(provider));
+    q.bind(2, std::string_view(model));
+    q.bind(3, std::string_view(fingerprint));
+    return q.run("recording the input definition");
+  }
+
   Result<std::vector<SearchHit>> search(const std::string& provider, const std::string& model,
                                         std::span<const float> query, std::size_t k) override {
     return sqlite::search(*db_, source_, provider, model, query, k);
