@@ -310,6 +310,11 @@ class Store {
   // that the mapping met (a missing relation or column).
   [[nodiscard]] virtual util::Result<SourceDescription> describe_source() = 0;
 
+  // What the connected role (PostgreSQL) or the process (SQLite) lacks for `run`: the fix of
+  // each gap, e.g. `GRANT SELECT, INSERT ON "message_embeddings" TO "lens";` or "make lens.db
+  // writable ...". Empty when nothing is missing. For `doctor`.
+  [[nodiscard]] virtual util::Result<std::vector<std::string>> missing_privileges() = 0;
+
   // The input definition (core::input_definition_fingerprint) recorded for (provider,
   // model) by the last run that read every input to the end and committed what it found;
   // "" when none was recorded. Read by `run` before it starts.

@@ -151,6 +151,7 @@ TEST_P(Doctor, InitLeavesTheSourceAloneAndDoctorNamesEachGapWithItsFix) {
   d = s.lens({"doctor"});
   EXPECT_EQ(d.exit_code, 0) << d.out << d.err;
   EXPECT_TRUE(contains(d.out, "all that the mapping needs is there")) << d.out;
+  EXPECT_TRUE(contains(d.out, "privileges: everything a run reads and writes")) << d.out;
 
   // A missing index planted: exit 1, naming it with its statement.
   ASSERT_EQ(s.db().exec("DROP INDEX " + s.qualified_index(order)), "");

@@ -124,6 +124,17 @@ void check_indexes(store::Store& store, const store::SourceDescription& d, Findi
   }
 }
 
+void check_privileges(store::Store& store, Findings& findings) {
+  auto missing = store.missing_privileges();
+  if (!missing) {
+    std::printf("privileges: cannot check them (%s)\n", missing.error().message.c_str());
+    return;
+  }
+  std::printf("privileges: %s\n", missing->empty() ? "everything a run reads and writes" : "MISSING some");
+  for (const auto& fix : *missing)
+    findings.add("a run needs a privilege: " + fix);
+}
+
 void check_change_detection(store::Store& store, const Settings& s) {
   if (s.mapping.has_updated_at()) {
     std::printf(
@@ -182,6 +193,7 @@ int cmd_doctor(const Flags& /*flags*/, const RawConfig& config) {
               static_cast<long long>(status->eligible));
   if (auto sample = print_sample(**store, s); !sample) return report(sample.error());
   check_indexes(**store, *description, findings);
+  check_privileges(**store, findings);
   check_change_detection(**store, s);
 
   if (findings.todo.empty()) {

@@ -280,6 +280,43 @@ Result<std::vector<SourceIndex>> read_source_indexes(Connection& conn, const Sou
   return out;
 }
 
+Result<std::vector<std::string>> missing_privileges(Connection& conn, const SourceSql& source) {
+  struct Need {
+    std::string object;
+    std::vector<const char*> privileges;
+    bool sequence = false;
+  };
+  const std::vector<Need> needs = {
+      {core::quote_sql_name(source.mapping().messages().value), {"SELECT"}},
+      {"message_embeddings", {"SELECT", "INSERT", "UPDATE", "DELETE"}},
+      {"embedding_failures", {"SELECT", "INSERT", "UPDATE", "DELETE"}},
+      {"embedding_claims", {"SELECT", "INSERT", "UPDATE", "DELETE"}},
+      {"embedding_runs", {"SELECT", "INSERT", "UPDATE"}},
+      {"embedding_runs_id_seq", {"USAGE"}, true},
+      {"lens_embed_input_definitions", {"SELECT", "INSERT", "UPDATE"}},
+      {"lens_embed_schema_migrations", {"SELECT"}},
+  };
+  auto user = conn.exec("checking privileges", "SELECT quote_ident(current_user)");
+  if (!user) return std::unexpected(user.error());
+  std::vector<std::string> out;
+  for (const auto& need : needs) {
+    std::string missing;
+    for (const char* privilege : need.privileges) {
+      // A missing object is not a privilege problem (check_current and inspect_source say so).
+      auto r = conn.exec("checking privileges",
+                         need.sequence ? "SELECT to_regclass($1) IS NULL OR has_sequence_privilege($1, $2)"
+                                       : "SELECT to_regclass($1) IS NULL OR has_table_privilege($1, $2)",
+                         Params().text(need.object).text(privilege));
+      if (!r) return std::unexpected(r.error());
+      if (!r->boolean(0, 0)) missing += (missing.empty() ? "" : ", ") + std::string(privilege);
+    }
+    if (!missing.empty())
+      out.push_back(fmt::format("GRANT {} ON {}{} TO {};", missing, need.sequence ? "SEQUENCE " : "",
+                                need.object, user->text(0, 0)));
+  }
+  return out;
+}
+
 Result<std::string> read_embedding_type(Connection& conn) {
   auto r = conn.exec("reading the schema",
                      "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "

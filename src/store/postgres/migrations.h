@@ -44,6 +44,12 @@ inline constexpr int k_schema_version = 4;
 [[nodiscard]] util::Result<std::vector<SourceIndex>> read_source_indexes(Connection& conn,
                                                                          const SourceSql& source);
 
+// The GRANT statements the connected role needs for `run` and does not hold: SELECT on the
+// source relation; on lens-embed's tables what docs/OPERATIONS.md grants the least-privilege
+// role. One statement per object, naming only the missing privileges.
+[[nodiscard]] util::Result<std::vector<std::string>> missing_privileges(Connection& conn,
+                                                                        const SourceSql& source);
+
 // The declared type of message_embeddings.embedding, e.g. "real[]", "vector(4)".
 // On failure: not_found when the column is missing, else the statement's error.
 [[nodiscard]] util::Result<std::string> read_embedding_type(Connection& conn);

@@ -140,12 +140,17 @@ class PostgresStore final : public Store {
     return describe(source_);
   }
 
+  Result<std::vector<std::string>> missing_privileges() override {
+    return call(
+        [&]() -> Result<std::vector<std::string>> { return postgres::missing_privileges(conn_, source_); });
+  }
+
   Result<std::string> input_definition(const std::string& provider, const std::string& model) override {
     return call([&]() -> Result<std::string> {
       auto r = conn_.exec(
           "reading the input definition",
           "SELECT fingerprint FROM lens_embed_input_definitions WHERE provider = $1 AND model = $2",
-          Params().text(provider).text(model));
+          postgres::Params().text(provider).text(model));
       if (!r) return std::unexpected(r.error());
       return r->size() > 0 ? r->text(0, 0) : std::string();
     });
@@ -159,7 +164,7 @@ class PostgresStore final : public Store {
           "INSERT INTO lens_embed_input_definitions (provider, model, fingerprint) VALUES ($1, $2, "
           "$3) ON CONFLICT (provider, model) DO UPDATE SET fingerprint = excluded.fingerprint, "
           "recorded_at = now()",
-          Params().text(provider).text(model).text(fingerprint));
+          postgres::Params().text(provider).text(model).text(fingerprint));
       if (!r) return std::unexpected(r.error());
       return {};
     });

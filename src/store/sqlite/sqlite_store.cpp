@@ -4,6 +4,7 @@
 #include "store/sqlite/sqlite_store.h"
 
 #include <fmt/core.h>
+#include <unistd.h>
 #include <filesystem>
 
 #include "store/source_sql.h"
@@ -82,6 +83,21 @@ class SqliteStore final : public Store {
   Result<SourceDescription> describe_source() override {
     if (!source_ok_) return std::unexpected(source_ok_.error());
     return describe(source_);
+  }
+
+  Result<std::vector<std::string>> missing_privileges() override {
+    // A run writes the file, and its -wal and -shm files beside it.
+    std::vector<std::string> out;
+    const std::filesystem::path file(db_->path());
+    const std::filesystem::path dir = file.has_parent_path() ? file.parent_path() : ".";
+    if (::access(file.c_str(), W_OK) != 0)
+      out.push_back(fmt::format("make {} writable by this user (a run writes it)", file.string()));
+    if (::access(dir.c_str(), W_OK) != 0)
+      out.push_back(
+          fmt::format("make the directory {} writable by this user (SQLite creates {}-wal and "
+                      "{}-shm there)",
+                      dir.string(), file.filename().string(), file.filename().string()));
+    return out;
   }
 
   Result<std::string> input_definition(const std::string& provider, const std::string& model) override {
