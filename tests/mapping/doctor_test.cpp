@@ -124,7 +124,9 @@ TEST_P(Doctor, InitLeavesTheSourceAloneAndDoctorNamesEachGapWithItsFix) {
   EXPECT_TRUE(contains(init.out, "CREATE INDEX")) << init.out;
   EXPECT_TRUE(contains(init.out, keyset)) << init.out;
   EXPECT_TRUE(contains(init.out, "init --source-indexes")) << init.out;
-  if (f.dialect == Dialect::postgres) EXPECT_TRUE(contains(init.out, "CONCURRENTLY")) << init.out;
+  if (f.dialect == Dialect::postgres) {
+    EXPECT_TRUE(contains(init.out, "CONCURRENTLY")) << init.out;
+  }
 
   d = s.lens({"doctor"});
   EXPECT_EQ(d.exit_code, 1) << d.out << d.err;
