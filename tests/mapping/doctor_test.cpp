@@ -6,6 +6,7 @@
 // default schema and the mapped schema (a).
 #include <fmt/core.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <memory>
@@ -13,6 +14,7 @@
 
 #include "support/pg.h"
 #include "support/process.h"
+#include "support/source_schema.h"
 #include "support/source_schemas.h"
 #include "support/sql.h"
 
@@ -177,6 +179,54 @@ TEST_P(Doctor, InitLeavesTheSourceAloneAndDoctorNamesEachGapWithItsFix) {
   d = s.lens({"doctor"});
   EXPECT_EQ(d.exit_code, 2) << d.out << d.err;
   EXPECT_TRUE(contains(d.err, "no_such_column")) << d.err;
+}
+
+// A role with less than docs/OPERATIONS.md grants: doctor names each missing privilege with
+// the GRANT statement that gives it (exit 1); with all of them granted it is satisfied.
+TEST(DoctorPrivileges, NamesTheGrantsARoleLacks) {
+  const std::string role = fmt::format("lens_doctor_{}", getpid());
+  {
+    PgScratch scratch(PgServer::shared(), "docpriv", PgScratch::Kind::database);
+    ASSERT_TRUE(scratch.ok()) << scratch.error();
+    auto owner = Db::open(scratch.url());
+    ASSERT_TRUE(owner);
+    ASSERT_EQ(create_source_schema(*owner), "");
+    TempDir dir("doctor_privileges");
+    const Output init = run_lens({"init", "--db", scratch.url()}, dir.path());
+    ASSERT_EQ(init.exit_code, 0) << init.err;
+    ASSERT_EQ(
+        owner->exec(fmt::format("CREATE ROLE {0} LOGIN PASSWORD 'pw-doctor'; GRANT USAGE ON SCHEMA public "
+                                "TO {0}; GRANT SELECT ON conversations, messages, "
+                                "lens_embed_schema_migrations TO {0}; GRANT SELECT ON message_embeddings "
+                                "TO {0};",
+                                role)),
+        "");
+    const std::string url = fmt::format("postgresql://{}:pw-doctor@127.0.0.1:{}/{}", role,
+                                        PgServer::shared().port(), scratch.name());
+    Output d = run_lens({"doctor", "--db", url}, dir.path());
+    EXPECT_EQ(d.exit_code, 1) << d.out << d.err;
+    EXPECT_TRUE(contains(d.out, "privileges: MISSING some")) << d.out;
+    for (const std::string grant : {"GRANT INSERT, UPDATE, DELETE ON message_embeddings TO ",
+                                    "GRANT SELECT, INSERT, UPDATE, DELETE ON embedding_failures TO ",
+                                    "GRANT SELECT, INSERT, UPDATE ON embedding_runs TO ",
+                                    "GRANT USAGE ON SEQUENCE embedding_runs_id_seq TO ",
+                                    "GRANT SELECT, INSERT, UPDATE ON lens_embed_input_definitions TO "})
+      EXPECT_TRUE(contains(d.out, grant + role + ";")) << grant << "\n" << d.out;
+    EXPECT_FALSE(contains(d.out, "ON \"messages\"")) << d.out;  // the source is readable
+    EXPECT_FALSE(contains(d.err, "pw-doctor")) << d.err;
+
+    // What doctor printed, granted: nothing is missing any more.
+    std::string grants;
+    for (std::size_t at = d.out.find("GRANT "); at != std::string::npos; at = d.out.find("GRANT ", at + 1))
+      grants += d.out.substr(at, d.out.find(';', at) - at + 1) + "\n";
+    ASSERT_EQ(owner->exec(grants), "") << grants;
+    d = run_lens({"doctor", "--db", url}, dir.path());
+    EXPECT_EQ(d.exit_code, 0) << d.out << d.err;
+    EXPECT_TRUE(contains(d.out, "privileges: everything a run reads and writes")) << d.out;
+    (void)owner->exec(fmt::format("DROP OWNED BY {}", role));
+  }
+  auto admin = Db::open(PgServer::shared().url());
+  if (admin) (void)admin->exec(fmt::format("DROP ROLE IF EXISTS {}", role));
 }
 
 std::string param_name(const ::testing::TestParamInfo<std::tuple<Schema, Dialect>>& info) {

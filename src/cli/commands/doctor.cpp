@@ -187,11 +187,16 @@ int cmd_doctor(const Flags& /*flags*/, const RawConfig& config) {
   if (!description) return report(description.error());
   print_source(s.mapping, *description);
 
-  auto status = (*store)->status(0);
-  if (!status) return report(status.error());
-  std::printf("eligible user messages (passing the filter, content not blank): %lld\n",
-              static_cast<long long>(status->eligible));
-  if (auto sample = print_sample(**store, s); !sample) return report(sample.error());
+  // A read that fails here (a missing privilege, most often) is a finding, not the end: the
+  // checks below say what to grant.
+  if (auto status = (*store)->status(0); status) {
+    std::printf("eligible user messages (passing the filter, content not blank): %lld\n",
+                static_cast<long long>(status->eligible));
+  } else {
+    findings.add("counting eligible messages failed: " + status.error().message);
+  }
+  if (auto sample = print_sample(**store, s); !sample)
+    findings.add("reading one pending page failed: " + sample.error().message);
   check_indexes(**store, *description, findings);
   check_privileges(**store, findings);
   check_change_detection(**store, s);
