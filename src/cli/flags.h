@@ -15,7 +15,8 @@ struct Flags {
   std::optional<long long> batch_size, limit, concurrency, dimensions, max_attempts, rpm, tpm,
       timeout_seconds, unavailable_after, k, sample;
   bool force = false, dry_run = false, follow = false, json = false, quiet = false, insecure = false,
-       retry = false, verbose = false, ids = false, no_wait = false, create = false, rehash = false;
+       retry = false, verbose = false, ids = false, no_wait = false, create = false, rehash = false,
+       source_indexes = false;
   std::string query;  // search QUERY
   std::string file;   // tokens FILE ("" or "-" for stdin)
 };

@@ -163,6 +163,24 @@ struct WorkerStatus {
   bool lease_expired = false;    // all expired: it stopped renewing, others may take them over
 };
 
+// An index the pending query needs on the source relation (a table; a view has none), named
+// as `init --source-indexes` creates it, with the statement that does.
+struct SourceIndex {
+  std::string name;
+  bool present = false;  // an index of that name exists beside the relation
+  // PostgreSQL: CREATE INDEX CONCURRENTLY (run it outside a transaction: a live table keeps
+  // taking writes meanwhile); SQLite: CREATE INDEX.
+  std::string create_sql;
+};
+
+// The mapped source as the database's catalog describes it, for `doctor`.
+struct SourceDescription {
+  bool is_table = false;                                     // else a view
+  std::vector<std::pair<std::string, std::string>> columns;  // name, declared type, catalog order
+  std::string key_type;                                      // the type of lens-embed's message id columns
+  bool foreign_key = false;  // lens-embed's rows reference the source (deletes follow)
+};
+
 // One (provider, model) present in the output tables (message_embeddings or
 // embedding_failures), for the commands' defaults, `search`'s choice, the dimension check
 // and the exit status.
@@ -354,6 +372,30 @@ class Store {
   // read the source tables, and finds the distinct dimensions through an index (one seek
   // per distinct value), so it is cheap enough for the start of every run.
   [[nodiscard]] virtual util::Result<std::vector<PairSummary>> pairs() = 0;
+
+  // The indexes the pending query needs on the source (none on a view) and whether each is
+  // there. Reads the catalog only.
+  [[nodiscard]] virtual util::Result<std::vector<SourceIndex>> source_indexes() = 0;
+  // The source relation as found when the store opened. On failure: the configuration error
+  // that the mapping met (a missing relation or column).
+  [[nodiscard]] virtual util::Result<SourceDescription> describe_source() = 0;
+
+  // What the connected role (PostgreSQL) or the process (SQLite) lacks for `run`: the fix of
+  // each gap, e.g. `GRANT SELECT, INSERT ON "message_embeddings" TO "lens";` or "make lens.db
+  // writable ...". Empty when nothing is missing. For `doctor`.
+  [[nodiscard]] virtual util::Result<std::vector<std::string>> missing_privileges() = 0;
+
+  // The input definition (core::input_definition_fingerprint) recorded for (provider,
+  // model) by the last run that read every input to the end and committed what it found;
+  // "" when none was recorded. Read by `run` before it starts.
+  [[nodiscard]] virtual util::Result<std::string> input_definition(const std::string& provider,
+                                                                   const std::string& model) = 0;
+  // Records `fingerprint` as the pair's input definition (replacing the previous one). Call
+  // only once a pass over every input under that definition is committed: a run that stops
+  // before must find the old value and hash every input again.
+  [[nodiscard]] virtual util::Status record_input_definition(const std::string& provider,
+                                                             const std::string& model,
+                                                             const std::string& fingerprint) = 0;
 
   // The recorded failures of `provider` and `model` ("" matches any). On failure:
   // internal when a stored reason is not one this binary knows.

@@ -360,7 +360,7 @@ TEST_P(Pgvector, ARowTheColumnRefusesIsRecordedNotRetriedForever) {
 TEST_P(Pgvector, UsesHalfvecAbove2000Dimensions) {
   backend_->exec(
       "DROP TABLE IF EXISTS message_embeddings, embedding_failures, embedding_runs, embedding_claims, "
-      "lens_embed_schema_migrations CASCADE");
+      "lens_embed_schema_migrations, lens_embed_input_definitions CASCADE");
   OpenOptions o;
   o.vector_dimensions = 3072;
   o.hnsw_index = true;

@@ -47,6 +47,11 @@ namespace lens::cli {
 // The token count (and ids) of flags.file, or stdin, with the model's tokenizer.
 [[nodiscard]] int cmd_tokens(const Flags& flags, const RawConfig& config);
 
+// Read-only checks of what the database needs for the mapping in effect (doctor.cpp): exit
+// 0 when all is there, 1 with a fix for each recommendation not met, 2 for a configuration
+// error.
+[[nodiscard]] int cmd_doctor(const Flags& flags, const RawConfig& config);
+
 // Every setting with its source, secrets masked. Shows raw values, so it still works when
 // one of them is invalid: it is how the user finds it.
 [[nodiscard]] int cmd_config(const Flags& flags, const RawConfig& config);

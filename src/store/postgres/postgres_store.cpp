@@ -131,6 +131,46 @@ class PostgresStore final : public Store {
     return call([&] { return postgres::read_failures(conn_, provider, model); });
   }
 
+  Result<std::vector<SourceIndex>> source_indexes() override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return call([&] { return postgres::read_source_indexes(conn_, source_); });
+  }
+
+  Result<SourceDescription> describe_source() override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return describe(source_);
+  }
+
+  Result<std::vector<std::string>> missing_privileges() override {
+    return call(
+        [&]() -> Result<std::vector<std::string>> { return postgres::missing_privileges(conn_, source_); });
+  }
+
+  Result<std::string> input_definition(const std::string& provider, const std::string& model) override {
+    return call([&]() -> Result<std::string> {
+      auto r = conn_.exec(
+          "reading the input definition",
+          "SELECT fingerprint FROM lens_embed_input_definitions WHERE provider = $1 AND model = $2",
+          postgres::Params().text(provider).text(model));
+      if (!r) return std::unexpected(r.error());
+      return r->size() > 0 ? r->text(0, 0) : std::string();
+    });
+  }
+
+  Status record_input_definition(const std::string& provider, const std::string& model,
+                                 const std::string& fingerprint) override {
+    return call([&]() -> Status {
+      auto r = conn_.exec(
+          "recording the input definition",
+          "INSERT INTO lens_embed_input_definitions (provider, model, fingerprint) VALUES ($1, $2, "
+          "$3) ON CONFLICT (provider, model) DO UPDATE SET fingerprint = excluded.fingerprint, "
+          "recorded_at = now()",
+          postgres::Params().text(provider).text(model).text(fingerprint));
+      if (!r) return std::unexpected(r.error());
+      return {};
+    });
+  }
+
   Result<std::vector<SearchHit>> search(const std::string& provider, const std::string& model,
                                         std::span<const float> query, std::size_t k) override {
     return call([&]() -> Result<std::vector<SearchHit>> {

@@ -86,13 +86,17 @@ inline constexpr const char* k_v3 = R"sql(
 ALTER TABLE embedding_runs ADD COLUMN fenced INTEGER NOT NULL DEFAULT 0;
 )sql";
 
-// The two indexes the pending query needs on the source table, created by `init` only
-// (SqliteOptions::source_indexes) and only when missing; never by `run`.
-inline constexpr const char* k_source_indexes = R"sql(
--- Keyset cursor over user messages: (created_at, id) in index order, never OFFSET.
-CREATE INDEX IF NOT EXISTS messages_user_keyset ON messages (created_at, id) WHERE role = 'user';
--- The answer of a user message: the next user/assistant message of its conversation.
-CREATE INDEX IF NOT EXISTS messages_conversation_order ON messages (conversation_id, created_at, id);
+// Version 4 (issue 12): per (provider, model), the fingerprint of what defined the input
+// texts (core::input_definition_fingerprint) when a run last read every input to the end.
+// A run that finds another one re-reads and hashes every input once, as `run --rehash`.
+inline constexpr const char* k_v4 = R"sql(
+CREATE TABLE IF NOT EXISTS lens_embed_input_definitions (
+  provider    TEXT NOT NULL,
+  model       TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  PRIMARY KEY (provider, model)
+);
 )sql";
 
 }  // namespace lens::store::sqlite_schema
