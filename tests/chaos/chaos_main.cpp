@@ -302,7 +302,8 @@ int main(int argc, char** argv) {
       ++next_kill;
     }
     if (link && !link_cut && partitions_done == 0 && !slots[0].done && slots[0].pid != paused_pid &&
-        progress >= o.partition_at * total) {
+        progress >= o.partition_at * total &&
+        lens::chaos::read_claims(*progress_db, lens::chaos::worker_name(slots[0].pid)) >= 3) {
       edited_during_partition =
           lens::chaos::cut_and_edit(*link, *progress_db, lens::chaos::worker_name(slots[0].pid), say);
       link_cut = true;

@@ -73,6 +73,14 @@ std::string worker_name(pid_t pid) {
   return fmt::format("{}:{}", host, pid);
 }
 
+std::int64_t read_claims(test::Db& db, const std::string& worker) {
+  const auto n =
+      db.scalar(fmt::format("SELECT count(*) FROM embedding_claims WHERE worker = '{}' AND claimed_at < "
+                            "now() - interval '0.8 second'",
+                            worker));
+  return n && !n->empty() ? std::stoll(*n) : 0;
+}
+
 std::size_t cut_and_edit(PartitionLink& link, test::Db& db, const std::string& worker,
                          const std::function<void(const std::string&)>& say) {
   if (!link.cut()) {

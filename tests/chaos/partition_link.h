@@ -42,6 +42,11 @@ class PartitionLink {
 // A worker's name in embedding_claims: host:pid.
 std::string worker_name(pid_t pid);
 
+// How many claims `worker` holds that it has certainly read (claimed 0.8 s ago: a worker
+// claims a page and reads it in the next statement): a cut then leaves it holding their
+// old text. 0 when the database cannot say.
+std::int64_t read_claims(test::Db& db, const std::string& worker);
+
 // Cuts the link, then edits up to 20 of the messages the cut-off `worker` holds claims on
 // and has certainly read (claimed 0.8 s ago; none locked by a commit of its own cut short),
 // so that its results for them are of an older text. Short inputs only: an edit must not
