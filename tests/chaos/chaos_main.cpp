@@ -39,6 +39,13 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* k_api_key = "sk-chaos-0d1e2f3a4b5c6d7e8f90";
 constexpr const char* k_model = "text-embedding-3-small";
 
+// SIGINT/SIGTERM: end the chaos phase as a time-out does, so that the workers, PostgreSQL
+// and the network namespace are removed on the way out.
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void on_interrupt(int) {
+  g_interrupted = 1;
+}
+
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
@@ -57,6 +64,8 @@ int main(int argc, char** argv) {
   }
   if (o.seed == 0) o.seed = std::random_device{}() | 1ULL;
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
   const auto started = Clock::now();
   std::mt19937_64 rng(o.seed);
   std::uniform_real_distribution<double> u(0, 1);
@@ -271,8 +280,8 @@ int main(int argc, char** argv) {
       start_slot(i);  // rerun: what was committed stays, the rest is redone
     }
     if (all_done || timed_out) break;
-    if (seconds_since(started) > o.max_seconds) {
-      say("time limit reached");
+    if (seconds_since(started) > o.max_seconds || g_interrupted) {
+      say(g_interrupted ? "interrupted" : "time limit reached");
       timed_out = true;
       break;
     }
@@ -341,6 +350,10 @@ int main(int argc, char** argv) {
   }
   resume_paused();
   if (link_cut) link->restore();
+  for (auto& slot : slots) {  // cut short (time limit, interrupt): no worker outlives us
+    if (!slot.done && slot.pid > 0 && !lens::test::try_wait(slot.pid))
+      (void)lens::test::kill_and_wait(slot.pid, SIGKILL);
+  }
   progress_db.reset();
   const double chaos_seconds = seconds_since(started);
 
