@@ -121,9 +121,18 @@ TEST(OutputSchema, SqliteRefusesAnyOtherSchemaNamingKeyAndLine) {
     EXPECT_FALSE(std::filesystem::exists(file)) << args[0];
   }
   // "main" is SQLite's own name for where the tables are: accepted.
+  const Fixture f{Schema::default_schema, Dialect::sqlite};
+  const Corpus corpus = make_corpus(f);
+  auto db = Db::open("sqlite:" + file);
+  ASSERT_TRUE(db);
+  ASSERT_EQ(load(*db, f, corpus.messages), "");
   std::ofstream(config) << "# test\n[output]\nschema = \"main\"\n";
-  const Output init = run_lens({"init", "--create", "--db", "sqlite:" + file, "--config", config}, dir.path());
+  const Output init = run_lens({"init", "--db", "sqlite:" + file, "--config", config}, dir.path());
   EXPECT_EQ(init.exit_code, 0) << init.err;
+  const Output run = run_lens(
+      {"run", "--provider", "local-hash", "--json", "--quiet", "--db", "sqlite:" + file, "--config", config},
+      dir.path());
+  EXPECT_EQ(embedded(run), static_cast<long>(corpus.expected.size())) << run.out << run.err;
 }
 
 }  // namespace

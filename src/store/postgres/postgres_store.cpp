@@ -10,6 +10,7 @@
 #include <cstring>
 #include <thread>
 
+#include "store/postgres/change_tracking.h"
 #include "store/postgres/claims.h"
 #include "store/postgres/connection.h"
 #include "store/postgres/migrations.h"
@@ -151,6 +152,24 @@ class PostgresStore final : public Store {
   Result<std::vector<std::string>> missing_privileges() override {
     return call(
         [&]() -> Result<std::vector<std::string>> { return postgres::missing_privileges(conn_, source_); });
+  }
+
+  Result<ChangeTracking> change_tracking() override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return call([&] { return postgres::read_change_tracking(conn_, source_); });
+  }
+
+  Status set_change_tracking(bool on) override {
+    if (!source_ok_) return source_ok_;
+    return call([&] { return postgres::set_change_tracking(conn_, source_, on); });
+  }
+
+  Status take_changes(const std::string& pass) override {
+    return call([&] { return postgres::take_changes(conn_, pass); });
+  }
+
+  Status drop_changes(const std::string& pass) override {
+    return call([&] { return postgres::drop_changes(conn_, pass); });
   }
 
   Result<std::string> input_definition(const std::string& provider, const std::string& model) override {
