@@ -13,6 +13,14 @@ namespace {
 // $5 force_since. A failure holds an exchange back while it is of the same source version
 // and either permanent (no next attempt) or not yet due. The statements are planned with
 // their parameters (PQexecParams), so only one of the two branches is ever evaluated.
+// The stored row `e`'s reply is still a reply candidate of the source. A newer stored version
+// fences a write only then: a deleted (or filtered-out) reply takes its version with it, so
+// the exchange read without it is legitimately older, not a late write.
+std::string stored_reply_exists() {
+  return "(e.assistant_message_id IS NULL OR EXISTS (SELECT 1 FROM @src r WHERE r.@id = "
+         "e.assistant_message_id))";
+}
+
 // `changes`: also the exchanges the change queue names (change_tracking.h), for hashing.
 std::string needs_work(const SourceSql& s, bool changes) {
   return "(($4::boolean AND EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = $1 "
@@ -240,11 +248,11 @@ std::string upsert_staged(const SourceSql& s, std::string_view cast) {
       "  truncated = excluded.truncated, dimensions = excluded.dimensions, "
       "  embedding = excluded.embedding, source_version = excluded.source_version, "
       "  updated_at = now() "
-      "WHERE NOT coalesce(e.source_version > excluded.source_version, false) "
+      "WHERE NOT coalesce(e.source_version > excluded.source_version AND {3}, false) "
       "  AND (e.content_sha256 = excluded.content_sha256 OR NOT {2}) "
       "RETURNING e.user_message_id) "
       "SELECT w.user_message_id::text, n.n FROM (SELECT count(*) AS n FROM c) n LEFT JOIN w ON true",
-      cast, claimed_by_another("c.id"), claimed_by_another("e.user_message_id")));
+      cast, claimed_by_another("c.id"), claimed_by_another("e.user_message_id"), stored_reply_exists()));
 }
 
 std::string touch_rows(const SourceSql& s) {
@@ -254,7 +262,7 @@ std::string touch_rows(const SourceSql& s) {
       "FROM unnest($3::@key[], $4::@key[], $5::timestamptz[], $6::text[]) AS t(id, aid, sv, sha) "
       "WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = t.id "
       "  AND (t.sha IS NULL OR e.content_sha256 = decode(t.sha, 'hex')) "
-      "  AND NOT coalesce(e.source_version > t.sv, false) "
+      "  AND NOT coalesce(e.source_version > t.sv AND " + stored_reply_exists() + ", false) "
       "RETURNING e.user_message_id::text");
 }
 
