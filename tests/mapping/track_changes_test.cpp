@@ -5,6 +5,7 @@
 // (schema c) and SQLite are refused with exit 2 naming the fix.
 #include <fmt/core.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <fstream>
 #include <map>
@@ -51,8 +52,11 @@ class Scenario {
   [[nodiscard]] Db& db() { return *db_; }
   [[nodiscard]] const Fixture& fixture() const { return f_; }
 
+  [[nodiscard]] const std::string& url() const { return url_; }
+  [[nodiscard]] std::string config() const { return dir_ / "lens-embed.toml"; }
+
   [[nodiscard]] Output lens(std::vector<std::string> args) const {
-    args.insert(args.end(), {"--db", url_, "--config", dir_ / "lens-embed.toml"});
+    args.insert(args.end(), {"--db", url_, "--config", config()});
     return run_lens(args, dir_.path());
   }
 
@@ -161,6 +165,14 @@ TEST(TrackChanges, QueuedEditsDeletesAndLateRepliesAreReembeddedExactly) {
   ASSERT_NE(deleted, "");
   ASSERT_EQ(s.db().exec(fmt::format("DELETE FROM {} WHERE message_no = {}", table, deleted)), "");
   std::erase_if(corpus.messages, [&](const Message& msg) { return msg.id == deleted; });
+  // A deleted question: its row goes (the foreign key's cascade), nothing to embed for it.
+  std::string gone;
+  for (const auto& ex : corpus.expected)
+    if (!ex.assistant_message_id && ex.user_message_id != edited && ex.user_message_id != bereft)
+      gone = ex.user_message_id;
+  ASSERT_NE(gone, "");
+  ASSERT_EQ(s.db().exec(fmt::format("DELETE FROM {} WHERE message_no = {}", table, gone)), "");
+  std::erase_if(corpus.messages, [&](const Message& msg) { return msg.id == gone; });
   // A late reply to a question nobody answered, right after it.
   const auto without_reply = expected_exchanges(f, corpus.messages);
   const core::Exchange* open = nullptr;
@@ -194,6 +206,42 @@ TEST(TrackChanges, QueuedEditsDeletesAndLateRepliesAreReembeddedExactly) {
   EXPECT_EQ(s.db().scalar("SELECT to_regclass('lens_embed_change_queue') IS NULL"), "t");
   EXPECT_EQ(s.db().scalar("SELECT count(*) FROM pg_proc WHERE proname = 'lens_embed_queue_changes'"), "0");
   EXPECT_EQ(s.run("unchanged"), static_cast<long>(after.size()));
+}
+
+// --follow with tracking: each wake-up hashes what the queue names, so an edit without
+// updated_at is re-embedded while the session runs, and the queue empties.
+TEST(TrackChanges, FollowPicksUpAnEditWithoutUpdatedAt) {
+  using namespace std::chrono_literals;
+  Scenario s(Schema::a_qualified_bigint, Dialect::postgres);
+  ASSERT_EQ(s.error(), "");
+  const Fixture& f = s.fixture();
+  const Corpus corpus = make_corpus(f);
+  ASSERT_EQ(load(s.db(), f, corpus.messages), "");
+  ASSERT_EQ(s.lens({"init", "--track-changes"}).exit_code, 0);
+  TempDir logs("track_follow");
+  const std::string log = logs / "follow.err";
+  SpawnOptions spawned;
+  spawned.cwd = logs.path();
+  spawned.err_path = log;
+  const pid_t pid = spawn_lens(
+      {"run", "--provider", "local-hash", "--follow", "--db", s.url(), "--config", s.config()}, spawned);
+  ASSERT_GT(pid, 0);
+  const auto count = [&] { return s.db().scalar("SELECT count(*) FROM message_embeddings").value_or(""); };
+  EXPECT_TRUE(wait_until([&] { return count() == std::to_string(corpus.expected.size()); }, 60s))
+      << count() << "\n" << slurp(log);
+  const std::string edited = corpus.expected[0].user_message_id;
+  const std::string sha =
+      "SELECT encode(content_sha256, 'hex') FROM message_embeddings WHERE user_message_id = " + edited;
+  const std::string before = s.db().scalar(sha).value_or("");
+  ASSERT_EQ(s.db().exec(fmt::format("UPDATE \"{}\".chat_messages SET body = 'edited while following' WHERE "
+                                    "message_no = {}",
+                                    f.source_schema, edited)),
+            "");
+  EXPECT_TRUE(wait_until([&] { return s.db().scalar(sha).value_or(before) != before; }, 20s)) << slurp(log);
+  EXPECT_TRUE(wait_until(
+      [&] { return s.db().scalar("SELECT count(*) FROM lens_embed_change_queue") == std::string("0"); }, 20s));
+  EXPECT_EQ(kill_and_wait(pid, SIGTERM), 0) << slurp(log);
+  EXPECT_EQ(s.lens({"verify", "--provider", "local-hash"}).exit_code, 0);
 }
 
 TEST(TrackChanges, RefusedOnAViewAndOnSqlite) {
