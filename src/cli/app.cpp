@@ -130,8 +130,9 @@ Commands define_commands(CLI::App& app, Flags& f) {
       "--track-changes", f.track_changes,
       "PostgreSQL: install statement triggers on the source table that queue the keys of changed rows, "
       "so that a run without [source] updated_at hashes only what changed");
-  c.init->add_flag("--untrack-changes", f.untrack_changes,
-                   "PostgreSQL: remove the triggers and the queue of --track-changes")
+  c.init
+      ->add_flag("--untrack-changes", f.untrack_changes,
+                 "PostgreSQL: remove the triggers and the queue of --track-changes")
       ->excludes(track);
   shared.provider(c.init, "With pgvector: size the vector column for this provider's model");
   shared.model(c.init, "With pgvector: size the vector column for this model");

@@ -137,8 +137,9 @@ void Reader::take_changes() {
 
 void Reader::drop_changes() {
   if (change_pass_.empty()) return;
-  auto dropped = with_store_retries([&] { return store_.drop_changes(change_pass_); }, "dropping queued changes",
-                                    observed_by(state_.observer(), StoreRetryPolicy::best_effort()));
+  auto dropped =
+      with_store_retries([&] { return store_.drop_changes(change_pass_); }, "dropping queued changes",
+                         observed_by(state_.observer(), StoreRetryPolicy::best_effort()));
   if (!dropped)
     util::log_warn("dropping queued changes: {} (the next pass hashes them again)", dropped.error().message);
   change_pass_.clear();

@@ -178,8 +178,8 @@ std::string SourceSql::expand(std::string_view pattern) const {
       if (m.filter().value.empty())
         out += core::quote_sql_name(relation_);
       else
-        out += fmt::format("(SELECT * FROM {} WHERE ({}))", core::quote_sql_name(relation_),
-                           m.filter().value);
+        out +=
+            fmt::format("(SELECT * FROM {} WHERE ({}))", core::quote_sql_name(relation_), m.filter().value);
     } else if (token == "id") {
       out += core::quote_sql_name(m.id().value);
     } else if (token == "conv") {

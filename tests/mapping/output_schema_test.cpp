@@ -74,8 +74,8 @@ TEST(OutputSchema, PostgresKeepsLensTablesInTheirSchemaAndEveryCommandWorks) {
   EXPECT_EQ(lens({"init"}).exit_code, 0) << "init is idempotent";
 
   // A table named like the source in lens-embed's schema is never read instead of it.
-  ASSERT_EQ(db->exec(fmt::format("CREATE TABLE {}.messages (LIKE {}.messages)", output.name(), source.name())),
-            "");
+  ASSERT_EQ(
+      db->exec(fmt::format("CREATE TABLE {}.messages (LIKE {}.messages)", output.name(), source.name())), "");
 
   const Output run = lens({"run", "--provider", "local-hash", "--json", "--quiet"});
   EXPECT_EQ(embedded(run), static_cast<long>(corpus.expected.size())) << run.out << run.err;

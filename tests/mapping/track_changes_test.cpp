@@ -130,7 +130,8 @@ TEST(TrackChanges, QueuedEditsDeletesAndLateRepliesAreReembeddedExactly) {
   const core::SourceMapping m = mapping(f);
   const std::string table = fmt::format("\"{}\".chat_messages", f.source_schema);
   const std::string triggers = fmt::format(
-      "SELECT count(*) FROM pg_trigger WHERE tgrelid = '{}'::regclass AND tgname LIKE 'lens_embed_track_%'", table);
+      "SELECT count(*) FROM pg_trigger WHERE tgrelid = '{}'::regclass AND tgname LIKE 'lens_embed_track_%'",
+      table);
 
   const Output init = s.lens({"init", "--track-changes"});
   ASSERT_EQ(init.exit_code, 0) << init.out << init.err;
@@ -144,14 +145,16 @@ TEST(TrackChanges, QueuedEditsDeletesAndLateRepliesAreReembeddedExactly) {
   const long all = static_cast<long>(corpus.expected.size());
   EXPECT_EQ(s.run(), all);
   expect_rows(s.db(), corpus.expected, m);
-  EXPECT_EQ(s.db().scalar("SELECT count(*) FROM lens_embed_change_queue"), "0") << "the run consumed its queue";
+  EXPECT_EQ(s.db().scalar("SELECT count(*) FROM lens_embed_change_queue"), "0")
+      << "the run consumed its queue";
   // Nothing queued: nothing read to hash (a run without tracking would hash all of them).
   EXPECT_EQ(s.run("unchanged"), 0);
 
   const auto before = expected_exchanges(f, corpus.messages);
   // An edit of a user message's content (no updated_at to say so).
   const std::string edited = corpus.expected[1].user_message_id;
-  ASSERT_EQ(s.db().exec(fmt::format("UPDATE {} SET body = 'edited: ' || body WHERE message_no = {}", table, edited)),
+  ASSERT_EQ(s.db().exec(
+                fmt::format("UPDATE {} SET body = 'edited: ' || body WHERE message_no = {}", table, edited)),
             "");
   for (auto& msg : corpus.messages)
     if (msg.id == edited) msg.content = "edited: " + *msg.content;
@@ -182,7 +185,8 @@ TEST(TrackChanges, QueuedEditsDeletesAndLateRepliesAreReembeddedExactly) {
   Message late;
   for (const auto& msg : corpus.messages)
     if (msg.id == open->user_message_id) late = msg;
-  late.id = std::to_string(std::stoll(*s.db().scalar(fmt::format("SELECT max(message_no) FROM {}", table))) + 1);
+  late.id =
+      std::to_string(std::stoll(*s.db().scalar(fmt::format("SELECT max(message_no) FROM {}", table))) + 1);
   late.role = "tutor";
   late.content = "a late answer";
   ASSERT_EQ(s.db().exec(insert_sql(f, {late})), "");
@@ -228,7 +232,8 @@ TEST(TrackChanges, FollowPicksUpAnEditWithoutUpdatedAt) {
   ASSERT_GT(pid, 0);
   const auto count = [&] { return s.db().scalar("SELECT count(*) FROM message_embeddings").value_or(""); };
   EXPECT_TRUE(wait_until([&] { return count() == std::to_string(corpus.expected.size()); }, 60s))
-      << count() << "\n" << slurp(log);
+      << count() << "\n"
+      << slurp(log);
   const std::string edited = corpus.expected[0].user_message_id;
   const std::string sha =
       "SELECT encode(content_sha256, 'hex') FROM message_embeddings WHERE user_message_id = " + edited;
@@ -239,7 +244,8 @@ TEST(TrackChanges, FollowPicksUpAnEditWithoutUpdatedAt) {
             "");
   EXPECT_TRUE(wait_until([&] { return s.db().scalar(sha).value_or(before) != before; }, 20s)) << slurp(log);
   EXPECT_TRUE(wait_until(
-      [&] { return s.db().scalar("SELECT count(*) FROM lens_embed_change_queue") == std::string("0"); }, 20s));
+      [&] { return s.db().scalar("SELECT count(*) FROM lens_embed_change_queue") == std::string("0"); },
+      20s));
   EXPECT_EQ(kill_and_wait(pid, SIGTERM), 0) << slurp(log);
   EXPECT_EQ(s.lens({"verify", "--provider", "local-hash"}).exit_code, 0);
 }
@@ -250,10 +256,12 @@ TEST(TrackChanges, RefusedOnAViewAndOnSqlite) {
   ASSERT_EQ(load(view.db(), view.fixture(), make_corpus(view.fixture()).messages), "");
   const Output o = view.lens({"init", "--track-changes"});
   EXPECT_EQ(o.exit_code, 2) << o.out << o.err;
-  EXPECT_TRUE(contains(o.err, "is a view") && contains(o.err, "updated_at") && contains(o.err, "run --rehash"))
+  EXPECT_TRUE(contains(o.err, "is a view") && contains(o.err, "updated_at") &&
+              contains(o.err, "run --rehash"))
       << o.err;
-  EXPECT_EQ(view.db().scalar("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'lens_embed_track_%' AND "
-                             "tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = current_schema()::regnamespace)"),
+  EXPECT_EQ(view.db().scalar(
+                "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'lens_embed_track_%' AND "
+                "tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = current_schema()::regnamespace)"),
             "0");
 
   Scenario lite(Schema::a_qualified_bigint, Dialect::sqlite);
@@ -262,7 +270,8 @@ TEST(TrackChanges, RefusedOnAViewAndOnSqlite) {
   for (const char* flag : {"--track-changes", "--untrack-changes"}) {
     const Output r = lite.lens({"init", flag});
     EXPECT_EQ(r.exit_code, 2) << flag << r.out << r.err;
-    EXPECT_TRUE(contains(r.err, "change tracking needs PostgreSQL") && contains(r.err, "updated_at")) << r.err;
+    EXPECT_TRUE(contains(r.err, "change tracking needs PostgreSQL") && contains(r.err, "updated_at"))
+        << r.err;
   }
   const Output both = lite.lens({"init", "--track-changes", "--untrack-changes"});
   EXPECT_EQ(both.exit_code, 2) << both.err;

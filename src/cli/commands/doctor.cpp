@@ -147,8 +147,9 @@ void check_change_detection(store::Store& store, const Settings& s, bool postgre
         "changed rows, %lld queued now; runs hash only the exchanges they name\n",
         static_cast<long long>(tracking->queued));
   } else {
-    std::printf("change tracking: not installed%s\n",
-                postgres ? " (`lens-embed init --track-changes` installs it on a table)" : " (PostgreSQL only)");
+    std::printf(
+        "change tracking: not installed%s\n",
+        postgres ? " (`lens-embed init --track-changes` installs it on a table)" : " (PostgreSQL only)");
   }
   if (s.mapping.has_updated_at()) {
     std::printf(
@@ -156,8 +157,9 @@ void check_change_detection(store::Store& store, const Settings& s, bool postgre
         "alone are caught by `run --rehash`\n",
         core::config_spelling(s.mapping.updated_at().value).c_str());
   } else if (tracked) {
-    std::puts("changes: no updated_at mapped; the change queue names what changed (`run --rehash` hashes "
-              "every input)");
+    std::puts(
+        "changes: no updated_at mapped; the change queue names what changed (`run --rehash` hashes "
+        "every input)");
   } else {
     std::puts(
         "changes: no updated_at mapped, so every run reads and hashes every eligible input (a read, "

@@ -1,9 +1,9 @@
 // `init`: create or upgrade the output tables and indexes (idempotent).
 #include <cstdio>
 
+#include "cli/backends.h"
 #include "cli/commands/commands.h"
 #include "cli/commands/common.h"
-#include "cli/backends.h"
 #include "cli/exit_status.h"
 #include "store/store.h"
 

@@ -19,9 +19,10 @@ constexpr std::array<const char*, 3> k_triggers = {"lens_embed_track_insert", "l
 // The schema that holds lens-embed's tables ([output] schema, or where the search_path put
 // them): the trigger function runs in the writer's session, whose search_path is its own.
 Result<std::string> own_schema(Connection& conn) {
-  auto r = conn.exec("reading lens-embed's schema",
-                     "SELECT quote_ident(n.nspname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                     "WHERE c.oid = to_regclass('message_embeddings')");
+  auto r =
+      conn.exec("reading lens-embed's schema",
+                "SELECT quote_ident(n.nspname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.oid = to_regclass('message_embeddings')");
   if (!r) return std::unexpected(r.error());
   if (r->size() == 0)
     return fail(ErrorCode::configuration, "postgres: no lens-embed tables yet; run `lens-embed init` first");
@@ -35,9 +36,9 @@ std::string queue_insert(const SourceSql& source, const std::string& queue, cons
   const std::string answers = reply.kind == core::ReplyKind::column
                                   ? core::quote_sql_name(reply.column) + "::text"
                                   : std::string("NULL::text");
-  return fmt::format("INSERT INTO {} (message_id, conversation_id, answers) SELECT {}::text, {}::text, {} FROM {};",
-                     queue, core::quote_sql_name(m.id().value), core::quote_sql_name(m.conversation_id().value),
-                     answers, rows);
+  return fmt::format(
+      "INSERT INTO {} (message_id, conversation_id, answers) SELECT {}::text, {}::text, {} FROM {};", queue,
+      core::quote_sql_name(m.id().value), core::quote_sql_name(m.conversation_id().value), answers, rows);
 }
 
 std::string install_sql(const SourceSql& source, const std::string& schema) {
@@ -63,7 +64,8 @@ std::string install_sql(const SourceSql& source, const std::string& schema) {
   sql += fmt::format(
       "CREATE OR REPLACE TRIGGER {1} AFTER INSERT ON {0} REFERENCING NEW TABLE AS lens_new "
       "FOR EACH STATEMENT EXECUTE FUNCTION {4};"
-      "CREATE OR REPLACE TRIGGER {2} AFTER UPDATE ON {0} REFERENCING OLD TABLE AS lens_old NEW TABLE AS lens_new "
+      "CREATE OR REPLACE TRIGGER {2} AFTER UPDATE ON {0} REFERENCING OLD TABLE AS lens_old NEW TABLE AS "
+      "lens_new "
       "FOR EACH STATEMENT EXECUTE FUNCTION {4};"
       "CREATE OR REPLACE TRIGGER {3} AFTER DELETE ON {0} REFERENCING OLD TABLE AS lens_old "
       "FOR EACH STATEMENT EXECUTE FUNCTION {4};",
@@ -85,12 +87,13 @@ std::string remove_sql(const SourceSql& source, const std::string& schema) {
 Status set_change_tracking(Connection& conn, const SourceSql& source, bool on) {
   if (on && !source.is_table()) {
     const auto& messages = source.mapping().messages();
-    return fail(ErrorCode::configuration,
-                fmt::format("init --track-changes: {} ([source] messages, {}) is a view, and PostgreSQL puts "
-                            "no statement triggers with transition tables on a view; map [source] updated_at "
-                            "so that a run reads only what changed, or use `lens-embed run --rehash` (without "
-                            "updated_at every run hashes every input)",
-                            core::quote_sql_name(source.relation()), messages.source));
+    return fail(
+        ErrorCode::configuration,
+        fmt::format("init --track-changes: {} ([source] messages, {}) is a view, and PostgreSQL puts "
+                    "no statement triggers with transition tables on a view; map [source] updated_at "
+                    "so that a run reads only what changed, or use `lens-embed run --rehash` (without "
+                    "updated_at every run hashes every input)",
+                    core::quote_sql_name(source.relation()), messages.source));
   }
   auto schema = own_schema(conn);
   if (!schema) return std::unexpected(schema.error());
@@ -131,17 +134,19 @@ Status take_changes(Connection& conn, const std::string& pass) {
 }
 
 Status drop_changes(Connection& conn, const std::string& pass) {
-  auto r = conn.exec("dropping processed changes", fmt::format("DELETE FROM {} WHERE pass = $1", k_change_queue),
-                     Params().text(pass));
+  auto r = conn.exec("dropping processed changes",
+                     fmt::format("DELETE FROM {} WHERE pass = $1", k_change_queue), Params().text(pass));
   if (!r) return std::unexpected(r.error());
   return {};
 }
 
 std::string queued_condition(const SourceSql& source) {
-  std::string sql = fmt::format("EXISTS (SELECT 1 FROM {} q WHERE q.message_id = p.@id::text)", k_change_queue);
+  std::string sql =
+      fmt::format("EXISTS (SELECT 1 FROM {} q WHERE q.message_id = p.@id::text)", k_change_queue);
   switch (source.mapping().reply().value.kind) {
     case core::ReplyKind::next:
-      sql += fmt::format(" OR EXISTS (SELECT 1 FROM {} q WHERE q.conversation_id = p.@conv::text)", k_change_queue);
+      sql += fmt::format(" OR EXISTS (SELECT 1 FROM {} q WHERE q.conversation_id = p.@conv::text)",
+                         k_change_queue);
       break;
     case core::ReplyKind::column:
       sql += fmt::format(" OR EXISTS (SELECT 1 FROM {} q WHERE q.answers = p.@id::text)", k_change_queue);

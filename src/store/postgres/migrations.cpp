@@ -57,8 +57,7 @@ std::string v1_tables(const SourceSql& source, const std::string& embedding_type
 // a table of that name further down the search_path is another lens-embed's).
 Result<int> read_version(Connection& conn, const SourceSql& source) {
   const std::string table = own_table(source, "lens_embed_schema_migrations");
-  auto exists =
-      conn.exec("checking the schema", "SELECT to_regclass($1) IS NOT NULL", Params().text(table));
+  auto exists = conn.exec("checking the schema", "SELECT to_regclass($1) IS NOT NULL", Params().text(table));
   if (!exists) return std::unexpected(exists.error());
   if (!exists->boolean(0, 0)) return 0;
   auto version = conn.exec("checking the schema", "SELECT coalesce(max(version), 0) FROM " + table);

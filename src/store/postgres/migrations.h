@@ -27,11 +27,11 @@ inline constexpr int k_schema_version = 4;
 // table keyed by its id; init's indexes and trigger go on the source only when it is a table.
 [[nodiscard]] util::Status migrate(Connection& conn, const SourceSql& source, const PostgresOptions& options);
 
-// Reads the mapped source relation from the catalog (first pinning an unqualified relation
-// to the schema the search_path finds it in, [output] schema left out) (pg_class, pg_attribute, pg_index) into
+// Reads the mapped source relation from the catalog (pg_class, pg_attribute, pg_index) into
 // `source` (SourceSql::adopt_catalog): whether it is there, table or view, its columns, the
-// key's type and whether the id alone is unique. Called when the store connects, in every
-// mode, before any statement reads the source.
+// key's type and whether the id alone is unique. With [output] schema, an unqualified relation
+// is first pinned to the schema the search_path finds it in, [output] schema left out. Called
+// when the store connects, in every mode, before any statement reads the source.
 // On failure: configuration naming the missing relation or mapped column.
 [[nodiscard]] util::Status inspect_source(Connection& conn, SourceSql& source);
 

@@ -53,12 +53,13 @@ class PostgresStore final : public Store {
         // A read-only command cannot write by mistake: the server refuses it. [output] schema
         // goes in front of every session's search_path (migrations.h, output_session_sql).
         conn_(options_.conninfo,
-              join_setup(options_.access == AccessMode::read_only ? "SET default_transaction_read_only = on" : "",
-                         postgres::output_session_sql(options_.mapping))),
-        claims_(options_.use_claims
-                    ? std::make_unique<postgres::Claims>(options_.conninfo, options_.worker_id, options_.lease,
-                                                         source_, postgres::output_session_sql(options_.mapping))
-                    : nullptr),
+              join_setup(
+                  options_.access == AccessMode::read_only ? "SET default_transaction_read_only = on" : "",
+                  postgres::output_session_sql(options_.mapping))),
+        claims_(options_.use_claims ? std::make_unique<postgres::Claims>(
+                                          options_.conninfo, options_.worker_id, options_.lease, source_,
+                                          postgres::output_session_sql(options_.mapping))
+                                    : nullptr),
         writer_(options_.use_copy, claims_.get(), source_) {}
 
   // Claims not written by now are given back (best effort, no reconnect): the next run

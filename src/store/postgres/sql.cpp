@@ -262,7 +262,9 @@ std::string touch_rows(const SourceSql& s) {
       "FROM unnest($3::@key[], $4::@key[], $5::timestamptz[], $6::text[]) AS t(id, aid, sv, sha) "
       "WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = t.id "
       "  AND (t.sha IS NULL OR e.content_sha256 = decode(t.sha, 'hex')) "
-      "  AND NOT coalesce(e.source_version > t.sv AND " + stored_reply_exists() + ", false) "
+      "  AND NOT coalesce(e.source_version > t.sv AND " +
+      stored_reply_exists() +
+      ", false) "
       "RETURNING e.user_message_id::text");
 }
 
