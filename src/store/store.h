@@ -310,8 +310,8 @@ struct Orphans {
 //             (PostgreSQL claims) while another worker's claim is on the exchange.
 // An exchange without any claim (never claimed, or written and its claim dropped) is
 // fenced by source_version and hash alone. A stored row whose reply is gone from the
-// source (deleted or filtered out) fences nothing by its version (PostgreSQL): that version
-// went with the reply, and the exchange read without it is legitimately older. The same
+// source (deleted or filtered out) fences no row write by its version: that version went
+// with the reply, and the exchange read without it is legitimately older. The same
 // write twice is harmless. Versions compare as instants; a missing version never fences.
 // Refused items are counted in the WriteReport and in the run's stored progress as not
 // written (batch.progress counts every item of the batch as written: the store subtracts
