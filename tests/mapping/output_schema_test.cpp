@@ -97,6 +97,19 @@ TEST(OutputSchema, PostgresKeepsLensTablesInTheirSchemaAndEveryCommandWorks) {
   EXPECT_NE(doctor.exit_code, 2) << doctor.out << doctor.err;
   EXPECT_TRUE(contains(doctor.out, output.name())) << doctor.out;
 
+  // Change tracking puts its queue beside lens-embed's tables, and an edit without
+  // updated_at reaches the run through it.
+  const Output track = lens({"init", "--track-changes"});
+  ASSERT_EQ(track.exit_code, 0) << track.out << track.err;
+  EXPECT_EQ(db->scalar(fmt::format("SELECT count(*) FROM information_schema.tables WHERE table_schema = '{}' "
+                                   "AND table_name = 'lens_embed_change_queue'",
+                                   output.name())),
+            "1");
+  ASSERT_EQ(db->exec(fmt::format("UPDATE messages SET content = 'edited' WHERE id = '{}'",
+                                 corpus.expected[1].user_message_id)),
+            "");
+  EXPECT_EQ(embedded(lens({"run", "--provider", "local-hash", "--json", "--quiet"})), 1);
+
   // A deleted message's row goes (the foreign key crosses the schemas).
   ASSERT_EQ(db->exec(fmt::format("DELETE FROM messages WHERE id = '{}'", corpus.expected[0].user_message_id)),
             "");
