@@ -207,6 +207,17 @@ int run_once(const Flags& flags, const RawConfig& config, bool only_failures) {
   style.format = flags.log_format && *flags.log_format == "json" ? LogFormat::json : LogFormat::logfmt;
   ProgressPrinter printer(style);
   auto options = run_options(s, flags, only_failures, style.tty);
+  // init --track-changes: the change queue names what changed, so a source without
+  // updated_at need not have every input hashed (--rehash still does).
+  if (!only_failures) {
+    auto tracking = (*reader)->change_tracking();
+    if (!tracking) return report(tracking.error());
+    if (tracking->installed) {
+      options.scope.changes = true;
+      options.scope.rehash = flags.rehash;
+      util::log_debug("change tracking: {} queued changes", tracking->queued);
+    }
+  }
   {
     auto pairs = (*reader)->pairs();
     if (!pairs) return report(pairs.error());
