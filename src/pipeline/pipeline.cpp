@@ -128,7 +128,7 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
                      recorded.error().message);
   }
   // The queued changes the last pass took are done with once its work is committed; a run
-  // cut short leaves them for the next one.
+  // cut short (or one that recorded failures) leaves them for the next one.
   if (!options.dry_run && !reader.change_pass().empty() && !outcome.fatal && !outcome.interrupted &&
       reader.finished() && !reader.limit_reached() && state.outstanding.load() == 0) {
     auto dropped = with_store_retries([&] { return deps.writer.drop_changes(reader.change_pass()); },

@@ -129,20 +129,25 @@ void Reader::take_changes() {
                                   observed_by(state_.observer(), StoreRetryPolicy::best_effort()));
   if (taken) {
     change_pass_ = mark;
+    failed_at_take_ = state_.counters.failed.load();
   } else {
     util::log_warn("taking queued changes: {} (they are read, and dropped by a later pass)",
                    taken.error().message);
   }
 }
 
+std::string Reader::change_pass() const {
+  return state_.counters.failed.load() == failed_at_take_ ? change_pass_ : std::string();
+}
+
 void Reader::drop_changes() {
-  if (change_pass_.empty()) return;
-  auto dropped =
-      with_store_retries([&] { return store_.drop_changes(change_pass_); }, "dropping queued changes",
-                         observed_by(state_.observer(), StoreRetryPolicy::best_effort()));
+  const std::string pass = change_pass();
+  change_pass_.clear();
+  if (pass.empty()) return;
+  auto dropped = with_store_retries([&] { return store_.drop_changes(pass); }, "dropping queued changes",
+                                    observed_by(state_.observer(), StoreRetryPolicy::best_effort()));
   if (!dropped)
     util::log_warn("dropping queued changes: {} (the next pass hashes them again)", dropped.error().message);
-  change_pass_.clear();
 }
 
 void Reader::first_pass_committed() {

@@ -47,9 +47,10 @@ class Reader {
   // pass's work was committed). Any thread.
   [[nodiscard]] bool recorded_input_definition() const { return recorded_.load(); }
   // scope.changes: the mark of the change-queue entries the last pass took and has not
-  // dropped yet (Store::take_changes), "" for none. Only after run() returned: the caller
-  // drops them once that pass's work is committed.
-  [[nodiscard]] const std::string& change_pass() const { return change_pass_; }
+  // dropped yet (Store::take_changes), "" for none, or also "" when that pass recorded a
+  // failure (a failed exchange would otherwise never be read again: the entries stay).
+  // Only after run() returned: the caller drops them once that pass's work is committed.
+  [[nodiscard]] std::string change_pass() const;
   // The tally of what was read. Only after run() returned (the reader thread joined).
   [[nodiscard]] const DryRunReport& tally() const { return tally_; }
 
@@ -88,6 +89,7 @@ class Reader {
   int passes_committed_ = 0;  // --follow: passes whose work was committed
   std::string change_pass_;
   int change_passes_ = 0;
+  std::int64_t failed_at_take_ = 0;  // state.counters.failed when the pass took its changes
 };
 
 }  // namespace lens::pipeline
