@@ -3,7 +3,8 @@
 # OpenAIEmbeddings, in one run, against the stand-in with OpenAI-like limits.
 #   bench/provider/run_bench.sh [BUILD_DIR]      (env: N=50000 exchanges, SCENARIOS="base faults tier5",
 #                                                 also "base-lens": lens-embed alone;
-#                                                 TEXTS=chat: ~260-token exchanges instead of ~25;
+#                                                 TEXTS=chat: ~260-token exchanges instead of ~25,
+#                                                 TEXTS=long: ~350; BATCH=256 sets --batch-size;
 #                                                 "chat-minute": 1M TPM with a server that, like
 #                                                 OpenAI's, holds a whole minute of tokens;
 #                                                 "tier5-lens": the tier-5 run of lens-embed alone;
@@ -81,7 +82,7 @@ run_lens() {  # label, extra lens flags...
   db=$(fresh_db)
   reset
   /usr/bin/time -f '%e %U %S' -o "$WORK/time" "$LENS" run --db "$db" --provider supermind \
-    --base-url "$BASE" --model "$MODEL" --json --quiet --log-file "$WORK/lens.log" "$@" >"$WORK/lens.json" 2>"$WORK/lens.err" || true
+    --base-url "$BASE" --model "$MODEL" --json --quiet --log-file "$WORK/lens.log" ${BATCH:+--batch-size "$BATCH"} "$@" >"$WORK/lens.json" 2>"$WORK/lens.err" || true
   read -r wall user sys <"$WORK/time"
   local client
   client=$(node -e '
