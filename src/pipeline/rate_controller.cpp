@@ -87,7 +87,11 @@ void RateController::on_complete(const provider::RateLimitInfo& info, bool rate_
     b.refill_per_second = reset_s > 0 && missing > 0 ? missing / reset_s : b.limit / 60.0;
   }
   if (info.limit_requests) adopt_server_limit(requests_, configured_rpm_, *info.limit_requests, now);
-  if (info.limit_tokens) adopt_server_limit(tokens_, configured_tpm_, *info.limit_tokens, now);
+  if (info.limit_tokens) {
+    adopt_server_limit(tokens_, configured_tpm_, *info.limit_tokens, now);
+    tpm_from_server_ = tpm_from_server_ || configured_tpm_ <= 0 ||
+                       configured_tpm_ > *info.limit_tokens * k_server_limit_share;
+  }
   if (info.remaining_requests) {
     requests_.clamp_to_server(*info.remaining_requests,
                               info.reset_requests.value_or(std::chrono::milliseconds(0)), now);

@@ -58,6 +58,8 @@ class RateController {
   // server's x-ratelimit-limit-tokens once that was adopted; 0 = unlimited. Shown on the
   // progress line, so it shows the limit that actually paces the run.
   [[nodiscard]] double tpm_limit() const { return tokens_.rate_per_minute(); }
+  // Whether tpm_limit() is the one adopted from the server's x-ratelimit-limit-tokens.
+  [[nodiscard]] bool tpm_limit_from_server() const { return tpm_from_server_; }
   // Requests per minute admitted now, likewise.
   [[nodiscard]] double rpm_limit() const { return requests_.rate_per_minute(); }
 
@@ -108,6 +110,7 @@ class RateController {
   double window_;
   int in_flight_ = 0;
   bool answered_ = false;  // on_complete() was called at least once
+  bool tpm_from_server_ = false;
   double admitted_tokens_ = 0;
   ServerBudget server_tokens_;
   Clock::time_point paused_until_{};

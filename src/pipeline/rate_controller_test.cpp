@@ -77,17 +77,20 @@ TEST(RateController, TpmLimitIsTheOneInForce) {
   ASSERT_TRUE(high.try_admit(1, now));
   high.on_complete(info, false, std::nullopt, now);
   EXPECT_NEAR(high.tpm_limit(), adopted, 1e-6 * adopted);
+  EXPECT_TRUE(high.tpm_limit_from_server());  // the progress line says so
   // Configured below it: the configured one stays.
   RateController low({0, 500'000}, 4);
   ASSERT_TRUE(low.try_admit(1, now));
   low.on_complete(info, false, std::nullopt, now);
   EXPECT_DOUBLE_EQ(low.tpm_limit(), 5e5);
+  EXPECT_FALSE(low.tpm_limit_from_server());
   // None configured: the server's is adopted.
   RateController none({0, 0}, 4);
   EXPECT_DOUBLE_EQ(none.tpm_limit(), 0);
   ASSERT_TRUE(none.try_admit(1, now));
   none.on_complete(info, false, std::nullopt, now);
   EXPECT_NEAR(none.tpm_limit(), adopted, 1e-6 * adopted);
+  EXPECT_TRUE(none.tpm_limit_from_server());
 }
 
 // The server's last answer bounds what may be sent next: a request must fit in 95 % of the
