@@ -298,7 +298,7 @@ void Dispatcher::accept(const Batch& batch, const provider::EmbedSuccess& ok) {
     if (job.failed) continue;
     const std::span<const float> v(ok.vectors.data() + i * dims, dims);
     if (job.input.pieces.size() == 1) {
-      finish(job, state_.vectors.copy_of(v));
+      finish(job, std::vector<float>(v.begin(), v.end()));
       continue;
     }
     // Chunked: token-weighted mean of the chunk vectors, renormalized at the end.

@@ -9,7 +9,6 @@
 
 #include "core/types.h"
 #include "pipeline/observer.h"
-#include "pipeline/vector_pool.h"
 #include "util/result.h"
 
 namespace lens::pipeline {
@@ -73,8 +72,6 @@ class RunState {
   // database, so a new pass over the keyset cannot offer an exchange that is still on its
   // way (which would send it twice).
   std::atomic<std::int64_t> outstanding{0};
-  // Row vectors: the dispatcher fills them, the writer gives them back after its commit.
-  VectorPool vectors;
 
  private:
   const StopFlag* stop_;

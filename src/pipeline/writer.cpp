@@ -82,8 +82,6 @@ bool Writer::flush() {
   state_.outstanding -= rows + touches + failures;
   state_.observer().on_commit(
       {rows - report->fenced_rows, touches - report->fenced_touches, batch_tokens_, batch_.failures});
-  for (auto& row : batch_.rows)
-    state_.vectors.give(std::move(row.embedding));
   batch_.rows.clear();
   batch_.touches.clear();
   batch_.failures.clear();
