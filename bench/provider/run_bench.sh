@@ -7,6 +7,7 @@
 #                                                 TEXTS=long: ~350; BATCH=256 sets --batch-size;
 #                                                 "chat-minute": 1M TPM with a server that, like
 #                                                 OpenAI's, holds a whole minute of tokens;
+#                                                 "chat-minute-wide": its headers-only run with 16 in flight;
 #                                                 "tier5-lens": the tier-5 run of lens-embed alone;
 #                                                 DB=postgres: lens-embed writes to a throwaway
 #                                                 PostgreSQL 15 (scripts/pg-test-server.sh)
@@ -130,6 +131,11 @@ for scenario in $SCENARIOS; do
       start_server --latency-ms 150 --latency-per-1k-tokens-ms 2 --rpm 5000 --tpm 1000000 --burst-seconds 60
       run_lens "lens-embed chat-minute" --rpm 5000 --tpm 1000000
       run_lens "lens-embed chat-minute, limits from headers" --tpm 0 --rpm 0
+      ;;
+    chat-minute-wide)  # headers only, 16 in flight: a first wave of 16 x 88k tokens (TEXTS=long
+                       # BATCH=256) is more than the server's whole minute
+      start_server --latency-ms 150 --latency-per-1k-tokens-ms 2 --rpm 5000 --tpm 1000000 --burst-seconds 60
+      run_lens "lens-embed chat-minute, 16 in flight, limits from headers" --tpm 0 --rpm 0 --concurrency 16
       ;;
     faults)
       F=(--p-429 0.02 --p-500 0.02 --p-502 0.01 --p-503 0.02 --p-reset 0.01 --p-hang 0.005 --hang-ms 5000
