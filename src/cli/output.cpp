@@ -87,14 +87,16 @@ void ProgressPrinter::on_progress(const pipeline::ProgressSnapshot& s) {
            {"stats", stats_json(s.stats)}};
     std::fputs((dump(j) + "\n").c_str(), stderr);
   } else {
-    std::fputs(fmt::format("event={} handled={} total={} rows_per_s={:.1f} tpm={:.0f} tpm_limit={:.0f} "
-                           "tpm_limit_source={} eta_s={:.0f} usd={:.6f} embedded={} unchanged={} failed={} retries={} "
-                           "rate_limited={} in_flight={}\n",
-                           s.final ? "done" : "progress", s.handled, s.total, rate, s.tokens_per_minute,
-                           s.tpm_limit, s.tpm_limit_from_server ? "server" : "configured", eta, s.usd_spent, s.stats.embedded, s.stats.unchanged, s.stats.failed,
-                           s.stats.retries, s.stats.rate_limited, s.in_flight)
-                   .c_str(),
-               stderr);
+    std::fputs(
+        fmt::format(
+            "event={} handled={} total={} rows_per_s={:.1f} tpm={:.0f} tpm_limit={:.0f} "
+            "tpm_limit_source={} eta_s={:.0f} usd={:.6f} embedded={} unchanged={} failed={} retries={} "
+            "rate_limited={} in_flight={}\n",
+            s.final ? "done" : "progress", s.handled, s.total, rate, s.tokens_per_minute, s.tpm_limit,
+            s.tpm_limit_from_server ? "server" : "configured", eta, s.usd_spent, s.stats.embedded,
+            s.stats.unchanged, s.stats.failed, s.stats.retries, s.stats.rate_limited, s.in_flight)
+            .c_str(),
+        stderr);
   }
   std::fflush(stderr);
 }

@@ -19,7 +19,7 @@ struct ProgressSnapshot {
   // 0 when unlimited.
   double tpm_limit = 0;
   bool tpm_limit_from_server = false;  // tpm_limit is the server's (x-ratelimit-limit-tokens)
-  int in_flight = 0;  // requests sent and not answered
+  int in_flight = 0;                   // requests sent and not answered
   double usd_spent = 0;
   bool final = false;
 };

@@ -158,7 +158,7 @@ TEST(RateController, ABurstBetweenTwoAnswersSpendsAtMostTheShareOfTheRoom) {
   info.remaining_tokens = 99'000'000;
   info.reset_tokens = milliseconds(600);
   rc.on_complete(info, false, std::nullopt, t0, rc.admitted_tokens());  // adopts 98M TPM
-  const auto t1 = t0 + milliseconds(500);  // our bucket is full again
+  const auto t1 = t0 + milliseconds(500);                               // our bucket is full again
   ASSERT_TRUE(rc.try_admit(1000, t1));
   info.remaining_tokens = 720'000;
   info.reset_tokens = milliseconds(59'568);  // 99.28M missing: 1.67M tokens/s
