@@ -56,6 +56,7 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
                                 : g.stats.embedded + g.stats.unchanged + g.stats.failed + g.stats.fenced;
     g.in_flight = dispatcher.in_flight();
     g.tpm_limit = dispatcher.rate().tpm_limit();
+    g.tpm_limit_from_server = dispatcher.rate().tpm_limit_from_server();
     return g;
   };
   auto observe = [&] {
