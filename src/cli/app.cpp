@@ -169,6 +169,12 @@ Commands define_commands(CLI::App& app, Flags& f) {
   run->add_flag("--dry-run", f.dry_run,
                 "Print what would be embedded, its tokens and cost; call no provider");
   run->add_flag("--follow", f.follow, "Keep running: embed new and edited messages as they arrive");
+  run->add_flag("--batch-api", f.batch_api,
+                "Backfill through the provider's Batch API (half the price, results within 24 h; rerun to "
+                "collect them; SQLite only for now; also [providers.NAME] batch = true)");
+  run->add_option("--batch-queue-tokens", f.batch_queue_tokens,
+                  "--batch-api: tokens enqueued at once at most (default 3000000, OpenAI tier 1)")
+      ->check(CLI::PositiveNumber);
   run->add_flag("--quiet", f.quiet, "No progress output (the final summary is still printed)");
   run->add_option("--log-format", f.log_format, "Progress lines when not on a terminal: logfmt or json")
       ->check(CLI::IsMember({"logfmt", "json"}));

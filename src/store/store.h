@@ -18,6 +18,8 @@
 
 namespace lens::store {
 
+class BatchLedger;  // batch_ledger.h
+
 // How a command opens the database (store/sqlite/sqlite_store.h, postgres_store.h).
 enum class AccessMode {
   // status, failures, search, verify, doctor: no DDL, no file created, no writer lock.
@@ -302,6 +304,10 @@ class Store {
   // lease to expire. Call once when a run ends, however it ends. Others: no-op.
   // On failure: the claims expire with their lease anyway.
   [[nodiscard]] virtual util::Status release_claims() { return {}; }
+
+  // The Batch API ledger of this store (batch_ledger.h), or nullptr when the backend has
+  // none yet. Owned by the store; shares its connection (same thread rules).
+  [[nodiscard]] virtual BatchLedger* batch_ledger() { return nullptr; }
 
   // --follow: blocks until the source tables may have changed (a change notification
   // arrived: true) or `timeout` passed (false). A store without notifications just

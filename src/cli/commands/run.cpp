@@ -9,6 +9,7 @@
 
 #include "cli/commands/commands.h"
 #include "cli/commands/common.h"
+#include "cli/commands/run_batch.h"
 #include "cli/exit_status.h"
 #include "cli/output.h"
 #include "cli/run_metrics.h"
@@ -118,6 +119,10 @@ int run_once(const Flags& flags, const RawConfig& config, bool only_failures) {
   const auto settings = make_settings(config, {.provider = true, .run = true});
   if (!settings) return report(settings.error());
   const Settings& s = *settings;
+  const bool batch_api = !only_failures && batch_api_requested(flags, config);
+  if (batch_api) {
+    if (auto ok = check_batch_mode(flags, config, s, only_failures); !ok) return report(ok.error());
+  }
 
   // First, so that a port in use is a configuration error before the database is touched.
   // `run` only: failures --retry, with the same environment, must not take the daemon's port.
@@ -161,6 +166,10 @@ int run_once(const Flags& flags, const RawConfig& config, bool only_failures) {
   style.format = flags.log_format && *flags.log_format == "json" ? LogFormat::json : LogFormat::logfmt;
   ProgressPrinter printer(style);
   const auto options = run_options(s, flags, only_failures, style.tty);
+  if (batch_api) {
+    return run_batch(flags, config, s, options, **writer, **tok, run_arguments_json(config, flags),
+                     so.worker_id);
+  }
 
   install_signal_handlers();
   const auto& stop = stop_flag();

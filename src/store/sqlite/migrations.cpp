@@ -133,6 +133,10 @@ Status migrate_in_transaction(Database& db, const SourceSql& source, int version
       return s;
     if (auto s = record(db, 2, "failure classes, run errors, dimensions index"); !s) return s;
   }
+  if (version < 5) {
+    if (auto s = db.exec(source.expand(sqlite_schema::k_v5)); !s) return s;
+    if (auto s = record(db, 5, "batch API ledger"); !s) return s;
+  }
   if (!options.source_indexes || !source.is_table()) return {};
   return db.exec(source.mapping().is_default() ? std::string(sqlite_schema::k_source_indexes)
                                                : mapped_source_indexes(source));

@@ -8,7 +8,7 @@
 namespace lens::store::sqlite {
 
 // The schema version this binary creates and understands.
-inline constexpr int k_schema_version = 2;
+inline constexpr int k_schema_version = 5;
 
 struct MigrateOptions {
   // `init`: also create the two indexes the pending query needs on `messages`, when missing.
