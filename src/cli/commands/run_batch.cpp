@@ -9,6 +9,7 @@
 
 #include "batch/batch_run.h"
 #include "cli/backends.h"
+#include "cli/commands/common.h"
 #include "cli/exit_status.h"
 #include "provider/openai/batch_client.h"
 #include "store/batch_ledger.h"
@@ -152,6 +153,15 @@ int run_batch(const Flags& flags, const RawConfig& config, const Settings& s,
     return k_exit_stopped;
   }
   if (out.interrupted) return k_exit_stopped;
+  // As a synchronous run: transient failures left (a 500 in the error file) are work undone.
+  if (auto pairs = store.pairs(); pairs) {
+    const auto mine = matching(*pairs, s.provider, s.model);
+    if (!mine.empty() && mine[0].failed_transient > 0) {
+      std::fprintf(stderr, "lens-embed: %lld transient failures left; a later run retries them\n",
+                   static_cast<long long>(mine[0].failed_transient));
+      return k_exit_stopped;
+    }
+  }
   if (out.pending_left > 0) {
     std::fprintf(stderr,
                  "lens-embed: %lld exchanges are still pending (queue limit, --limit or transient failures); "

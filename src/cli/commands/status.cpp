@@ -1,11 +1,13 @@
 // `status`: counts of every (provider, model) in the database (or the ones named) and the
 // recent runs. Read-only: no DDL, no file created.
 #include <algorithm>
+#include <cstdio>
 
 #include "cli/commands/commands.h"
 #include "cli/commands/common.h"
 #include "cli/exit_status.h"
 #include "cli/output.h"
+#include "store/batch_ledger.h"
 
 namespace lens::cli {
 
@@ -26,6 +28,12 @@ int cmd_status(const Flags& flags, const RawConfig& config) {
   std::erase_if(status->models, [&](const store::ModelStatus& m) { return other(m.provider, m.model); });
   std::erase_if(status->recent_runs, [&](const store::RunSummary& r) { return other(r.provider, r.model); });
   print_status(*status, flags.json);
+  // Issue 13: exchanges held by unfinished Batch API batches (run --batch-api collects them).
+  if (auto* ledger = (*store)->batch_ledger(); ledger && !flags.json) {
+    if (auto held = ledger->held_items(provider, model); held && *held > 0)
+      std::printf("in batches: %lld items (run --batch-api again to collect them)\n",
+                  static_cast<long long>(*held));
+  }
   return k_exit_ok;
 }
 
