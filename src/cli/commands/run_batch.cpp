@@ -36,32 +36,32 @@ util::Status check_batch_mode(const Flags& flags, const RawConfig& config, const
                                  : fmt::format("batch = true ({})", config.provider_section.batch.source);
   if (only_failures) return {};  // failures --retry is synchronous: it embeds a handful
   if (flags.dry_run) {
-    return util::fail(usage(fmt::format(
+    return std::unexpected(usage(fmt::format(
         "{} with --dry-run is not supported yet (the batch price is half the synchronous one shown by "
         "`lens-embed run --dry-run`)",
         origin)));
   }
   if (s.provider_settings->kind != ProviderKind::openai) {
-    return util::fail(usage(fmt::format("{}: provider {} has no Batch API; run without --batch-api", origin,
-                                        s.provider_settings->name)));
+    return std::unexpected(usage(fmt::format("{}: provider {} has no Batch API; run without --batch-api",
+                                             origin, s.provider_settings->name)));
   }
   if (s.run->long_input == pipeline::LongInput::chunk) {
-    return util::fail(
+    return std::unexpected(
         usage(fmt::format("{} with --long-input chunk is not supported yet; use --long-input truncate or run "
                           "without --batch-api",
                           origin)));
   }
   const auto target = parse_database_url(s.database);
   if (target && target->kind == DatabaseKind::postgres) {
-    return util::fail(usage(fmt::format(
+    return std::unexpected(usage(fmt::format(
         "{} is SQLite-only for now: PostgreSQL has no batch ledger yet; run without --batch-api", origin)));
   }
   const auto& q = config.provider_section.batch_queue_tokens;
   if (q.is_set()) {
     const auto n = parse_whole_number(q.value);
     if (!n || *n < 1) {
-      return util::fail(usage(fmt::format("batch_queue_tokens {} ({}): must be a whole number of tokens >= 1",
-                                          q.value, q.source)));
+      return std::unexpected(usage(fmt::format(
+          "batch_queue_tokens {} ({}): must be a whole number of tokens >= 1", q.value, q.source)));
     }
   }
   return {};
