@@ -170,12 +170,12 @@ TEST_F(BatchBackfill, ExpiredItemsAreResubmittedAndErrorsRecorded) {
   o.batch.p_request_500 = 0.2;
   start(o);
   generate(30);
-  const auto first = lens(args({"--batch-size", "1"}));
+  const auto first = lens(args());
   EXPECT_EQ(first.exit_code, 1) << first.err;
   const long long items = count("SELECT count(*) FROM embedding_batch_items");
   provider_->batch().expire({}, 0.5);
   // The expired half is released and submitted again (the stand-in keeps it waiting).
-  const auto second = lens(args({"--batch-size", "1"}));
+  const auto second = lens(args());
   EXPECT_EQ(second.exit_code, 1) << second.err;
   EXPECT_GT(count("SELECT count(*) FROM embedding_batches"), 1);
   EXPECT_GT(count("SELECT count(*) FROM message_embeddings"), 0);
@@ -185,7 +185,7 @@ TEST_F(BatchBackfill, ExpiredItemsAreResubmittedAndErrorsRecorded) {
     b.p_request_500 = 0;
   });
   provider_->batch().complete();
-  const auto third = lens(args({"--batch-size", "1"}));
+  const auto third = lens(args());
   // The 500s of the first batch are recorded as transient failures: retried by later runs.
   const long long failed =
       count("SELECT count(*) FROM embedding_failures WHERE reason = 'retries_exhausted'");
