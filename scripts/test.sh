@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds, runs every ctest test, then
 # builds again with AddressSanitizer + UndefinedBehaviorSanitizer and runs them again
-# (the chaos, partition and package runs excepted; they ran in the first pass), runs the concurrent parts under
-# ThreadSanitizer and each libFuzzer target for 60 s (LENS_FUZZ_SECONDS).
+# (the slow, chaos, partition and package tests excepted: they ran in the first pass), runs
+# the concurrent parts under ThreadSanitizer and each libFuzzer target for 60 s
+# (LENS_FUZZ_SECONDS), one per core at a time.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -16,13 +17,13 @@ echo "== build (RelWithDebInfo) and test"
 (cd "$root/build-test" && ctest --output-on-failure -j"$jobs" --timeout 600)
 
 echo "== build with ASan + UBSan and test"
-# Not the chaos and partition runs (slow, and about processes and networks: the first pass ran
-# them), nor the .deb (packaging, not memory), nor the peak-memory tests (BatchClient.Large*):
-# ASan keeps up to 256 MB of freed memory in quarantine, so a peak RSS under it measures the
-# sanitizer.
+# Not the tests labelled slow, chaos or partition (they wait on processes, kills, restarts
+# and the clock; the first pass ran them), nor the .deb (packaging, not memory), nor the
+# peak-memory tests (BatchClient.Large*): ASan keeps up to 256 MB of freed memory in
+# quarantine, so a peak RSS under it measures the sanitizer.
 "$root/scripts/build.sh" "$root/build-asan" Debug -DLENS_SANITIZE=ON -DLENS_BUILD_BENCH=OFF
 (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$jobs" --timeout 900 -LE 'chaos|partition|package' -E '^BatchClient\.Large')
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$jobs" --timeout 900 -LE 'chaos|partition|package|slow' -E '^BatchClient\.Large')
 
 echo "== build with ThreadSanitizer; test the pipeline's queues and threads and the rate control"
 cmake -S "$root" -B "$root/build-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLENS_TSAN=ON -DLENS_BUILD_BENCH=OFF >/dev/null

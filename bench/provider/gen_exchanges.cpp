@@ -64,11 +64,32 @@ std::string json_string(const std::string& s) {
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    std::fprintf(stderr, "usage: %s N DB_PATH JSONL_PATH [SEED]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s N DB_PATH JSONL_PATH [SEED] [short|chat|long]\n", argv[0]);
     return 2;
   }
   const long n = std::atol(argv[1]);
   std::mt19937_64 rng(argc > 4 ? std::strtoull(argv[4], nullptr, 10) : 7);
+  // short: ~25 cl100k tokens per exchange (the first benchmarks); chat: ~260, a question of
+  // a few sentences and an answer of a few paragraphs, as in Lens (large requests are what
+  // tests the rate control: 256 of them are ~66k tokens); long: ~350, the size issue 14's
+  // independent harness used (256 of them are ~88k tokens).
+  const std::string kind = argc > 5 ? argv[5] : "short";
+  if (kind != "short" && kind != "chat" && kind != "long") {
+    std::fprintf(stderr, "unknown text kind %s (short, chat or long)\n", kind.c_str());
+    return 2;
+  }
+  const int user_words[2] = {kind == "long"   ? 28
+                             : kind == "chat" ? 20
+                                              : 4,
+                             kind == "long"   ? 110
+                             : kind == "chat" ? 80
+                                              : 14};
+  const int reply_words[2] = {kind == "long"   ? 165
+                              : kind == "chat" ? 120
+                                               : 6,
+                              kind == "long"   ? 355
+                              : kind == "chat" ? 260
+                                               : 24};
   std::remove(argv[2]);
   sqlite3* db = nullptr;
   if (sqlite3_open(argv[2], &db) != SQLITE_OK) return 1;
@@ -97,8 +118,8 @@ int main(int argc, char** argv) {
       sqlite3_reset(conv);
     }
     lens::core::Exchange ex;
-    ex.user_content = sentence(rng, 4, 14);
-    ex.assistant_content = sentence(rng, 6, 24);
+    ex.user_content = sentence(rng, user_words[0], user_words[1]);
+    ex.assistant_content = sentence(rng, reply_words[0], reply_words[1]);
     ex.assistant_message_id.emplace(1, 'x');  // (= "x" trips a GCC 12 -Wrestrict false positive)
     for (int role = 0; role < 2; ++role) {
       ++seconds;

@@ -2,7 +2,11 @@
 # Provider benchmark: lens-embed vs the official `openai` npm client vs LangChain.js
 # OpenAIEmbeddings, in one run, against the stand-in with OpenAI-like limits.
 #   bench/provider/run_bench.sh [BUILD_DIR]      (env: N=50000 exchanges, SCENARIOS="base faults tier5",
-#                                                 also "base-lens": lens-embed alone)
+#                                                 also "base-lens": lens-embed alone;
+#                                                 TEXTS=chat: ~260-token exchanges instead of ~25,
+#                                                 TEXTS=long: ~350; BATCH=256 sets --batch-size;
+#                                                 "chat-minute": 1M TPM with a server that, like
+#                                                 OpenAI's, holds a whole minute of tokens)
 # Needs: the lens-embed, lens_stand_in_provider and lens_bench_provider_gen targets built;
 # `npm ci` in bench/provider/node. Prints one JSON line per client and scenario.
 set -euo pipefail
@@ -13,7 +17,7 @@ N=${N:-50000}
 SCENARIOS=${SCENARIOS:-"base faults tier5"}
 WORK=${WORK:-$(mktemp -d /tmp/lens-bench-provider.XXXXXX)}
 STAND_IN=$BUILD/tests/stand_in/lens_stand_in_provider
-LENS=$BUILD/apps/lens-embed/lens-embed
+LENS=${LENS_BIN:-$BUILD/apps/lens-embed/lens-embed}  # LENS_BIN: another lens-embed, for A/B runs
 GEN=$BUILD/bench/provider/lens_bench_provider_gen
 export SUPERMIND_API_KEY=sk-bench-$(date +%s)-not-a-real-key
 export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
@@ -40,7 +44,7 @@ run_lens() {  # label, extra lens flags...
   cp "$WORK/template.db" "$WORK/run.db"
   reset
   /usr/bin/time -f '%e %U %S' -o "$WORK/time" "$LENS" run --db "sqlite:$WORK/run.db" --provider supermind \
-    --base-url "$BASE" --model "$MODEL" --json --quiet --log-file "$WORK/lens.log" "$@" >"$WORK/lens.json" 2>"$WORK/lens.err" || true
+    --base-url "$BASE" --model "$MODEL" --json --quiet --log-file "$WORK/lens.log" ${BATCH:+--batch-size "$BATCH"} "$@" >"$WORK/lens.json" 2>"$WORK/lens.err" || true
   read -r wall user sys <"$WORK/time"
   local client
   client=$(node -e '
@@ -58,7 +62,7 @@ run_peer() {  # label, which, extra peer flags...
   node "$HERE/summarize.mjs" "$label" "$client" "$(stats)"
 }
 
-"$GEN" "$N" "$WORK/template.db" "$WORK/texts.jsonl"
+"$GEN" "$N" "$WORK/template.db" "$WORK/texts.jsonl" 7 "${TEXTS:-short}"
 echo "# N=$N exchanges, work dir $WORK, $(nproc) cores" >&2
 
 for scenario in $SCENARIOS; do
@@ -72,6 +76,18 @@ for scenario in $SCENARIOS; do
     base-lens)  # lens-embed alone, for A/B runs of rate-control changes
       start_server --latency-ms 150 --rpm 5000 --tpm 1000000
       run_lens "lens-embed" --rpm 5000 --tpm 1000000
+      ;;
+    chat-minute)  # large requests against a full minute's burst: the 429 trap of issue 14
+      start_server --latency-ms 150 --latency-per-1k-tokens-ms 2 --rpm 5000 --tpm 1000000 --burst-seconds 60
+      run_lens "lens-embed chat-minute" --rpm 5000 --tpm 1000000
+      run_lens "lens-embed chat-minute, limits from headers" --tpm 0 --rpm 0
+      run_peer "openai-node chat-minute" openai
+      run_peer "langchain-js chat-minute" langchain
+      ;;
+    chat-minute-lens)  # the same, lens-embed alone (A/B runs of rate-control changes)
+      start_server --latency-ms 150 --latency-per-1k-tokens-ms 2 --rpm 5000 --tpm 1000000 --burst-seconds 60
+      run_lens "lens-embed chat-minute" --rpm 5000 --tpm 1000000
+      run_lens "lens-embed chat-minute, limits from headers" --tpm 0 --rpm 0
       ;;
     faults)
       F=(--p-429 0.02 --p-500 0.02 --p-502 0.01 --p-503 0.02 --p-reset 0.01 --p-hang 0.005 --hang-ms 5000

@@ -81,7 +81,8 @@ CLI::Range range(Bounds b) {
 }
 
 struct Commands {
-  CLI::App *init, *run, *status, *failures, *search, *tokens, *config, *version, *man, *completion;
+  CLI::App *init, *run, *status, *failures, *verify, *search, *tokens, *config, *doctor, *version, *man,
+      *completion;
 };
 
 // "lens-embed 0.1.0": --version and `lens-embed version`.
@@ -122,12 +123,15 @@ Commands define_commands(CLI::App& app, Flags& f) {
   c.init->add_option("--index", f.index, "PostgreSQL with pgvector: also build an index (hnsw)")
       ->check(CLI::IsMember({"hnsw"}));
   c.init->add_flag("--create", f.create, "SQLite: create the database file when it does not exist");
+  c.init->add_flag("--source-indexes", f.source_indexes,
+                   "Also create the indexes the pending query needs on the source table (without it, "
+                   "init prints the statements of those missing)");
   shared.provider(c.init, "With pgvector: size the vector column for this provider's model");
   shared.model(c.init, "With pgvector: size the vector column for this model");
   shared.dimensions(c.init, "With pgvector: size of the vector column");
   c.init->footer(
       "Examples:\n  lens-embed init --db postgresql://lens@localhost/lens\n  lens-embed init --create --db "
-      "sqlite:lens.db");
+      "sqlite:lens.db\n  lens-embed init --source-indexes");
 
   auto* run = c.run = app.add_subcommand("run", "Embed every exchange that has no up-to-date embedding");
   shared.db(run);
@@ -184,7 +188,9 @@ Commands define_commands(CLI::App& app, Flags& f) {
               k_exit_status_table);
 
   c.status = app.add_subcommand(
-      "status", "Embedded, pending, stale and failed counts of every provider and model, and recent runs");
+      "status",
+      "Embedded, pending, stale and failed counts of every provider and model, the oldest pending message, "
+      "tokens and USD of the last 24 hours, the last failed run, live workers (PostgreSQL) and recent runs");
   shared.db(c.status);
   shared.config(c.status);
   shared.provider(c.status, "Only this provider's models (default: every one in the database)");
@@ -203,6 +209,26 @@ Commands define_commands(CLI::App& app, Flags& f) {
       "--provider and --model filter (default: every provider and model in the database).\n"
       "Examples:\n  lens-embed failures\n  lens-embed failures --retry\n"
       "  lens-embed failures --retry --provider supermind --model text-embedding-3-large");
+
+  c.verify = app.add_subcommand(
+      "verify", "Check the stored embeddings against the messages as they are now (read-only)");
+  shared.db(c.verify);
+  shared.config(c.verify);
+  shared.provider_group(c.verify);
+  c.verify
+      ->add_option("--sample", f.sample,
+                   "Also embed N random stored inputs again and compare them with the stored vectors "
+                   "(1..1000; one provider request each; their texts are held in memory)")
+      ->check(CLI::Range(1, 1000));
+  shared.json(c.verify, "Print the report as one JSON object");
+  c.verify->footer(
+      "Checks the provider and model `run` would use (same flags and configuration): rows whose input\n"
+      "text changed (stale), rows and failures of messages that are gone or filtered out (orphans),\n"
+      "eligible exchanges with neither a row nor a failure (missing), rows of the wrong size, and with\n"
+      "--sample vectors that no longer match a fresh embedding (cosine < 0.999). Each finding names\n"
+      "the rows and the command that repairs them. Exit 0: clean; 1: something was found; 2: usage or\n"
+      "configuration.\n"
+      "Examples:\n  lens-embed verify\n  lens-embed verify --sample 20 --json");
 
   c.search = app.add_subcommand("search", "Find the exchanges closest to QUERY (cosine similarity)");
   shared.db(c.search);
@@ -229,9 +255,21 @@ Commands define_commands(CLI::App& app, Flags& f) {
   shared.provider_group(c.config);
   shared.json(c.config, "Print as JSON");
 
+  c.doctor = app.add_subcommand(
+      "doctor",
+      "Check what the database needs for the [source] mapping (read-only), with a fix for each gap");
+  shared.db(c.doctor);
+  shared.config(c.doctor);
+  shared.provider(c.doctor, "The pair whose pending page and input definition are checked");
+  shared.model(c.doctor, "The pair whose pending page and input definition are checked");
+  c.doctor->footer(
+      "Exit status: 0 everything the mapping needs is there; 1 a recommendation is not met (each printed "
+      "with its fix); 2 a configuration error.\n\nExamples:\n  lens-embed doctor\n  lens-embed doctor --db "
+      "postgresql://lens@localhost/lens --config lens-embed.toml");
+
   c.version = app.add_subcommand("version", "Print the version");
 
-  for (auto* cmd : {c.init, c.run, c.status, c.failures, c.search, c.tokens, c.config})
+  for (auto* cmd : {c.init, c.run, c.status, c.failures, c.verify, c.search, c.tokens, c.config, c.doctor})
     shared.logging(cmd);
   // Generated documentation (hidden: empty group).
   c.man = app.add_subcommand("man", "Print the man page (roff)")->group("");
@@ -258,9 +296,11 @@ int dispatch(const Commands& c, const CLI::App& app, const Flags& f, const Doten
   if (c.run->parsed()) return cmd_run(f, *config);
   if (c.status->parsed()) return cmd_status(f, *config);
   if (c.failures->parsed()) return cmd_failures(f, *config, dotenv);
+  if (c.verify->parsed()) return cmd_verify(f, *config);
   if (c.search->parsed()) return cmd_search(f, *config, dotenv);
   if (c.tokens->parsed()) return cmd_tokens(f, *config);
   if (c.config->parsed()) return cmd_config(f, *config);
+  if (c.doctor->parsed()) return cmd_doctor(f, *config);
   return usage_error("no command given; try lens-embed --help");
 }
 

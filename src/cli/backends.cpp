@@ -46,7 +46,7 @@ util::Result<std::unique_ptr<store::Store>> open_store(const std::string& url, c
     sqlite.path = target->location;
     sqlite.access = options.access;
     sqlite.wait_for_writer = options.wait_for_writer;
-    sqlite.source_indexes = options.source_objects;
+    sqlite.source_indexes = options.source_indexes;
     sqlite.mapping = options.mapping;
     return store::open_sqlite_store(sqlite);
   }
@@ -60,7 +60,8 @@ util::Result<std::unique_ptr<store::Store>> open_store(const std::string& url, c
   // LENS_PG_COPY=off: stage rows with INSERTs, for servers without COPY FROM STDIN (PGlite).
   const char* copy = std::getenv("LENS_PG_COPY");
   pg.use_copy = !(copy && std::string_view(copy) == "off");
-  pg.source_indexes = pg.notify_trigger = options.source_objects;
+  pg.source_indexes = options.source_indexes;
+  pg.notify_trigger = options.notify_trigger;
   pg.mapping = options.mapping;
   return store::open_postgres_store(pg);
 }

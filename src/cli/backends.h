@@ -32,7 +32,8 @@ struct StoreOptions {
   bool claims = false;          // PostgreSQL: split work with other workers through leases
   bool hnsw_index = false;      // init --index hnsw (PostgreSQL with pgvector)
   int vector_dimensions = 0;    // PostgreSQL with pgvector: vector(N) for a new table
-  bool source_objects = false;  // init: the source indexes (and PostgreSQL's NOTIFY trigger)
+  bool source_indexes = false;  // init --source-indexes: the indexes the pending query needs
+  bool notify_trigger = false;  // init: PostgreSQL's --follow NOTIFY trigger on the source
   core::SourceMapping mapping;  // [source]/[output]: the relation and columns the store reads
 };
 

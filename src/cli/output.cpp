@@ -3,8 +3,10 @@
 
 #include <fmt/core.h>
 #include <cstdio>
+#include <map>
 #include <nlohmann/json.hpp>
 
+#include "cli/settings.h"
 #include "util/redact.h"
 #include "util/utf8.h"
 
@@ -17,7 +19,8 @@ json stats_json(const core::RunStats& s) {
   return json{{"embedded", s.embedded}, {"unchanged", s.unchanged},
               {"failed", s.failed},     {"truncated", s.truncated},
               {"tokens", s.tokens},     {"requests", s.requests},
-              {"retries", s.retries},   {"rate_limited", s.rate_limited}};
+              {"retries", s.retries},   {"rate_limited", s.rate_limited},
+              {"fenced", s.fenced}};
 }
 
 std::string duration_text(double seconds) {
@@ -104,8 +107,6 @@ void print_run_summary(const pipeline::RunOutcome& o, const RunContext& ctx, con
            {"run_id", o.run_id},
            {"seconds", o.seconds},
            {"stats", stats_json(o.stats)}};
-    // Only this run knows it (the runs table has no column for it): late writes refused.
-    j["stats"]["fenced"] = o.stats.fenced;
     if (o.fatal) j["error"] = util::redact(o.fatal->message);
     if (!o.dry_run) {
       j["transient_failures_left"] = left.transient_left;
@@ -154,63 +155,179 @@ void print_run_summary(const pipeline::RunOutcome& o, const RunContext& ctx, con
   }
 }
 
-void print_status(const store::StatusReport& r, bool as_json) {
+namespace {
+
+json run_json(const store::RunSummary& run) {
+  json j{{"id", run.id},
+         {"provider", run.provider},
+         {"model", run.model},
+         {"started_at", run.started_at},
+         {"finished_at", run.finished_at},
+         {"status", core::to_string(run.status)},
+         {"duration_seconds", run.duration_seconds},
+         {"stats", stats_json(run.stats)}};
+  if (!run.error.empty()) j["error"] = run.error;
+  return j;
+}
+
+using Prices = std::map<std::string, std::optional<double>>;
+
+std::optional<double> price_of(const Prices& usd_per_million, const std::string& model) {
+  const auto it = usd_per_million.find(model);
+  return it == usd_per_million.end() ? std::nullopt : it->second;
+}
+
+std::string usd_text(double usd) {
+  return usd >= 0.01 || usd == 0 ? fmt::format("${:.2f}", usd) : fmt::format("${:.6f}", usd);
+}
+
+// "host:pid" (how `run` names itself in claims) as host and pid; pid 0 for another form.
+std::pair<std::string, long long> host_and_pid(const std::string& worker) {
+  const auto colon = worker.rfind(':');
+  if (colon == std::string::npos || colon + 1 == worker.size()) return {worker, 0};
+  const auto pid = parse_whole_number(std::string_view(worker).substr(colon + 1));
+  if (!pid || *pid <= 0) return {worker, 0};
+  return {worker.substr(0, colon), *pid};
+}
+
+json status_json(const store::StatusReport& r, const Prices& usd_per_million) {
+  json models = json::array();
+  for (const auto& m : r.models) {
+    json reasons = json::object();
+    for (const auto& [reason, n] : m.failures_by_reason)
+      reasons[reason] = n;
+    const auto price = price_of(usd_per_million, m.model);
+    models.push_back(
+        {{"provider", m.provider},
+         {"model", m.model},
+         {"embedded", m.embedded},
+         {"pending", m.pending},
+         {"stale", m.stale},
+         {"failed", m.failed},
+         {"failed_permanent", m.failed_permanent},
+         {"failed_transient", m.failed_transient},
+         {"transient_due", m.transient_due},
+         {"failures_by_reason", reasons},
+         {"oldest_pending_at", m.oldest_pending_at.empty() ? json(nullptr) : json(m.oldest_pending_at)},
+         {"oldest_pending_age_seconds",
+          m.oldest_pending_age_seconds ? json(*m.oldest_pending_age_seconds) : json(nullptr)},
+         {"last_24h",
+          {{"runs", m.runs_24h},
+           {"tokens", m.tokens_24h},
+           {"usd", price ? json(static_cast<double>(m.tokens_24h) * *price / 1e6) : json(nullptr)},
+           {"usd_per_million_tokens", price ? json(*price) : json(nullptr)},
+           {"prorated_runs", m.prorated_runs_24h}}},
+         {"last_failed_run", m.last_failed_run ? run_json(*m.last_failed_run) : json(nullptr)}});
+  }
+  json runs = json::array();
+  for (const auto& run : r.recent_runs)
+    runs.push_back(run_json(run));
+  json j{{"eligible", r.eligible}, {"models", models}, {"recent_runs", runs}};
+  if (!r.has_claims) {
+    j["workers"] = nullptr;  // no claims: SQLite has one writer
+    j["orphaned_claims"] = nullptr;
+    return j;
+  }
+  json workers = json::array();
+  for (const auto& w : r.workers) {
+    const auto [host, pid] = host_and_pid(w.worker);
+    workers.push_back({{"worker", w.worker},
+                       {"host", host},
+                       {"pid", pid > 0 ? json(pid) : json(nullptr)},
+                       {"provider", w.provider},
+                       {"model", w.model},
+                       {"claims", w.claims},
+                       {"lease_expires_at", w.lease_expires_at},
+                       {"lease_expired", w.lease_expired}});
+  }
+  j["workers"] = workers;
+  j["orphaned_claims"] = r.orphaned_claims;
+  return j;
+}
+
+std::string model_text(const store::ModelStatus& m, std::optional<double> price) {
+  std::string text = fmt::format("{} / {}: embedded {}, pending {}, stale {}, failed {}", m.provider, m.model,
+                                 m.embedded, m.pending, m.stale, m.failed);
+  if (m.failed > 0) {
+    text += fmt::format(" (permanent {}, transient {}", m.failed_permanent, m.failed_transient);
+    if (m.failed_transient > 0) text += fmt::format(": {} due for the next run", m.transient_due);
+    text += ")";
+  }
+  text += "\n";
+  for (const auto& [reason, n] : m.failures_by_reason) {
+    const auto parsed = core::parse_failure_reason(reason);
+    text += fmt::format("    {}: {}{}\n", reason, n,
+                        parsed ? fmt::format(" ({})", core::to_string(core::failure_class(*parsed))) : "");
+  }
+  if (m.oldest_pending_at.empty()) {
+    text += "    freshness: up to date (nothing pending)\n";
+  } else {
+    text += fmt::format("    freshness: the oldest pending message is from {}{}\n", m.oldest_pending_at,
+                        m.oldest_pending_age_seconds
+                            ? fmt::format(", {} ago", duration_text(*m.oldest_pending_age_seconds))
+                            : "");
+  }
+  text += fmt::format("    last 24 h: {} run(s), {} tokens", m.runs_24h, m.tokens_24h);
+  if (price && *price > 0)
+    text += fmt::format(", {} (at the model table's ${} per million tokens; runs store tokens, not cost)",
+                        usd_text(static_cast<double>(m.tokens_24h) * *price / 1e6), *price);
+  else if (price)
+    text += ", $0 (its price is 0)";
+  else
+    text += fmt::format(", USD unknown (no price for {}: [models.\"{}\"] usd_per_million_tokens sets one)",
+                        m.model, m.model);
+  if (m.prorated_runs_24h > 0)
+    text += fmt::format("; {} run(s) begun before the window counted in part", m.prorated_runs_24h);
+  text += "\n";
+  if (m.last_failed_run) {
+    const auto& f = *m.last_failed_run;
+    text += fmt::format("    last failed run: #{} ended {}: {}\n", f.id,
+                        f.finished_at.empty() ? "?" : f.finished_at,
+                        f.error.empty() ? "(no cause recorded)" : f.error);
+  }
+  return text;
+}
+
+std::string workers_text(const store::StatusReport& r) {
+  if (!r.has_claims) return "";
+  std::string text = "workers (claims on PostgreSQL):\n";
+  if (r.workers.empty()) text += "  no live worker holds claims\n";
+  for (const auto& w : r.workers) {
+    const auto [host, pid] = host_and_pid(w.worker);
+    text += fmt::format("  {}{}: {} / {}, {} claim(s), lease until {}{}\n", w.worker,
+                        pid > 0 ? fmt::format(" (pid {} on {})", pid, host) : "", w.provider, w.model,
+                        w.claims, w.lease_expires_at,
+                        w.lease_expired ? " (expired: it stopped renewing; others may take them over)" : "");
+  }
+  if (r.orphaned_claims > 0) {
+    text += fmt::format(
+        "  {} claim(s) left by workers that are gone (released at their end, or killed): the next worker "
+        "takes them over at once\n",
+        r.orphaned_claims);
+  }
+  return text;
+}
+
+}  // namespace
+
+void print_status(const store::StatusReport& r, const Prices& usd_per_million, bool as_json) {
   if (as_json) {
-    json models = json::array();
-    for (const auto& m : r.models) {
-      json reasons = json::object();
-      for (const auto& [reason, n] : m.failures_by_reason)
-        reasons[reason] = n;
-      models.push_back({{"provider", m.provider},
-                        {"model", m.model},
-                        {"embedded", m.embedded},
-                        {"pending", m.pending},
-                        {"stale", m.stale},
-                        {"failed", m.failed},
-                        {"failed_permanent", m.failed_permanent},
-                        {"failed_transient", m.failed_transient},
-                        {"transient_due", m.transient_due},
-                        {"failures_by_reason", reasons}});
-    }
-    json runs = json::array();
-    for (const auto& run : r.recent_runs) {
-      json j{{"id", run.id},
-             {"provider", run.provider},
-             {"model", run.model},
-             {"started_at", run.started_at},
-             {"finished_at", run.finished_at},
-             {"status", core::to_string(run.status)},
-             {"duration_seconds", run.duration_seconds},
-             {"stats", stats_json(run.stats)}};
-      if (!run.error.empty()) j["error"] = run.error;
-      runs.push_back(std::move(j));
-    }
-    out(dump(json{{"eligible", r.eligible}, {"models", models}, {"recent_runs", runs}}) + "\n");
+    out(dump(status_json(r, usd_per_million)) + "\n");
     return;
   }
   std::string text = fmt::format("eligible user messages: {}\n", r.eligible);
   if (r.models.empty()) text += "no embeddings yet: run `lens-embed run`\n";
-  for (const auto& m : r.models) {
-    text += fmt::format("{} / {}: embedded {}, pending {}, stale {}, failed {}", m.provider, m.model,
-                        m.embedded, m.pending, m.stale, m.failed);
-    if (m.failed > 0) {
-      text += fmt::format(" (permanent {}, transient {}", m.failed_permanent, m.failed_transient);
-      if (m.failed_transient > 0) text += fmt::format(": {} due for the next run", m.transient_due);
-      text += ")";
-    }
-    text += "\n";
-    for (const auto& [reason, n] : m.failures_by_reason) {
-      const auto parsed = core::parse_failure_reason(reason);
-      text += fmt::format("    {}: {}{}\n", reason, n,
-                          parsed ? fmt::format(" ({})", core::to_string(core::failure_class(*parsed))) : "");
-    }
-  }
+  for (const auto& m : r.models)
+    text += model_text(m, price_of(usd_per_million, m.model));
+  text += workers_text(r);
   if (!r.recent_runs.empty()) text += "recent runs:\n";
   for (const auto& run : r.recent_runs) {
-    text += fmt::format("  #{} {} {} / {} started {} took {}: embedded {}, failed {}, tokens {}\n", run.id,
+    text += fmt::format("  #{} {} {} / {} started {} took {}: embedded {}, failed {}, tokens {}", run.id,
                         core::to_string(run.status), run.provider, run.model, run.started_at,
                         duration_text(run.duration_seconds), run.stats.embedded, run.stats.failed,
                         run.stats.tokens);
+    if (run.stats.fenced > 0) text += fmt::format(", fenced {}", run.stats.fenced);
+    text += "\n";
     if (!run.error.empty()) text += fmt::format("      {}\n", run.error);
   }
   out(text);

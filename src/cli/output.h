@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -53,7 +55,11 @@ struct RunAftermath {
 // here (the caller reports it on stderr); --json carries it as "error".
 void print_run_summary(const pipeline::RunOutcome& outcome, const RunContext& ctx, const RunAftermath& left,
                        bool json);
-void print_status(const store::StatusReport& report, bool json);
+// status: `usd_per_million` holds each model's price (the model table's, with the
+// configuration's [models."NAME"] applied; nullopt or missing: unknown), for the last 24
+// hours' USD: embedding_runs stores tokens, not cost.
+void print_status(const store::StatusReport& report,
+                  const std::map<std::string, std::optional<double>>& usd_per_million, bool json);
 void print_failures(const std::vector<store::FailureRecord>& failures, bool json);
 // Hits in the order given (best first); snippets cut to 160 bytes on a UTF-8 boundary.
 void print_search(const std::vector<store::SearchHit>& hits, const std::string& query, bool json);

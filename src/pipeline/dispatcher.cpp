@@ -148,6 +148,7 @@ Dispatcher::Batch Dispatcher::pack() {
 void Dispatcher::send(Batch batch) {
   const std::uint64_t ticket = ++last_ticket_;
   batch.sent_at = Clock::now();
+  batch.admitted_after = rate_.admitted_tokens();  // send() follows its admission at once
   provider::EmbedRequest req;
   req.ticket = ticket;
   req.dimensions = options_.dimensions;
@@ -174,14 +175,14 @@ void Dispatcher::handle(provider::Completion&& c) {
   if (c.result) {
     breaker_.on_answer(now);
     if (batch.probe) resume(now);
-    rate_.on_complete(c.rate, false, std::nullopt, now);
+    rate_.on_complete(c.rate, false, std::nullopt, now, batch.admitted_after);
     accept(batch, *c.result);
     return;
   }
   const provider::EmbedFailure& f = c.result.error();
   const bool limited = f.error.code == ErrorCode::rate_limited;
   if (limited) ++state_.counters.rate_limited;
-  rate_.on_complete(c.rate, limited, f.retry_after, now);
+  rate_.on_complete(c.rate, limited, f.retry_after, now, batch.admitted_after);
   if (is_unavailable(f)) {
     on_unavailable(std::move(batch), f, now);
     return;

@@ -88,6 +88,7 @@ class Dispatcher {
     int waits = 0;       // sends that ended unavailable or rate-limited (not counted; pace the retries)
     bool probe = false;  // the one input sent to see whether a paused provider is back
     Clock::time_point sent_at{};
+    double admitted_after = 0;  // RateController::admitted_tokens() right after its admission
   };
 
   void take(PreparedInput input);

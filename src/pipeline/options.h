@@ -33,6 +33,13 @@ struct RunOptions {
   std::optional<int> expected_dimensions;
   std::size_t batch_size = 512;       // max inputs per request
   std::optional<std::int64_t> limit;  // max exchanges to embed in this run
+  // The input definition (core::input_definition_fingerprint) to record for the pair
+  // (Store::record_input_definition) once a pass read every input to the end without
+  // reaching `limit` and everything it handed on is committed; "" records nothing.
+  std::string record_input_definition;
+  // The first pass reads every input as with scope.rehash (the input definition changed
+  // since it was last recorded); later --follow passes read as `scope` says.
+  bool rehash_first_pass = false;
   bool dry_run = false;
   LongInput long_input = LongInput::truncate;
   std::size_t chunk_overlap_tokens = 0;

@@ -112,6 +112,21 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
         static_cast<double>(outcome.dry_run->tokens) * options.model.usd_per_million_tokens / 1e6;
   }
   meter.report(gauges(), true);
+  // A pass read every input under this definition and all of it is committed: a later run
+  // need not hash every input again. Not before (a crash mid-way must redo it).
+  if (!options.dry_run && !options.record_input_definition.empty() && !outcome.fatal &&
+      !outcome.interrupted && reader.finished() && !reader.limit_reached() &&
+      !reader.recorded_input_definition() && state.outstanding.load() == 0) {
+    auto recorded = with_store_retries(
+        [&] {
+          return deps.writer.record_input_definition(options.scope.provider, options.scope.model,
+                                                     options.record_input_definition);
+        },
+        "recording the input definition", observed_by(state.observer(), StoreRetryPolicy::best_effort()));
+    if (!recorded)
+      util::log_warn("recording the input definition: {} (the next run hashes every input again)",
+                     recorded.error().message);
+  }
   if (!options.dry_run) {
     const core::RunStatus status = outcome.fatal         ? core::RunStatus::failed
                                    : outcome.interrupted ? core::RunStatus::interrupted

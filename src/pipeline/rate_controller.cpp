@@ -20,10 +20,32 @@ bool RateController::try_admit(std::int64_t tokens, Clock::time_point now) {
   // Check both before taking from either, so a refusal costs nothing.
   if (requests_.wait_time(1, now) > Clock::duration::zero()) return false;
   if (tokens_.wait_time(static_cast<double>(tokens), now) > Clock::duration::zero()) return false;
+  if (server_shortfall(static_cast<double>(tokens), now) > 0) return false;
   (void)requests_.try_take(1, now);
   (void)tokens_.try_take(static_cast<double>(tokens), now);
   ++in_flight_;
+  admitted_tokens_ += static_cast<double>(tokens);
+  if (server_tokens_.known) {
+    server_tokens_.level = server_room(now) - static_cast<double>(tokens);
+    server_tokens_.at = std::max(server_tokens_.at, now);
+  }
   return true;
+}
+
+double RateController::server_room(Clock::time_point now) const {
+  const ServerBudget& b = server_tokens_;
+  const double secs = std::max(0.0, std::chrono::duration<double>(now - b.at).count());
+  return std::min(b.limit, b.level + secs * b.refill_per_second);
+}
+
+double RateController::server_shortfall(double tokens, Clock::time_point now) const {
+  if (!server_tokens_.known) return 0;
+  // A request larger than the share of the whole budget could never fit: it goes when the
+  // budget is whole (the server lets such a request through a full bucket, or refuses it
+  // with a clear error that the caller handles).
+  const double need = std::min(tokens, k_server_remaining_share * server_tokens_.limit);
+  const double short_by = need / k_server_remaining_share - server_room(now);
+  return short_by > 1e-6 ? short_by : 0;
 }
 
 RateController::Clock::duration RateController::wait_hint(std::int64_t tokens, Clock::time_point now) {
@@ -31,13 +53,32 @@ RateController::Clock::duration RateController::wait_hint(std::int64_t tokens, C
   if (now < paused_until_) wait = paused_until_ - now;
   wait = std::max(wait, requests_.wait_time(1, now));
   wait = std::max(wait, tokens_.wait_time(static_cast<double>(tokens), now));
+  if (const double short_by = server_shortfall(static_cast<double>(tokens), now); short_by > 0) {
+    const double rate = server_tokens_.refill_per_second;
+    // No refill known: look again soon (the next answer corrects the estimate).
+    const auto until =
+        rate > 0 ? std::chrono::duration<double>(short_by / rate) : std::chrono::duration<double>(0.05);
+    wait = std::max(wait, std::chrono::duration_cast<Clock::duration>(until));
+  }
   return wait;
 }
 
 void RateController::on_complete(const provider::RateLimitInfo& info, bool rate_limited,
-                                 std::optional<std::chrono::milliseconds> retry_after,
-                                 Clock::time_point now) {
+                                 std::optional<std::chrono::milliseconds> retry_after, Clock::time_point now,
+                                 std::optional<double> admitted_after) {
   if (in_flight_ > 0) --in_flight_;
+  if (info.limit_tokens && info.remaining_tokens && *info.limit_tokens > 0) {
+    ServerBudget& b = server_tokens_;
+    b.known = true;
+    b.limit = *info.limit_tokens;
+    b.at = now;
+    // What was admitted after the reporting request may not be in its remaining yet.
+    b.level = *info.remaining_tokens - (admitted_tokens_ - admitted_after.value_or(admitted_tokens_));
+    const double reset_s =
+        std::chrono::duration<double>(info.reset_tokens.value_or(std::chrono::milliseconds(0))).count();
+    const double missing = b.limit - *info.remaining_tokens;
+    b.refill_per_second = reset_s > 0 && missing > 0 ? missing / reset_s : b.limit / 60.0;
+  }
   if (info.limit_requests) adopt_server_limit(requests_, configured_rpm_, *info.limit_requests, now);
   if (info.limit_tokens) adopt_server_limit(tokens_, configured_tpm_, *info.limit_tokens, now);
   if (info.remaining_requests) {

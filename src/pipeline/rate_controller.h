@@ -1,6 +1,8 @@
 // Admission control for provider requests: request and token buckets from the
-// configured RPM/TPM, corrected by the provider's x-ratelimit-* headers, and an AIMD
-// concurrency window so a burst of 429s shrinks the load instead of multiplying retries.
+// configured RPM/TPM, corrected by the provider's x-ratelimit-* headers, a model of what
+// the server has left (its last `remaining`, refilled towards its limit by its `reset`, less
+// what was sent since), and an AIMD concurrency window so a burst of 429s shrinks the load
+// instead of multiplying retries.
 #pragma once
 
 #include <chrono>
@@ -24,17 +26,24 @@ class RateController {
 
   // True (and the request is counted as in flight, its cost taken from the buckets)
   // when a request of `tokens` may start now; false (nothing taken) when the window is
-  // full, a retry-after pause runs, or a bucket is short.
+  // full, a retry-after pause runs, a bucket is short, or the server's last word leaves no
+  // room for it (k_server_remaining_share of its remaining, less what is reserved).
   bool try_admit(std::int64_t tokens, Clock::time_point now);
+  // Tokens admitted so far (monotonic). The dispatcher keeps the value right after a
+  // request's admission and passes it back with the answer: what was admitted after that
+  // request is what the answer's x-ratelimit-remaining-tokens may not count yet.
+  [[nodiscard]] double admitted_tokens() const { return admitted_tokens_; }
   // How long until a request of `tokens` could be admitted (zero when it could be now
   // and only the concurrency window holds it).
   [[nodiscard]] Clock::duration wait_hint(std::int64_t tokens, Clock::time_point now);
 
   // A request admitted earlier finished. `info` corrects the buckets (limits, remaining,
   // reset); `rate_limited` for 429 halves the window and drains the buckets;
-  // `retry_after` when the server advised a pause.
+  // `retry_after` when the server advised a pause. `admitted_after` is admitted_tokens()
+  // read right after that request's admission (none: nothing is reserved).
   void on_complete(const provider::RateLimitInfo& info, bool rate_limited,
-                   std::optional<std::chrono::milliseconds> retry_after, Clock::time_point now);
+                   std::optional<std::chrono::milliseconds> retry_after, Clock::time_point now,
+                   std::optional<double> admitted_after = std::nullopt);
   // A request admitted earlier was abandoned without an answer.
   void on_abandon() {
     if (in_flight_ > 0) --in_flight_;
@@ -56,12 +65,32 @@ class RateController {
   // one second OpenAI-style limiters hold, so a send delayed at our side (a busy poll
   // loop, a descheduled thread) cannot land on a server bucket we think is fuller.
   static constexpr double k_server_limit_burst_seconds = 0.5;
+  // Share of the server's estimated remaining tokens one admission may use: a request must
+  // fit in it, so the answers' headers cannot release a burst the server then refuses.
+  static constexpr double k_server_remaining_share = 0.95;
 
  private:
   // x-ratelimit-limit-*: a server limit below the configured one (or any, when none is
   // configured) replaces it, so a too-high --tpm cannot turn into a stream of 429s.
   static void adopt_server_limit(util::TokenBucket& bucket, double configured, double server_limit,
                                  Clock::time_point now);
+
+  // The server's token budget as its last answer described it: `level` at `at` (its
+  // remaining, less the tokens admitted after the reporting request and since), refilled
+  // linearly up to `limit` at the rate its reset implies (OpenAI's reset is the time until
+  // the budget is whole again).
+  struct ServerBudget {
+    bool known = false;
+    double limit = 0;
+    double level = 0;
+    double refill_per_second = 0;
+    Clock::time_point at{};
+  };
+  // Tokens the server has room for now by that account (may be negative).
+  [[nodiscard]] double server_room(Clock::time_point now) const;
+  // Tokens the server's budget lacks for a request of `tokens` (0: it fits, or no budget
+  // is known).
+  [[nodiscard]] double server_shortfall(double tokens, Clock::time_point now) const;
 
   util::TokenBucket requests_;
   util::TokenBucket tokens_;
@@ -70,6 +99,8 @@ class RateController {
   int max_concurrency_;
   double window_;
   int in_flight_ = 0;
+  double admitted_tokens_ = 0;
+  ServerBudget server_tokens_;
   Clock::time_point paused_until_{};
   Clock::time_point last_decrease_{};
 };

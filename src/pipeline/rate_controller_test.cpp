@@ -81,5 +81,56 @@ TEST(RateController, TpmLimitIsTheOneInForce) {
   EXPECT_NEAR(none.tpm_limit(), adopted, 1e-6 * adopted);
 }
 
+// The server's last answer bounds what may be sent next: a request must fit in 95 % of the
+// remaining it reported (refilled since), so headers showing room release no burst the
+// server then refuses (issue 14: 8 requests of ~81k tokens within a second, 14 % answered
+// 429). Times are a second after the answer, when the adopted bucket (980k TPM, 0.5 s
+// burst) is full and would let an 81k request through on its own.
+TEST(RateController, ServerRemainingBoundsTheNextRequests) {
+  RateController rc({0, 0}, 16);  // no configured limits: the server's word paces
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(rc.try_admit(1000, t0));
+  provider::RateLimitInfo info;
+  info.limit_tokens = 1'000'000;
+  info.remaining_tokens = 20'000;
+  info.reset_tokens = milliseconds(58'800);  // 980k missing: refilled at 16,667 tokens/s
+  rc.on_complete(info, false, std::nullopt, t0, rc.admitted_tokens());
+  // 81k / 0.95 = 85.3k needed: 20k + 3.92 s of refill.
+  EXPECT_FALSE(rc.try_admit(81'000, t0 + milliseconds(1'000)));
+  EXPECT_FALSE(rc.try_admit(81'000, t0 + milliseconds(3'800)));
+  EXPECT_GE(rc.wait_hint(81'000, t0 + milliseconds(3'800)), milliseconds(100));
+  EXPECT_TRUE(rc.try_admit(81'000, t0 + milliseconds(4'000)));
+}
+
+TEST(RateController, TokensSentAfterTheReportingRequestAreReserved) {
+  RateController rc({0, 0}, 16);
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(rc.try_admit(1000, t0));  // A
+  const double after_a = rc.admitted_tokens();
+  ASSERT_TRUE(rc.try_admit(50'000, t0));  // B, sent after A: A's answer cannot count it
+  provider::RateLimitInfo info;
+  info.limit_tokens = 1'000'000;
+  info.remaining_tokens = 100'000;
+  info.reset_tokens = milliseconds(54'000);  // 16,667 tokens/s
+  rc.on_complete(info, false, std::nullopt, t0, after_a);
+  // A second later: 100k - 50k reserved + 16.7k = 66.7k, of which 95 % is 63.3k.
+  EXPECT_FALSE(rc.try_admit(70'000, t0 + milliseconds(1'000)));
+  EXPECT_TRUE(rc.try_admit(60'000, t0 + milliseconds(1'000)));
+}
+
+TEST(RateController, ARequestLargerThanTheWholeBudgetGoesWhenItIsWhole) {
+  RateController rc({0, 0}, 4);
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(rc.try_admit(10, t0));
+  provider::RateLimitInfo info;
+  info.limit_tokens = 100'000;
+  info.remaining_tokens = 100'000;
+  info.reset_tokens = milliseconds(0);  // whole: refilled at the limit per minute
+  rc.on_complete(info, false, std::nullopt, t0, rc.admitted_tokens());
+  EXPECT_TRUE(rc.try_admit(150'000, t0 + seconds(1)));    // 50k of debt
+  EXPECT_FALSE(rc.try_admit(150'000, t0 + seconds(31)));  // back to 0
+  EXPECT_TRUE(rc.try_admit(150'000, t0 + seconds(101)));  // whole again
+}
+
 }  // namespace
 }  // namespace lens::pipeline

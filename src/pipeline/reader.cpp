@@ -18,7 +18,10 @@ Reader::Reader(const RunOptions& options, store::Store& store, const tokenizer::
       tokenizer_(tokenizer),
       state_(state),
       work_(work),
-      results_(results) {}
+      results_(results),
+      scope_(options.scope) {
+  scope_.rehash = scope_.rehash || options.rehash_first_pass;
+}
 
 void Reader::run() {
   std::int64_t accepted = 0;
@@ -29,6 +32,7 @@ void Reader::run() {
     if (!pass(accepted, limit_reached)) break;
     ++passes;
     if (limit_reached || !options_.follow) {
+      limit_reached_ = limit_reached;
       finished_ = true;
       break;
     }
@@ -41,9 +45,8 @@ void Reader::run() {
 bool Reader::pass(std::int64_t& accepted, bool& limit_reached) {
   store::PendingCursor cursor;
   if (state_.observer().wants_pending_count()) {
-    auto pending =
-        with_store_retries([&] { return store_.count_pending(options_.scope); }, "counting pending work",
-                           observed_by(state_.observer(), StoreRetryPolicy::best_effort()));
+    auto pending = with_store_retries([&] { return store_.count_pending(scope_); }, "counting pending work",
+                                      observed_by(state_.observer(), StoreRetryPolicy::best_effort()));
     if (pending) state_.observer().on_pending_count(*pending);
   }
   while (!state_.stopping() && !state_.has_fatal()) {
@@ -51,7 +54,7 @@ bool Reader::pass(std::int64_t& accepted, bool& limit_reached) {
         [&]() -> util::Result<store::PendingPage> {
           // Each attempt starts from the last good position: a failed call may have moved it.
           store::PendingCursor attempt = cursor;
-          auto p = store_.next_pending(options_.scope, attempt, options_.page_size);
+          auto p = store_.next_pending(scope_, attempt, options_.page_size);
           if (p) cursor = std::move(attempt);
           return p;
         },
@@ -88,6 +91,7 @@ bool Reader::wait_for_next_pass() {
     std::this_thread::sleep_for(20ms);
   }
   // Caught up: everything found so far is committed.
+  if (passes_committed_++ == 0) first_pass_committed();
   if (oldest_pending_) {
     oldest_pending_.reset();
     state_.observer().on_oldest_pending(std::nullopt);
@@ -109,6 +113,23 @@ bool Reader::wait_for_next_pass() {
     return false;
   }
   return !state_.has_fatal();
+}
+
+void Reader::first_pass_committed() {
+  scope_.rehash = options_.scope.rehash;
+  if (options_.record_input_definition.empty() || options_.dry_run) return;
+  auto recorded = with_store_retries(
+      [&] {
+        return store_.record_input_definition(options_.scope.provider, options_.scope.model,
+                                              options_.record_input_definition);
+      },
+      "recording the input definition", observed_by(state_.observer(), StoreRetryPolicy::best_effort()));
+  if (recorded) {
+    recorded_ = true;
+  } else {
+    util::log_warn("recording the input definition: {} (the next run hashes every input again)",
+                   recorded.error().message);
+  }
 }
 
 bool Reader::route(core::Exchange&& exchange) {

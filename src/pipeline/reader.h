@@ -40,6 +40,11 @@ class Reader {
   // (false when a stop or a fatal error cut it short). With options.follow: whether the
   // stop found it idle, its last pass read to the end. Any thread.
   [[nodiscard]] bool finished() const { return finished_.load(); }
+  // After run() returned: whether it stopped at options.limit.
+  [[nodiscard]] bool limit_reached() const { return limit_reached_.load(); }
+  // Whether options.record_input_definition was recorded (with --follow, once the first
+  // pass's work was committed). Any thread.
+  [[nodiscard]] bool recorded_input_definition() const { return recorded_.load(); }
   // The tally of what was read. Only after run() returned (the reader thread joined).
   [[nodiscard]] const DryRunReport& tally() const { return tally_; }
 
@@ -52,6 +57,10 @@ class Reader {
   // --follow, between passes: until what was handed on is committed and then a change
   // arrives or options.follow_poll passes. False when a stop or a fatal error came first.
   bool wait_for_next_pass();
+  // --follow, once the first pass's work is committed: records the input definition (best
+  // effort: a failure is logged, and the next run hashes every input again) and reads as
+  // options.scope says from then on.
+  void first_pass_committed();
 
   const RunOptions& options_;
   store::Store& store_;
@@ -63,6 +72,11 @@ class Reader {
   // The oldest change among the exchanges found to embed since the run last caught up.
   std::optional<std::chrono::system_clock::time_point> oldest_pending_;
   std::atomic<bool> finished_{false};
+  std::atomic<bool> limit_reached_{false};
+  std::atomic<bool> recorded_{false};
+  // options.scope, with rehash for the first pass when options.rehash_first_pass.
+  store::WorkScope scope_;
+  int passes_committed_ = 0;  // --follow: passes whose work was committed
 };
 
 }  // namespace lens::pipeline

@@ -88,6 +88,7 @@ bool SourceSql::is_default_schema() const {
 }
 
 util::Status SourceSql::adopt_catalog(const SourceCatalog& catalog, std::string_view where) {
+  catalog_ = catalog;
   const auto& rel = mapping_.messages();
   const std::string rel_name = core::config_spelling(rel.value);
   if (!catalog.exists) {
@@ -227,8 +228,8 @@ std::string SourceSql::assistant_columns(std::string_view alias, std::string_vie
   return out;
 }
 
-std::string SourceSql::prune_sql() const {
-  if (foreign_key_ && mapping_.filter().value.empty()) return "";
+std::string SourceSql::prune_sql(bool even_with_foreign_key) const {
+  if (!even_with_foreign_key && foreign_key_ && mapping_.filter().value.empty()) return "";
   std::string sql;
   for (const char* table : {"message_embeddings", "embedding_failures"}) {
     sql +=
@@ -247,6 +248,39 @@ std::string SourceSql::keyset_index() const {
 std::string SourceSql::order_index() const {
   if (mapping_.is_default()) return "messages_conversation_order";
   return (mapping_.messages().value.name + "_lens_order").substr(0, core::k_max_name_bytes);
+}
+
+std::vector<SourceSql::IndexDdl> SourceSql::source_index_ddl(bool concurrently) const {
+  if (!is_table_) return {};
+  const auto& rel = mapping_.messages().value;
+  // SQLite qualifies the index and names the table bare; PostgreSQL the other way round.
+  const auto create = [&](const std::string& name, const std::string& columns, const std::string& where) {
+    const std::string head =
+        dialect_ == SqlDialect::sqlite
+            ? fmt::format("CREATE INDEX IF NOT EXISTS {}.{} ON {}",
+                          core::quote_sql_name(rel.schema.empty() ? "main" : rel.schema),
+                          core::quote_sql_name(name), core::quote_sql_name(rel.name))
+            : fmt::format("CREATE INDEX {}IF NOT EXISTS {} ON @rel", concurrently ? "CONCURRENTLY " : "",
+                          core::quote_sql_name(name));
+    return IndexDdl{name, expand(head + " (" + columns + ")" + where + ";")};
+  };
+  std::vector<IndexDdl> out{create(keyset_index(), "@created, @id", " WHERE @role@isuser")};
+  const auto& reply = mapping_.reply().value;
+  if (reply.kind == core::ReplyKind::none) return out;
+  const std::string lead = reply.kind == core::ReplyKind::next ? "@conv" : core::quote_sql_name(reply.column);
+  out.push_back(create(order_index(), lead + ", @created, @id", ""));
+  return out;
+}
+
+SourceDescription describe(const SourceSql& source) {
+  SourceDescription d;
+  const auto& c = source.catalog();
+  d.is_table = c.is_table;
+  for (std::size_t i = 0; i < c.columns.size(); ++i)
+    d.columns.emplace_back(c.columns[i], i < c.types.size() ? c.types[i] : std::string());
+  d.key_type = source.key_type();
+  d.foreign_key = source.foreign_key();
+  return d;
 }
 
 }  // namespace lens::store

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/source_mapping.h"
+#include "store/store.h"
 #include "util/result.h"
 
 namespace lens::store {
@@ -58,6 +59,8 @@ class SourceSql {
   [[nodiscard]] std::string user_columns(std::string_view alias, std::string_view cast = "") const;
   [[nodiscard]] std::string assistant_columns(std::string_view alias, std::string_view cast = "") const;
 
+  // The catalog adopt_catalog() was given (empty before).
+  [[nodiscard]] const SourceCatalog& catalog() const { return catalog_; }
   [[nodiscard]] const std::string& key_type() const { return key_type_; }
   // The output tables may reference the source: a table whose id alone is its key (SQLite:
   // in the main database too).
@@ -69,20 +72,37 @@ class SourceSql {
   // Statements that delete lens-embed's rows and failures of user messages that are gone
   // from the source or fail its filter; empty when the foreign key does it (the source is a
   // table keyed by its id and there is no filter). Valid in both dialects.
-  [[nodiscard]] std::string prune_sql() const;
+  // `even_with_foreign_key`: the statements in every case, for `verify` to print when a
+  // foreign key that should have deleted such rows was not enforced (SQLite's default for
+  // other writers) or the message stopped being a user message.
+  [[nodiscard]] std::string prune_sql(bool even_with_foreign_key = false) const;
 
   // The names of the two source indexes init creates: messages_user_keyset and
   // messages_conversation_order for the default mapping; else derived from the relation.
   [[nodiscard]] std::string keyset_index() const;
   [[nodiscard]] std::string order_index() const;
 
+  // The statements that create those indexes (keyset_index(), then order_index() unless the
+  // reply rule is "none"), one per index, each ending in ';'. SQLite: the index name
+  // qualified by the relation's schema (main when none). PostgreSQL: `concurrently` adds
+  // CONCURRENTLY (for a live table; it cannot run inside a transaction). Empty on a view.
+  struct IndexDdl {
+    std::string name;  // unqualified, as the catalog spells it
+    std::string sql;
+  };
+  [[nodiscard]] std::vector<IndexDdl> source_index_ddl(bool concurrently = false) const;
+
  private:
   core::SourceMapping mapping_;
   SqlDialect dialect_;
   std::string key_type_;
+  SourceCatalog catalog_;
   bool foreign_key_ = true;
   bool is_table_ = true;
 };
+
+// What `source` learnt from the catalog, as store.h describes it to `doctor`.
+[[nodiscard]] SourceDescription describe(const SourceSql& source);
 
 // `value` as an SQL string literal: single quotes, '' for a quote inside.
 [[nodiscard]] std::string sql_literal(std::string_view value);

@@ -133,6 +133,54 @@ struct ModelStatus {
   std::int64_t transient_due = 0;     // of failed_transient: due now, so the next run retries them
   std::int64_t failed = 0;            // failed_permanent + failed_transient
   std::vector<std::pair<std::string, std::int64_t>> failures_by_reason;
+  // Freshness: the oldest user message counted in `pending` (first in keyset order, through
+  // the source mapping: its filter, roles and blank rule), its created_at as the database
+  // gives it back, and its age by the database's clock. Empty and nullopt when nothing is
+  // pending; the age alone is nullopt when the database cannot read the time (SQLite: not
+  // a julianday() text).
+  std::string oldest_pending_at;
+  std::optional<double> oldest_pending_age_seconds;
+  // Spending of the last 24 hours (by the database's clock) from embedding_runs, which
+  // keeps one token total per run: a run counts when its span (started_at to finished_at,
+  // or to its last progress update while it runs) reaches into the window; one that
+  // started before the window counts for the share of its span inside it, as if it spent
+  // at an even pace (prorated_runs says how many did). The price is not stored: the cli
+  // applies the model table's.
+  std::int64_t runs_24h = 0;
+  std::int64_t tokens_24h = 0;
+  std::int64_t prorated_runs_24h = 0;
+  // The newest run of this pair that ended `failed`, with its cause (RunSummary::error).
+  // Interrupted runs (a stop signal) are not failures and are not looked at.
+  std::optional<RunSummary> last_failed_run;
+};
+
+// A live worker of a store that splits work between processes (PostgreSQL claims): its
+// session holds its advisory lock (store/postgres/claims.h), and it holds claims.
+struct WorkerStatus {
+  std::string worker;  // as it names itself in its claims: "host:pid" for `run`
+  std::string provider;
+  std::string model;
+  std::int64_t claims = 0;       // exchanges it holds for this pair
+  std::string lease_expires_at;  // the latest expiry among them (its heartbeat renews them)
+  bool lease_expired = false;    // all expired: it stopped renewing, others may take them over
+};
+
+// An index the pending query needs on the source relation (a table; a view has none), named
+// as `init --source-indexes` creates it, with the statement that does.
+struct SourceIndex {
+  std::string name;
+  bool present = false;  // an index of that name exists beside the relation
+  // PostgreSQL: CREATE INDEX CONCURRENTLY (run it outside a transaction: a live table keeps
+  // taking writes meanwhile); SQLite: CREATE INDEX.
+  std::string create_sql;
+};
+
+// The mapped source as the database's catalog describes it, for `doctor`.
+struct SourceDescription {
+  bool is_table = false;                                     // else a view
+  std::vector<std::pair<std::string, std::string>> columns;  // name, declared type, catalog order
+  std::string key_type;                                      // the type of lens-embed's message id columns
+  bool foreign_key = false;  // lens-embed's rows reference the source (deletes follow)
 };
 
 // One (provider, model) present in the output tables (message_embeddings or
@@ -152,6 +200,13 @@ struct StatusReport {
   std::int64_t eligible = 0;  // user messages with non-blank content
   std::vector<ModelStatus> models;
   std::vector<RunSummary> recent_runs;
+  // Stores with claims (PostgreSQL): true, the live workers with their claims (a worker
+  // without claims, e.g. an idle --follow, is not seen), and the claims left by workers
+  // whose session is gone (released at their end, or killed): the next worker takes those
+  // over at once. Stores without (SQLite: one writer): false, empty, 0.
+  bool has_claims = false;
+  std::vector<WorkerStatus> workers;
+  std::int64_t orphaned_claims = 0;
 };
 
 struct SearchHit {
@@ -161,6 +216,37 @@ struct SearchHit {
   std::string created_at;
   std::string snippet;  // beginning of the user message
   double score = 0;     // cosine similarity
+};
+
+// `verify`: one eligible exchange (a user message of the mapped, filtered source with
+// non-blank content, its reply found by the mapping's rule) with what is stored for it.
+struct StoredExchange {
+  // As next_pending reads it; stored_sha256 is the row's content_sha256 when there is a row.
+  core::Exchange exchange;
+  bool has_row = false;
+  bool has_failure = false;  // a failure is recorded for it (any class, any version)
+};
+
+struct VerifyPage {
+  std::vector<StoredExchange> items;
+  bool exhausted = false;  // no eligible user message after the cursor
+};
+
+// Rows (or failures) found by a check: how many, and the user_message_ids of the first few.
+struct IdSample {
+  std::int64_t count = 0;
+  std::vector<std::string> ids;
+};
+
+// Rows and failures of user messages that are gone from the source, are no longer user
+// messages, or fail the mapping's filter.
+struct Orphans {
+  IdSample rows;
+  IdSample failures;
+  // What deletes them: "" when every `run` does (it prunes them when it starts: a view, or
+  // a filter); otherwise the SQL statements to run (a foreign key that should have deleted
+  // them was not enforced by whoever deleted the message: SQLite's default).
+  std::string repair_sql;
 };
 
 // The contract every implementation keeps, so the pipeline and the cli never ask which
@@ -278,14 +364,40 @@ class Store {
   [[nodiscard]] virtual util::Result<std::int64_t> count_pending(const WorkScope& scope) = 0;
 
   // Eligible exchanges, per (provider, model) the rows, pending, stale and failed counts
-  // (by class), and the `recent_runs` newest runs. One pass over the messages: for
-  // reports, not for the per-page path.
+  // (by class), freshness, the last 24 hours' runs and tokens and the last failed run,
+  // the `recent_runs` newest runs, and the live workers with their claims. One pass over
+  // the messages: for reports, not for the per-page path. Reads only: no write, no DDL,
+  // no lock (not the SQLite writer lock either).
   [[nodiscard]] virtual util::Result<StatusReport> status(std::size_t recent_runs) = 0;
 
   // Every (provider, model) with rows or failures, ordered by provider and model. Does not
   // read the source tables, and finds the distinct dimensions through an index (one seek
   // per distinct value), so it is cheap enough for the start of every run.
   [[nodiscard]] virtual util::Result<std::vector<PairSummary>> pairs() = 0;
+
+  // The indexes the pending query needs on the source (none on a view) and whether each is
+  // there. Reads the catalog only.
+  [[nodiscard]] virtual util::Result<std::vector<SourceIndex>> source_indexes() = 0;
+  // The source relation as found when the store opened. On failure: the configuration error
+  // that the mapping met (a missing relation or column).
+  [[nodiscard]] virtual util::Result<SourceDescription> describe_source() = 0;
+
+  // What the connected role (PostgreSQL) or the process (SQLite) lacks for `run`: the fix of
+  // each gap, e.g. `GRANT SELECT, INSERT ON "message_embeddings" TO "lens";` or "make lens.db
+  // writable ...". Empty when nothing is missing. For `doctor`.
+  [[nodiscard]] virtual util::Result<std::vector<std::string>> missing_privileges() = 0;
+
+  // The input definition (core::input_definition_fingerprint) recorded for (provider,
+  // model) by the last run that read every input to the end and committed what it found;
+  // "" when none was recorded. Read by `run` before it starts.
+  [[nodiscard]] virtual util::Result<std::string> input_definition(const std::string& provider,
+                                                                   const std::string& model) = 0;
+  // Records `fingerprint` as the pair's input definition (replacing the previous one). Call
+  // only once a pass over every input under that definition is committed: a run that stops
+  // before must find the old value and hash every input again.
+  [[nodiscard]] virtual util::Status record_input_definition(const std::string& provider,
+                                                             const std::string& model,
+                                                             const std::string& fingerprint) = 0;
 
   // The recorded failures of `provider` and `model` ("" matches any). On failure:
   // internal when a stored reason is not one this binary knows.
@@ -298,6 +410,32 @@ class Store {
                                                                     const std::string& model,
                                                                     std::span<const float> query,
                                                                     std::size_t k) = 0;
+
+  // --- verify: reads only; none of them writes, claims or takes a lock ---
+
+  // Up to `max_items` eligible exchanges after `cursor` (keyset order, as next_pending),
+  // each with its stored row's hash and whether a failure is recorded, for `provider` and
+  // `model`. Every eligible exchange is returned, whatever its row or failure. On success:
+  // `cursor` advanced past the last item. On failure: `cursor` unchanged.
+  [[nodiscard]] virtual util::Result<VerifyPage> verify_page(const std::string& provider,
+                                                             const std::string& model, PendingCursor& cursor,
+                                                             std::size_t max_items) = 0;
+
+  // The orphans of (provider, model), counted, with the first `max_ids` ids of each. One pass
+  // over lens-embed's rows and failures of the pair, one key lookup each.
+  [[nodiscard]] virtual util::Result<Orphans> orphans(const std::string& provider, const std::string& model,
+                                                      std::size_t max_ids) = 0;
+
+  // Rows of (provider, model) whose dimensions column, or whose stored vector's length,
+  // differs from `dimensions`; counted, with the first `max_ids` ids. One pass over the rows.
+  [[nodiscard]] virtual util::Result<IdSample> wrong_dimensions(const std::string& provider,
+                                                                const std::string& model,
+                                                                std::int64_t dimensions,
+                                                                std::size_t max_ids) = 0;
+
+  // The stored vector of one row; nullopt when there is no such row.
+  [[nodiscard]] virtual util::Result<std::optional<std::vector<float>>> read_vector(
+      const std::string& provider, const std::string& model, const std::string& user_message_id) = 0;
 
   // Stores that split work between processes (PostgreSQL claims): gives back every
   // exchange this worker claimed and has not written, so others need not wait for the

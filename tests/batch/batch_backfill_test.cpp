@@ -247,16 +247,4 @@ TEST_F(BatchBackfill, ProviderWithoutBatchApiIsAConfigurationError) {
   EXPECT_EQ(count("SELECT count(*) FROM embedding_batches"), 0);
 }
 
-TEST_F(BatchBackfill, PostgresAndDryRunAreRefusedForNow) {
-  start();
-  const auto pg = lens({"run", "--db", "postgresql://nobody@127.0.0.1:1/none", "--provider", "supermind",
-                        "--base-url", provider_->base_url(), "--batch-api"});
-  EXPECT_EQ(pg.exit_code, 2) << pg.err;
-  EXPECT_TRUE(contains(pg.err, "SQLite-only for now")) << pg.err;
-  generate(2);
-  const auto dry = lens(args({"--dry-run"}));
-  EXPECT_EQ(dry.exit_code, 2) << dry.err;
-  EXPECT_TRUE(contains(dry.err, "--dry-run is not supported yet")) << dry.err;
-}
-
 }  // namespace

@@ -1,6 +1,7 @@
 // lens_chaos: runs lens-embed against a faulty stand-in provider while SIGKILLing it at
 // random moments (and crash-restarting PostgreSQL), reruns until done, then verifies.
-// Used by ctest at 20k exchanges and by bench/chaos/run.sh at >= 100k.
+// Used by ctest at 20k exchanges, by bench/chaos/run.sh at >= 100k and by bench/chaos/soak.sh
+// at 10^6 (with pauses: a worker SIGSTOPped past its lease, as a partition would leave it).
 #include <signal.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -37,8 +39,10 @@ struct Options {
   std::int64_t exchanges = 20'000;
   int workers = 1;
   int kills = 5;
-  int pg_restarts = -1;    // -1: 1 with postgres, 0 with sqlite
-  std::uint64_t seed = 0;  // 0: random (printed, so a failure can be replayed)
+  int pg_restarts = -1;       // -1: 1 with postgres, 0 with sqlite
+  int pauses = 0;             // SIGSTOP a worker this many times ...
+  double pause_seconds = 15;  // ... for this long (the lease is 6 s), then SIGCONT
+  std::uint64_t seed = 0;     // 0: random (printed, so a failure can be replayed)
   int dimensions = 32;
   int batch_size = 64;
   int timeout = 2;
@@ -50,6 +54,7 @@ struct Options {
 
 constexpr const char* k_usage =
     "usage: lens_chaos [--db sqlite|postgres] [--exchanges N] [--workers N] [--kills N] [--pg-restarts N]\n"
+    "                  [--pauses N] [--pause-seconds S]\n"
     "                  [--seed N] [--dimensions N] [--batch-size N] [--timeout S] [--rpm N]\n"
     "                  [--max-seconds S] [--summary FILE] [--keep]\n";
 
@@ -71,6 +76,10 @@ Options parse(int argc, char** argv) {
       o.kills = std::stoi(v());
     else if (a == "--pg-restarts")
       o.pg_restarts = std::stoi(v());
+    else if (a == "--pauses")
+      o.pauses = std::stoi(v());
+    else if (a == "--pause-seconds")
+      o.pause_seconds = std::stod(v());
     else if (a == "--seed")
       o.seed = std::stoull(v());
     else if (a == "--dimensions")
@@ -227,13 +236,23 @@ int main(int argc, char** argv) {
   std::vector<double> restart_at;
   for (int k = 0; k < o.pg_restarts; ++k)
     restart_at.push_back(total * (0.25 + 0.4 * (k + u(rng)) / o.pg_restarts));
-  std::size_t next_kill = 0, next_restart = 0;
-  int kills_done = 0, kills_mid_run = 0, restarts_done = 0, crashes = 0;
+  std::vector<double> pause_at;
+  for (int k = 0; k < o.pauses; ++k)
+    pause_at.push_back(total * (0.1 + 0.7 * (k + u(rng)) / o.pauses));
+  std::size_t next_kill = 0, next_restart = 0, next_pause = 0;
+  int kills_done = 0, kills_mid_run = 0, restarts_done = 0, crashes = 0, pauses_done = 0;
+  pid_t paused_pid = -1;  // at most one worker stopped at a time
+  auto pause_ends = Clock::now();
+  auto resume_paused = [&] {
+    if (paused_pid > 0) ::kill(paused_pid, SIGCONT);
+    paused_pid = -1;
+  };
   std::map<std::string, int> exits;
   std::vector<std::string> kill_log;
   auto progress_db = lens::test::Db::open(url);
   bool timed_out = false;
   auto last_report = Clock::now();
+  auto last_poll = Clock::now();
   while (true) {
     bool all_done = true;
     for (std::size_t i = 0; i < slots.size(); ++i) {
@@ -265,6 +284,13 @@ int main(int argc, char** argv) {
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (paused_pid > 0 && Clock::now() >= pause_ends) {
+      say(fmt::format("SIGCONT pid {}", paused_pid));
+      resume_paused();
+    }
+    // Counting rows costs the database a scan: at most four times a second.
+    if (seconds_since(last_poll) < 0.25) continue;
+    last_poll = Clock::now();
     const auto progress_text = progress_db->scalar(
         "SELECT (SELECT count(*) FROM message_embeddings) + (SELECT count(*) FROM embedding_failures)");
     if (!progress_text) continue;  // the database is down (restart): try again
@@ -280,6 +306,7 @@ int main(int argc, char** argv) {
       }
       if (!live.empty()) {
         const std::size_t i = live[rng() % live.size()];
+        if (slots[i].pid == paused_pid) resume_paused();  // SIGKILL ends a stopped process too
         const int code = lens::test::kill_and_wait(slots[i].pid, SIGKILL);
         ++exits[std::to_string(code)];
         ++kills_done;
@@ -293,12 +320,26 @@ int main(int argc, char** argv) {
       }
       ++next_kill;
     }
+    if (paused_pid < 0 && next_pause < pause_at.size() && progress >= pause_at[next_pause]) {
+      for (std::size_t i = 0; i < slots.size(); ++i) {
+        if (slots[i].done) continue;
+        paused_pid = slots[i].pid;
+        pause_ends = Clock::now() + std::chrono::milliseconds(static_cast<int>(o.pause_seconds * 1000));
+        ::kill(paused_pid, SIGSTOP);
+        ++pauses_done;
+        say(fmt::format("SIGSTOP worker {} for {:.0f} s at {:.0f}/{:.0f}", i, o.pause_seconds, progress,
+                        total));
+        break;
+      }
+      ++next_pause;
+    }
     if (pg && next_restart < restart_at.size() && progress >= restart_at[next_restart]) {
       say(fmt::format("PostgreSQL crash-restart at {:.0f}/{:.0f}", progress, total));
       if (pg->restart(1)) ++restarts_done;
       ++next_restart;
     }
   }
+  resume_paused();
   progress_db.reset();
   const double chaos_seconds = seconds_since(started);
 
@@ -338,7 +379,19 @@ int main(int argc, char** argv) {
   for (const auto& [k, v] : stats.items()) {
     if (k.starts_with("fault_") || k.starts_with("status_429") || k == "status_400_context") faults[k] = v;
   }
-  const bool ok = !timed_out && done && crashes == 0 && kills_done == o.kills &&
+  // Late writes fenced, as reported by the runs that printed a summary (a SIGKILLed run
+  // prints none): the workers' outputs are their runs' --json documents, one after another.
+  std::int64_t fenced = 0;
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    std::istringstream in(lens::test::slurp(fmt::format("{}/worker{}.out", dir, i)));
+    try {
+      for (json j; in >> j;)
+        fenced += j.value("/stats/fenced"_json_pointer, std::int64_t{0});
+    } catch (const json::exception&) {
+      // a document cut short by SIGKILL ends the scan of this file
+    }
+  }
+  const bool ok = !timed_out && done && crashes == 0 && kills_done == o.kills && pauses_done == o.pauses &&
                   restarts_done == o.pg_restarts && report.ok() && right_failures && right_counts;
   json summary = {{"ok", ok},
                   {"db", o.db},
@@ -354,6 +407,9 @@ int main(int argc, char** argv) {
                   {"sigkills_mid_run", kills_mid_run},
                   {"kill_points", kill_log},
                   {"pg_restarts", restarts_done},
+                  {"pauses", pauses_done},
+                  {"pause_seconds", o.pause_seconds},
+                  {"fenced_reported", fenced},
                   {"crashes", crashes},
                   {"worker_exit_codes", exits},
                   {"final_runs", final_runs},

@@ -103,7 +103,9 @@ TEST_F(Commands, VersionHelpAndUnknownCommands) {
   EXPECT_EQ(typo.exit_code, 2);
   EXPECT_EQ(typo.out, "");
   EXPECT_TRUE(contains(typo.err, "unknown command \"stauts\" (did you mean \"status\"?)")) << typo.err;
-  EXPECT_TRUE(contains(typo.err, "init, run, status, failures, search, tokens, config, version")) << typo.err;
+  EXPECT_TRUE(
+      contains(typo.err, "init, run, status, failures, verify, search, tokens, config, doctor, version"))
+      << typo.err;
   const auto none = lens({});
   EXPECT_EQ(none.exit_code, 2);
   EXPECT_TRUE(contains(none.err, "a command is required: init, run")) << none.err;
@@ -192,10 +194,10 @@ TEST_F(Commands, EachBadConfigurationNamesItsSource) {
 // ---- read-only commands never write --------------------------------------------------------
 
 TEST_F(Commands, ReadOnlyCommandsOnAMissingSqliteFileCreateNothing) {
-  for (const auto& args :
-       {std::vector<std::string>{"status"}, std::vector<std::string>{"failures"},
-        std::vector<std::string>{"search", "plants"}, std::vector<std::string>{"run"},
-        std::vector<std::string>{"init"}, std::vector<std::string>{"failures", "--retry"}}) {
+  for (const auto& args : {std::vector<std::string>{"status"}, std::vector<std::string>{"failures"},
+                           std::vector<std::string>{"verify"}, std::vector<std::string>{"search", "plants"},
+                           std::vector<std::string>{"run"}, std::vector<std::string>{"init"},
+                           std::vector<std::string>{"failures", "--retry"}}) {
     const auto o = lens(args);
     EXPECT_EQ(o.exit_code, 2) << args[0] << ": " << o.err;
     EXPECT_TRUE(contains(o.err, "init --create")) << o.err;
@@ -206,8 +208,9 @@ TEST_F(Commands, ReadOnlyCommandsOnAMissingSqliteFileCreateNothing) {
 TEST_F(Commands, ReadOnlyCommandsOnADatabaseWithoutOurTablesSayInit) {
   generate(5);  // the source tables only
   const auto before = files();
-  for (const auto& args : {std::vector<std::string>{"status"}, std::vector<std::string>{"failures"},
-                           std::vector<std::string>{"search", "plants"}}) {
+  for (const auto& args :
+       {std::vector<std::string>{"status"}, std::vector<std::string>{"failures"},
+        std::vector<std::string>{"verify"}, std::vector<std::string>{"search", "plants"}}) {
     const auto o = lens(args);
     EXPECT_EQ(o.exit_code, 2) << o.err;
     EXPECT_TRUE(contains(o.err, "lens-embed init")) << o.err;
@@ -225,8 +228,10 @@ TEST_F(Commands, StatusOnAnEmptyPostgresDatabaseCreatesNothing) {
   test::PgScratch db(test::PgServer::shared(), "ro", test::PgScratch::Kind::database);
   ASSERT_TRUE(db.ok()) << db.error();
   auto pg = test::Db::open(db.url());
-  const std::vector<std::vector<std::string>> commands = {
-      {"status", "--db", db.url()}, {"failures", "--db", db.url()}, {"search", "--db", db.url(), "plants"}};
+  const std::vector<std::vector<std::string>> commands = {{"status", "--db", db.url()},
+                                                          {"failures", "--db", db.url()},
+                                                          {"verify", "--db", db.url()},
+                                                          {"search", "--db", db.url(), "plants"}};
   // Empty: not even the source tables.
   for (const auto& args : commands) {
     const auto o = lens(args);

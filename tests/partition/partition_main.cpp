@@ -293,9 +293,10 @@ CREATE TRIGGER fence_audit BEFORE UPDATE ON message_embeddings
     std::vector<std::string> args = {"run", "--db", db_url_for(i)};
     for (const auto& a : lens::test::supermind_args(base, k_model))
       args.push_back(a);
-    for (const auto& a : std::vector<std::string>{
-             "--dimensions", std::to_string(k_dimensions), "--timeout", "2", "--batch-size", "16", "--quiet",
-             "--json", "--tpm", "0", "--rpm", "0", "--log-file", dir / fmt::format("worker{}.log", i)})
+    for (const auto& a : std::vector<std::string>{"--dimensions", std::to_string(k_dimensions), "--timeout",
+                                                  "2", "--batch-size", "16", "--quiet", "--json", "--tpm",
+                                                  "0", "--rpm", "0", "--unavailable-after", "300",
+                                                  "--log-file", dir / fmt::format("worker{}.log", i)})
       args.push_back(a);
     lens::test::SpawnOptions sp;
     workers[i].out = dir / fmt::format("worker{}.out", i);
@@ -334,7 +335,7 @@ CREATE TRIGGER fence_audit BEFORE UPDATE ON message_embeddings
     if (!ok) failures.push_back(what);
     say(fmt::format("{} {}", ok ? "ok  " : "FAIL", what));
   };
-  const auto deadline = Clock::now() + 100s;
+  const auto deadline = Clock::now() + 240s;
 
   // ---- cut the victim off once it holds claims, a tenth of the way in. A worker claims a
   // page and reads it in the next statement, on one thread: claims older than half a second
@@ -394,14 +395,16 @@ CREATE TRIGGER fence_audit BEFORE UPDATE ON message_embeddings
       !e.empty()) {
     throw std::runtime_error("editing: " + e);
   }
-  // The others take the claims over when the lease ends and embed the new text.
+  // The others take the claims over when the lease ends and embed the new text. The bound is
+  // generous: on a loaded 2-core machine a taker can need a minute for a page of claims (the
+  // test failed at 20 s in a full ctest -j2 beside builds); --unavailable-after 300 keeps the
+  // cut-off worker from giving up on its provider meanwhile.
   const std::string rewritten = fmt::format(
       "SELECT count(*) FROM messages m JOIN message_embeddings e ON e.user_message_id = m.id "
       "WHERE m.id IN ({}) AND e.source_version >= m.updated_at",
       sql_list(edited));
   const bool taken_over = lens::test::wait_until(
-      [&] { return number(*db, rewritten) == static_cast<std::int64_t>(edited.size()); }, netns ? 20s : 40s,
-      50ms);
+      [&] { return number(*db, rewritten) == static_cast<std::int64_t>(edited.size()); }, 120s, 50ms);
   const double cut_seconds = std::chrono::duration<double>(Clock::now() - cut_at).count();
   check(taken_over,
         fmt::format("the other workers took over and embedded the {} edited exchanges ({:.1f} s cut, "
@@ -438,6 +441,10 @@ CREATE TRIGGER fence_audit BEFORE UPDATE ON message_embeddings
         *db, fmt::format("SELECT embedded FROM embedding_runs WHERE id = {}", stats[i].value("run_id", 0)));
     check(stored == s.value("embedded", -1),
           fmt::format("worker {}: embedding_runs.embedded {} = its summary's", i, stored));
+    const auto stored_fenced = number(
+        *db, fmt::format("SELECT fenced FROM embedding_runs WHERE id = {}", stats[i].value("run_id", 0)));
+    check(stored_fenced == s.value("fenced", -1),
+          fmt::format("worker {}: embedding_runs.fenced {} = its summary's", i, stored_fenced));
     check(s.value("failed", -1) == 0, fmt::format("worker {}: nothing recorded as failed", i));
   }
   const std::int64_t victim_fenced =
@@ -476,7 +483,7 @@ CREATE TRIGGER fence_audit BEFORE UPDATE ON message_embeddings
         "a last run finds nothing to do (no stale row)");
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - g_started).count();
-  check(seconds < 120, fmt::format("done in {:.0f} s", seconds));
+  check(seconds < 280, fmt::format("done in {:.0f} s", seconds));
   if (!failures.empty()) {
     for (int i = 0; i < k_workers; ++i) {
       const std::string err = lens::test::slurp(workers[i].err);

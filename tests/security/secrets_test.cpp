@@ -228,6 +228,7 @@ TEST(Privileges, LeastPrivilegeRoleFromOperationsMdCanRunAndReport) {
       GRANT SELECT, INSERT, UPDATE, DELETE ON embedding_claims TO lens_embed;
       GRANT SELECT, INSERT, UPDATE ON embedding_runs TO lens_embed;
       GRANT USAGE ON SEQUENCE embedding_runs_id_seq TO lens_embed;
+      GRANT SELECT, INSERT, UPDATE ON lens_embed_input_definitions TO lens_embed;
       GRANT SELECT ON lens_embed_schema_migrations TO lens_embed;)sql"),
               "");
   }

@@ -8,6 +8,7 @@
 #include <fmt/core.h>
 #include <filesystem>
 
+#include "store/sqlite/migrations.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store_backends.h"
 #include "support/source_schema.h"
@@ -209,7 +210,9 @@ TEST_P(AccessModes, AVersion1DatabaseIsUpgradedInPlace) {
   ASSERT_TRUE(s) << s.error().message;
   auto m = (*s)->migrate();
   ASSERT_TRUE(m) << m.error().message;
-  EXPECT_EQ(b->scalar("SELECT max(version) FROM lens_embed_schema_migrations"), "2");
+  // Both stores are at the same version (sqlite::k_schema_version == postgres::k_schema_version).
+  EXPECT_EQ(b->scalar("SELECT max(version) FROM lens_embed_schema_migrations"),
+            std::to_string(sqlite::k_schema_version));
   if (!pg) {  // v1's own table is left as it was
     EXPECT_EQ(b->scalar("SELECT group_concat(version) FROM schema_migrations"), "1");
   }
@@ -246,7 +249,9 @@ TEST_P(AccessModes, AnApplicationsOwnSchemaMigrationsIsNeverMistakenForOurs) {
   ASSERT_TRUE(s);
   auto m = (*s)->migrate();
   ASSERT_TRUE(m) << m.error().message;
-  EXPECT_EQ(b->scalar("SELECT max(version) FROM lens_embed_schema_migrations"), "2");
+  // Both stores are at the same version (sqlite::k_schema_version == postgres::k_schema_version).
+  EXPECT_EQ(b->scalar("SELECT max(version) FROM lens_embed_schema_migrations"),
+            std::to_string(sqlite::k_schema_version));
   EXPECT_EQ(count(*b, "SELECT count(*) FROM schema_migrations"), 2);
   EXPECT_EQ(b->scalar("SELECT min(version) FROM schema_migrations"), "20240101120000");
   auto run = (*s)->begin_run({k_provider, k_model, "{}", "host:1"});

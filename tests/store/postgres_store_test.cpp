@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "store/postgres/migrations.h"
 #include "store_backends.h"
 #include "util/sha256.h"
 
@@ -309,7 +310,8 @@ TEST_P(PostgresOnly, OnlyInitCreatesTheSourceIndexesAndTrigger) {
       count("SELECT count(*) FROM pg_trigger WHERE tgname = 'lens_embed_messages_changed' AND tgrelid = "
             "'messages'::regclass"),
       1);
-  EXPECT_EQ(backend_->scalar("SELECT max(version) FROM lens_embed_schema_migrations"), "2");
+  EXPECT_EQ(backend_->scalar("SELECT max(version) FROM lens_embed_schema_migrations"),
+            std::to_string(postgres::k_schema_version));
 }
 
 // ---- pgvector (PGlite) ------------------------------------------------------------------
@@ -358,7 +360,7 @@ TEST_P(Pgvector, ARowTheColumnRefusesIsRecordedNotRetriedForever) {
 TEST_P(Pgvector, UsesHalfvecAbove2000Dimensions) {
   backend_->exec(
       "DROP TABLE IF EXISTS message_embeddings, embedding_failures, embedding_runs, embedding_claims, "
-      "lens_embed_schema_migrations CASCADE");
+      "lens_embed_schema_migrations, lens_embed_input_definitions CASCADE");
   OpenOptions o;
   o.vector_dimensions = 3072;
   o.hnsw_index = true;

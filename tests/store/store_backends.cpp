@@ -123,7 +123,7 @@ class PostgresBackend : public Backend {
     sql_ = std::make_unique<AdminSql>(conninfo_);
     exec(
         "DROP TABLE IF EXISTS message_embeddings, embedding_failures, embedding_runs, embedding_claims, "
-        "messages, conversations, lens_embed_schema_migrations CASCADE");
+        "messages, conversations, lens_embed_schema_migrations, lens_embed_input_definitions CASCADE");
     if (source_schema) exec(lens::test::k_postgres_source_schema);
   }
   ~PostgresBackend() override { sql_.reset(); }

@@ -38,8 +38,19 @@ namespace lens::cli {
 // with rows (or the one named); with several, lists them and asks (exit 2). Read-only.
 [[nodiscard]] int cmd_search(const Flags& flags, const RawConfig& config, const DotenvOrigins& dotenv);
 
+// Checks the stored embeddings of config's (provider, model) against the source as it is now:
+// stale rows (input hash differs), orphans, missing exchanges, rows of the wrong size and,
+// with flags.sample, stored vectors against fresh embeddings. Read-only (no DDL, no writer
+// lock). Exit 0 when clean, 1 when something was found (each finding with its repair).
+[[nodiscard]] int cmd_verify(const Flags& flags, const RawConfig& config);
+
 // The token count (and ids) of flags.file, or stdin, with the model's tokenizer.
 [[nodiscard]] int cmd_tokens(const Flags& flags, const RawConfig& config);
+
+// Read-only checks of what the database needs for the mapping in effect (doctor.cpp): exit
+// 0 when all is there, 1 with a fix for each recommendation not met, 2 for a configuration
+// error.
+[[nodiscard]] int cmd_doctor(const Flags& flags, const RawConfig& config);
 
 // Every setting with its source, secrets masked. Shows raw values, so it still works when
 // one of them is invalid: it is how the user finds it.

@@ -4,8 +4,29 @@
 #include "cli/commands/commands.h"
 #include "cli/commands/common.h"
 #include "cli/exit_status.h"
+#include "store/store.h"
 
 namespace lens::cli {
+
+namespace {
+
+// The indexes the pending query needs that the source lacks, with the statements that make
+// them: a run works without them, but each page then scans the table. Best effort: a
+// catalog that cannot be read leaves the note out (init itself succeeded).
+void print_missing_indexes(store::Store& store) {
+  auto indexes = store.source_indexes();
+  if (!indexes) return;
+  std::string missing;
+  for (const auto& index : *indexes)
+    if (!index.present) missing += "  " + index.create_sql + "\n";
+  if (missing.empty()) return;
+  std::printf(
+      "the source lacks indexes that keep each page of a run an index scan; create them (as the table's "
+      "owner) with:\n%sor run `lens-embed init --source-indexes`\n",
+      missing.c_str());
+}
+
+}  // namespace
 
 int cmd_init(const Flags& flags, const RawConfig& config) {
   const auto settings = make_settings(config, {.dimensions = flags.dimensions.has_value()});
@@ -14,7 +35,10 @@ int cmd_init(const Flags& flags, const RawConfig& config) {
   // A SQLite file that does not exist is made only when asked: a typo in --db must not
   // leave an empty database behind.
   so.access = flags.create ? store::AccessMode::create : store::AccessMode::read_write;
-  so.source_objects = true;  // only `init` creates what the pending query needs on messages
+  // lens-embed's own tables always; the source's indexes only when asked (they are the
+  // application's table: its owner decides when to build them, see print_missing_indexes).
+  so.source_indexes = flags.source_indexes;
+  so.notify_trigger = true;
   so.hnsw_index = flags.index.has_value();
   // pgvector columns have a fixed size: only when the user names the size (or the model or
   // provider) on the command line does init make one; otherwise real[] (PostgreSQL) or BLOB
@@ -23,6 +47,7 @@ int cmd_init(const Flags& flags, const RawConfig& config) {
   auto store = open_migrated(*settings, so);
   if (!store) return report(store.error());
   std::printf("initialized %s\n", mask_database_url(settings->database).c_str());
+  if (!flags.source_indexes) print_missing_indexes(**store);
   return k_exit_ok;
 }
 

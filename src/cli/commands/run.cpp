@@ -13,6 +13,7 @@
 #include "cli/exit_status.h"
 #include "cli/output.h"
 #include "cli/run_metrics.h"
+#include "core/input_definition.h"
 #include "core/vocabulary.h"
 #include "pipeline/pipeline.h"
 #include "util/log.h"
@@ -85,6 +86,42 @@ util::Status check_dimensions(const Settings& s, const RawConfig& config,
                   "re-embed every row at the new size with --force.",
                   pair_name(s.provider, s.model), sizes, s.dimensions, origin, alias,
                   s.provider_settings->model, s.dimensions, alias));
+}
+
+// Whether the input texts may have changed since the pair's rows were written because
+// what defines them did (core/input_definition.h): then the first pass hashes every input,
+// as `run --rehash`, and says why in one line. Sets what the run records once it completed
+// such a pass. `failures --retry` neither checks nor records: it reads only the failures.
+void check_input_definition(store::Store& store, const Settings& s, const Flags& flags,
+                            const std::vector<store::PairSummary>& pairs, bool only_failures,
+                            pipeline::RunOptions& o) {
+  if (only_failures) return;
+  const std::string now = core::input_definition_fingerprint(s.mapping);
+  auto stored = store.input_definition(s.provider, s.model);
+  const auto mine = matching(pairs, s.provider, s.model);
+  const bool has_rows = !mine.empty() && mine[0].rows > 0;
+  if (!stored) {
+    util::log_warn("reading the input definition: {}; hashing every input of this run",
+                   stored.error().message);
+    o.rehash_first_pass = true;
+  } else if (*stored == now) {
+    return;
+  } else if (!o.scope.rehash && has_rows) {
+    o.rehash_first_pass = true;
+    if (stored->empty()) {
+      util::log_info(
+          "no input definition recorded for {} yet: hashing every input once to re-embed those "
+          "whose text changed",
+          pair_name(s.provider, s.model));
+    } else {
+      util::log_info(
+          "the input definition changed since the last complete run of {} (template, reply, "
+          "filter, roles or mapped columns in [source]): hashing every input to re-embed those "
+          "whose text changed, as run --rehash",
+          pair_name(s.provider, s.model));
+    }
+  }
+  if (!flags.dry_run) o.record_input_definition = now;
 }
 
 // The transient failures left for the pair once the run ended, and the earliest time a
@@ -165,10 +202,15 @@ int run_once(const Flags& flags, const RawConfig& config, bool only_failures) {
   style.tty = isatty(STDERR_FILENO) != 0;
   style.format = flags.log_format && *flags.log_format == "json" ? LogFormat::json : LogFormat::logfmt;
   ProgressPrinter printer(style);
-  const auto options = run_options(s, flags, only_failures, style.tty);
+  auto options = run_options(s, flags, only_failures, style.tty);
   if (batch_api) {
     return run_batch(flags, config, s, options, **writer, **tok, run_arguments_json(config, flags),
                      so.worker_id);
+  }
+  {
+    auto pairs = (*reader)->pairs();
+    if (!pairs) return report(pairs.error());
+    check_input_definition(**reader, s, flags, *pairs, only_failures, options);
   }
 
   install_signal_handlers();

@@ -51,11 +51,6 @@ util::Status check_batch_mode(const Flags& flags, const RawConfig& config, const
                           "without --batch-api",
                           origin)));
   }
-  const auto target = parse_database_url(s.database);
-  if (target && target->kind == DatabaseKind::postgres) {
-    return std::unexpected(usage(fmt::format(
-        "{} is SQLite-only for now: PostgreSQL has no batch ledger yet; run without --batch-api", origin)));
-  }
   const auto& q = config.provider_section.batch_queue_tokens;
   if (q.is_set()) {
     const auto n = parse_whole_number(q.value);
@@ -80,9 +75,7 @@ int run_batch(const Flags& flags, const RawConfig& config, const Settings& s,
               const std::string& arguments, const std::string& worker) {
   store::BatchLedger* ledger = store.batch_ledger();
   if (!ledger) {
-    return usage_error(
-        "--batch-api is SQLite-only for now: this database has no batch ledger; run without "
-        "--batch-api");
+    return usage_error("--batch-api: this database has no batch ledger; run without --batch-api");
   }
   const ProviderSettings& p = *s.provider_settings;
   provider::OpenAiOptions o;
@@ -107,7 +100,10 @@ int run_batch(const Flags& flags, const RawConfig& config, const Settings& s,
   const auto& q = config.provider_section.batch_queue_tokens;
   bo.queue_tokens = q.is_set() ? *parse_whole_number(q.value) : default_queue_tokens(o.model);
   if (flags.batch_queue_tokens) bo.queue_tokens = *flags.batch_queue_tokens;
-  if (const auto target = parse_database_url(s.database); target) {
+  // Input files are written beside a SQLite file, else in the temporary directory.
+  std::error_code ec;
+  if (auto tmp = std::filesystem::temp_directory_path(ec); !ec) bo.work_dir.assign(tmp.native());
+  if (const auto target = parse_database_url(s.database); target && target->kind == DatabaseKind::sqlite) {
     const auto dir = std::filesystem::path(target->location).parent_path();
     if (!dir.empty()) bo.work_dir = dir.string();
   }

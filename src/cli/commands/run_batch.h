@@ -19,7 +19,7 @@ namespace lens::cli {
 
 // Before anything is opened: what a batch run cannot do (yet), as invalid_argument (exit 2)
 // naming the way out: --dry-run, a provider without the Batch API (local-hash),
-// --long-input chunk, PostgreSQL (SQLite-only for now), a bad batch_queue_tokens.
+// --long-input chunk, a bad batch_queue_tokens.
 // failures --retry (`only_failures`) stays synchronous and passes.
 [[nodiscard]] util::Status check_batch_mode(const Flags& flags, const RawConfig& config, const Settings& s,
                                             bool only_failures);

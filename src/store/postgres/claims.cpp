@@ -53,13 +53,17 @@ Status take_lock(Connection& conn, std::int64_t key) {
 
 }  // namespace
 
+std::string held_worker_keys() {
+  return "ARRAY(SELECT (l.classid::bigint << 32) | l.objid::bigint FROM pg_locks l "
+         "  WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted "
+         "  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))";
+}
+
 std::string claim_is_orphaned(std::string_view c) {
   return fmt::format(
       "({0}.worker_key IS NOT NULL AND {0}.claimed_at < statement_timestamp() AND NOT ({0}.worker_key = ANY "
-      "(ARRAY(SELECT (l.classid::bigint << 32) | l.objid::bigint FROM pg_locks l "
-      "  WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted "
-      "  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())))))",
-      c);
+      "({1})))",
+      c, held_worker_keys());
 }
 
 // ---- Heartbeat ---------------------------------------------------------------------------

@@ -125,6 +125,10 @@ class Heartbeat {
   std::unique_ptr<State> state_;
 };
 
+// SQL, the keys of the advisory locks held in this database (pg_locks, read once per
+// statement): an array of bigint, for `key = ANY (...)`.
+[[nodiscard]] std::string held_worker_keys();
+
 // SQL, true when claim `alias` belongs to a worker whose session is gone: it has a key,
 // no session holds that key's advisory lock (pg_locks of this database, read once per
 // statement), and it was committed before this statement started.

@@ -27,21 +27,12 @@ std::string in_source_schema(const SourceSql& source, const std::string& name) {
                         : core::quote_sql_name(schema) + "." + core::quote_sql_name(name);
 }
 
-// The source indexes for `source`: the fixed ones for the default mapping; else the keyset
-// over its user messages and the lookup of a reply (by conversation under "next", by the
-// reply column under "column:"), named after the relation.
+// The source indexes for `source` (SourceSql::source_index_ddl), as one script.
 std::string source_indexes_sql(const SourceSql& source) {
-  if (source.mapping().is_default()) return postgres_schema::k_source_indexes;
-  const auto& reply = source.mapping().reply().value;
-  std::string sql =
-      source.expand(fmt::format("CREATE INDEX IF NOT EXISTS {} ON @rel (@created, @id) WHERE "
-                                "@role@isuser;",
-                                core::quote_sql_name(source.keyset_index())));
-  if (reply.kind == core::ReplyKind::none) return sql;
-  const std::string lead =
-      reply.kind == core::ReplyKind::next ? source.expand("@conv") : core::quote_sql_name(reply.column);
-  return sql + source.expand(fmt::format("CREATE INDEX IF NOT EXISTS {} ON @rel ({}, @created, @id);",
-                                         core::quote_sql_name(source.order_index()), lead));
+  std::string sql;
+  for (const auto& index : source.source_index_ddl())
+    sql += index.sql + "\n";
+  return sql;
 }
 
 // lens-embed's v1 tables for `source`: the fixed statements for the default schema, else
@@ -145,6 +136,20 @@ Status create_hnsw_index(Connection& conn) {
                                       ops));
 }
 
+// Versions after 2, one DDL block each: a new version is a line here and its SQL in
+// schema.sql.h.
+struct LaterVersion {
+  int version;
+  const char* sql;
+  const char* note;
+};
+inline constexpr LaterVersion k_later_versions[] = {
+    {3, postgres_schema::k_v3, "fenced count of runs"},
+    {4, postgres_schema::k_v4, "input definitions"},
+    {5, postgres_schema::k_v5, "batch API ledger"},
+};
+static_assert(std::size(k_later_versions) + 2 == k_schema_version);
+
 Status migrate_in_transaction(Connection& conn, const SourceSql& source, const PostgresOptions& options) {
   if (auto r = conn.exec("migrating",
                          fmt::format("SELECT pg_advisory_xact_lock({})", postgres_schema::k_migration_lock));
@@ -185,6 +190,21 @@ Status migrate_in_transaction(Connection& conn, const SourceSql& source, const P
         !r)
       return std::unexpected(r.error());
     if (current >= 1) util::log_info("postgres: upgrading lens-embed's tables to schema v2");
+  }
+  // Later versions are one DDL block each, applied in order.
+  for (const auto& step : k_later_versions) {
+    if (current >= step.version) continue;
+    const auto what = fmt::format("upgrading to schema v{}", step.version);
+    // {key_type}: the type of the source's key (batch items refer to messages).
+    std::string sql = step.sql;
+    for (auto at = sql.find("{key_type}"); at != std::string::npos; at = sql.find("{key_type}", at))
+      sql.replace(at, 10, source.key_type());
+    if (auto s = conn.exec_simple(what, sql); !s) return s;
+    if (auto r = conn.exec(what, "INSERT INTO lens_embed_schema_migrations (version, note) VALUES ($1, $2)",
+                           Params().integer(step.version).text(step.note));
+        !r)
+      return std::unexpected(r.error());
+    if (current >= 1) util::log_info("postgres: upgrading lens-embed's tables to schema v{}", step.version);
   }
   if (options.source_indexes && source.is_table()) {
     if (auto s = conn.exec_simple("creating the source indexes", source_indexes_sql(source)); !s) return s;
@@ -266,6 +286,55 @@ Status check_current(Connection& conn) {
                     *version, k_schema_version));
   }
   return {};
+}
+
+Result<std::vector<SourceIndex>> read_source_indexes(Connection& conn, const SourceSql& source) {
+  std::vector<SourceIndex> out;
+  const auto ddl = source.source_index_ddl(true);
+  for (const auto& index : ddl) {
+    auto r = conn.exec("reading the source indexes", "SELECT to_regclass($1) IS NOT NULL",
+                       Params().text(in_source_schema(source, index.name)));
+    if (!r) return std::unexpected(r.error());
+    out.push_back({index.name, r->boolean(0, 0), index.sql});
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> missing_privileges(Connection& conn, const SourceSql& source) {
+  struct Need {
+    std::string object;
+    std::vector<const char*> privileges;
+    bool sequence = false;
+  };
+  const std::vector<Need> needs = {
+      {core::quote_sql_name(source.mapping().messages().value), {"SELECT"}},
+      {"message_embeddings", {"SELECT", "INSERT", "UPDATE", "DELETE"}},
+      {"embedding_failures", {"SELECT", "INSERT", "UPDATE", "DELETE"}},
+      {"embedding_claims", {"SELECT", "INSERT", "UPDATE", "DELETE"}},
+      {"embedding_runs", {"SELECT", "INSERT", "UPDATE"}},
+      {"embedding_runs_id_seq", {"USAGE"}, true},
+      {"lens_embed_input_definitions", {"SELECT", "INSERT", "UPDATE"}},
+      {"lens_embed_schema_migrations", {"SELECT"}},
+  };
+  auto user = conn.exec("checking privileges", "SELECT quote_ident(current_user)");
+  if (!user) return std::unexpected(user.error());
+  std::vector<std::string> out;
+  for (const auto& need : needs) {
+    std::string missing;
+    for (const char* privilege : need.privileges) {
+      // A missing object is not a privilege problem (check_current and inspect_source say so).
+      auto r = conn.exec("checking privileges",
+                         need.sequence ? "SELECT to_regclass($1) IS NULL OR has_sequence_privilege($1, $2)"
+                                       : "SELECT to_regclass($1) IS NULL OR has_table_privilege($1, $2)",
+                         Params().text(need.object).text(privilege));
+      if (!r) return std::unexpected(r.error());
+      if (!r->boolean(0, 0)) missing += (missing.empty() ? "" : ", ") + std::string(privilege);
+    }
+    if (!missing.empty())
+      out.push_back(fmt::format("GRANT {} ON {}{} TO {};", missing, need.sequence ? "SEQUENCE " : "",
+                                need.object, user->text(0, 0)));
+  }
+  return out;
 }
 
 Result<std::string> read_embedding_type(Connection& conn) {

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "store/postgres/connection.h"
 #include "store/postgres/postgres_store.h"
@@ -12,7 +13,7 @@
 namespace lens::store::postgres {
 
 // The schema version this binary creates and understands.
-inline constexpr int k_schema_version = 2;
+inline constexpr int k_schema_version = 5;
 
 // Brings lens-embed's tables to k_schema_version with what `options` asks for (vector type
 // and dimensions of a new table; `init`'s source indexes, NOTIFY trigger and HNSW index),
@@ -37,6 +38,17 @@ inline constexpr int k_schema_version = 2;
 // k_schema_version (inspect_source checks the source). On failure: configuration saying to run `lens-embed
 // init` (no tables, or an older version) or to upgrade lens-embed (a newer one).
 [[nodiscard]] util::Status check_current(Connection& conn);
+
+// The indexes the pending query needs on the source (SourceSql::source_index_ddl, created
+// CONCURRENTLY) and whether an index of each name exists in the relation's schema.
+[[nodiscard]] util::Result<std::vector<SourceIndex>> read_source_indexes(Connection& conn,
+                                                                         const SourceSql& source);
+
+// The GRANT statements the connected role needs for `run` and does not hold: SELECT on the
+// source relation; on lens-embed's tables what docs/OPERATIONS.md grants the least-privilege
+// role. One statement per object, naming only the missing privileges.
+[[nodiscard]] util::Result<std::vector<std::string>> missing_privileges(Connection& conn,
+                                                                        const SourceSql& source);
 
 // The declared type of message_embeddings.embedding, e.g. "real[]", "vector(4)".
 // On failure: not_found when the column is missing, else the statement's error.

@@ -43,24 +43,6 @@ Params window_params(const WorkScope& scope, const std::string& since, const Pen
   return p;
 }
 
-// bytea in text output (hex format, "\x..."), as used for content_sha256.
-std::optional<util::Sha256> sha_from_hex(std::string_view text) {
-  if (text.size() != 66 || text[0] != '\\' || text[1] != 'x') return std::nullopt;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  util::Sha256 d{};
-  for (std::size_t i = 0; i < 32; ++i) {
-    const int hi = nibble(text[2 + 2 * i]), lo = nibble(text[3 + 2 * i]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    d[i] = static_cast<std::uint8_t>(hi * 16 + lo);
-  }
-  return d;
-}
-
 // Rows of sql::pending(PendingColumns::full, ...).
 void append_exchanges(const SourceSql& source, const Rows& r, std::vector<core::Exchange>& out) {
   const auto user_columns = source.mapping().user_columns();
@@ -83,6 +65,23 @@ void append_exchanges(const SourceSql& source, const Rows& r, std::vector<core::
 }
 
 }  // namespace
+
+std::optional<util::Sha256> sha_from_hex(std::string_view text) {
+  if (text.size() != 66 || text[0] != '\\' || text[1] != 'x') return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  util::Sha256 d{};
+  for (std::size_t i = 0; i < 32; ++i) {
+    const int hi = nibble(text[2 + 2 * i]), lo = nibble(text[3 + 2 * i]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    d[i] = static_cast<std::uint8_t>(hi * 16 + lo);
+  }
+  return d;
+}
 
 Result<KeyWindow> read_key_window(Connection& conn, const SourceSql& source, const WorkScope& scope,
                                   const PendingCursor& cursor, std::size_t max_items) {

@@ -55,6 +55,9 @@ struct KeyWindow {
 // count as done).
 [[nodiscard]] util::Result<std::string> server_now(Connection& conn);
 
+// A bytea in text output (hex format, "\\x..." of 32 bytes) as a digest; nullopt otherwise.
+[[nodiscard]] std::optional<util::Sha256> sha_from_hex(std::string_view text);
+
 // Store::count_pending on this connection.
 [[nodiscard]] util::Result<std::int64_t> count_pending(Connection& conn, const SourceSql& source,
                                                        const WorkScope& scope);

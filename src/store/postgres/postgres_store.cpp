@@ -10,11 +10,13 @@
 #include <cstring>
 #include <thread>
 
+#include "store/postgres/batch_ledger.h"
 #include "store/postgres/claims.h"
 #include "store/postgres/connection.h"
 #include "store/postgres/migrations.h"
 #include "store/postgres/pending.h"
 #include "store/postgres/reports.h"
+#include "store/postgres/verify_reads.h"
 #include "store/postgres/writes.h"
 #include "store/source_sql.h"
 #include "store/write_isolation.h"
@@ -50,7 +52,8 @@ class PostgresStore final : public Store {
         claims_(options_.use_claims ? std::make_unique<postgres::Claims>(
                                           options_.conninfo, options_.worker_id, options_.lease, source_)
                                     : nullptr),
-        writer_(options_.use_copy, claims_.get(), source_) {}
+        writer_(options_.use_copy, claims_.get(), source_),
+        ledger_(conn_, source_, options_.worker_id) {}
 
   // Claims not written by now are given back (best effort, no reconnect): the next run
   // or another worker need not wait for their lease. Reader and writer of one process
@@ -130,6 +133,46 @@ class PostgresStore final : public Store {
     return call([&] { return postgres::read_failures(conn_, provider, model); });
   }
 
+  Result<std::vector<SourceIndex>> source_indexes() override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return call([&] { return postgres::read_source_indexes(conn_, source_); });
+  }
+
+  Result<SourceDescription> describe_source() override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return describe(source_);
+  }
+
+  Result<std::vector<std::string>> missing_privileges() override {
+    return call(
+        [&]() -> Result<std::vector<std::string>> { return postgres::missing_privileges(conn_, source_); });
+  }
+
+  Result<std::string> input_definition(const std::string& provider, const std::string& model) override {
+    return call([&]() -> Result<std::string> {
+      auto r = conn_.exec(
+          "reading the input definition",
+          "SELECT fingerprint FROM lens_embed_input_definitions WHERE provider = $1 AND model = $2",
+          postgres::Params().text(provider).text(model));
+      if (!r) return std::unexpected(r.error());
+      return r->size() > 0 ? r->text(0, 0) : std::string();
+    });
+  }
+
+  Status record_input_definition(const std::string& provider, const std::string& model,
+                                 const std::string& fingerprint) override {
+    return call([&]() -> Status {
+      auto r = conn_.exec(
+          "recording the input definition",
+          "INSERT INTO lens_embed_input_definitions (provider, model, fingerprint) VALUES ($1, $2, "
+          "$3) ON CONFLICT (provider, model) DO UPDATE SET fingerprint = excluded.fingerprint, "
+          "recorded_at = now()",
+          postgres::Params().text(provider).text(model).text(fingerprint));
+      if (!r) return std::unexpected(r.error());
+      return {};
+    });
+  }
+
   Result<std::vector<SearchHit>> search(const std::string& provider, const std::string& model,
                                         std::span<const float> query, std::size_t k) override {
     return call([&]() -> Result<std::vector<SearchHit>> {
@@ -138,6 +181,40 @@ class PostgresStore final : public Store {
       return postgres::search(conn_, source_, *type, provider, model, query, k);
     });
   }
+
+  Result<VerifyPage> verify_page(const std::string& provider, const std::string& model, PendingCursor& cursor,
+                                 std::size_t max_items) override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    PendingCursor attempt;
+    auto page = call([&] {
+      attempt = cursor;
+      return postgres::verify_page(conn_, source_, provider, model, attempt, max_items);
+    });
+    if (page) cursor = std::move(attempt);
+    return page;
+  }
+
+  Result<Orphans> orphans(const std::string& provider, const std::string& model,
+                          std::size_t max_ids) override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return call([&] { return postgres::read_orphans(conn_, source_, provider, model, max_ids); });
+  }
+
+  Result<IdSample> wrong_dimensions(const std::string& provider, const std::string& model,
+                                    std::int64_t dimensions, std::size_t max_ids) override {
+    return call([&]() -> Result<IdSample> {
+      auto type = embedding_type();
+      if (!type) return std::unexpected(type.error());
+      return postgres::wrong_dimensions(conn_, *type, provider, model, dimensions, max_ids);
+    });
+  }
+
+  Result<std::optional<std::vector<float>>> read_vector(const std::string& provider, const std::string& model,
+                                                        const std::string& user_message_id) override {
+    return call([&] { return postgres::read_vector(conn_, source_, provider, model, user_message_id); });
+  }
+
+  BatchLedger* batch_ledger() override { return &ledger_; }
 
   Status release_claims() override {
     if (!claims_) return {};
@@ -253,6 +330,7 @@ class PostgresStore final : public Store {
   Connection conn_;
   std::unique_ptr<postgres::Claims> claims_;
   postgres::BatchWriter writer_;
+  postgres::PostgresBatchLedger ledger_;  // on conn_ and source_
   std::optional<std::string> embedding_type_;
   std::optional<std::string> force_since_;
   std::uint64_t listen_generation_ = 0;

@@ -2,9 +2,11 @@
 #include "store/postgres/reports.h"
 
 #include <fmt/core.h>
+#include <cmath>
 #include <map>
 #include <unordered_map>
 
+#include "store/postgres/claims.h"
 #include "store/postgres/migrations.h"
 #include "store/postgres/sql.h"
 #include "store/shared_sql.h"
@@ -20,6 +22,100 @@ using util::Result;
 using util::Status;
 
 using Ranked = std::vector<std::pair<std::string, double>>;  // user message id, score; best first
+
+// The columns of a RunSummary (run_from reads them), before FROM embedding_runs.
+std::string run_columns() {
+  return fmt::format(
+      "SELECT id, provider, model, {}, coalesce({}, ''), status, embedded, unchanged, skipped, failed, "
+      "truncated, tokens, requests, retries, rate_limited, "
+      "extract(epoch FROM coalesce(finished_at, heartbeat_at, started_at) - started_at), "
+      "coalesce(error, ''), fenced ",
+      sql::ts("started_at"), sql::ts("finished_at"));
+}
+
+RunSummary run_from(const Rows& r, int i) {
+  RunSummary s;
+  s.id = r.integer(i, 0);
+  s.provider = r.text(i, 1);
+  s.model = r.text(i, 2);
+  s.started_at = r.text(i, 3);
+  s.finished_at = r.text(i, 4);
+  s.status = core::parse_run_status(r.text(i, 5)).value_or(core::RunStatus::failed);
+  s.stats.embedded = r.integer(i, 6);
+  s.stats.unchanged = r.integer(i, 7);
+  s.stats.failed = r.integer(i, 9);
+  s.stats.truncated = r.integer(i, 10);
+  s.stats.tokens = r.integer(i, 11);
+  s.stats.requests = r.integer(i, 12);
+  s.stats.retries = r.integer(i, 13);
+  s.stats.rate_limited = r.integer(i, 14);
+  s.duration_seconds = r.real(i, 15);
+  s.error = r.text(i, 16);
+  s.stats.fenced = r.integer(i, 17);
+  return s;
+}
+
+// Freshness, the last 24 hours' spending and the last failed run of m's pair (store.h).
+Status fill_model_recency(Connection& conn, const SourceSql& source, ModelStatus& m) {
+  const auto pair = [&] { return Params().text(m.provider).text(m.model); };
+  auto oldest = conn.exec("reading freshness", sql::oldest_unwritten(source), pair());
+  if (!oldest) return std::unexpected(oldest.error());
+  if (oldest->size() > 0) {
+    m.oldest_pending_at = oldest->text(0, 0);
+    if (!oldest->is_null(0, 1)) m.oldest_pending_age_seconds = oldest->real(0, 1);
+  }
+  // w: the window's start; s, e: a run's span; f: the share of its tokens in the window.
+  auto spend =
+      conn.exec("reading the last 24 hours",
+                "SELECT count(*), coalesce(sum(tokens * f), 0)::float8, count(*) FILTER (WHERE f < 1) FROM ("
+                "  SELECT tokens, (CASE WHEN e <= w THEN 0 WHEN s >= w OR e <= s THEN 1 "
+                "    ELSE extract(epoch FROM e - w) / extract(epoch FROM e - s) END)::float8 AS f FROM ("
+                "    SELECT tokens, started_at AS s, coalesce(finished_at, heartbeat_at, started_at) AS e, "
+                "      now() - interval '24 hours' AS w "
+                "    FROM embedding_runs WHERE provider = $1 AND model = $2) r) x WHERE f > 0",
+                pair());
+  if (!spend) return std::unexpected(spend.error());
+  m.runs_24h = spend->integer(0, 0);
+  m.tokens_24h = std::llround(spend->real(0, 1));
+  m.prorated_runs_24h = spend->integer(0, 2);
+  auto failed = conn.exec("reading the last failed run",
+                          run_columns() +
+                              "FROM embedding_runs WHERE provider = $1 AND model = $2 AND status = 'failed' "
+                              "ORDER BY id DESC LIMIT 1",
+                          pair());
+  if (!failed) return std::unexpected(failed.error());
+  if (failed->size() > 0) m.last_failed_run = run_from(*failed, 0);
+  return {};
+}
+
+// The live workers (their key's advisory lock is held; a claim of a worker without a key
+// lives by its lease) with their claims per pair, and the claims of the others.
+Status read_workers(Connection& conn, StatusReport& report) {
+  report.has_claims = true;
+  auto r = conn.exec(
+      "reading workers",
+      fmt::format("SELECT worker, provider, model, count(*), {}, max(expires_at) < now(), "
+                  "  CASE WHEN worker_key IS NULL THEN max(expires_at) >= now() "
+                  "    ELSE worker_key = ANY ({}) END "
+                  "FROM embedding_claims GROUP BY worker, worker_key, provider, model ORDER BY 1, 2, 3",
+                  sql::ts("max(expires_at)"), held_worker_keys()));
+  if (!r) return std::unexpected(r.error());
+  for (int i = 0; i < r->size(); ++i) {
+    if (!r->boolean(i, 6)) {
+      report.orphaned_claims += r->integer(i, 3);
+      continue;
+    }
+    WorkerStatus w;
+    w.worker = r->text(i, 0);
+    w.provider = r->text(i, 1);
+    w.model = r->text(i, 2);
+    w.claims = r->integer(i, 3);
+    w.lease_expires_at = r->text(i, 4);
+    w.lease_expired = r->boolean(i, 5);
+    report.workers.push_back(std::move(w));
+  }
+  return {};
+}
 
 Status fill_model_status(Connection& conn, const SourceSql& source, ModelStatus& m) {
   auto counts =
@@ -40,7 +136,7 @@ Status fill_model_status(Connection& conn, const SourceSql& source, ModelStatus&
                        m.failed_permanent, m.failed_transient, m.transient_due);
   }
   m.failed = m.failed_permanent + m.failed_transient;
-  return {};
+  return fill_model_recency(conn, source, m);
 }
 
 // The details of `ranked` hits, in rank order; the answer comes from the row of
@@ -140,37 +236,12 @@ Result<StatusReport> read_status(Connection& conn, const SourceSql& source, std:
     if (auto s = fill_model_status(conn, source, m); !s) return std::unexpected(s.error());
     report.models.push_back(std::move(m));
   }
-  auto runs = conn.exec(
-      "reading runs",
-      fmt::format(
-          "SELECT id, provider, model, {}, coalesce({}, ''), status, embedded, unchanged, skipped, failed, "
-          "truncated, tokens, requests, retries, rate_limited, "
-          "extract(epoch FROM coalesce(finished_at, heartbeat_at, started_at) - started_at), "
-          "coalesce(error, '') FROM embedding_runs ORDER BY id DESC LIMIT $1",
-          sql::ts("started_at"), sql::ts("finished_at")),
-      Params().integer(static_cast<std::int64_t>(recent_runs)));
+  auto runs = conn.exec("reading runs", run_columns() + "FROM embedding_runs ORDER BY id DESC LIMIT $1",
+                        Params().integer(static_cast<std::int64_t>(recent_runs)));
   if (!runs) return std::unexpected(runs.error());
-  const Rows& r = *runs;
-  for (int i = 0; i < r.size(); ++i) {
-    RunSummary s;
-    s.id = r.integer(i, 0);
-    s.provider = r.text(i, 1);
-    s.model = r.text(i, 2);
-    s.started_at = r.text(i, 3);
-    s.finished_at = r.text(i, 4);
-    s.status = core::parse_run_status(r.text(i, 5)).value_or(core::RunStatus::failed);
-    s.stats.embedded = r.integer(i, 6);
-    s.stats.unchanged = r.integer(i, 7);
-    s.stats.failed = r.integer(i, 9);
-    s.stats.truncated = r.integer(i, 10);
-    s.stats.tokens = r.integer(i, 11);
-    s.stats.requests = r.integer(i, 12);
-    s.stats.retries = r.integer(i, 13);
-    s.stats.rate_limited = r.integer(i, 14);
-    s.duration_seconds = r.real(i, 15);
-    s.error = r.text(i, 16);
-    report.recent_runs.push_back(std::move(s));
-  }
+  for (int i = 0; i < runs->size(); ++i)
+    report.recent_runs.push_back(run_from(*runs, i));
+  if (auto s = read_workers(conn, report); !s) return std::unexpected(s.error());
   return report;
 }
 

@@ -96,15 +96,62 @@ ALTER TABLE embedding_claims ADD COLUMN IF NOT EXISTS worker_key bigint;
 CREATE INDEX IF NOT EXISTS message_embeddings_dimensions ON message_embeddings (provider, model, dimensions);
 )sql";
 
-// The two indexes the pending query needs on the source table: `init` only
-// (PostgresOptions::source_indexes), and only when missing. On a large live database,
-// create them first with CREATE INDEX CONCURRENTLY under the same names (see
-// docs/POSTGRES.md); IF NOT EXISTS then skips them.
-inline constexpr const char* k_source_indexes = R"sql(
--- Keyset cursor over user messages: (created_at, id) in index order, never OFFSET.
-CREATE INDEX IF NOT EXISTS messages_user_keyset ON messages (created_at, id) WHERE role = 'user';
--- The answer of a user message: the next user/assistant message of its conversation.
-CREATE INDEX IF NOT EXISTS messages_conversation_order ON messages (conversation_id, created_at, id);
+// Version 3 (issue 16): the run's late writes refused by the fence (core::RunStats::fenced),
+// stored with its other counters so that `status` shows them after the run has ended.
+inline constexpr const char* k_v3 = R"sql(
+ALTER TABLE embedding_runs ADD COLUMN IF NOT EXISTS fenced bigint NOT NULL DEFAULT 0;
+)sql";
+
+// Version 4 (issue 12): per (provider, model), the fingerprint of what defined the input
+// texts (core::input_definition_fingerprint) when a run last read every input to the end.
+// A run that finds another one re-reads and hashes every input once, as `run --rehash`.
+inline constexpr const char* k_v4 = R"sql(
+CREATE TABLE IF NOT EXISTS lens_embed_input_definitions (
+  provider    text        NOT NULL,
+  model       text        NOT NULL,
+  fingerprint text        NOT NULL,
+  recorded_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (provider, model)
+);
+)sql";
+
+// Version 5 (issue 13): the Batch API ledger (store/batch_ledger.h). {key_type} is the
+// source key's type (migrations.cpp). A batch and its items are recorded before its file
+// is uploaded; while `done` is false its items are held: the pending query leaves them out
+// for every worker of the pair, as a claim does. No foreign key: an item whose message is
+// deleted is discarded when its result comes back.
+inline constexpr const char* k_v5 = R"sql(
+CREATE TABLE IF NOT EXISTS embedding_batches (
+  batch_key       text        PRIMARY KEY,
+  provider        text        NOT NULL,
+  model           text        NOT NULL,
+  dimensions      integer,
+  remote_id       text,
+  input_file_id   text,
+  output_file_id  text,
+  error_file_id   text,
+  status          text        NOT NULL,
+  done            boolean     NOT NULL DEFAULT false,
+  items           bigint      NOT NULL DEFAULT 0,
+  requests        bigint      NOT NULL DEFAULT 0,
+  tokens          bigint      NOT NULL DEFAULT 0,
+  completed       bigint      NOT NULL DEFAULT 0,
+  failed          bigint      NOT NULL DEFAULT 0,
+  error           text,
+  created_at      timestamptz NOT NULL DEFAULT now(),
+  updated_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS embedding_batches_open ON embedding_batches (provider, model) WHERE NOT done;
+CREATE TABLE IF NOT EXISTS embedding_batch_items (
+  batch_key       text        NOT NULL REFERENCES embedding_batches(batch_key) ON DELETE CASCADE,
+  user_message_id {key_type}  NOT NULL,
+  content_sha256  bytea       NOT NULL,
+  custom_id       text        NOT NULL,
+  input_index     integer     NOT NULL,
+  tokens          bigint      NOT NULL,
+  PRIMARY KEY (batch_key, custom_id, input_index)
+);
+CREATE INDEX IF NOT EXISTS embedding_batch_items_message ON embedding_batch_items (user_message_id, batch_key);
 )sql";
 
 // float32 vectors do not compress: skip pglz's attempt (saves CPU on every write).

@@ -50,6 +50,11 @@ enum class PendingWhere { window, ids };
 // count_pending: eligible user messages without a row ($3 force: all) and without a
 // failure that is not due, for $1 provider, $2 model. No answer lookups.
 [[nodiscard]] std::string count_pending(const SourceSql& s);
+
+// The items of batch $1 with their exchanges as the source holds them now (NULL p.id: the
+// user message is gone): custom_id, input_index, content_sha256, then the columns of
+// pending(full) from p.id to x.sv and the mapped columns.
+[[nodiscard]] std::string batch_exchanges(const SourceSql& s);
 // count_pending with only_failures: eligible user messages with a failure for $1, $2.
 [[nodiscard]] std::string count_failures(const SourceSql& s);
 
@@ -58,6 +63,16 @@ enum class PendingWhere { window, ids };
 
 // status per ($1 provider, $2 model): rows, pending (no row, no failure), stale rows.
 [[nodiscard]] std::string model_counts(const SourceSql& s);
+// status per ($1 provider, $2 model): the first user message in keyset order of those
+// model_counts counts as pending: its created_at (ts()) and age in seconds by the server's
+// clock; no row when there is none.
+[[nodiscard]] std::string oldest_unwritten(const SourceSql& s);
+
+// verify: the next $6 eligible user messages after the cursor ($3 started, $4 created_at,
+// $5 id) for $1 provider, $2 model, every one whatever its row or failure: the full pending
+// columns 0..7 (7: the row's sha256, NULL when none), 8 whether a row exists, 9 whether a
+// failure is recorded, then the template columns from 10, in keyset order.
+[[nodiscard]] std::string verify_page(const SourceSql& s);
 
 // search: id, answer id, conversation id, created_at, first 400 characters of each user
 // message in $1 (uuid[] literal), the answer from the row of $2 provider, $3 model.

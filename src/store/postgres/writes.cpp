@@ -17,7 +17,7 @@ namespace {
 using util::Result;
 using util::Status;
 
-// $1 run id, $2.. the counters in the column order of embedding_runs.
+// $1 run id, $2..$10 the counters in the column order of embedding_runs, $11 fenced (v3).
 Params progress_params(std::int64_t run_id, const core::RunStats& s) {
   Params p;
   p.integer(run_id)
@@ -29,7 +29,8 @@ Params progress_params(std::int64_t run_id, const core::RunStats& s) {
       .integer(s.tokens)
       .integer(s.requests)
       .integer(s.retries)
-      .integer(s.rate_limited);
+      .integer(s.rate_limited)
+      .integer(s.fenced);
   return p;
 }
 
@@ -283,7 +284,7 @@ Result<WriteReport> BatchWriter::write_in_transaction(Connection& conn, const Wr
     auto r = conn.exec("updating run",
                        "UPDATE embedding_runs SET embedded = $2, unchanged = $3, skipped = $4, failed = $5, "
                        "truncated = $6, tokens = $7, requests = $8, retries = $9, rate_limited = $10, "
-                       "heartbeat_at = now() WHERE id = $1",
+                       "fenced = $11, heartbeat_at = now() WHERE id = $1",
                        progress_params(batch.run_id, progress));
     if (!r) return std::unexpected(r.error());
   }
@@ -311,7 +312,8 @@ Status finish_run(Connection& conn, std::int64_t run_id, core::RunStatus status,
   auto r = conn.exec("finishing run",
                      "UPDATE embedding_runs SET embedded = $2, unchanged = $3, skipped = $4, failed = $5, "
                      "truncated = $6, tokens = $7, requests = $8, retries = $9, rate_limited = $10, "
-                     "heartbeat_at = now(), finished_at = now(), status = $11, error = $12 WHERE id = $1",
+                     "fenced = $11, heartbeat_at = now(), finished_at = now(), status = $12, error = $13 "
+                     "WHERE id = $1",
                      p);
   if (!r) return std::unexpected(r.error());
   return {};

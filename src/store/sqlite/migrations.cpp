@@ -49,22 +49,6 @@ std::string source_schema(const SourceSql& source) {
   return core::quote_sql_name(schema.empty() ? std::string("main") : schema);
 }
 
-// The source indexes for a mapped relation: the keyset over its user messages and the
-// lookup of a reply (by conversation under "next", by the reply column under "column:").
-std::string mapped_source_indexes(const SourceSql& source) {
-  const auto& reply = source.mapping().reply().value;
-  const std::string schema = source_schema(source);
-  const std::string table = core::quote_sql_name(source.mapping().messages().value.name);
-  std::string sql =
-      source.expand(fmt::format("CREATE INDEX IF NOT EXISTS {}.{} ON {} (@created, @id) WHERE @role@isuser;",
-                                schema, core::quote_sql_name(source.keyset_index()), table));
-  if (reply.kind == core::ReplyKind::none) return sql;
-  const std::string lead =
-      reply.kind == core::ReplyKind::next ? source.expand("@conv") : core::quote_sql_name(reply.column);
-  return sql + source.expand(fmt::format("CREATE INDEX IF NOT EXISTS {}.{} ON {} ({}, @created, @id);",
-                                         schema, core::quote_sql_name(source.order_index()), table, lead));
-}
-
 Result<bool> source_indexes_present(Database& db, const SourceSql& source) {
   if (!source.is_table()) return true;  // a view has none to create
   const bool two = source.mapping().reply().value.kind != core::ReplyKind::none;
@@ -133,13 +117,23 @@ Status migrate_in_transaction(Database& db, const SourceSql& source, int version
       return s;
     if (auto s = record(db, 2, "failure classes, run errors, dimensions index"); !s) return s;
   }
+  if (version < 3) {
+    if (auto s = db.exec(sqlite_schema::k_v3); !s) return s;
+    if (auto s = record(db, 3, "fenced count of runs"); !s) return s;
+  }
+  if (version < 4) {
+    if (auto s = db.exec(sqlite_schema::k_v4); !s) return s;
+    if (auto s = record(db, 4, "input definitions"); !s) return s;
+  }
   if (version < 5) {
     if (auto s = db.exec(source.expand(sqlite_schema::k_v5)); !s) return s;
     if (auto s = record(db, 5, "batch API ledger"); !s) return s;
   }
   if (!options.source_indexes || !source.is_table()) return {};
-  return db.exec(source.mapping().is_default() ? std::string(sqlite_schema::k_source_indexes)
-                                               : mapped_source_indexes(source));
+  std::string sql;
+  for (const auto& index : source.source_index_ddl())
+    sql += index.sql + "\n";
+  return db.exec(sql);
 }
 
 // Rows of user messages deleted from a source the foreign key cannot follow (a view, a table
@@ -224,6 +218,23 @@ Status migrate(Database& db, const SourceSql& source, const MigrateOptions& opti
   }
   if (auto c = db.exec("COMMIT"); !c) return c;
   return prune(db, source);
+}
+
+Result<std::vector<SourceIndex>> read_source_indexes(Database& db, const SourceSql& source) {
+  std::vector<SourceIndex> out;
+  for (const auto& index : source.source_index_ddl()) {
+    Statement q;
+    if (auto s =
+            q.prepare(db, fmt::format("SELECT 1 FROM {}.sqlite_schema WHERE type = 'index' AND name = ?1",
+                                      source_schema(source)));
+        !s)
+      return std::unexpected(s.error());
+    q.bind(1, std::string_view(index.name));
+    auto row = q.step("reading the source indexes");
+    if (!row) return std::unexpected(row.error());
+    out.push_back({index.name, *row, index.sql});
+  }
+  return out;
 }
 
 Status check_current(Database& db) {

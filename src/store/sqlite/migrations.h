@@ -2,8 +2,11 @@
 // what the store needs in the file: the source table and, read-only, a current schema.
 #pragma once
 
+#include <vector>
+
 #include "store/source_sql.h"
 #include "store/sqlite/database.h"
+#include "store/store.h"
 
 namespace lens::store::sqlite {
 
@@ -30,6 +33,11 @@ struct MigrateOptions {
 // Called when the store opens, in every mode, before any statement reads the source.
 // On failure: configuration naming the missing relation or mapped column.
 [[nodiscard]] util::Status inspect_source(Database& db, SourceSql& source);
+
+// The indexes the pending query needs on the source (SourceSql::source_index_ddl) and
+// whether an index of each name exists in the relation's database.
+[[nodiscard]] util::Result<std::vector<SourceIndex>> read_source_indexes(Database& db,
+                                                                         const SourceSql& source);
 
 // For read-only opens: no DDL, no write. On success: lens-embed's schema is at
 // k_schema_version (inspect_source checks the source). On failure: configuration saying to run `lens-embed

@@ -7,6 +7,28 @@
 
 namespace lens::store::sqlite {
 
+core::Exchange read_exchange_row(Statement& q, const std::vector<std::string>& user_columns,
+                                 const std::vector<std::string>& assistant_columns,
+                                 int first_template_column) {
+  core::Exchange ex;
+  ex.user_message_id = q.text(0);
+  ex.user_content = q.text(3);
+  ex.assistant_message_id = q.optional_text(4);
+  if (ex.assistant_message_id) ex.assistant_content = q.text(5);
+  ex.source_version = q.text(6);
+  if (auto sha = q.blob(7); sha.size() == 32) {
+    util::Sha256 digest;
+    std::memcpy(digest.data(), sha.data(), 32);
+    ex.stored_sha256 = digest;
+  }
+  int column = first_template_column;
+  for (const auto& name : user_columns)
+    ex.user_columns[name] = q.text(column++);
+  for (const auto& name : assistant_columns)
+    ex.assistant_columns[name] = q.text(column++);
+  return ex;
+}
+
 util::Result<PendingPage> next_pending(Database& db, const SourceSql& source, const WorkScope& scope,
                                        PendingCursor& cursor, std::size_t max_items) {
   // Step 1: the key window, read from the partial index alone. Bounding the scan (not
@@ -54,22 +76,7 @@ util::Result<PendingPage> next_pending(Database& db, const SourceSql& source, co
     auto row = q.step("reading pending exchanges");
     if (!row) return std::unexpected(row.error());
     if (!*row) break;
-    core::Exchange ex;
-    ex.user_message_id = q.text(0);
-    ex.user_content = q.text(3);
-    ex.assistant_message_id = q.optional_text(4);
-    if (ex.assistant_message_id) ex.assistant_content = q.text(5);
-    ex.source_version = q.text(6);
-    if (auto sha = q.blob(7); sha.size() == 32) {
-      util::Sha256 digest;
-      std::memcpy(digest.data(), sha.data(), 32);
-      ex.stored_sha256 = digest;
-    }
-    int column = 8;
-    for (const auto& name : user_columns)
-      ex.user_columns[name] = q.text(column++);
-    for (const auto& name : assistant_columns)
-      ex.assistant_columns[name] = q.text(column++);
+    core::Exchange ex = read_exchange_row(q, user_columns, assistant_columns, 8);
     page.items.push_back(std::move(ex));
   }
   cursor.started = true;

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "store/source_sql.h"
 #include "store/sqlite/database.h"
@@ -20,6 +22,14 @@ namespace lens::store::sqlite {
                                                      std::size_t max_items);
 
 // Store::count_pending on `db`.
+// The exchange of one row shaped as the pending query's: id (0), the user's text (3), the
+// reply's id and text (4, 5), the source version (6), the stored input hash (7), then the
+// template's user and assistant columns from `first_template_column` on. verify_page's rows
+// share the shape.
+[[nodiscard]] core::Exchange read_exchange_row(Statement& q, const std::vector<std::string>& user_columns,
+                                               const std::vector<std::string>& assistant_columns,
+                                               int first_template_column);
+
 [[nodiscard]] util::Result<std::int64_t> count_pending(Database& db, const SourceSql& source,
                                                        const WorkScope& scope);
 

@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <map>
 #include <thread>
 
@@ -22,6 +23,79 @@ using util::ErrorCode;
 using util::fail;
 using util::Result;
 using util::Status;
+
+// The columns of a RunSummary (run_from reads them), before FROM embedding_runs.
+constexpr const char* k_run_columns =
+    "SELECT id, provider, model, started_at, coalesce(finished_at, ''), status, embedded, "
+    "unchanged, skipped, failed, truncated, tokens, requests, retries, rate_limited, "
+    "(julianday(coalesce(finished_at, heartbeat_at, started_at)) - julianday(started_at)) * 86400.0, "
+    "coalesce(error, ''), fenced ";
+
+RunSummary run_from(Statement& q) {
+  RunSummary r;
+  r.id = q.integer(0);
+  r.provider = q.text(1);
+  r.model = q.text(2);
+  r.started_at = q.text(3);
+  r.finished_at = q.text(4);
+  r.status = core::parse_run_status(q.text(5)).value_or(core::RunStatus::failed);
+  r.stats.embedded = q.integer(6);
+  r.stats.unchanged = q.integer(7);
+  r.stats.failed = q.integer(9);
+  r.stats.truncated = q.integer(10);
+  r.stats.tokens = q.integer(11);
+  r.stats.requests = q.integer(12);
+  r.stats.retries = q.integer(13);
+  r.stats.rate_limited = q.integer(14);
+  r.duration_seconds = q.real(15);
+  r.error = q.text(16);
+  r.stats.fenced = q.integer(17);
+  return r;
+}
+
+// Freshness, the last 24 hours' spending and the last failed run of m's pair (store.h).
+Status fill_model_recency(Database& db, const SourceSql& source, ModelStatus& m) {
+  auto prepare = [&](Statement& q, const std::string& text) {
+    if (auto s = q.prepare(db, text); !s) return s;
+    q.bind(1, std::string_view(m.provider));
+    q.bind(2, std::string_view(m.model));
+    return Status{};
+  };
+  Statement oldest;
+  if (auto s = prepare(oldest, sql::oldest_unwritten(source)); !s) return s;
+  auto row = oldest.step("reading freshness");
+  if (!row) return std::unexpected(row.error());
+  if (*row) {
+    m.oldest_pending_at = oldest.text(0);
+    if (!oldest.is_null(1)) m.oldest_pending_age_seconds = oldest.real(1);
+  }
+  // w: the window's start; s, e: a run's span; f: the share of its tokens in the window.
+  Statement spend;
+  if (auto s = prepare(spend,
+                       "SELECT count(*), coalesce(sum(tokens * f), 0), coalesce(sum(f < 1.0), 0) FROM ("
+                       "  SELECT tokens, CASE WHEN e <= w THEN 0.0 WHEN s >= w OR e <= s THEN 1.0 "
+                       "    ELSE (e - w) / (e - s) END AS f FROM ("
+                       "    SELECT tokens, julianday(started_at) AS s, "
+                       "      julianday(coalesce(finished_at, heartbeat_at, started_at)) AS e, "
+                       "      julianday('now') - 1.0 AS w "
+                       "    FROM embedding_runs WHERE provider = ?1 AND model = ?2)) WHERE f > 0");
+      !s)
+    return s;
+  if (auto s = spend.one_row("reading the last 24 hours"); !s) return s;
+  m.runs_24h = spend.integer(0);
+  m.tokens_24h = std::llround(spend.real(1));
+  m.prorated_runs_24h = spend.integer(2);
+  Statement failed;
+  if (auto s = prepare(failed, std::string(k_run_columns) +
+                                   "FROM embedding_runs WHERE provider = ?1 AND model = ?2 AND status = "
+                                   "'failed' ORDER BY id DESC LIMIT 1");
+      !s)
+    return s;
+  row = failed.step("reading the last failed run");
+  if (!row) return std::unexpected(row.error());
+  if (*row) m.last_failed_run = run_from(failed);
+  return {};
+}
 
 Status fill_model_status(Database& db, const SourceSql& source, ModelStatus& m) {
   auto count = [&](const std::string& text) -> Result<std::int64_t> {
@@ -60,7 +134,7 @@ Status fill_model_status(Database& db, const SourceSql& source, ModelStatus& m) 
                        m.transient_due);
   }
   m.failed = m.failed_permanent + m.failed_transient;
-  return {};
+  return fill_model_recency(db, source, m);
 }
 
 // One thread's share of a search: rows of (provider, model) with rowid in [from, to],
@@ -119,12 +193,7 @@ Result<StatusReport> read_status(Database& db, const SourceSql& source, std::siz
   }
 
   Statement runs;
-  if (auto s = runs.prepare(
-          db,
-          "SELECT id, provider, model, started_at, coalesce(finished_at, ''), status, embedded, "
-          "unchanged, skipped, failed, truncated, tokens, requests, retries, rate_limited, "
-          "(julianday(coalesce(finished_at, heartbeat_at, started_at)) - julianday(started_at)) * 86400.0, "
-          "coalesce(error, '') FROM embedding_runs ORDER BY id DESC LIMIT ?1");
+  if (auto s = runs.prepare(db, std::string(k_run_columns) + "FROM embedding_runs ORDER BY id DESC LIMIT ?1");
       !s)
     return std::unexpected(s.error());
   runs.bind(1, static_cast<std::int64_t>(recent_runs));
@@ -132,24 +201,7 @@ Result<StatusReport> read_status(Database& db, const SourceSql& source, std::siz
     auto row = runs.step("reading runs");
     if (!row) return std::unexpected(row.error());
     if (!*row) break;
-    RunSummary r;
-    r.id = runs.integer(0);
-    r.provider = runs.text(1);
-    r.model = runs.text(2);
-    r.started_at = runs.text(3);
-    r.finished_at = runs.text(4);
-    r.status = core::parse_run_status(runs.text(5)).value_or(core::RunStatus::failed);
-    r.stats.embedded = runs.integer(6);
-    r.stats.unchanged = runs.integer(7);
-    r.stats.failed = runs.integer(9);
-    r.stats.truncated = runs.integer(10);
-    r.stats.tokens = runs.integer(11);
-    r.stats.requests = runs.integer(12);
-    r.stats.retries = runs.integer(13);
-    r.stats.rate_limited = runs.integer(14);
-    r.duration_seconds = runs.real(15);
-    r.error = runs.text(16);
-    report.recent_runs.push_back(std::move(r));
+    report.recent_runs.push_back(run_from(runs));
   }
   return report;
 }

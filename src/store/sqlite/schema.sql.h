@@ -80,6 +80,25 @@ ALTER TABLE embedding_runs ADD COLUMN error TEXT;
 CREATE INDEX IF NOT EXISTS message_embeddings_dimensions ON message_embeddings (provider, model, dimensions);
 )sql";
 
+// Version 3 (issue 16): the run's late writes refused by the fence (core::RunStats::fenced),
+// stored with its other counters so that `status` shows them after the run has ended.
+inline constexpr const char* k_v3 = R"sql(
+ALTER TABLE embedding_runs ADD COLUMN fenced INTEGER NOT NULL DEFAULT 0;
+)sql";
+
+// Version 4 (issue 12): per (provider, model), the fingerprint of what defined the input
+// texts (core::input_definition_fingerprint) when a run last read every input to the end.
+// A run that finds another one re-reads and hashes every input once, as `run --rehash`.
+inline constexpr const char* k_v4 = R"sql(
+CREATE TABLE IF NOT EXISTS lens_embed_input_definitions (
+  provider    TEXT NOT NULL,
+  model       TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  PRIMARY KEY (provider, model)
+);
+)sql";
+
 // Version 5 (issue 13): the Batch API ledger. A pattern: @key is the source key's type.
 // A batch and its items are recorded before its file is uploaded; while `done` = 0 the
 // items are held (the pending query leaves them out for every run of the pair).
@@ -116,15 +135,6 @@ CREATE TABLE IF NOT EXISTS embedding_batch_items (
   PRIMARY KEY (batch_key, custom_id, input_index)
 );
 CREATE INDEX IF NOT EXISTS embedding_batch_items_message ON embedding_batch_items (user_message_id, batch_key);
-)sql";
-
-// The two indexes the pending query needs on the source table, created by `init` only
-// (SqliteOptions::source_indexes) and only when missing; never by `run`.
-inline constexpr const char* k_source_indexes = R"sql(
--- Keyset cursor over user messages: (created_at, id) in index order, never OFFSET.
-CREATE INDEX IF NOT EXISTS messages_user_keyset ON messages (created_at, id) WHERE role = 'user';
--- The answer of a user message: the next user/assistant message of its conversation.
-CREATE INDEX IF NOT EXISTS messages_conversation_order ON messages (conversation_id, created_at, id);
 )sql";
 
 }  // namespace lens::store::sqlite_schema

@@ -130,6 +130,19 @@ std::string count_unwritten(const SourceSql& s) {
       k_non_blank));
 }
 
+// The keyset order walks messages_user_keyset (or the mapping's) from its start and stops
+// at the first message without a row or a failure.
+std::string oldest_unwritten(const SourceSql& s) {
+  return s.expand(fmt::format(
+      "SELECT p.@created, (julianday('now') - julianday(p.@created)) * 86400.0 FROM @src p "
+      "WHERE p.@role@isuser AND {} AND NOT EXISTS "
+      "(SELECT 1 FROM message_embeddings e WHERE e.provider = ?1 AND e.model = ?2 AND e.user_message_id = "
+      "p.@id) "
+      "AND NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = ?1 AND f.model = ?2 "
+      "AND f.user_message_id = p.@id) ORDER BY p.@created, p.@id LIMIT 1",
+      k_non_blank));
+}
+
 std::string count_stale(const SourceSql& s) {
   return s.expand(
       fmt::format("SELECT count(*) FROM message_embeddings e JOIN @src p ON p.@id = e.user_message_id {} "
@@ -145,6 +158,18 @@ std::string batch_exchanges(const SourceSql& s) {
       "FROM embedding_batch_items bi LEFT JOIN @src p ON p.@id = bi.user_message_id AND p.@role@isuser {1}"
       "WHERE bi.batch_key = ?1 ORDER BY bi.custom_id, bi.input_index",
       k_source_version, answer_join(s), s.user_columns("p"), s.assistant_columns("a")));
+}
+
+std::string verify_page(const SourceSql& s) {
+  return s.expand(fmt::format(
+      "SELECT p.@id, p.@conv, p.@created, p.@content, a.@id, a.@content, ({0}), e.content_sha256, "
+      "  e.user_message_id IS NOT NULL, EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = ?2 "
+      "  AND f.model = ?3 AND f.user_message_id = p.@id){3}{4} "
+      "FROM @src p {1}"
+      "LEFT JOIN message_embeddings e ON e.provider = ?2 AND e.model = ?3 AND e.user_message_id = p.@id "
+      "WHERE p.@role@isuser AND (p.@created, p.@id) > (?1, ?4) AND {2} "
+      "ORDER BY p.@created, p.@id LIMIT ?5",
+      k_source_version, answer_join(s), k_non_blank, s.user_columns("p"), s.assistant_columns("a")));
 }
 
 std::string search_hit(const SourceSql& s) {

@@ -42,6 +42,16 @@ extern const char* const k_now;
 [[nodiscard]] std::string count_unwritten(const SourceSql& s);
 // status for ?1 provider, ?2 model: rows whose exchange changed since they were written.
 [[nodiscard]] std::string count_stale(const SourceSql& s);
+// status for ?1 provider, ?2 model: the first user message in keyset order of those
+// count_unwritten counts: its created_at and age in seconds (NULL when julianday() cannot
+// read it); no row when there is none.
+[[nodiscard]] std::string oldest_unwritten(const SourceSql& s);
+
+// verify: the next ?5 eligible user messages after (?1, ?4) for ?2 provider, ?3 model, every
+// one whatever its row or failure: the pending columns 0..7 (7: the row's sha256, NULL when
+// none), 8 whether a row exists, 9 whether a failure is recorded, then the template columns
+// from 10, in keyset order.
+[[nodiscard]] std::string verify_page(const SourceSql& s);
 
 // search: user message id, answer id, conversation id, created_at and the first 400
 // characters of the row with rowid ?1.

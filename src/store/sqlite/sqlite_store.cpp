@@ -4,6 +4,7 @@
 #include "store/sqlite/sqlite_store.h"
 
 #include <fmt/core.h>
+#include <unistd.h>
 #include <filesystem>
 
 #include "store/source_sql.h"
@@ -12,6 +13,7 @@
 #include "store/sqlite/migrations.h"
 #include "store/sqlite/pending.h"
 #include "store/sqlite/reports.h"
+#include "store/sqlite/verify_reads.h"
 #include "store/sqlite/writer_lock.h"
 #include "store/sqlite/writes.h"
 #include "store/write_isolation.h"
@@ -78,9 +80,85 @@ class SqliteStore final : public Store {
     return sqlite::read_failures(*db_, provider, model);
   }
 
+  Result<std::vector<SourceIndex>> source_indexes() override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return sqlite::read_source_indexes(*db_, source_);
+  }
+
+  Result<SourceDescription> describe_source() override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return describe(source_);
+  }
+
+  Result<std::vector<std::string>> missing_privileges() override {
+    // A run writes the file, and its -wal and -shm files beside it.
+    std::vector<std::string> out;
+    const std::filesystem::path file(db_->path());
+    const std::filesystem::path dir = file.has_parent_path() ? file.parent_path() : ".";
+    if (::access(file.c_str(), W_OK) != 0)
+      out.push_back(fmt::format("make {} writable by this user (a run writes it)", file.string()));
+    if (::access(dir.c_str(), W_OK) != 0)
+      out.push_back(
+          fmt::format("make the directory {} writable by this user (SQLite creates {}-wal and "
+                      "{}-shm there)",
+                      dir.string(), file.filename().string(), file.filename().string()));
+    return out;
+  }
+
+  Result<std::string> input_definition(const std::string& provider, const std::string& model) override {
+    sqlite::Statement q;
+    if (auto s = q.prepare(*db_,
+                           "SELECT fingerprint FROM lens_embed_input_definitions WHERE provider = ?1 AND "
+                           "model = ?2");
+        !s)
+      return std::unexpected(s.error());
+    q.bind(1, std::string_view(provider));
+    q.bind(2, std::string_view(model));
+    auto row = q.step("reading the input definition");
+    if (!row) return std::unexpected(row.error());
+    return *row ? q.text(0) : std::string();
+  }
+
+  Status record_input_definition(const std::string& provider, const std::string& model,
+                                 const std::string& fingerprint) override {
+    sqlite::Statement q;
+    if (auto s = q.prepare(*db_,
+                           "INSERT INTO lens_embed_input_definitions (provider, model, fingerprint) VALUES "
+                           "(?1, ?2, ?3) ON CONFLICT (provider, model) DO UPDATE SET fingerprint = "
+                           "excluded.fingerprint, recorded_at = excluded.recorded_at");
+        !s)
+      return s;
+    q.bind(1, std::string_view(provider));
+    q.bind(2, std::string_view(model));
+    q.bind(3, std::string_view(fingerprint));
+    return q.run("recording the input definition");
+  }
+
   Result<std::vector<SearchHit>> search(const std::string& provider, const std::string& model,
                                         std::span<const float> query, std::size_t k) override {
     return sqlite::search(*db_, source_, provider, model, query, k);
+  }
+
+  Result<VerifyPage> verify_page(const std::string& provider, const std::string& model, PendingCursor& cursor,
+                                 std::size_t max_items) override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return sqlite::verify_page(*db_, source_, provider, model, cursor, max_items);
+  }
+
+  Result<Orphans> orphans(const std::string& provider, const std::string& model,
+                          std::size_t max_ids) override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return sqlite::read_orphans(*db_, source_, provider, model, max_ids);
+  }
+
+  Result<IdSample> wrong_dimensions(const std::string& provider, const std::string& model,
+                                    std::int64_t dimensions, std::size_t max_ids) override {
+    return sqlite::wrong_dimensions(*db_, provider, model, dimensions, max_ids);
+  }
+
+  Result<std::optional<std::vector<float>>> read_vector(const std::string& provider, const std::string& model,
+                                                        const std::string& user_message_id) override {
+    return sqlite::read_vector(*db_, provider, model, user_message_id);
   }
 
  private:

@@ -25,8 +25,8 @@ Status update_run_progress(Database& db, std::int64_t run_id, const core::RunSta
       "run_progress",
       fmt::format(
           "UPDATE embedding_runs SET embedded = ?2, unchanged = ?3, skipped = ?4, failed = ?5, "
-          "truncated = ?6, tokens = ?7, requests = ?8, retries = ?9, rate_limited = ?10, heartbeat_at = {} "
-          "WHERE id = ?1",
+          "truncated = ?6, tokens = ?7, requests = ?8, retries = ?9, rate_limited = ?10, fenced = ?11, "
+          "heartbeat_at = {} WHERE id = ?1",
           sql::k_now));
   q.reset();
   q.bind(1, run_id);
@@ -39,6 +39,7 @@ Status update_run_progress(Database& db, std::int64_t run_id, const core::RunSta
   q.bind(8, s.requests);
   q.bind(9, s.retries);
   q.bind(10, s.rate_limited);
+  q.bind(11, s.fenced);
   return q.run("updating run");
 }
 
