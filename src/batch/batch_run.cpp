@@ -60,6 +60,9 @@ BatchRunOutcome run_batch_api(const BatchRunOptions& options, const BatchRunDeps
       break;
     }
     if (driver.stopping()) break;
+    // Results gone (deleted by the provider): their items were submitted again once; a
+    // provider that keeps losing outputs must not be paid over and over in one run.
+    if (out.outputs_gone > 0) break;
     const bool moved = *collected > 0 || *submitted > 0;
     if (options.run.follow) {
       if (!moved && !sleep_unless_stopped(options.poll_interval, deps.stop)) break;

@@ -66,6 +66,7 @@ struct BatchRunOutcome {
   std::int64_t items_released = 0;   // expired, cancelled, rejected batches: pending again
   std::int64_t items_discarded = 0;  // results of messages edited meanwhile: pending again
   std::int64_t batches_adopted = 0;  // found again by their metadata after a crash
+  std::int64_t outputs_gone = 0;     // result files the provider no longer has (items released)
   std::int64_t batches_in_flight = 0;
   std::int64_t items_in_flight = 0;
   std::int64_t pending_left = 0;  // eligible exchanges neither held nor done (queue full, --limit)

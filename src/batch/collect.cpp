@@ -193,6 +193,7 @@ Status Driver::apply(store::BatchRecord& b) {
       const auto& e = r.error().error;
       if (e.code == ErrorCode::not_found) {
         util::log_warn("batch {}: file {} is gone; its items are submitted again", b.key, *file_id);
+        ++out_.outputs_gone;
         break;
       }
       if (e.code == ErrorCode::cancelled || stopping()) return util::fail(ErrorCode::cancelled, "stopped");

@@ -81,7 +81,7 @@ CLI::Range range(Bounds b) {
 }
 
 struct Commands {
-  CLI::App *init, *run, *status, *failures, *verify, *search, *tokens, *config, *doctor, *version, *man,
+  CLI::App *init, *run, *status, *batches, *failures, *verify, *search, *tokens, *config, *doctor, *version, *man,
       *completion;
 };
 
@@ -197,6 +197,17 @@ Commands define_commands(CLI::App& app, Flags& f) {
   shared.model(c.status, "Only this model (default: every one in the database)");
   shared.json(c.status, "Print as JSON");
 
+  c.batches = app.add_subcommand(
+      "batches", "Batch API batches (run --batch-api): status, progress, age, tokens and cost; cancel them");
+  shared.db(c.batches);
+  shared.config(c.batches);
+  shared.provider_group(c.batches);
+  c.batches->add_option("--cancel", f.cancel_batch, "Cancel this unfinished batch (its key or the provider's id)");
+  c.batches->add_flag("--cancel-all", f.cancel_all, "Cancel every unfinished batch (of the provider/model named)");
+  shared.json(c.batches, "Print as JSON");
+  c.batches->footer("Examples:\n  lens-embed batches\n  lens-embed batches --cancel lensb-0123456789abcdef\n"
+                    "  lens-embed batches --cancel-all");
+
   c.failures = app.add_subcommand("failures", "List inputs that failed, with the provider's reasons");
   shared.db(c.failures);
   shared.config(c.failures);
@@ -295,6 +306,7 @@ int dispatch(const Commands& c, const CLI::App& app, const Flags& f, const Doten
   if (c.init->parsed()) return cmd_init(f, *config);
   if (c.run->parsed()) return cmd_run(f, *config);
   if (c.status->parsed()) return cmd_status(f, *config);
+  if (c.batches->parsed()) return cmd_batches(f, *config);
   if (c.failures->parsed()) return cmd_failures(f, *config, dotenv);
   if (c.verify->parsed()) return cmd_verify(f, *config);
   if (c.search->parsed()) return cmd_search(f, *config, dotenv);

@@ -203,7 +203,7 @@ int run_once(const Flags& flags, const RawConfig& config, bool only_failures) {
   style.format = flags.log_format && *flags.log_format == "json" ? LogFormat::json : LogFormat::logfmt;
   ProgressPrinter printer(style);
   auto options = run_options(s, flags, only_failures, style.tty);
-  if (batch_api) {
+  if (batch_api && !flags.dry_run) {
     return run_batch(flags, config, s, options, **writer, **tok, run_arguments_json(config, flags),
                      so.worker_id);
   }
@@ -218,7 +218,7 @@ int run_once(const Flags& flags, const RawConfig& config, bool only_failures) {
   pipeline::RunDeps deps{
       **reader,     **writer,     **provider, **tok, &printer, &stop, run_arguments_json(config, flags),
       so.worker_id, metrics.get()};
-  const RunContext ctx{s.provider, s.model, mask_database_url(s.database)};
+  const RunContext ctx{s.provider, s.model, mask_database_url(s.database), batch_api};
   // One run, also with --follow: the pipeline keeps passing over the keyset until a signal.
   const auto outcome = pipeline::run_pipeline(options, deps);
   const RunAftermath left = outcome.dry_run || outcome.run_id == 0 ? RunAftermath{} : aftermath(**writer, s);

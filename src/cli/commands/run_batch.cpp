@@ -35,12 +35,6 @@ util::Status check_batch_mode(const Flags& flags, const RawConfig& config, const
                                  ? "--batch-api"
                                  : fmt::format("batch = true ({})", config.provider_section.batch.source);
   if (only_failures) return {};  // failures --retry is synchronous: it embeds a handful
-  if (flags.dry_run) {
-    return std::unexpected(usage(fmt::format(
-        "{} with --dry-run is not supported yet (the batch price is half the synchronous one shown by "
-        "`lens-embed run --dry-run`)",
-        origin)));
-  }
   if (s.provider_settings->kind != ProviderKind::openai) {
     return std::unexpected(usage(fmt::format("{}: provider {} has no Batch API; run without --batch-api",
                                              origin, s.provider_settings->name)));
@@ -70,13 +64,7 @@ std::int64_t default_queue_tokens(const std::string& model) {
   return 3'000'000;
 }
 
-int run_batch(const Flags& flags, const RawConfig& config, const Settings& s,
-              const pipeline::RunOptions& options, store::Store& store, const tokenizer::Tokenizer& tokenizer,
-              const std::string& arguments, const std::string& worker) {
-  store::BatchLedger* ledger = store.batch_ledger();
-  if (!ledger) {
-    return usage_error("--batch-api: this database has no batch ledger; run without --batch-api");
-  }
+util::Result<std::unique_ptr<provider::openai::BatchClient>> make_batch_client(const Settings& s) {
   const ProviderSettings& p = *s.provider_settings;
   provider::OpenAiOptions o;
   o.base_url = p.base_url;
@@ -86,19 +74,37 @@ int run_batch(const Flags& flags, const RawConfig& config, const Settings& s,
   o.request_timeout = p.timeout;
   o.verify_tls = p.verify_tls;
   o.ca_cert = p.ca_cert;
+  if (p.kind != ProviderKind::openai) {
+    return std::unexpected(
+        usage(fmt::format("provider {} has no Batch API; run without --batch-api", p.name)));
+  }
   if (o.base_url.empty() || o.api_key.empty()) {
-    return usage_error(fmt::format("provider {} needs a base URL and an API key ({}) for --batch-api", p.name,
-                                   p.api_key_env));
+    return std::unexpected(usage(fmt::format("provider {} needs a base URL and an API key ({}) for the Batch API",
+                                             p.name, p.api_key_env)));
   }
   auto client = provider::openai::make_batch_client(o);
-  if (!client) return report(client.error().error);
+  if (!client) return std::unexpected(client.error().error);
+  return std::move(*client);
+}
+
+int run_batch(const Flags& flags, const RawConfig& config, const Settings& s,
+              const pipeline::RunOptions& options, store::Store& store, const tokenizer::Tokenizer& tokenizer,
+              const std::string& arguments, const std::string& worker) {
+  store::BatchLedger* ledger = store.batch_ledger();
+  if (!ledger) {
+    return usage_error("--batch-api: this database has no batch ledger; run without --batch-api");
+  }
+  const ProviderSettings& p = *s.provider_settings;
+  auto client = make_batch_client(s);
+  if (!client) return report(client.error());
+  const std::string model = p.model.empty() ? s.model : p.model;
 
   batch::BatchRunOptions bo;
   bo.run = options;
-  bo.run.model.name = o.model;  // the name the provider is asked for (an alias's model)
+  bo.run.model.name = model;  // the name the provider is asked for (an alias's model)
   bo.encoding_format = p.encoding_format;
   const auto& q = config.provider_section.batch_queue_tokens;
-  bo.queue_tokens = q.is_set() ? *parse_whole_number(q.value) : default_queue_tokens(o.model);
+  bo.queue_tokens = q.is_set() ? *parse_whole_number(q.value) : default_queue_tokens(model);
   if (flags.batch_queue_tokens) bo.queue_tokens = *flags.batch_queue_tokens;
   // Input files are written beside a SQLite file, else in the temporary directory.
   std::error_code ec;

@@ -2,12 +2,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "cli/flags.h"
 #include "cli/raw_config.h"
 #include "cli/settings.h"
 #include "pipeline/options.h"
+#include "provider/openai/batch_client.h"
 #include "store/store.h"
 #include "tokenizer/tokenizer.h"
 #include "util/result.h"
@@ -18,7 +20,7 @@ namespace lens::cli {
 [[nodiscard]] bool batch_api_requested(const Flags& flags, const RawConfig& config);
 
 // Before anything is opened: what a batch run cannot do (yet), as invalid_argument (exit 2)
-// naming the way out: --dry-run, a provider without the Batch API (local-hash),
+// naming the way out: a provider without the Batch API (local-hash),
 // --long-input chunk, a bad batch_queue_tokens.
 // failures --retry (`only_failures`) stays synchronous and passes.
 [[nodiscard]] util::Status check_batch_mode(const Flags& flags, const RawConfig& config, const Settings& s,
@@ -26,6 +28,10 @@ namespace lens::cli {
 
 // The enqueued-token limit assumed for `model` when none is configured.
 [[nodiscard]] std::int64_t default_queue_tokens(const std::string& model);
+
+// The Batch API client of the configured provider (an OpenAI-compatible one with a base
+// URL and a key). On failure: invalid_argument naming what is missing.
+[[nodiscard]] util::Result<std::unique_ptr<provider::openai::BatchClient>> make_batch_client(const Settings& s);
 
 // Runs the batch driver on `store` (opened read_write and migrated) and prints its summary.
 // Returns the exit status: 0 when every eligible exchange is embedded or permanently failed,

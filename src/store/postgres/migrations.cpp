@@ -314,6 +314,8 @@ Result<std::vector<std::string>> missing_privileges(Connection& conn, const Sour
       {"embedding_runs", {"SELECT", "INSERT", "UPDATE"}},
       {"embedding_runs_id_seq", {"USAGE"}, true},
       {"lens_embed_input_definitions", {"SELECT", "INSERT", "UPDATE"}},
+      {"embedding_batches", {"SELECT", "INSERT", "UPDATE"}},
+      {"embedding_batch_items", {"SELECT", "INSERT"}},
       {"lens_embed_schema_migrations", {"SELECT"}},
   };
   auto user = conn.exec("checking privileges", "SELECT quote_ident(current_user)");
