@@ -209,6 +209,7 @@ json status_json(const store::StatusReport& r, const Prices& usd_per_million) {
          {"embedded", m.embedded},
          {"pending", m.pending},
          {"stale", m.stale},
+         {"input_definition", m.input_definition.empty() ? json(nullptr) : json(m.input_definition)},
          {"failed", m.failed},
          {"failed_permanent", m.failed_permanent},
          {"failed_transient", m.failed_transient},
@@ -265,6 +266,14 @@ std::string model_text(const store::ModelStatus& m, std::optional<double> price)
     text += fmt::format("    {}: {}{}\n", reason, n,
                         parsed ? fmt::format(" ({})", core::to_string(core::failure_class(*parsed))) : "");
   }
+  if (m.stale > 0)
+    text +=
+        fmt::format("    stale: {} row(s) whose message or reply changed after it was embedded\n", m.stale);
+  if (m.input_definition == "changed")
+    text +=
+        "    input texts: the [source] mapping (template, reply, filter or roles) changed since the last "
+        "complete run, so any row may be stale by its text: the next run hashes every input and re-embeds "
+        "those whose text changed (`lens-embed verify` counts them now)\n";
   if (m.oldest_pending_at.empty()) {
     text += "    freshness: up to date (nothing pending)\n";
   } else {

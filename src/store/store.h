@@ -152,6 +152,12 @@ struct ModelStatus {
   // The newest run of this pair that ended `failed`, with its cause (RunSummary::error).
   // Interrupted runs (a stop signal) are not failures and are not looked at.
   std::optional<RunSummary> last_failed_run;
+  // Filled by the cli, which knows the [source] mapping in effect: whether the input texts'
+  // definition (core::input_definition_fingerprint: template, reply rule, filter, roles)
+  // differs from the one recorded at the pair's last complete run, which makes rows stale
+  // by content_sha256 without any updated_at moving. "unchanged", "changed",
+  // "not_recorded" (no complete run recorded one yet), or "" when not looked at.
+  std::string input_definition;
 };
 
 // A live worker of a store that splits work between processes (PostgreSQL claims): its

@@ -1,7 +1,9 @@
 // lens_chaos: runs lens-embed against a faulty stand-in provider while SIGKILLing it at
 // random moments (and crash-restarting PostgreSQL), reruns until done, then verifies.
 // Used by ctest at 20k exchanges, by bench/chaos/run.sh at >= 100k and by bench/chaos/soak.sh
-// at 10^6 (with pauses: a worker SIGSTOPped past its lease, as a partition would leave it).
+// at 10^6 (with pauses: a worker SIGSTOPped past its lease; kills and PostgreSQL restarts on
+// a clock; and a real partition: worker 0 in a network namespace whose link is cut while
+// the others take over its claims and some of the messages it holds are edited).
 #include <signal.h>
 #include <unistd.h>
 
@@ -17,7 +19,10 @@
 #include <stdexcept>
 #include <thread>
 
+#include "chaos_options.h"
+#include "partition_link.h"
 #include "support/corpus.h"
+#include "support/paths.h"
 #include "support/pg.h"
 #include "support/process.h"
 #include "support/source_schema.h"
@@ -34,76 +39,11 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* k_api_key = "sk-chaos-0d1e2f3a4b5c6d7e8f90";
 constexpr const char* k_model = "text-embedding-3-small";
 
-struct Options {
-  std::string db = "sqlite";  // sqlite | postgres
-  std::int64_t exchanges = 20'000;
-  int workers = 1;
-  int kills = 5;
-  int pg_restarts = -1;       // -1: 1 with postgres, 0 with sqlite
-  int pauses = 0;             // SIGSTOP a worker this many times ...
-  double pause_seconds = 15;  // ... for this long (the lease is 6 s), then SIGCONT
-  std::uint64_t seed = 0;     // 0: random (printed, so a failure can be replayed)
-  int dimensions = 32;
-  int batch_size = 64;
-  int timeout = 2;
-  double rpm = 3000;
-  double max_seconds = 900;
-  std::string summary;  // append the JSON summary to this file
-  bool keep = false;
-};
-
-constexpr const char* k_usage =
-    "usage: lens_chaos [--db sqlite|postgres] [--exchanges N] [--workers N] [--kills N] [--pg-restarts N]\n"
-    "                  [--pauses N] [--pause-seconds S]\n"
-    "                  [--seed N] [--dimensions N] [--batch-size N] [--timeout S] [--rpm N]\n"
-    "                  [--max-seconds S] [--summary FILE] [--keep]\n";
-
-Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto v = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--db")
-      o.db = v();
-    else if (a == "--exchanges")
-      o.exchanges = std::stoll(v());
-    else if (a == "--workers")
-      o.workers = std::stoi(v());
-    else if (a == "--kills")
-      o.kills = std::stoi(v());
-    else if (a == "--pg-restarts")
-      o.pg_restarts = std::stoi(v());
-    else if (a == "--pauses")
-      o.pauses = std::stoi(v());
-    else if (a == "--pause-seconds")
-      o.pause_seconds = std::stod(v());
-    else if (a == "--seed")
-      o.seed = std::stoull(v());
-    else if (a == "--dimensions")
-      o.dimensions = std::stoi(v());
-    else if (a == "--batch-size")
-      o.batch_size = std::stoi(v());
-    else if (a == "--timeout")
-      o.timeout = std::stoi(v());
-    else if (a == "--rpm")
-      o.rpm = std::stod(v());
-    else if (a == "--max-seconds")
-      o.max_seconds = std::stod(v());
-    else if (a == "--summary")
-      o.summary = v();
-    else if (a == "--keep")
-      o.keep = true;
-    else
-      throw std::invalid_argument("unknown argument " + a);
-  }
-  if (o.db != "sqlite" && o.db != "postgres") throw std::invalid_argument("--db must be sqlite or postgres");
-  if (o.pg_restarts < 0) o.pg_restarts = o.db == "postgres" ? 1 : 0;
-  if (o.db == "sqlite" && o.pg_restarts > 0) throw std::invalid_argument("--pg-restarts needs --db postgres");
-  if (o.workers < 1 || o.exchanges < 100) throw std::invalid_argument("--workers >= 1, --exchanges >= 100");
-  return o;
+// SIGINT/SIGTERM: end the chaos phase as a time-out does, so that the workers, PostgreSQL
+// and the network namespace are removed on the way out.
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void on_interrupt(int) {
+  g_interrupted = 1;
 }
 
 double seconds_since(Clock::time_point t) {
@@ -113,15 +53,19 @@ double seconds_since(Clock::time_point t) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  using lens::chaos::k_usage;
+  using lens::chaos::Options;
   Options o;
   try {
-    o = parse(argc, argv);
+    o = lens::chaos::parse(argc, argv);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lens_chaos: %s\n%s", e.what(), k_usage);
     return 2;
   }
   if (o.seed == 0) o.seed = std::random_device{}() | 1ULL;
   std::signal(SIGPIPE, SIG_IGN);
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
   const auto started = Clock::now();
   std::mt19937_64 rng(o.seed);
   std::uniform_real_distribution<double> u(0, 1);
@@ -134,6 +78,18 @@ int main(int argc, char** argv) {
   const std::string dir = tmpl;
   say(fmt::format("seed {} dir {} db {} workers {} exchanges {}", o.seed, dir, o.db, o.workers, o.exchanges));
 
+  std::unique_ptr<lens::chaos::PartitionLink> link;
+  if (o.partition_seconds > 0) {
+    std::string error;
+    link = lens::chaos::PartitionLink::create(error);
+    if (!link) {
+      std::fprintf(stderr, "lens_chaos: FAILED: %s\n", error.c_str());
+      return 1;
+    }
+    // PostgreSQL serves the worker in the namespace too.
+    ::setenv("PG_TEST_LISTEN_ADDRESSES", "*", 1);
+    ::setenv("PG_TEST_TRUST_CIDR", lens::chaos::k_partition_cidr, 1);
+  }
   std::unique_ptr<lens::test::PgServer> pg;
   std::string url = "sqlite:" + dir + "/chaos.db";
   if (o.db == "postgres") {
@@ -158,6 +114,13 @@ int main(int argc, char** argv) {
   if (init.exit_code != 0) {
     std::fprintf(stderr, "lens_chaos: init failed: %s%s\n", init.out.c_str(), init.err.c_str());
     return 1;
+  }
+  if (link) {
+    auto db = lens::test::Db::open(url);
+    if (auto e = lens::chaos::install_fence_audit(*db); !e.empty()) {
+      std::fprintf(stderr, "lens_chaos: audit trigger: %s\n", e.c_str());
+      return 1;
+    }
   }
   lens::test::CorpusOptions co;
   co.exchanges = o.exchanges;
@@ -194,10 +157,15 @@ int main(int argc, char** argv) {
   so.api_key = k_api_key;
   so.seed = o.seed;
   so.threads = 64;
+  if (link) so.host = "0.0.0.0";
   lens::stand_in::StandInServer server(so);
   const int port = server.start();
   if (port <= 0) return 1;
 
+  // Worker 0 behind the link reaches both servers at the link's address.
+  const std::string linked_url =
+      link ? fmt::format("postgresql://postgres@{}:{}/postgres", link->server_address(), pg->port()) : "";
+  const std::string linked_base = link ? fmt::format("http://{}:{}/v1", link->server_address(), port) : "";
   std::vector<std::string> worker_args = {
       "run", "--db", url, "--provider", "supermind", "--base-url",
       fmt::format("http://127.0.0.1:{}/v1", port), "--model", k_model, "--dimensions",
@@ -215,13 +183,23 @@ int main(int argc, char** argv) {
   std::vector<Slot> slots(static_cast<std::size_t>(o.workers));
   auto start_slot = [&](std::size_t i) {
     auto args = worker_args;
+    if (link && i == 0) {
+      args[2] = linked_url;
+      args[6] = linked_base;
+      args.insert(args.end(), {"--unavailable-after", "600"});  // outlive the cut, as a service would
+    }
     args.insert(args.end(), {"--log-file", fmt::format("{}/worker{}.log", dir, i)});
     lens::test::SpawnOptions so;
     so.out_path = fmt::format("{}/worker{}.out", dir, i);
     so.err_path = fmt::format("{}/worker{}.err", dir, i);
     so.append = true;  // a restarted worker adds to its predecessors' output
     so.env = env;
-    slots[i].pid = lens::test::spawn_lens(args, so);
+    if (link && i == 0) {
+      args.insert(args.begin(), lens::test::lens_embed_binary());
+      slots[i].pid = lens::test::spawn(link->inside(args), so);
+    } else {
+      slots[i].pid = lens::test::spawn_lens(args, so);
+    }
     ++slots[i].starts;
   };
   for (std::size_t i = 0; i < slots.size(); ++i)
@@ -249,6 +227,30 @@ int main(int argc, char** argv) {
   };
   std::map<std::string, int> exits;
   std::vector<std::string> kill_log;
+  auto last_kill = Clock::now(), last_restart = Clock::now(), partition_ends = Clock::now();
+  bool link_cut = false;
+  int partitions_done = 0;
+  std::size_t edited_during_partition = 0;
+  // SIGKILLs a random live worker (never the one whose link is cut: that is the partition's).
+  auto kill_one = [&](double progress) {
+    std::vector<std::size_t> live;
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      if (!slots[i].done && !(link_cut && i == 0)) live.push_back(i);
+    }
+    if (live.empty()) return;
+    const std::size_t i = live[rng() % live.size()];
+    if (slots[i].pid == paused_pid) resume_paused();  // SIGKILL ends a stopped process too
+    const int code = lens::test::kill_and_wait(slots[i].pid, SIGKILL);
+    ++exits[std::to_string(code)];
+    ++kills_done;
+    if (code == 128 + SIGKILL) ++kills_mid_run;
+    kill_log.push_back(fmt::format("{:.0f}/{:.0f} worker {}", progress, total, i));
+    say(fmt::format("SIGKILL worker {} at {:.0f}/{:.0f} (exit {})", i, progress, total, code));
+    if (code == 0)
+      slots[i].done = true;
+    else
+      start_slot(i);
+  };
   auto progress_db = lens::test::Db::open(url);
   bool timed_out = false;
   auto last_report = Clock::now();
@@ -278,8 +280,8 @@ int main(int argc, char** argv) {
       start_slot(i);  // rerun: what was committed stays, the rest is redone
     }
     if (all_done || timed_out) break;
-    if (seconds_since(started) > o.max_seconds) {
-      say("time limit reached");
+    if (seconds_since(started) > o.max_seconds || g_interrupted) {
+      say(g_interrupted ? "interrupted" : "time limit reached");
       timed_out = true;
       break;
     }
@@ -299,26 +301,27 @@ int main(int argc, char** argv) {
       last_report = Clock::now();
       say(fmt::format("progress {:.0f}/{:.0f}", progress, total));
     }
-    if (next_kill < kill_at.size() && progress >= kill_at[next_kill]) {
-      std::vector<std::size_t> live;
-      for (std::size_t i = 0; i < slots.size(); ++i) {
-        if (!slots[i].done) live.push_back(i);
+    if (o.kill_every > 0) {
+      if (seconds_since(last_kill) >= o.kill_every) {
+        last_kill = Clock::now();
+        kill_one(progress);
       }
-      if (!live.empty()) {
-        const std::size_t i = live[rng() % live.size()];
-        if (slots[i].pid == paused_pid) resume_paused();  // SIGKILL ends a stopped process too
-        const int code = lens::test::kill_and_wait(slots[i].pid, SIGKILL);
-        ++exits[std::to_string(code)];
-        ++kills_done;
-        if (code == 128 + SIGKILL) ++kills_mid_run;
-        kill_log.push_back(fmt::format("{:.0f}/{:.0f} worker {}", progress, total, i));
-        say(fmt::format("SIGKILL worker {} at {:.0f}/{:.0f} (exit {})", i, progress, total, code));
-        if (code == 0)
-          slots[i].done = true;
-        else
-          start_slot(i);
-      }
+    } else if (next_kill < kill_at.size() && progress >= kill_at[next_kill]) {
+      kill_one(progress);
       ++next_kill;
+    }
+    if (link && !link_cut && partitions_done == 0 && !slots[0].done && slots[0].pid != paused_pid &&
+        progress >= o.partition_at * total &&
+        lens::chaos::read_claims(*progress_db, lens::chaos::worker_name(slots[0].pid)) >= 3) {
+      edited_during_partition =
+          lens::chaos::cut_and_edit(*link, *progress_db, lens::chaos::worker_name(slots[0].pid), say);
+      link_cut = true;
+      ++partitions_done;
+      partition_ends = Clock::now() + std::chrono::milliseconds(static_cast<int>(o.partition_seconds * 1000));
+    }
+    if (link_cut && Clock::now() >= partition_ends) {
+      link_cut = !link->restore();
+      say(link_cut ? "could not restore the link of worker 0" : "link of worker 0 UP");
     }
     if (paused_pid < 0 && next_pause < pause_at.size() && progress >= pause_at[next_pause]) {
       for (std::size_t i = 0; i < slots.size(); ++i) {
@@ -333,13 +336,24 @@ int main(int argc, char** argv) {
       }
       ++next_pause;
     }
-    if (pg && next_restart < restart_at.size() && progress >= restart_at[next_restart]) {
+    if (pg && o.restart_every > 0) {
+      if (seconds_since(last_restart) >= o.restart_every) {
+        last_restart = Clock::now();
+        say(fmt::format("PostgreSQL crash-restart at {:.0f}/{:.0f}", progress, total));
+        if (pg->restart(1)) ++restarts_done;
+      }
+    } else if (pg && next_restart < restart_at.size() && progress >= restart_at[next_restart]) {
       say(fmt::format("PostgreSQL crash-restart at {:.0f}/{:.0f}", progress, total));
       if (pg->restart(1)) ++restarts_done;
       ++next_restart;
     }
   }
   resume_paused();
+  if (link_cut) link->restore();
+  for (auto& slot : slots) {  // cut short (time limit, interrupt): no worker outlives us
+    if (!slot.done && slot.pid > 0 && !lens::test::try_wait(slot.pid))
+      (void)lens::test::kill_and_wait(slot.pid, SIGKILL);
+  }
   progress_db.reset();
   const double chaos_seconds = seconds_since(started);
 
@@ -391,8 +405,16 @@ int main(int argc, char** argv) {
       // a document cut short by SIGKILL ends the scan of this file
     }
   }
-  const bool ok = !timed_out && done && crashes == 0 && kills_done == o.kills && pauses_done == o.pauses &&
-                  restarts_done == o.pg_restarts && report.ok() && right_failures && right_counts;
+  // Rows that a late write moved back to an older text (the audit trigger's record).
+  std::int64_t older_overwrites = 0;
+  if (link) {
+    auto db = lens::test::Db::open(url);
+    older_overwrites = db ? lens::chaos::older_overwrites(*db) : -1;
+  }
+  const bool ok = !timed_out && done && crashes == 0 && (o.kill_every > 0 || kills_done == o.kills) &&
+                  pauses_done == o.pauses && (o.restart_every > 0 || restarts_done == o.pg_restarts) &&
+                  (!link || (partitions_done == 1 && older_overwrites == 0)) && report.ok() &&
+                  right_failures && right_counts;
   json summary = {{"ok", ok},
                   {"db", o.db},
                   {"workers", o.workers},
@@ -410,6 +432,12 @@ int main(int argc, char** argv) {
                   {"pauses", pauses_done},
                   {"pause_seconds", o.pause_seconds},
                   {"fenced_reported", fenced},
+                  {"kill_every_seconds", o.kill_every},
+                  {"restart_every_seconds", o.restart_every},
+                  {"partitions", partitions_done},
+                  {"partition_seconds", o.partition_seconds},
+                  {"edited_during_partition", edited_during_partition},
+                  {"older_overwrites", older_overwrites},
                   {"crashes", crashes},
                   {"worker_exit_codes", exits},
                   {"final_runs", final_runs},

@@ -117,7 +117,8 @@ TEST_P(Doctor, InitLeavesTheSourceAloneAndDoctorNamesEachGapWithItsFix) {
   Output d = s.lens({"doctor"});
   EXPECT_EQ(d.exit_code, 1) << d.out << d.err;
   EXPECT_TRUE(contains(d.out, "lens-embed init")) << d.out;
-  EXPECT_TRUE(contains(d.out, "source.messages")) << d.out;  // the mapping is printed first
+  EXPECT_TRUE(contains(d.out, "source.messages")) << d.out;                // the mapping is printed first
+  EXPECT_TRUE(contains(d.out, "every mapped column are there")) << d.out;  // checked before init
 
   // Plain init: lens-embed's tables only; it prints the statements of the missing indexes.
   Output init = s.lens({"init"});

@@ -64,6 +64,19 @@ class Scenario {
     return run_lens(args, dir_.path());
   }
 
+  // `status --json`'s input_definition of local-hash's pair ("" when not found), and the
+  // text form's output.
+  [[nodiscard]] std::pair<std::string, std::string> status() const {
+    const Output j = lens({"status", "--json"});
+    EXPECT_EQ(j.exit_code, 0) << j.out << j.err;
+    std::smatch m;
+    std::string state;
+    if (std::regex_search(j.out, m, std::regex("\"input_definition\": *\"([a-z_]+)\""))) state = m[1];
+    const Output t = lens({"status"});
+    EXPECT_EQ(t.exit_code, 0) << t.out << t.err;
+    return {state, t.out};
+  }
+
   [[nodiscard]] RunResult run(std::vector<std::string> extra = {}) const {
     std::vector<std::string> args{"run", "--provider", "local-hash", "--json", "--quiet"};
     args.insert(args.end(), extra.begin(), extra.end());
@@ -127,12 +140,19 @@ TEST_P(InputDefinition, TemplateChangeIsNoticedWithoutRehash) {
   const Output init = s.lens({"init"});
   ASSERT_EQ(init.exit_code, 0) << init.err;
 
-  // First run: everything new; nothing to compare with, so no line; the definition is recorded.
-  RunResult r = s.run();
-  EXPECT_EQ(r.embedded, total);
+  EXPECT_EQ(s.status().first, "") << "no pair before the first run";
+  // A first run stopped early (--limit, as a kill would): with no row yet nothing can be
+  // stale, so the definition is recorded as it starts and the restart is not a rehash.
+  RunResult r = s.run({"--limit", "1"});
+  EXPECT_EQ(r.embedded, 1);
+  EXPECT_EQ(s.recorded().size(), 16u);
+  r = s.run();
+  EXPECT_EQ(r.embedded, total - 1);
+  EXPECT_EQ(r.unchanged, 0);
   EXPECT_EQ(r.err.find("input definition"), std::string::npos) << r.err;
   const std::string first = s.recorded();
   EXPECT_EQ(first.size(), 16u);
+  EXPECT_EQ(s.status().first, "unchanged");
 
   // Unchanged configuration: nothing embedded, no line, and no input read for hashing (a
   // full read would touch every row as unchanged).
@@ -147,6 +167,10 @@ TEST_P(InputDefinition, TemplateChangeIsNoticedWithoutRehash) {
   const long changed1 = differing(corpus.expected, m0, m1);
   ASSERT_GT(changed1, 0);
   s.write_toml(t1);
+  // status says why rows may be stale although no updated_at moved.
+  const auto [state, text] = s.status();
+  EXPECT_EQ(state, "changed");
+  EXPECT_NE(text.find("input texts: the [source] mapping"), std::string::npos) << text;
   // A dry run says so too, and records nothing.
   const Output dry = s.lens({"run", "--provider", "local-hash", "--dry-run", "--json"});
   EXPECT_EQ(dry.exit_code, 0) << dry.err;

@@ -177,8 +177,12 @@ int cmd_doctor(const Flags& /*flags*/, const RawConfig& config) {
     const auto& e = store.error();
     if (e.code == util::ErrorCode::configuration &&
         e.message.find("run `lens-embed init`") != std::string::npos) {
+      // Both stores inspect the source before their own tables, so the mapping got this far.
+      std::puts("source: the mapped relation and every mapped column are there");
       std::printf("lens-embed's tables: %s\n", e.message.c_str());
-      std::puts("\n1 recommendation:\n  - create or upgrade lens-embed's tables: lens-embed init");
+      std::puts(
+          "\n1 recommendation:\n  - create or upgrade lens-embed's tables (then run doctor again for counts, "
+          "a sample input, the pending page's time and the indexes): lens-embed init");
       return k_exit_stopped;
     }
     return report(e);

@@ -106,7 +106,16 @@ void check_input_definition(store::Store& store, const Settings& s, const Flags&
     o.rehash_first_pass = true;
   } else if (*stored == now) {
     return;
-  } else if (!o.scope.rehash && has_rows) {
+  } else if (!has_rows) {
+    // No row of the pair yet: none can be stale, and every row written from now on is of
+    // this definition. Recorded now, so that a first backfill that is stopped or killed
+    // does not make its restart hash every input.
+    if (flags.dry_run) return;
+    auto recorded = store.record_input_definition(s.provider, s.model, now);
+    if (recorded) return;
+    util::log_warn("recording the input definition: {}; the run records it when it ends",
+                   recorded.error().message);
+  } else if (!o.scope.rehash) {
     o.rehash_first_pass = true;
     if (stored->empty()) {
       util::log_info(

@@ -10,8 +10,9 @@
 #include "cli/commands/common.h"
 #include "cli/exit_status.h"
 #include "cli/output.h"
-#include "store/batch_ledger.h"
+#include "core/input_definition.h"
 #include "core/model_table.h"
+#include "store/batch_ledger.h"
 
 namespace lens::cli {
 namespace {
@@ -53,8 +54,15 @@ int cmd_status(const Flags& flags, const RawConfig& config) {
   std::erase_if(status->recent_runs, [&](const store::RunSummary& r) { return other(r.provider, r.model); });
   std::erase_if(status->workers, [&](const store::WorkerStatus& w) { return other(w.provider, w.model); });
   std::map<std::string, std::optional<double>> prices;
-  for (const auto& m : status->models)
+  const std::string definition = core::input_definition_fingerprint(settings->mapping);
+  for (auto& m : status->models) {
     prices.emplace(m.model, usd_per_million_tokens(config, m.model));
+    auto recorded = (*store)->input_definition(m.provider, m.model);
+    if (!recorded) return report(recorded.error());
+    m.input_definition = recorded->empty()         ? "not_recorded"
+                         : *recorded == definition ? "unchanged"
+                                                   : "changed";
+  }
   print_status(*status, prices, flags.json);
   // Issue 13: exchanges held by unfinished Batch API batches (run --batch-api collects them).
   if (auto* ledger = (*store)->batch_ledger(); ledger && !flags.json) {
