@@ -47,6 +47,7 @@ TEST_P(Backfill, HeldWhileRunningEditedReembeddedSyncLeavesThemAlone) {
   const auto first = lens(args());
   EXPECT_EQ(first.exit_code, 1) << first.err;
   EXPECT_TRUE(contains(first.err, "items are in flight")) << first.err;
+  EXPECT_TRUE(contains(first.err, "the oldest submitted ")) << first.err;
   const long long held = count("SELECT count(*) FROM embedding_batch_items");
   EXPECT_EQ(held, verify().eligible);
   const auto status = lens({"status", "--db", target_});

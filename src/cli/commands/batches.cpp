@@ -18,21 +18,20 @@
 #include "util/redact.h"
 
 namespace lens::cli {
-namespace {
 
-// Seconds since an ISO-8601 UTC timestamp ("2026-12-01T04:11:23.123Z"); 0 if unreadable.
-std::int64_t age_seconds(const std::string& iso) {
-  std::tm tm{};
-  if (!strptime(iso.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return 0;
-  const auto then = timegm(&tm);
-  return std::max<std::int64_t>(0, static_cast<std::int64_t>(std::time(nullptr) - then));
-}
-
-std::string age_text(std::int64_t s) {
+std::string batch_age_text(std::int64_t s) {
   if (s < 120) return fmt::format("{}s", s);
   if (s < 7200) return fmt::format("{}m", s / 60);
   return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
 }
+
+std::int64_t batch_age_seconds(const std::string& iso) {
+  std::tm tm{};
+  if (!strptime(iso.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return 0;
+  return std::max<std::int64_t>(0, static_cast<std::int64_t>(std::time(nullptr) - timegm(&tm)));
+}
+
+namespace {
 
 // The batch price of `tokens` of `model` (half the model table's), nullopt when unknown.
 std::optional<double> batch_usd(const std::string& model, std::int64_t tokens) {
@@ -58,7 +57,7 @@ void print_batches(const std::vector<store::BatchRecord>& list, bool json) {
                    {"failed", b.failed},
                    {"tokens", b.tokens},
                    {"usd", usd ? nlohmann::json(*usd) : nlohmann::json()},
-                   {"age_seconds", age_seconds(b.created_at)},
+                   {"age_seconds", batch_age_seconds(b.created_at)},
                    {"error", util::redact(b.error)}});
     }
     std::puts(a.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
@@ -78,7 +77,7 @@ void print_batches(const std::vector<store::BatchRecord>& list, bool json) {
     std::printf("%-22s %-28s %-11s %-15s %6lld %9lld %10s %5s%s\n", b.key.c_str(),
                 b.remote_id.empty() ? "-" : b.remote_id.c_str(), b.status.c_str(), progress.c_str(),
                 static_cast<long long>(b.items), static_cast<long long>(b.tokens),
-                usd ? fmt::format("${:.4f}", *usd).c_str() : "?", age_text(age_seconds(b.created_at)).c_str(),
+                usd ? fmt::format("${:.4f}", *usd).c_str() : "?", batch_age_text(batch_age_seconds(b.created_at)).c_str(),
                 b.done ? "" : "  (unfinished)");
     if (!b.done) open_items += b.items;
   }

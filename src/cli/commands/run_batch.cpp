@@ -148,10 +148,16 @@ int run_batch(const Flags& flags, const RawConfig& config, const Settings& s,
   }
   if (out.fatal) return report(*out.fatal);
   if (out.items_in_flight > 0) {
+    std::int64_t oldest = 0;
+    if (auto open = ledger->list_batches(s.provider, s.model, true); open) {
+      for (const auto& b : *open)
+        oldest = std::max(oldest, batch_age_seconds(b.created_at));
+    }
     std::fprintf(stderr,
-                 "lens-embed: %lld items are in flight in %lld unfinished batches; rerun `lens-embed run "
-                 "--batch-api` (or run it with --follow) to collect their results\n",
-                 static_cast<long long>(out.items_in_flight), static_cast<long long>(out.batches_in_flight));
+                 "lens-embed: %lld items are in flight in %lld unfinished batches (the oldest submitted %s "
+                 "ago); rerun `lens-embed run --batch-api` (or run it with --follow) to collect their results\n",
+                 static_cast<long long>(out.items_in_flight), static_cast<long long>(out.batches_in_flight),
+                 batch_age_text(oldest).c_str());
     return k_exit_stopped;
   }
   if (out.interrupted) return k_exit_stopped;

@@ -29,6 +29,11 @@ namespace lens::cli {
 // The enqueued-token limit assumed for `model` when none is configured.
 [[nodiscard]] std::int64_t default_queue_tokens(const std::string& model);
 
+// Seconds since an ISO-8601 UTC timestamp (a BatchRecord's created_at); 0 if unreadable.
+[[nodiscard]] std::int64_t batch_age_seconds(const std::string& iso);
+// "42s", "17m", "3h05m".
+[[nodiscard]] std::string batch_age_text(std::int64_t seconds);
+
 // The Batch API client of the configured provider (an OpenAI-compatible one with a base
 // URL and a key). On failure: invalid_argument naming what is missing.
 [[nodiscard]] util::Result<std::unique_ptr<provider::openai::BatchClient>> make_batch_client(const Settings& s);
