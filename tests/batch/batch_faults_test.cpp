@@ -116,7 +116,10 @@ TEST_P(SharedPostgres, ASynchronousWorkerAndABatchRunEmbedNothingTwice) {
   test::SpawnOptions so;
   so.cwd = dir_.path();
   so.env = env();
-  const pid_t batch = test::spawn_lens(args({"--batch-queue-tokens", "20000"}), so);
+  // The batch run first, until its first file is up (so both get work), then the worker;
+  // the batch run keeps submitting as its small queue drains, beside the worker.
+  const pid_t batch = test::spawn_lens(args({"--batch-queue-tokens", "3000"}), so);
+  EXPECT_TRUE(test::wait_until([&] { return provider_->stat("batch_files_uploaded") > 0; }, 20s));
   const pid_t sync = test::spawn_lens(sync_args({"--batch-size", "8"}), so);
   const int batch_exit = test::wait_exit(batch);
   const int sync_exit = test::wait_exit(sync);
