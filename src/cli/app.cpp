@@ -126,12 +126,20 @@ Commands define_commands(CLI::App& app, Flags& f) {
   c.init->add_flag("--source-indexes", f.source_indexes,
                    "Also create the indexes the pending query needs on the source table (without it, "
                    "init prints the statements of those missing)");
+  auto* track = c.init->add_flag(
+      "--track-changes", f.track_changes,
+      "PostgreSQL: install statement triggers on the source table that queue the keys of changed rows, "
+      "so that a run without [source] updated_at hashes only what changed");
+  c.init
+      ->add_flag("--untrack-changes", f.untrack_changes,
+                 "PostgreSQL: remove the triggers and the queue of --track-changes")
+      ->excludes(track);
   shared.provider(c.init, "With pgvector: size the vector column for this provider's model");
   shared.model(c.init, "With pgvector: size the vector column for this model");
   shared.dimensions(c.init, "With pgvector: size of the vector column");
   c.init->footer(
       "Examples:\n  lens-embed init --db postgresql://lens@localhost/lens\n  lens-embed init --create --db "
-      "sqlite:lens.db\n  lens-embed init --source-indexes");
+      "sqlite:lens.db\n  lens-embed init --source-indexes\n  lens-embed init --track-changes");
 
   auto* run = c.run = app.add_subcommand("run", "Embed every exchange that has no up-to-date embedding");
   shared.db(run);

@@ -32,10 +32,14 @@ util::Result<std::unique_ptr<store::Store>> open_store(const std::string& url, c
   auto target = parse_database_url(url);
   if (!target) return std::unexpected(target.error());
   const auto& output = options.mapping.output_schema();
-  if (!output.value.empty() && !(target->kind == DatabaseKind::sqlite && output.value == "main")) {
+  // PostgreSQL puts lens-embed's tables in that schema (postgres/migrations.h); a SQLite
+  // database other than main would be an ATTACHed file that every command must attach the
+  // same way, which a URL cannot say.
+  if (target->kind == DatabaseKind::sqlite && !output.value.empty() && output.value != "main") {
     return util::fail(util::ErrorCode::configuration,
-                      fmt::format("{}: [output] schema = {}: this version keeps lens-embed's tables in the "
-                                  "connection's default schema (SQLite: main); remove the key",
+                      fmt::format("{}: [output] schema = {}: SQLite keeps lens-embed's tables in the main "
+                                  "database of the file; remove the key or set it to \"main\" (a schema "
+                                  "of its own is for PostgreSQL)",
                                   output.source, core::toml_text(output.value)));
   }
   if (target->kind == DatabaseKind::sqlite) {

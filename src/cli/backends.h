@@ -40,8 +40,8 @@ struct StoreOptions {
 // Opens (does not migrate) the database `url` names. The caller owns the store; a store is
 // used by one thread at a time (store.h).
 // On failure: parse_database_url's error, or the store's (connection, authentication, a
-// mapped table or column that is missing); configuration for an [output] schema, which the
-// stores do not place their tables in yet.
+// mapped table or column that is missing); configuration for an [output] schema other than
+// "" or "main" on SQLite.
 [[nodiscard]] util::Result<std::unique_ptr<store::Store>> open_store(const std::string& url,
                                                                      const StoreOptions& options);
 

@@ -16,7 +16,8 @@ struct Flags {
       timeout_seconds, unavailable_after, k, sample, batch_queue_tokens;
   bool force = false, dry_run = false, follow = false, json = false, quiet = false, insecure = false,
        retry = false, verbose = false, ids = false, no_wait = false, create = false, rehash = false,
-       source_indexes = false, batch_api = false, cancel_all = false;
+       source_indexes = false, batch_api = false, cancel_all = false, track_changes = false,
+       untrack_changes = false;
   std::string query;  // search QUERY
   std::string file;   // tokens FILE ("" or "-" for stdin)
 };

@@ -60,7 +60,9 @@ void ProgressPrinter::on_progress(const pipeline::ProgressSnapshot& s) {
         s.total > 0
             ? fmt::format(" {:5.1f}%", 100.0 * static_cast<double>(s.handled) / static_cast<double>(s.total))
             : "";
-    std::string tpm = s.tpm_limit > 0 ? fmt::format("{}/{} TPM", si(s.tokens_per_minute), si(s.tpm_limit))
+    // The last ten seconds' rate beside the limit in force, and where that limit came from.
+    std::string tpm = s.tpm_limit > 0 ? fmt::format("{}/{} TPM{}", si(s.tokens_per_minute), si(s.tpm_limit),
+                                                    s.tpm_limit_from_server ? " (server's)" : "")
                                       : fmt::format("{} TPM", si(s.tokens_per_minute));
     std::string line = fmt::format(
         "\r\033[2K{}{}{} | {:.0f} rows/s | {} | ETA {} | ${:.4f} | retries {} | failed {}", s.handled, total,
@@ -78,20 +80,23 @@ void ProgressPrinter::on_progress(const pipeline::ProgressSnapshot& s) {
            {"rows_per_second", rate},
            {"tokens_per_minute", s.tokens_per_minute},
            {"tpm_limit", s.tpm_limit},
+           {"tpm_limit_source", s.tpm_limit_from_server ? "server" : "configured"},
            {"eta_seconds", eta},
            {"usd", s.usd_spent},
            {"in_flight", s.in_flight},
            {"stats", stats_json(s.stats)}};
     std::fputs((dump(j) + "\n").c_str(), stderr);
   } else {
-    std::fputs(fmt::format("event={} handled={} total={} rows_per_s={:.1f} tpm={:.0f} tpm_limit={:.0f} "
-                           "eta_s={:.0f} usd={:.6f} embedded={} unchanged={} failed={} retries={} "
-                           "rate_limited={} in_flight={}\n",
-                           s.final ? "done" : "progress", s.handled, s.total, rate, s.tokens_per_minute,
-                           s.tpm_limit, eta, s.usd_spent, s.stats.embedded, s.stats.unchanged, s.stats.failed,
-                           s.stats.retries, s.stats.rate_limited, s.in_flight)
-                   .c_str(),
-               stderr);
+    std::fputs(
+        fmt::format(
+            "event={} handled={} total={} rows_per_s={:.1f} tpm={:.0f} tpm_limit={:.0f} "
+            "tpm_limit_source={} eta_s={:.0f} usd={:.6f} embedded={} unchanged={} failed={} retries={} "
+            "rate_limited={} in_flight={}\n",
+            s.final ? "done" : "progress", s.handled, s.total, rate, s.tokens_per_minute, s.tpm_limit,
+            s.tpm_limit_from_server ? "server" : "configured", eta, s.usd_spent, s.stats.embedded,
+            s.stats.unchanged, s.stats.failed, s.stats.retries, s.stats.rate_limited, s.in_flight)
+            .c_str(),
+        stderr);
   }
   std::fflush(stderr);
 }

@@ -103,6 +103,8 @@ class SourceMapping {
   [[nodiscard]] bool has_updated_at() const { return !updated_at_.value.empty(); }
   // Every value equals its default (whatever the sources say).
   [[nodiscard]] bool is_default() const;
+  // Every [source] value equals its default; [output] schema may be anything.
+  [[nodiscard]] bool is_default_source() const;
   // The COLUMNs of {user.COLUMN} in either template, and of {assistant.COLUMN} in the reply
   // template: what a store reads into Exchange::user_columns / assistant_columns. Sorted.
   [[nodiscard]] std::vector<std::string> user_columns() const;

@@ -129,10 +129,14 @@ std::vector<MappingLine> SourceMapping::describe() const {
 }
 
 bool SourceMapping::is_default() const {
+  return is_default_source() && output_schema_.value.empty();
+}
+
+bool SourceMapping::is_default_source() const {
   const auto mine = describe();
   const auto defaults = SourceMapping().describe();
   for (std::size_t i = 0; i < mine.size(); ++i) {
-    if (mine[i].value != defaults[i].value) return false;
+    if (mine[i].key != "output.schema" && mine[i].value != defaults[i].value) return false;
   }
   return true;
 }

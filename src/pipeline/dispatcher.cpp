@@ -177,6 +177,7 @@ void Dispatcher::handle(provider::Completion&& c) {
     if (batch.probe) resume(now);
     rate_.on_complete(c.rate, false, std::nullopt, now, batch.admitted_after);
     accept(batch, *c.result);
+    provider_.recycle(std::move(c.result->vectors));  // copied into the rows by now
     return;
   }
   const provider::EmbedFailure& f = c.result.error();

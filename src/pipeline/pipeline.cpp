@@ -56,6 +56,7 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
                                 : g.stats.embedded + g.stats.unchanged + g.stats.failed + g.stats.fenced;
     g.in_flight = dispatcher.in_flight();
     g.tpm_limit = dispatcher.rate().tpm_limit();
+    g.tpm_limit_from_server = dispatcher.rate().tpm_limit_from_server();
     return g;
   };
   auto observe = [&] {
@@ -126,6 +127,16 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
     if (!recorded)
       util::log_warn("recording the input definition: {} (the next run hashes every input again)",
                      recorded.error().message);
+  }
+  // The queued changes the last pass took are done with once its work is committed; a run
+  // cut short (or one that recorded failures) leaves them for the next one.
+  if (!options.dry_run && !reader.change_pass().empty() && !outcome.fatal && !outcome.interrupted &&
+      reader.finished() && !reader.limit_reached() && state.outstanding.load() == 0) {
+    auto dropped = with_store_retries([&] { return deps.writer.drop_changes(reader.change_pass()); },
+                                      "dropping queued changes",
+                                      observed_by(state.observer(), StoreRetryPolicy::best_effort()));
+    if (!dropped)
+      util::log_warn("dropping queued changes: {} (the next run hashes them again)", dropped.error().message);
   }
   if (!options.dry_run) {
     const core::RunStatus status = outcome.fatal         ? core::RunStatus::failed

@@ -18,7 +18,8 @@ struct ProgressSnapshot {
   // the server's x-ratelimit-limit-tokens when that is lower (or none was configured).
   // 0 when unlimited.
   double tpm_limit = 0;
-  int in_flight = 0;  // requests sent and not answered
+  bool tpm_limit_from_server = false;  // tpm_limit is the server's (x-ratelimit-limit-tokens)
+  int in_flight = 0;                   // requests sent and not answered
   double usd_spent = 0;
   bool final = false;
 };

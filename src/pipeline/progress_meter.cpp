@@ -29,6 +29,7 @@ void ProgressMeter::report(const Gauges& gauges, bool final) {
   s.elapsed = now - started_;
   s.in_flight = gauges.in_flight;
   s.tpm_limit = gauges.tpm_limit;
+  s.tpm_limit_from_server = gauges.tpm_limit_from_server;
   s.usd_spent = static_cast<double>(s.stats.tokens) * usd_per_million_tokens_ / 1e6;
   // Tokens per minute over the reports of the last ten seconds.
   tpm_window_.emplace_back(now, s.stats.tokens);

@@ -23,6 +23,7 @@ class ProgressMeter {
     std::int64_t handled = 0;  // exchanges done so far (would be done, for a dry run)
     int in_flight = 0;
     double tpm_limit = 0;  // the RateController's token limit in force; 0 = unlimited
+    bool tpm_limit_from_server = false;
   };
 
   // `listener` (null: report nothing) is owned by the caller and outlives the meter.

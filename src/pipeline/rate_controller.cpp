@@ -17,6 +17,7 @@ RateController::RateController(const RateLimits& limits, int max_concurrency)
 bool RateController::try_admit(std::int64_t tokens, Clock::time_point now) {
   if (now < paused_until_) return false;
   if (in_flight_ >= static_cast<int>(window_)) return false;
+  if (probing_first_answer()) return false;
   // Check both before taking from either, so a refusal costs nothing.
   if (requests_.wait_time(1, now) > Clock::duration::zero()) return false;
   if (tokens_.wait_time(static_cast<double>(tokens), now) > Clock::duration::zero()) return false;
@@ -26,7 +27,9 @@ bool RateController::try_admit(std::int64_t tokens, Clock::time_point now) {
   ++in_flight_;
   admitted_tokens_ += static_cast<double>(tokens);
   if (server_tokens_.known) {
-    server_tokens_.level = server_room(now) - static_cast<double>(tokens);
+    // Charged at 1/share: the requests admitted between two answers spend at most that
+    // share of the room the last answer left, however many of them fit.
+    server_tokens_.level = server_room(now) - static_cast<double>(tokens) / k_server_remaining_share;
     server_tokens_.at = std::max(server_tokens_.at, now);
   }
   return true;
@@ -51,6 +54,9 @@ double RateController::server_shortfall(double tokens, Clock::time_point now) co
 RateController::Clock::duration RateController::wait_hint(std::int64_t tokens, Clock::time_point now) {
   Clock::duration wait = Clock::duration::zero();
   if (now < paused_until_) wait = paused_until_ - now;
+  // Only an answer ends it: look again at the dispatcher's poll interval (a poll returns
+  // as soon as the answer is there).
+  if (probing_first_answer()) wait = std::max<Clock::duration>(wait, std::chrono::milliseconds(50));
   wait = std::max(wait, requests_.wait_time(1, now));
   wait = std::max(wait, tokens_.wait_time(static_cast<double>(tokens), now));
   if (const double short_by = server_shortfall(static_cast<double>(tokens), now); short_by > 0) {
@@ -67,6 +73,7 @@ void RateController::on_complete(const provider::RateLimitInfo& info, bool rate_
                                  std::optional<std::chrono::milliseconds> retry_after, Clock::time_point now,
                                  std::optional<double> admitted_after) {
   if (in_flight_ > 0) --in_flight_;
+  answered_ = true;
   if (info.limit_tokens && info.remaining_tokens && *info.limit_tokens > 0) {
     ServerBudget& b = server_tokens_;
     b.known = true;
@@ -80,7 +87,11 @@ void RateController::on_complete(const provider::RateLimitInfo& info, bool rate_
     b.refill_per_second = reset_s > 0 && missing > 0 ? missing / reset_s : b.limit / 60.0;
   }
   if (info.limit_requests) adopt_server_limit(requests_, configured_rpm_, *info.limit_requests, now);
-  if (info.limit_tokens) adopt_server_limit(tokens_, configured_tpm_, *info.limit_tokens, now);
+  if (info.limit_tokens) {
+    adopt_server_limit(tokens_, configured_tpm_, *info.limit_tokens, now);
+    tpm_from_server_ = tpm_from_server_ || configured_tpm_ <= 0 ||
+                       configured_tpm_ > *info.limit_tokens * k_server_limit_share;
+  }
   if (info.remaining_requests) {
     requests_.clamp_to_server(*info.remaining_requests,
                               info.reset_requests.value_or(std::chrono::milliseconds(0)), now);

@@ -26,8 +26,11 @@ class RateController {
 
   // True (and the request is counted as in flight, its cost taken from the buckets)
   // when a request of `tokens` may start now; false (nothing taken) when the window is
-  // full, a retry-after pause runs, a bucket is short, or the server's last word leaves no
-  // room for it (k_server_remaining_share of its remaining, less what is reserved).
+  // full, a retry-after pause runs, a bucket is short, the server's last word leaves no
+  // room for it (k_server_remaining_share of its remaining, less what is reserved for the
+  // requests sent since), or no TPM limit is configured and the first request is still out
+  // (until an answer says what the server allows, one request goes alone: a first wave of
+  // max_concurrency large requests can exceed the server's whole budget).
   bool try_admit(std::int64_t tokens, Clock::time_point now);
   // Tokens admitted so far (monotonic). The dispatcher keeps the value right after a
   // request's admission and passes it back with the answer: what was admitted after that
@@ -55,6 +58,8 @@ class RateController {
   // server's x-ratelimit-limit-tokens once that was adopted; 0 = unlimited. Shown on the
   // progress line, so it shows the limit that actually paces the run.
   [[nodiscard]] double tpm_limit() const { return tokens_.rate_per_minute(); }
+  // Whether tpm_limit() is the one adopted from the server's x-ratelimit-limit-tokens.
+  [[nodiscard]] bool tpm_limit_from_server() const { return tpm_from_server_; }
   // Requests per minute admitted now, likewise.
   [[nodiscard]] double rpm_limit() const { return requests_.rate_per_minute(); }
 
@@ -65,8 +70,9 @@ class RateController {
   // one second OpenAI-style limiters hold, so a send delayed at our side (a busy poll
   // loop, a descheduled thread) cannot land on a server bucket we think is fuller.
   static constexpr double k_server_limit_burst_seconds = 0.5;
-  // Share of the server's estimated remaining tokens one admission may use: a request must
-  // fit in it, so the answers' headers cannot release a burst the server then refuses.
+  // Share of the server's estimated remaining tokens (less reservations) that the requests
+  // admitted between two answers may use together: each is charged tokens / share against
+  // that estimate, so the headers of one answer cannot release a burst the server refuses.
   static constexpr double k_server_remaining_share = 0.95;
 
  private:
@@ -91,6 +97,10 @@ class RateController {
   // Tokens the server's budget lacks for a request of `tokens` (0: it fits, or no budget
   // is known).
   [[nodiscard]] double server_shortfall(double tokens, Clock::time_point now) const;
+  // No TPM limit configured, no answer yet and a request out: wait for its headers.
+  [[nodiscard]] bool probing_first_answer() const {
+    return !answered_ && in_flight_ > 0 && configured_tpm_ <= 0;
+  }
 
   util::TokenBucket requests_;
   util::TokenBucket tokens_;
@@ -99,6 +109,8 @@ class RateController {
   int max_concurrency_;
   double window_;
   int in_flight_ = 0;
+  bool answered_ = false;  // on_complete() was called at least once
+  bool tpm_from_server_ = false;
   double admitted_tokens_ = 0;
   ServerBudget server_tokens_;
   Clock::time_point paused_until_{};

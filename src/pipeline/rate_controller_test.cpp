@@ -9,9 +9,17 @@ namespace {
 using namespace std::chrono;
 using Clock = RateController::Clock;
 
+// Without a configured TPM limit the first request goes alone; an answer without rate
+// headers (a local server) then leaves only the window.
+void answer_without_headers(RateController& rc, Clock::time_point now) {
+  ASSERT_TRUE(rc.try_admit(1, now));
+  rc.on_complete({}, false, std::nullopt, now);
+}
+
 TEST(RateController, WindowLimitsInFlight) {
   RateController rc({0, 0}, 3);
   const auto now = Clock::now();
+  answer_without_headers(rc, now);
   EXPECT_TRUE(rc.try_admit(10, now));
   EXPECT_TRUE(rc.try_admit(10, now));
   EXPECT_TRUE(rc.try_admit(10, now));
@@ -23,6 +31,7 @@ TEST(RateController, WindowLimitsInFlight) {
 TEST(RateController, HalvesOnRateLimitOncePerSecondAndPauses) {
   RateController rc({0, 0}, 16);
   auto now = Clock::now();
+  answer_without_headers(rc, now);
   for (int i = 0; i < 16; ++i)
     ASSERT_TRUE(rc.try_admit(1, now));
   rc.on_complete({}, true, milliseconds(500), now);
@@ -68,17 +77,20 @@ TEST(RateController, TpmLimitIsTheOneInForce) {
   ASSERT_TRUE(high.try_admit(1, now));
   high.on_complete(info, false, std::nullopt, now);
   EXPECT_NEAR(high.tpm_limit(), adopted, 1e-6 * adopted);
+  EXPECT_TRUE(high.tpm_limit_from_server());  // the progress line says so
   // Configured below it: the configured one stays.
   RateController low({0, 500'000}, 4);
   ASSERT_TRUE(low.try_admit(1, now));
   low.on_complete(info, false, std::nullopt, now);
   EXPECT_DOUBLE_EQ(low.tpm_limit(), 5e5);
+  EXPECT_FALSE(low.tpm_limit_from_server());
   // None configured: the server's is adopted.
   RateController none({0, 0}, 4);
   EXPECT_DOUBLE_EQ(none.tpm_limit(), 0);
   ASSERT_TRUE(none.try_admit(1, now));
   none.on_complete(info, false, std::nullopt, now);
   EXPECT_NEAR(none.tpm_limit(), adopted, 1e-6 * adopted);
+  EXPECT_TRUE(none.tpm_limit_from_server());
 }
 
 // The server's last answer bounds what may be sent next: a request must fit in 95 % of the
@@ -105,6 +117,7 @@ TEST(RateController, ServerRemainingBoundsTheNextRequests) {
 TEST(RateController, TokensSentAfterTheReportingRequestAreReserved) {
   RateController rc({0, 0}, 16);
   const auto t0 = Clock::now();
+  answer_without_headers(rc, t0);
   ASSERT_TRUE(rc.try_admit(1000, t0));  // A
   const double after_a = rc.admitted_tokens();
   ASSERT_TRUE(rc.try_admit(50'000, t0));  // B, sent after A: A's answer cannot count it
@@ -130,6 +143,53 @@ TEST(RateController, ARequestLargerThanTheWholeBudgetGoesWhenItIsWhole) {
   EXPECT_TRUE(rc.try_admit(150'000, t0 + seconds(1)));    // 50k of debt
   EXPECT_FALSE(rc.try_admit(150'000, t0 + seconds(31)));  // back to 0
   EXPECT_TRUE(rc.try_admit(150'000, t0 + seconds(101)));  // whole again
+}
+
+// The server's word after others spent most of a shared budget (workers on one key, tier 5:
+// 100M TPM, so our own adopted bucket holds 816k and does not bind): 720k remain. Requests
+// admitted before the next answer may spend 95 % of that together (684k: 7 of 88k), not
+// all of it (charging each only its own tokens let 8 go: 704k).
+TEST(RateController, ABurstBetweenTwoAnswersSpendsAtMostTheShareOfTheRoom) {
+  RateController rc({0, 0}, 64);
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(rc.try_admit(1000, t0));
+  provider::RateLimitInfo info;
+  info.limit_tokens = 100'000'000;
+  info.remaining_tokens = 99'000'000;
+  info.reset_tokens = milliseconds(600);
+  rc.on_complete(info, false, std::nullopt, t0, rc.admitted_tokens());  // adopts 98M TPM
+  const auto t1 = t0 + milliseconds(500);                               // our bucket is full again
+  ASSERT_TRUE(rc.try_admit(1000, t1));
+  info.remaining_tokens = 720'000;
+  info.reset_tokens = milliseconds(59'568);  // 99.28M missing: 1.67M tokens/s
+  rc.on_complete(info, false, std::nullopt, t1, rc.admitted_tokens());
+  double burst = 0;
+  while (rc.try_admit(88'000, t1))
+    burst += 88'000;
+  EXPECT_LE(burst, RateController::k_server_remaining_share * 720'000);
+  EXPECT_EQ(burst, 7 * 88'000.0);  // packed up to the share, not below it
+}
+
+// Before any answer nothing says what the server allows: with no --tpm, a first wave of
+// max_concurrency requests of 88k tokens (1.4M) overran a 1M budget (issue 14's 429s).
+TEST(RateController, TheFirstRequestGoesAloneUntilAnAnswerTellsTheBudget) {
+  RateController rc({0, 0}, 16);
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(rc.try_admit(88'000, t0));
+  EXPECT_FALSE(rc.try_admit(88'000, t0 + milliseconds(100)));
+  EXPECT_GT(rc.wait_hint(88'000, t0 + milliseconds(100)), Clock::duration::zero());
+  provider::RateLimitInfo info;
+  info.limit_tokens = 1'000'000;
+  info.remaining_tokens = 912'000;
+  info.reset_tokens = milliseconds(5'280);
+  rc.on_complete(info, false, std::nullopt, t0 + milliseconds(300), rc.admitted_tokens());
+  // From here the adopted limit paces (980k TPM: one 88k request per 5.4 s).
+  EXPECT_TRUE(rc.try_admit(88'000, t0 + milliseconds(800)));
+  EXPECT_FALSE(rc.try_admit(88'000, t0 + milliseconds(900)));
+  // A configured limit paces the first wave itself (its bucket holds one second of it).
+  RateController configured({0, 1'000'000}, 16);
+  ASSERT_TRUE(configured.try_admit(8'000, t0));
+  EXPECT_TRUE(configured.try_admit(8'000, t0));
 }
 
 }  // namespace

@@ -1,7 +1,10 @@
 // The reader loop: keyset pages → prepare → the work queue or the writer.
 #include "pipeline/reader.h"
 
+#include <unistd.h>
+
 #include <chrono>
+#include <string>
 #include <thread>
 
 #include "pipeline/prepare.h"
@@ -44,6 +47,7 @@ void Reader::run() {
 
 bool Reader::pass(std::int64_t& accepted, bool& limit_reached) {
   store::PendingCursor cursor;
+  take_changes();
   if (state_.observer().wants_pending_count()) {
     auto pending = with_store_retries([&] { return store_.count_pending(scope_); }, "counting pending work",
                                       observed_by(state_.observer(), StoreRetryPolicy::best_effort()));
@@ -91,6 +95,7 @@ bool Reader::wait_for_next_pass() {
     std::this_thread::sleep_for(20ms);
   }
   // Caught up: everything found so far is committed.
+  drop_changes();
   if (passes_committed_++ == 0) first_pass_committed();
   if (oldest_pending_) {
     oldest_pending_.reset();
@@ -113,6 +118,36 @@ bool Reader::wait_for_next_pass() {
     return false;
   }
   return !state_.has_fatal();
+}
+
+void Reader::take_changes() {
+  if (!scope_.changes || options_.dry_run) return;
+  const std::string mark = std::to_string(::getpid()) + "." +
+                           std::to_string(std::chrono::system_clock::now().time_since_epoch().count()) + "." +
+                           std::to_string(change_passes_++);
+  auto taken = with_store_retries([&] { return store_.take_changes(mark); }, "taking queued changes",
+                                  observed_by(state_.observer(), StoreRetryPolicy::best_effort()));
+  if (taken) {
+    change_pass_ = mark;
+    failed_at_take_ = state_.counters.failed.load();
+  } else {
+    util::log_warn("taking queued changes: {} (they are read, and dropped by a later pass)",
+                   taken.error().message);
+  }
+}
+
+std::string Reader::change_pass() const {
+  return state_.counters.failed.load() == failed_at_take_ ? change_pass_ : std::string();
+}
+
+void Reader::drop_changes() {
+  const std::string pass = change_pass();
+  change_pass_.clear();
+  if (pass.empty()) return;
+  auto dropped = with_store_retries([&] { return store_.drop_changes(pass); }, "dropping queued changes",
+                                    observed_by(state_.observer(), StoreRetryPolicy::best_effort()));
+  if (!dropped)
+    util::log_warn("dropping queued changes: {} (the next pass hashes them again)", dropped.error().message);
 }
 
 void Reader::first_pass_committed() {

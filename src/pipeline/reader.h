@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "pipeline/dispatcher.h"
 #include "pipeline/options.h"
@@ -45,6 +46,11 @@ class Reader {
   // Whether options.record_input_definition was recorded (with --follow, once the first
   // pass's work was committed). Any thread.
   [[nodiscard]] bool recorded_input_definition() const { return recorded_.load(); }
+  // scope.changes: the mark of the change-queue entries the last pass took and has not
+  // dropped yet (Store::take_changes), "" for none, or also "" when that pass recorded a
+  // failure (a failed exchange would otherwise never be read again: the entries stay).
+  // Only after run() returned: the caller drops them once that pass's work is committed.
+  [[nodiscard]] std::string change_pass() const;
   // The tally of what was read. Only after run() returned (the reader thread joined).
   [[nodiscard]] const DryRunReport& tally() const { return tally_; }
 
@@ -61,6 +67,10 @@ class Reader {
   // effort: a failure is logged, and the next run hashes every input again) and reads as
   // options.scope says from then on.
   void first_pass_committed();
+  // scope.changes: takes the queued changes for the pass about to start; drops those of the
+  // pass whose work is committed. Best effort: what is not dropped is hashed again later.
+  void take_changes();
+  void drop_changes();
 
   const RunOptions& options_;
   store::Store& store_;
@@ -77,6 +87,9 @@ class Reader {
   // options.scope, with rehash for the first pass when options.rehash_first_pass.
   store::WorkScope scope_;
   int passes_committed_ = 0;  // --follow: passes whose work was committed
+  std::string change_pass_;
+  int change_passes_ = 0;
+  std::int64_t failed_at_take_ = 0;  // state.counters.failed when the pass took its changes
 };
 
 }  // namespace lens::pipeline

@@ -95,6 +95,10 @@ class Provider {
   // Abandons every in-flight request (their connections are closed or reused); none of
   // them will be returned by poll(), and their inputs are no longer referenced.
   virtual void cancel_all() = 0;
+  // Hands back the buffer of an EmbedSuccess whose values the caller has used: a provider
+  // may decode a later answer into it instead of allocating (and faulting in) megabytes
+  // per response. Optional for both sides.
+  virtual void recycle(std::vector<float>&& vectors) { (void)vectors; }
 };
 
 }  // namespace lens::provider

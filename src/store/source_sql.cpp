@@ -77,7 +77,7 @@ std::string sql_literal(std::string_view value) {
 }
 
 SourceSql::SourceSql(core::SourceMapping mapping, SqlDialect dialect)
-    : mapping_(std::move(mapping)), dialect_(dialect) {
+    : mapping_(std::move(mapping)), relation_(mapping_.messages().value), dialect_(dialect) {
   key_type_ = configured_key_type(dialect_, mapping_.id_type().value);
   if (key_type_.empty()) key_type_ = dialect_ == SqlDialect::sqlite ? "TEXT" : "uuid";
 }
@@ -173,13 +173,13 @@ std::string SourceSql::expand(std::string_view pattern) const {
     const std::string_view token = pattern.substr(i + 1, j - i - 1);
     i = j;
     if (token == "rel") {
-      out += core::quote_sql_name(m.messages().value);
+      out += core::quote_sql_name(relation_);
     } else if (token == "src") {
       if (m.filter().value.empty())
-        out += core::quote_sql_name(m.messages().value);
+        out += core::quote_sql_name(relation_);
       else
-        out += fmt::format("(SELECT * FROM {} WHERE ({}))", core::quote_sql_name(m.messages().value),
-                           m.filter().value);
+        out +=
+            fmt::format("(SELECT * FROM {} WHERE ({}))", core::quote_sql_name(relation_), m.filter().value);
     } else if (token == "id") {
       out += core::quote_sql_name(m.id().value);
     } else if (token == "conv") {
@@ -241,18 +241,19 @@ std::string SourceSql::prune_sql(bool even_with_foreign_key) const {
 }
 
 std::string SourceSql::keyset_index() const {
-  if (mapping_.is_default()) return "messages_user_keyset";
+  // [output] schema moves lens-embed's tables, not the source's indexes.
+  if (mapping_.is_default_source()) return "messages_user_keyset";
   return (mapping_.messages().value.name + "_lens_keyset").substr(0, core::k_max_name_bytes);
 }
 
 std::string SourceSql::order_index() const {
-  if (mapping_.is_default()) return "messages_conversation_order";
+  if (mapping_.is_default_source()) return "messages_conversation_order";
   return (mapping_.messages().value.name + "_lens_order").substr(0, core::k_max_name_bytes);
 }
 
 std::vector<SourceSql::IndexDdl> SourceSql::source_index_ddl(bool concurrently) const {
   if (!is_table_) return {};
-  const auto& rel = mapping_.messages().value;
+  const auto& rel = relation_;
   // SQLite qualifies the index and names the table bare; PostgreSQL the other way round.
   const auto create = [&](const std::string& name, const std::string& columns, const std::string& where) {
     const std::string head =

@@ -33,6 +33,12 @@ class SourceSql {
   SourceSql(core::SourceMapping mapping, SqlDialect dialect);
 
   [[nodiscard]] const core::SourceMapping& mapping() const { return mapping_; }
+  // The relation every statement reads: the mapping's, or with the schema pin_schema() gave.
+  [[nodiscard]] const core::RelationName& relation() const { return relation_; }
+  // Makes an unqualified relation `schema`.NAME, as the connection's search_path resolved it
+  // before the store put [output] schema in front (PostgreSQL), so that a relation of the
+  // same name in lens-embed's own schema is never read instead.
+  void pin_schema(const std::string& schema) { relation_.schema = schema; }
   [[nodiscard]] SqlDialect dialect() const { return dialect_; }
 
   // Checks `catalog` against the mapping and, on success, takes the key type (unless the
@@ -94,6 +100,7 @@ class SourceSql {
 
  private:
   core::SourceMapping mapping_;
+  core::RelationName relation_;
   SqlDialect dialect_;
   std::string key_type_;
   SourceCatalog catalog_;

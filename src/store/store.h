@@ -46,7 +46,22 @@ struct WorkScope {
   // template, `run --rehash`). Unlike force, nothing is re-embedded for being read.
   // Last, so that {provider, model, force, only_failures} initialisers keep their meaning.
   bool rehash = false;
+  // Change tracking is installed (Store::change_tracking): also read, to hash, the exchanges
+  // the change queue names (an edited, deleted or added message, or its conversation).
+  bool changes = false;
 };
+
+// init --track-changes (PostgreSQL): statement triggers on the source table feed a change
+// queue in lens-embed's schema.
+struct ChangeTracking {
+  bool installed = false;
+  std::int64_t queued = 0;  // entries waiting for a run
+};
+// Why SQLite cannot track changes, and what to do instead (exit 2 of init --track-changes).
+inline constexpr const char* k_no_change_tracking =
+    "init --track-changes / --untrack-changes: change tracking needs PostgreSQL (statement triggers "
+    "with transition tables); on SQLite map [source] updated_at so that a run reads only what changed, "
+    "or leave updated_at = \"\" and every run hashes every input (as `run --rehash`)";
 
 // Keyset position over user messages ordered by (created_at, id). Never OFFSET.
 struct PendingCursor {
@@ -302,10 +317,13 @@ struct Orphans {
 //   failures  are not recorded over a row or a failure of a newer source_version, nor
 //             (PostgreSQL claims) while another worker's claim is on the exchange.
 // An exchange without any claim (never claimed, or written and its claim dropped) is
-// fenced by source_version and hash alone. The same write twice is harmless. Versions
-// compare as instants; a missing version never fences. Refused items are counted in the
-// WriteReport and in the run's stored progress as not written (batch.progress counts
-// every item of the batch as written: the store subtracts the refused ones).
+// fenced by source_version and hash alone. A stored row whose reply is gone from the
+// source (deleted or filtered out) fences no row write by its version: that version went
+// with the reply, and the exchange read without it is legitimately older. The same
+// write twice is harmless. Versions compare as instants; a missing version never fences.
+// Refused items are counted in the WriteReport and in the run's stored progress as not
+// written (batch.progress counts every item of the batch as written: the store subtracts
+// the refused ones).
 //
 // Source tables: the stores read the relation of the source mapping (core::SourceMapping,
 // `messages` by default), checked against the catalog when they open, and never create it,
@@ -452,6 +470,16 @@ class Store {
   // The Batch API ledger of this store (batch_ledger.h), or nullptr when the backend has
   // none yet. Owned by the store; shares its connection (same thread rules).
   [[nodiscard]] virtual BatchLedger* batch_ledger() { return nullptr; }
+  // Change tracking (PostgreSQL only; SQLite reports none and refuses to install it).
+  [[nodiscard]] virtual util::Result<ChangeTracking> change_tracking() { return ChangeTracking{}; }
+  // Installs (idempotent) or removes the triggers, their function and the queue. On failure:
+  // configuration for a store or source (a view) that cannot have them, naming the fix.
+  [[nodiscard]] virtual util::Status set_change_tracking(bool on) = 0;
+  // A pass takes every queued entry (marks it `pass`) before it reads, and drops the ones it
+  // took once everything it read is committed: a crash in between leaves them queued for the
+  // next run, and entries committed meanwhile wait for the next pass.
+  [[nodiscard]] virtual util::Status take_changes(const std::string& /*pass*/) { return {}; }
+  [[nodiscard]] virtual util::Status drop_changes(const std::string& /*pass*/) { return {}; }
 
   // --follow: blocks until the source tables may have changed (a change notification
   // arrived: true) or `timeout` passed (false). A store without notifications just

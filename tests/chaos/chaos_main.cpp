@@ -301,8 +301,11 @@ int main(int argc, char** argv) {
       last_report = Clock::now();
       say(fmt::format("progress {:.0f}/{:.0f}", progress, total));
     }
+    // Clock-driven kills and restarts stop once every exchange has its row or failure: what
+    // is left is each worker's walk to the end of its keyset, which a kill would restart.
+    const bool work_left = progress < total;
     if (o.kill_every > 0) {
-      if (seconds_since(last_kill) >= o.kill_every) {
+      if (work_left && seconds_since(last_kill) >= o.kill_every) {
         last_kill = Clock::now();
         kill_one(progress);
       }
@@ -337,7 +340,7 @@ int main(int argc, char** argv) {
       ++next_pause;
     }
     if (pg && o.restart_every > 0) {
-      if (seconds_since(last_restart) >= o.restart_every) {
+      if (work_left && seconds_since(last_restart) >= o.restart_every) {
         last_restart = Clock::now();
         say(fmt::format("PostgreSQL crash-restart at {:.0f}/{:.0f}", progress, total));
         if (pg->restart(1)) ++restarts_done;

@@ -221,6 +221,22 @@ TEST_P(MappedRun, RunRerunEditDeleteTemplateChange) {
   EXPECT_EQ(s.run(), changed_count(before_delete, expected, m));
   expect_rows(s.db(), expected, m);
 
+  // A deleted reply: its exchange takes the next one or none, although the version it was
+  // stored with (the reply's) is newer than the one it now has.
+  std::string reply_id;
+  for (const auto& ex : expected)
+    if (ex.assistant_message_id) reply_id = *ex.assistant_message_id;
+  ASSERT_NE(reply_id, "");
+  const std::string reply_table = f.schema == Schema::c_view_text_keys ? "answers" : e.table;
+  const std::string reply_key = f.schema == Schema::c_view_text_keys ? "answer_key" : e.key;
+  ASSERT_EQ(s.db().exec(fmt::format("DELETE FROM {} WHERE {} = '{}'", reply_table, reply_key, reply_id)), "");
+  std::erase_if(corpus.messages, [&](const Message& msg) { return msg.id == reply_id; });
+  const auto before_reply_delete = expected;
+  expected = expected_exchanges(f, corpus.messages);
+  ASSERT_GE(changed_count(before_reply_delete, expected, m), 1);
+  EXPECT_EQ(s.run(), changed_count(before_reply_delete, expected, m));
+  expect_rows(s.db(), expected, m);
+
   // A template change: the exchanges whose text it changes are embedded again, with --rehash
   // (a source without updated_at rehashes every run).
   const std::string tmpl = f.schema == Schema::c_view_text_keys

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/backends.h"
 #include "cli/commands/commands.h"
 #include "cli/commands/common.h"
 #include "cli/exit_status.h"
@@ -135,12 +136,30 @@ void check_privileges(store::Store& store, Findings& findings) {
     findings.add("a run needs a privilege: " + fix);
 }
 
-void check_change_detection(store::Store& store, const Settings& s) {
+void check_change_detection(store::Store& store, const Settings& s, bool postgres) {
+  auto tracking = store.change_tracking();
+  const bool tracked = tracking && tracking->installed;
+  if (!tracking) {
+    std::printf("change tracking: cannot read it (%s)\n", tracking.error().message.c_str());
+  } else if (tracked) {
+    std::printf(
+        "change tracking: installed (init --track-changes): triggers on the source queue the keys of "
+        "changed rows, %lld queued now; runs hash only the exchanges they name\n",
+        static_cast<long long>(tracking->queued));
+  } else {
+    std::printf(
+        "change tracking: not installed%s\n",
+        postgres ? " (`lens-embed init --track-changes` installs it on a table)" : " (PostgreSQL only)");
+  }
   if (s.mapping.has_updated_at()) {
     std::printf(
         "changes: by %s (runs read only exchanges changed since their row); edits that leave it "
         "alone are caught by `run --rehash`\n",
         core::config_spelling(s.mapping.updated_at().value).c_str());
+  } else if (tracked) {
+    std::puts(
+        "changes: no updated_at mapped; the change queue names what changed (`run --rehash` hashes "
+        "every input)");
   } else {
     std::puts(
         "changes: no updated_at mapped, so every run reads and hashes every eligible input (a read, "
@@ -203,7 +222,8 @@ int cmd_doctor(const Flags& /*flags*/, const RawConfig& config) {
     findings.add("reading one pending page failed: " + sample.error().message);
   check_indexes(**store, *description, findings);
   check_privileges(**store, findings);
-  check_change_detection(**store, s);
+  const auto target = parse_database_url(s.database);
+  check_change_detection(**store, s, target && target->kind == DatabaseKind::postgres);
 
   if (findings.todo.empty()) {
     std::puts("\nall that the mapping needs is there");

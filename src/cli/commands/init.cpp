@@ -1,6 +1,7 @@
 // `init`: create or upgrade the output tables and indexes (idempotent).
 #include <cstdio>
 
+#include "cli/backends.h"
 #include "cli/commands/commands.h"
 #include "cli/commands/common.h"
 #include "cli/exit_status.h"
@@ -44,10 +45,22 @@ int cmd_init(const Flags& flags, const RawConfig& config) {
   // provider) on the command line does init make one; otherwise real[] (PostgreSQL) or BLOB
   // (SQLite), which take any size.
   if (flags.dimensions || flags.model || flags.provider) so.vector_dimensions = settings->dimensions;
+  const bool tracking = flags.track_changes || flags.untrack_changes;
+  // Refused before anything is created: SQLite has no statement triggers with transition tables.
+  if (auto target = parse_database_url(settings->database);
+      tracking && target && target->kind == DatabaseKind::sqlite)
+    return report(util::Error{util::ErrorCode::configuration, store::k_no_change_tracking});
   auto store = open_migrated(*settings, so);
   if (!store) return report(store.error());
   std::printf("initialized %s\n", mask_database_url(settings->database).c_str());
   if (!flags.source_indexes) print_missing_indexes(**store);
+  if (tracking) {
+    if (auto s = (*store)->set_change_tracking(flags.track_changes); !s) return report(s.error());
+    std::puts(flags.track_changes
+                  ? "change tracking installed: triggers on the source queue changed keys; a run without "
+                    "[source] updated_at hashes only the exchanges they name"
+                  : "change tracking removed: without [source] updated_at every run hashes every input");
+  }
   return k_exit_ok;
 }
 

@@ -212,6 +212,18 @@ int run_once(const Flags& flags, const RawConfig& config, bool only_failures) {
   style.format = flags.log_format && *flags.log_format == "json" ? LogFormat::json : LogFormat::logfmt;
   ProgressPrinter printer(style);
   auto options = run_options(s, flags, only_failures, style.tty);
+  // init --track-changes: the change queue names what changed, so a source without
+  // updated_at need not have every input hashed (--rehash still does). --batch-api reads
+  // it too; its entries are dropped by the next synchronous pass (unchanged inputs are touched).
+  if (!only_failures) {
+    auto tracking = (*reader)->change_tracking();
+    if (!tracking) return report(tracking.error());
+    if (tracking->installed) {
+      options.scope.changes = true;
+      options.scope.rehash = flags.rehash;
+      util::log_debug("change tracking: {} queued changes", tracking->queued);
+    }
+  }
   if (batch_api && !flags.dry_run) {
     return run_batch(flags, config, s, options, **writer, **tok, run_arguments_json(config, flags),
                      so.worker_id);

@@ -151,6 +151,13 @@ class OpenAiProvider final : public Provider {
     ready_.clear();
   }
 
+  void recycle(std::vector<float>&& vectors) override {
+    // As many as answers come in at once (the window), so each decodes into warm memory.
+    constexpr std::size_t k_kept = 16;
+    if (vectors.capacity() == 0 || vectors.capacity() * sizeof(float) > k_max_pooled_capacity) return;
+    if (spare_vectors_.size() < k_kept) spare_vectors_.push_back(std::move(vectors));
+  }
+
  private:
   std::unique_ptr<Transfer> acquire() {
     if (!idle_.empty()) {
@@ -227,11 +234,16 @@ class OpenAiProvider final : public Provider {
     long status = 0;
     curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
     if (status >= 200 && status < 300) {
-      auto parsed = parser_.parse(t.response, t.n_inputs, t.dimensions);
+      EmbedSuccess ok;
+      if (!spare_vectors_.empty()) {
+        ok.vectors = std::move(spare_vectors_.back());
+        spare_vectors_.pop_back();
+      }
+      auto parsed = parser_.parse_into(t.response, t.n_inputs, t.dimensions, ok);
       if (parsed) {
         wrong_size_answers_ = 0;
-        last_dimensions_ = parsed->dimensions;
-        c.result = std::move(*parsed);
+        last_dimensions_ = ok.dimensions;
+        c.result = std::move(ok);
       } else {
         EmbedFailure f;
         f.http_status = static_cast<int>(status);
@@ -279,6 +291,8 @@ class OpenAiProvider final : public Provider {
   static constexpr int k_wrong_size_answers = 5;
   int wrong_size_answers_ = 0;
   openai::ResponseParser parser_;
+  // Answer buffers given back by recycle(): a few, each at most k_max_pooled_capacity.
+  std::vector<std::vector<float>> spare_vectors_;
   std::vector<std::unique_ptr<Transfer>> idle_;
   std::unordered_map<Transfer*, std::unique_ptr<Transfer>> active_;
   std::vector<Completion> ready_;

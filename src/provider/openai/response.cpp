@@ -205,8 +205,10 @@ util::Status ResponseParser::parse_into(std::string& body, std::size_t n_inputs,
           }
           std::span<float> dst(ok.vectors.data() + slot * static_cast<std::size_t>(dims),
                                static_cast<std::size_t>(dims));
-          if (!decode_base64_floats(b64, dst)) return std::unexpected(invalid("bad base64 in embedding"));
-          if (!all_finite(dst.data(), dst.size())) {
+          bool finite = false;
+          if (!decode_base64_floats(b64, dst, &finite))
+            return std::unexpected(invalid("bad base64 in embedding"));
+          if (!finite) {
             return std::unexpected(invalid("NaN or infinite value in embedding " + std::to_string(index)));
           }
         } else {

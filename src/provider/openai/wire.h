@@ -61,7 +61,10 @@ struct ErrorBody {
 
 // Decodes exactly `out.size()` little-endian float32 values from base64 `text` (padding
 // optional) straight into `out`. False when the text is not valid base64 of that length.
-[[nodiscard]] bool decode_base64_floats(std::string_view text, std::span<float> out);
+// `all_finite`, when given and the decoding succeeded: whether no value is NaN or infinite
+// (checked during the decoding, so the caller needs no second pass over the vector).
+[[nodiscard]] bool decode_base64_floats(std::string_view text, std::span<float> out,
+                                        bool* all_finite = nullptr);
 
 // Parses a 2xx body: matches data[i] by its "index", checks count, indices, dimensions
 // and that every value is finite. Accepts base64 strings and float arrays alike (servers

@@ -96,6 +96,36 @@ TEST(Base64, DecodesLittleEndianFloatsOfAnyLength) {
   EXPECT_FALSE(decode_base64_floats("AA*A AA", out));
 }
 
+// The check rides on the decoding (whole words of 3 floats, then the rest one by one):
+// a NaN or infinity at any position of either part must be seen, and only then.
+TEST(Base64, ReportsNonFiniteValuesAtEveryPosition) {
+  for (std::size_t n : {1u, 2u, 3u, 4u, 5u, 6u, 7u, 13u, 3072u}) {
+    std::vector<float> v(n);
+    for (std::size_t i = 0; i < n; ++i)
+      v[i] = static_cast<float>(i) * -0.5f + 1.0f;
+    std::vector<float> out(n);
+    bool finite = false;
+    ASSERT_TRUE(decode_base64_floats(base64(v), out, &finite)) << n;
+    EXPECT_TRUE(finite) << n;
+    EXPECT_EQ(out, v) << n;
+    for (std::size_t at = 0; at < n; at += (n > 20 ? 997 : 1)) {
+      for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                        -std::numeric_limits<float>::infinity()}) {
+        auto w = v;
+        w[at] = bad;
+        finite = true;
+        ASSERT_TRUE(decode_base64_floats(base64(w), out, &finite)) << n << " at " << at;
+        EXPECT_FALSE(finite) << n << " at " << at;
+      }
+    }
+    auto last = v;  // the last value, in the tail or in the last whole word
+    last[n - 1] = std::numeric_limits<float>::quiet_NaN();
+    finite = true;
+    ASSERT_TRUE(decode_base64_floats(base64(last), out, &finite));
+    EXPECT_FALSE(finite) << n;
+  }
+}
+
 std::string response_b64(const std::vector<std::vector<float>>& vecs, const std::vector<int>& order) {
   std::string s = R"({"object":"list","data":[)";
   for (std::size_t k = 0; k < order.size(); ++k) {

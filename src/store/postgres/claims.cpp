@@ -69,8 +69,12 @@ std::string claim_is_orphaned(std::string_view c) {
 // ---- Heartbeat ---------------------------------------------------------------------------
 
 struct Heartbeat::State {
-  State(std::string info, std::string w, std::int64_t k, std::chrono::seconds l)
-      : conn(std::move(info), k_heartbeat_session), worker(std::move(w)), key(k), lease(l) {}
+  State(std::string info, std::string w, std::int64_t k, std::chrono::seconds l, const std::string& setup)
+      : conn(std::move(info), setup.empty() ? std::string(k_heartbeat_session)
+                                            : std::string(k_heartbeat_session) + "; " + setup),
+        worker(std::move(w)),
+        key(k),
+        lease(l) {}
 
   Connection conn;  // the caller's thread until the thread starts, then the thread's
   std::string worker;
@@ -111,8 +115,9 @@ struct Heartbeat::State {
 };
 
 util::Result<std::unique_ptr<Heartbeat>> Heartbeat::start(std::string conninfo, std::string worker,
-                                                          std::int64_t key, std::chrono::seconds lease) {
-  auto state = std::make_unique<State>(std::move(conninfo), std::move(worker), key, lease);
+                                                          std::int64_t key, std::chrono::seconds lease,
+                                                          const std::string& session_setup) {
+  auto state = std::make_unique<State>(std::move(conninfo), std::move(worker), key, lease, session_setup);
   if (auto s = state->ensure_locked(); !s) return std::unexpected(s.error());
   state->thread = std::thread([s = state.get()] { s->loop(); });
   return std::unique_ptr<Heartbeat>(new Heartbeat(std::move(state)));
@@ -131,8 +136,10 @@ Heartbeat::~Heartbeat() {
 
 // ---- Claims ------------------------------------------------------------------------------
 
-Claims::Claims(std::string conninfo, std::string worker, std::chrono::seconds lease, const SourceSql& source)
+Claims::Claims(std::string conninfo, std::string worker, std::chrono::seconds lease, const SourceSql& source,
+               std::string session_setup)
     : conninfo_(std::move(conninfo)),
+      session_setup_(std::move(session_setup)),
       source_(source),
       worker_(std::move(worker)),
       lease_(lease),
@@ -142,7 +149,7 @@ Claims::~Claims() = default;
 
 Status Claims::start_heartbeat() {
   if (heartbeat_) return {};
-  auto h = Heartbeat::start(conninfo_, worker_, key_, lease_);
+  auto h = Heartbeat::start(conninfo_, worker_, key_, lease_, session_setup_);
   if (!h) return std::unexpected(h.error());
   heartbeat_ = std::move(*h);
   return {};

@@ -34,7 +34,10 @@ class Claims {
  public:
   // `source`: the mapping the exchanges are read with (its key type types the ids); it must
   // outlive this object and be complete (catalog adopted) before the first claim.
-  Claims(std::string conninfo, std::string worker, std::chrono::seconds lease, const SourceSql& source);
+  // `session_setup`: what every session of the store runs first ([output] schema's
+  // search_path), for the heartbeat's connection.
+  Claims(std::string conninfo, std::string worker, std::chrono::seconds lease, const SourceSql& source,
+         std::string session_setup = {});
   Claims(const Claims&) = delete;
   Claims& operator=(const Claims&) = delete;
   ~Claims();  // stops the heartbeat; does not release (see release())
@@ -88,6 +91,7 @@ class Claims {
                                           const IdList& ids, std::vector<core::Exchange>& out);
 
   std::string conninfo_;
+  std::string session_setup_;
   const SourceSql& source_;
   std::string worker_;
   std::chrono::seconds lease_;
@@ -113,7 +117,8 @@ class Heartbeat {
   // On failure: as Claims::start_heartbeat.
   [[nodiscard]] static util::Result<std::unique_ptr<Heartbeat>> start(std::string conninfo,
                                                                       std::string worker, std::int64_t key,
-                                                                      std::chrono::seconds lease);
+                                                                      std::chrono::seconds lease,
+                                                                      const std::string& session_setup = {});
   Heartbeat(const Heartbeat&) = delete;
   Heartbeat& operator=(const Heartbeat&) = delete;
   ~Heartbeat();  // stops and joins the thread; closing its session frees the lock

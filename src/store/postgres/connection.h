@@ -75,6 +75,10 @@ void put_u32(std::string& out, std::uint32_t v);
 
 // Appends `v` as float4[] in PostgreSQL's binary array format.
 void put_float_array(std::string& out, std::span<const float> v);
+// Bytes put_float_array appends for `n` elements.
+[[nodiscard]] constexpr std::size_t float_array_bytes(std::size_t n) {
+  return 20 + n * 8;
+}
 
 // Reads a binary float4[]; false (and `out` unspecified) when it is not a
 // one-dimensional, null-free float4 array.

@@ -22,7 +22,7 @@ bool starts_with(std::string_view s, std::string_view prefix) {
 
 // `name` in the relation's schema, quoted, for to_regclass and CREATE INDEX.
 std::string in_source_schema(const SourceSql& source, const std::string& name) {
-  const auto& schema = source.mapping().messages().value.schema;
+  const auto& schema = source.relation().schema;
   return schema.empty() ? core::quote_sql_name(name)
                         : core::quote_sql_name(schema) + "." + core::quote_sql_name(name);
 }
@@ -53,14 +53,14 @@ std::string v1_tables(const SourceSql& source, const std::string& embedding_type
   return sql;
 }
 
-// lens-embed's schema version: 0 without our migrations table.
-Result<int> read_version(Connection& conn) {
-  auto exists =
-      conn.exec("checking the schema", "SELECT to_regclass('lens_embed_schema_migrations') IS NOT NULL");
+// lens-embed's schema version: 0 without our migrations table (in [output] schema when set:
+// a table of that name further down the search_path is another lens-embed's).
+Result<int> read_version(Connection& conn, const SourceSql& source) {
+  const std::string table = own_table(source, "lens_embed_schema_migrations");
+  auto exists = conn.exec("checking the schema", "SELECT to_regclass($1) IS NOT NULL", Params().text(table));
   if (!exists) return std::unexpected(exists.error());
   if (!exists->boolean(0, 0)) return 0;
-  auto version =
-      conn.exec("checking the schema", "SELECT coalesce(max(version), 0) FROM lens_embed_schema_migrations");
+  auto version = conn.exec("checking the schema", "SELECT coalesce(max(version), 0) FROM " + table);
   if (!version) return std::unexpected(version.error());
   return static_cast<int>(version->integer(0, 0));
 }
@@ -74,19 +74,20 @@ Status newer_than_us(int version) {
 
 // True when the schema is at this version and has everything the options ask for.
 Result<bool> schema_is_current(Connection& conn, const SourceSql& source, const PostgresOptions& options) {
-  auto version = read_version(conn);
+  auto version = read_version(conn, source);
   if (!version) return std::unexpected(version.error());
   if (*version != k_schema_version) return false;
   auto r = conn.exec("checking the schema",
                      "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'lens_embed_messages_changed' "
                      "AND tgrelid = to_regclass($1)), "
-                     "to_regclass('message_embeddings_hnsw') IS NOT NULL, "
+                     "to_regclass($5) IS NOT NULL, "
                      "to_regclass($2) IS NOT NULL AND ($4 OR to_regclass($3) IS NOT NULL)",
                      Params()
-                         .text(core::quote_sql_name(source.mapping().messages().value))
+                         .text(core::quote_sql_name(source.relation()))
                          .text(in_source_schema(source, source.keyset_index()))
                          .text(in_source_schema(source, source.order_index()))
-                         .boolean(source.mapping().reply().value.kind == core::ReplyKind::none));
+                         .boolean(source.mapping().reply().value.kind == core::ReplyKind::none)
+                         .text(own_table(source, "message_embeddings_hnsw")));
   if (!r) return std::unexpected(r.error());
   // A view gets neither trigger nor indexes: nothing to wait for.
   if (options.notify_trigger && source.is_table() && !r->boolean(0, 0)) return false;
@@ -212,7 +213,7 @@ Status migrate_in_transaction(Connection& conn, const SourceSql& source, const P
   if (options.notify_trigger && source.is_table()) {
     std::string sql = postgres_schema::k_notify_trigger;
     const std::string_view on = "ON messages";
-    sql.replace(sql.find(on), on.size(), "ON " + core::quote_sql_name(source.mapping().messages().value));
+    sql.replace(sql.find(on), on.size(), "ON " + core::quote_sql_name(source.relation()));
     if (auto s = conn.exec_simple("installing the change trigger", sql); !s) return s;
   }
   if (options.hnsw_index) return create_hnsw_index(conn);
@@ -229,7 +230,36 @@ Status prune(Connection& conn, const SourceSql& source) {
 
 }  // namespace
 
+std::string own_table(const SourceSql& source, std::string_view name) {
+  const auto& output = source.mapping().output_schema().value;
+  if (output.empty()) return std::string(name);
+  return core::quote_sql_name(output) + "." + std::string(name);
+}
+
+std::string output_session_sql(const core::SourceMapping& mapping) {
+  const auto& output = mapping.output_schema().value;
+  if (output.empty()) return {};
+  // The session's own search_path (role, database, conninfo options) stays behind ours.
+  const std::string quoted = sql_literal(core::quote_sql_name(output));
+  return fmt::format(
+      "SELECT set_config('search_path', CASE WHEN current_setting('search_path') = '' THEN {0} ELSE {0} "
+      "|| ', ' || current_setting('search_path') END, false)",
+      quoted);
+}
+
 Status inspect_source(Connection& conn, SourceSql& source) {
+  // An unqualified relation is pinned to the schema the search_path finds it in, [output]
+  // schema left out: a table of that name among lens-embed's own is never the source.
+  if (const auto& output = source.mapping().output_schema().value;
+      !output.empty() && source.relation().schema.empty()) {
+    auto pin = conn.exec("reading the source table",
+                         "SELECT s.nsp FROM unnest(current_schemas(true)) WITH ORDINALITY AS s(nsp, ord) "
+                         "JOIN pg_namespace n ON n.nspname = s.nsp JOIN pg_class c ON c.relnamespace = n.oid "
+                         "AND c.relname = $1 WHERE s.nsp <> $2 ORDER BY s.ord LIMIT 1",
+                         Params().text(source.relation().name).text(output));
+    if (!pin) return std::unexpected(pin.error());
+    if (pin->size() > 0) source.pin_schema(pin->text(0, 0));
+  }
   auto r =
       conn.exec("reading the source table",
                 "SELECT c.relkind IN ('r', 'p'), a.attname, format_type(a.atttypid, a.atttypmod), "
@@ -237,7 +267,7 @@ Status inspect_source(Connection& conn, SourceSql& source) {
                 "  i.indisunique) AND i.indnatts = 1 AND i.indkey[0] = a.attnum AND i.indpred IS NULL) "
                 "FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
                 "WHERE c.oid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-                Params().text(core::quote_sql_name(source.mapping().messages().value)));
+                Params().text(core::quote_sql_name(source.relation())));
   if (!r) return std::unexpected(r.error());
   SourceCatalog catalog;
   catalog.exists = r->size() > 0;
@@ -258,6 +288,14 @@ Status migrate(Connection& conn, const SourceSql& source, const PostgresOptions&
   } else if (*current) {
     return prune(conn, source);
   }
+  // [output] schema first: the session's search_path starts with it, so every CREATE below
+  // lands there once it exists (and in the next schema of the path while it does not).
+  if (const auto& output = source.mapping().output_schema().value; !output.empty()) {
+    if (auto s = conn.exec_simple("creating [output] schema",
+                                  "CREATE SCHEMA IF NOT EXISTS " + core::quote_sql_name(output));
+        !s)
+      return s;
+  }
   if (auto s = conn.exec_simple("migrating", postgres_schema::k_migrations_table); !s) return s;
   if (auto s = conn.exec_simple("migrating", "BEGIN"); !s) return s;
   auto s = migrate_in_transaction(conn, source, options);
@@ -269,11 +307,18 @@ Status migrate(Connection& conn, const SourceSql& source, const PostgresOptions&
   return prune(conn, source);
 }
 
-Status check_current(Connection& conn) {
-  auto version = read_version(conn);
+Status check_current(Connection& conn, const SourceSql& source) {
+  auto version = read_version(conn, source);
   if (!version) return std::unexpected(version.error());
   if (*version > k_schema_version) return newer_than_us(*version);
   if (*version == 0) {
+    const auto& output = source.mapping().output_schema();
+    if (!output.value.empty()) {
+      return fail(ErrorCode::configuration,
+                  fmt::format("postgres: no lens-embed tables in schema {} ([output] schema, {}); run "
+                              "`lens-embed init` first",
+                              core::quote_sql_name(output.value), output.source));
+    }
     return fail(ErrorCode::configuration,
                 "postgres: no lens-embed tables in this database (or its search_path); run `lens-embed init` "
                 "first");
@@ -307,16 +352,16 @@ Result<std::vector<std::string>> missing_privileges(Connection& conn, const Sour
     bool sequence = false;
   };
   const std::vector<Need> needs = {
-      {core::quote_sql_name(source.mapping().messages().value), {"SELECT"}},
-      {"message_embeddings", {"SELECT", "INSERT", "UPDATE", "DELETE"}},
-      {"embedding_failures", {"SELECT", "INSERT", "UPDATE", "DELETE"}},
-      {"embedding_claims", {"SELECT", "INSERT", "UPDATE", "DELETE"}},
-      {"embedding_runs", {"SELECT", "INSERT", "UPDATE"}},
-      {"embedding_runs_id_seq", {"USAGE"}, true},
-      {"lens_embed_input_definitions", {"SELECT", "INSERT", "UPDATE"}},
-      {"embedding_batches", {"SELECT", "INSERT", "UPDATE"}},
-      {"embedding_batch_items", {"SELECT", "INSERT"}},
-      {"lens_embed_schema_migrations", {"SELECT"}},
+      {core::quote_sql_name(source.relation()), {"SELECT"}},
+      {own_table(source, "message_embeddings"), {"SELECT", "INSERT", "UPDATE", "DELETE"}},
+      {own_table(source, "embedding_failures"), {"SELECT", "INSERT", "UPDATE", "DELETE"}},
+      {own_table(source, "embedding_claims"), {"SELECT", "INSERT", "UPDATE", "DELETE"}},
+      {own_table(source, "embedding_runs"), {"SELECT", "INSERT", "UPDATE"}},
+      {own_table(source, "embedding_runs_id_seq"), {"USAGE"}, true},
+      {own_table(source, "lens_embed_input_definitions"), {"SELECT", "INSERT", "UPDATE"}},
+      {own_table(source, "embedding_batches"), {"SELECT", "INSERT", "UPDATE"}},
+      {own_table(source, "embedding_batch_items"), {"SELECT", "INSERT"}},
+      {own_table(source, "lens_embed_schema_migrations"), {"SELECT"}},
   };
   auto user = conn.exec("checking privileges", "SELECT quote_ident(current_user)");
   if (!user) return std::unexpected(user.error());

@@ -29,15 +29,28 @@ inline constexpr int k_schema_version = 5;
 
 // Reads the mapped source relation from the catalog (pg_class, pg_attribute, pg_index) into
 // `source` (SourceSql::adopt_catalog): whether it is there, table or view, its columns, the
-// key's type and whether the id alone is unique. Called when the store connects, in every
-// mode, before any statement reads the source.
+// key's type and whether the id alone is unique. With [output] schema, an unqualified relation
+// is first pinned to the schema the search_path finds it in, [output] schema left out. Called
+// when the store connects, in every mode, before any statement reads the source.
 // On failure: configuration naming the missing relation or mapped column.
 [[nodiscard]] util::Status inspect_source(Connection& conn, SourceSql& source);
 
 // For read-only opens: no DDL, no write. On success: lens-embed's schema is at
 // k_schema_version (inspect_source checks the source). On failure: configuration saying to run `lens-embed
 // init` (no tables, or an older version) or to upgrade lens-embed (a newer one).
-[[nodiscard]] util::Status check_current(Connection& conn);
+[[nodiscard]] util::Status check_current(Connection& conn, const SourceSql& source);
+
+// `name` (a table or index of lens-embed's) as catalog lookups must spell it: in [output]
+// schema when there is one ("\"lens_out\".message_embeddings"), else bare (the search_path
+// finds it, as it always did).
+[[nodiscard]] std::string own_table(const SourceSql& source, std::string_view name);
+
+// The statement every session of the store runs first when [output] schema is set: the
+// search_path becomes "<output schema>, <the session's own search_path>", so lens-embed's
+// unqualified table names (and CREATE) mean its own schema, while what the user's
+// search_path found before is still found. inspect_source pins an unqualified source
+// relation to its schema. "" when [output] schema is empty.
+[[nodiscard]] std::string output_session_sql(const core::SourceMapping& mapping);
 
 // The indexes the pending query needs on the source (SourceSql::source_index_ddl, created
 // CONCURRENTLY) and whether an index of each name exists in the relation's schema.

@@ -101,9 +101,10 @@ Result<KeyWindow> read_key_window(Connection& conn, const SourceSql& source, con
 Status read_window_exchanges(Connection& conn, const SourceSql& source, const WorkScope& scope,
                              const std::string& since, const PendingCursor& cursor, const KeyWindow& window,
                              std::vector<core::Exchange>& out) {
-  auto r = conn.exec("reading pending exchanges",
-                     sql::pending(source, sql::PendingColumns::full, sql::PendingWhere::window),
-                     window_params(scope, since, cursor, window));
+  auto r =
+      conn.exec("reading pending exchanges",
+                sql::pending(source, sql::PendingColumns::full, sql::PendingWhere::window, scope.changes),
+                window_params(scope, since, cursor, window));
   if (!r) return std::unexpected(r.error());
   append_exchanges(source, *r, out);
   return {};
@@ -113,7 +114,7 @@ Result<IdList> read_window_ids(Connection& conn, const SourceSql& source, const 
                                const std::string& since, const PendingCursor& cursor,
                                const KeyWindow& window) {
   auto r = conn.exec("reading pending exchanges",
-                     sql::pending(source, sql::PendingColumns::ids, sql::PendingWhere::window),
+                     sql::pending(source, sql::PendingColumns::ids, sql::PendingWhere::window, scope.changes),
                      window_params(scope, since, cursor, window));
   if (!r) return std::unexpected(r.error());
   IdList ids;
@@ -126,8 +127,9 @@ Status read_exchanges_by_id(Connection& conn, const SourceSql& source, const Wor
                             const std::string& since, const IdList& ids, std::vector<core::Exchange>& out) {
   Params p = scope_params(scope, since);
   p.text(array_literal(ids));
-  auto r = conn.exec("reading claimed exchanges",
-                     sql::pending(source, sql::PendingColumns::full, sql::PendingWhere::ids), p);
+  auto r =
+      conn.exec("reading claimed exchanges",
+                sql::pending(source, sql::PendingColumns::full, sql::PendingWhere::ids, scope.changes), p);
   if (!r) return std::unexpected(r.error());
   append_exchanges(source, *r, out);
   return {};

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "store/postgres/batch_ledger.h"
+#include "store/postgres/change_tracking.h"
 #include "store/postgres/claims.h"
 #include "store/postgres/connection.h"
 #include "store/postgres/migrations.h"
@@ -41,16 +42,24 @@ bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
+std::string join_setup(const std::string& a, const std::string& b) {
+  return a.empty() ? b : b.empty() ? a : a + "; " + b;
+}
+
 class PostgresStore final : public Store {
  public:
   explicit PostgresStore(const PostgresOptions& options)
       : options_(with_worker(options)),
         source_(options_.mapping, SqlDialect::postgres),
-        // A read-only command cannot write by mistake: the server refuses it.
+        // A read-only command cannot write by mistake: the server refuses it. [output] schema
+        // goes in front of every session's search_path (migrations.h, output_session_sql).
         conn_(options_.conninfo,
-              options_.access == AccessMode::read_only ? "SET default_transaction_read_only = on" : ""),
+              join_setup(
+                  options_.access == AccessMode::read_only ? "SET default_transaction_read_only = on" : "",
+                  postgres::output_session_sql(options_.mapping))),
         claims_(options_.use_claims ? std::make_unique<postgres::Claims>(
-                                          options_.conninfo, options_.worker_id, options_.lease, source_)
+                                          options_.conninfo, options_.worker_id, options_.lease, source_,
+                                          postgres::output_session_sql(options_.mapping))
                                     : nullptr),
         writer_(options_.use_copy, claims_.get(), source_),
         ledger_(conn_, source_, options_.worker_id) {}
@@ -70,14 +79,14 @@ class PostgresStore final : public Store {
     // only) or by migrate() and the reads, never met as an SQL error.
     source_ok_ = postgres::inspect_source(conn_, source_);
     if (!source_ok_ && options_.access == AccessMode::read_only) return source_ok_;
-    if (options_.access == AccessMode::read_only) return postgres::check_current(conn_);
+    if (options_.access == AccessMode::read_only) return postgres::check_current(conn_, source_);
     return {};
   }
 
   Status migrate() override {
     if (!source_ok_) return source_ok_;
     return call([&]() -> Status {
-      if (options_.access == AccessMode::read_only) return postgres::check_current(conn_);
+      if (options_.access == AccessMode::read_only) return postgres::check_current(conn_, source_);
       auto s = postgres::migrate(conn_, source_, options_);
       if (s) embedding_type_.reset();
       return s;
@@ -146,6 +155,24 @@ class PostgresStore final : public Store {
   Result<std::vector<std::string>> missing_privileges() override {
     return call(
         [&]() -> Result<std::vector<std::string>> { return postgres::missing_privileges(conn_, source_); });
+  }
+
+  Result<ChangeTracking> change_tracking() override {
+    if (!source_ok_) return std::unexpected(source_ok_.error());
+    return call([&] { return postgres::read_change_tracking(conn_, source_); });
+  }
+
+  Status set_change_tracking(bool on) override {
+    if (!source_ok_) return source_ok_;
+    return call([&] { return postgres::set_change_tracking(conn_, source_, on); });
+  }
+
+  Status take_changes(const std::string& pass) override {
+    return call([&] { return postgres::take_changes(conn_, pass); });
+  }
+
+  Status drop_changes(const std::string& pass) override {
+    return call([&] { return postgres::drop_changes(conn_, pass); });
   }
 
   Result<std::string> input_definition(const std::string& provider, const std::string& model) override {

@@ -3,6 +3,7 @@
 
 #include <fmt/core.h>
 
+#include "store/postgres/change_tracking.h"
 #include "store/shared_sql.h"
 
 namespace lens::store::postgres::sql {
@@ -12,12 +13,23 @@ namespace {
 // $5 force_since. A failure holds an exchange back while it is of the same source version
 // and either permanent (no next attempt) or not yet due. The statements are planned with
 // their parameters (PQexecParams), so only one of the two branches is ever evaluated.
-std::string needs_work() {
+// The stored row `e`'s reply is still a reply candidate of the source. A newer stored version
+// fences a write only then: a deleted (or filtered-out) reply takes its version with it, so
+// the exchange read without it is legitimately older, not a late write.
+std::string stored_reply_exists() {
+  return "(e.assistant_message_id IS NULL OR EXISTS (SELECT 1 FROM @src r WHERE r.@id = "
+         "e.assistant_message_id))";
+}
+
+// `changes`: also the exchanges the change queue names (change_tracking.h), for hashing.
+std::string needs_work(const SourceSql& s, bool changes) {
   return "(($4::boolean AND EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = $1 "
          "  AND f.model = $2 AND f.user_message_id = p.@id)) "
          "OR (NOT $4::boolean "
          "AND ($3::boolean AND e.updated_at < $5::timestamptz OR e.user_message_id IS NULL "
-         "  OR e.assistant_message_id IS DISTINCT FROM x.aid OR e.source_version IS DISTINCT FROM x.sv) "
+         "  OR e.assistant_message_id IS DISTINCT FROM x.aid OR e.source_version IS DISTINCT FROM x.sv" +
+         (changes ? " OR " + queued_condition(s) : std::string()) +
+         ") "
          "AND NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = $1 "
          "  AND f.model = $2 AND f.user_message_id = p.@id AND f.source_version IS NOT DISTINCT FROM x.sv "
          "  AND (f.next_attempt_at IS NULL OR f.next_attempt_at > now()))))";
@@ -112,7 +124,7 @@ std::string pending_window(const SourceSql& s, bool only_failures) {
 // which the planner cannot turn into a hash join): a page then costs O(page) however
 // large message_embeddings is. A plain LEFT JOIN was planned as a hash join over every
 // row of (provider, model) once the table grew (see docs/POSTGRES.md).
-std::string pending(const SourceSql& s, PendingColumns columns, PendingWhere where) {
+std::string pending(const SourceSql& s, PendingColumns columns, PendingWhere where, bool changes) {
   std::string select;
   switch (columns) {
     case PendingColumns::ids:
@@ -132,7 +144,7 @@ std::string pending(const SourceSql& s, PendingColumns columns, PendingWhere whe
       "  WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = p.@id LIMIT 1) e ON true "
       "WHERE p.@role@isuser AND {} AND {} AND {} AND {}{}",
       select, answer(s), where == PendingWhere::window ? k_window_where : k_ids_where, k_non_blank,
-      needs_work(), k_not_held, " ORDER BY p.@created, p.@id"));
+      needs_work(s, changes), k_not_held, " ORDER BY p.@created, p.@id"));
 }
 
 std::string batch_exchanges(const SourceSql& s) {
@@ -253,11 +265,11 @@ std::string upsert_staged(const SourceSql& s, std::string_view cast) {
       "  truncated = excluded.truncated, dimensions = excluded.dimensions, "
       "  embedding = excluded.embedding, source_version = excluded.source_version, "
       "  updated_at = now() "
-      "WHERE NOT coalesce(e.source_version > excluded.source_version, false) "
+      "WHERE NOT coalesce(e.source_version > excluded.source_version AND {3}, false) "
       "  AND (e.content_sha256 = excluded.content_sha256 OR NOT {2}) "
       "RETURNING e.user_message_id) "
       "SELECT w.user_message_id::text, n.n FROM (SELECT count(*) AS n FROM c) n LEFT JOIN w ON true",
-      cast, claimed_by_another("c.id"), claimed_by_another("e.user_message_id")));
+      cast, claimed_by_another("c.id"), claimed_by_another("e.user_message_id"), stored_reply_exists()));
 }
 
 std::string touch_rows(const SourceSql& s) {
@@ -267,7 +279,9 @@ std::string touch_rows(const SourceSql& s) {
       "FROM unnest($3::@key[], $4::@key[], $5::timestamptz[], $6::text[]) AS t(id, aid, sv, sha) "
       "WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = t.id "
       "  AND (t.sha IS NULL OR e.content_sha256 = decode(t.sha, 'hex')) "
-      "  AND NOT coalesce(e.source_version > t.sv, false) "
+      "  AND NOT coalesce(e.source_version > t.sv AND " +
+      stored_reply_exists() +
+      ", false) "
       "RETURNING e.user_message_id::text");
 }
 

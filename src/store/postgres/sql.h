@@ -45,7 +45,9 @@ enum class PendingWhere { window, ids };
 // then count as done under force), in keyset order. A failure of the same source version
 // holds an exchange back unless it is transient and due. A row is probed per user message
 // (LATERAL ... LIMIT 1), never hash-joined.
-[[nodiscard]] std::string pending(const SourceSql& s, PendingColumns columns, PendingWhere where);
+// `changes` (WorkScope::changes): also the exchanges the change queue names.
+[[nodiscard]] std::string pending(const SourceSql& s, PendingColumns columns, PendingWhere where,
+                                  bool changes = false);
 
 // count_pending: eligible user messages without a row ($3 force: all) and without a
 // failure that is not due, for $1 provider, $2 model. No answer lookups.

@@ -58,10 +58,9 @@ void append_stage_tuple(std::string& buf, std::int32_t ord, const core::Embeddin
   buf.push_back(row.truncated ? 1 : 0);
   put_u32(buf, 4);
   put_u32(buf, static_cast<std::uint32_t>(row.embedding.size()));
-  std::string array;
-  put_float_array(array, row.embedding);
-  put_u32(buf, static_cast<std::uint32_t>(array.size()));
-  buf.append(array);
+  // Written in place: the array's size is known (float_array_bytes) before its bytes.
+  put_u32(buf, static_cast<std::uint32_t>(float_array_bytes(row.embedding.size())));
+  put_float_array(buf, row.embedding);
   if (row.source_version.empty())
     put_u32(buf, 0xFFFFFFFFu);
   else

@@ -183,6 +183,8 @@ std::string newer(std::string_view a, std::string_view b) {
   return fmt::format("coalesce(julianday({}) > julianday({}), 0)", a, b);
 }
 
+// A newer stored version fences the write only while the stored reply is still a reply
+// candidate: a deleted or filtered-out reply takes its version with it (store.h, Fencing).
 std::string upsert_row(const SourceSql& s) {
   return s.expand(
       fmt::format("INSERT INTO message_embeddings (provider, model, user_message_id, assistant_message_id, "
@@ -196,7 +198,9 @@ std::string upsert_row(const SourceSql& s) {
                   "  token_count = excluded.token_count, truncated = excluded.truncated, "
                   "  dimensions = excluded.dimensions, embedding = excluded.embedding, "
                   "  source_version = excluded.source_version, updated_at = {0} "
-                  "WHERE NOT {2} RETURNING user_message_id",
+                  "WHERE NOT ({2} AND (message_embeddings.assistant_message_id IS NULL OR EXISTS (SELECT 1 "
+                  "FROM @src r WHERE r.@id = message_embeddings.assistant_message_id))) "
+                  "RETURNING user_message_id",
                   k_now, newer("f.source_version", "?10"),
                   newer("message_embeddings.source_version", "excluded.source_version")));
 }

@@ -90,6 +90,10 @@ class SqliteStore final : public Store {
     return describe(source_);
   }
 
+  Status set_change_tracking(bool) override {
+    return util::fail(util::ErrorCode::configuration, k_no_change_tracking);
+  }
+
   Result<std::vector<std::string>> missing_privileges() override {
     // A run writes the file, and its -wal and -shm files beside it.
     std::vector<std::string> out;

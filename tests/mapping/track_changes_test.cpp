@@ -1,0 +1,281 @@
+// Issue 12, `init --track-changes` through the binary on PostgreSQL: on schema (a) (no
+// updated_at) the triggers queue what a statement changed, and a run re-embeds exactly the
+// exchanges whose input changed (a content edit, a deleted reply, a late reply), empties the
+// queue and leaves `verify` clean; --untrack-changes removes triggers and queue; a view
+// (schema c) and SQLite are refused with exit 2 naming the fix.
+#include <fmt/core.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <regex>
+
+#include "core/input_text.h"
+#include "support/pg.h"
+#include "support/process.h"
+#include "support/source_schemas.h"
+#include "support/sql.h"
+#include "util/sha256.h"
+
+namespace lens::test::schemas {
+namespace {
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+// A fixture's database (PostgreSQL: lens-embed's tables in one scratch schema, the source in
+// another) and a folder with its lens-embed.toml.
+class Scenario {
+ public:
+  Scenario(Schema schema, Dialect dialect) : f_{schema, dialect}, dir_("track_changes") {
+    if (dialect == Dialect::sqlite) {
+      url_ = "sqlite:" + (dir_ / "source.db");
+    } else {
+      schema_ = std::make_unique<PgScratch>(PgServer::shared(), "trk");
+      source_schema_ = std::make_unique<PgScratch>(PgServer::shared(), "trk_src");
+      if (!schema_->ok() || !source_schema_->ok()) {
+        error_ = schema_->error() + source_schema_->error();
+        return;
+      }
+      f_.source_schema = source_schema_->name();
+      url_ = schema_->url();
+    }
+    db_ = Db::open(url_);
+    if (!db_) error_ = "cannot open " + url_;
+    std::ofstream(dir_ / "lens-embed.toml") << toml_snippet(f_);
+  }
+
+  [[nodiscard]] const std::string& error() const { return error_; }
+  [[nodiscard]] Db& db() { return *db_; }
+  [[nodiscard]] const Fixture& fixture() const { return f_; }
+
+  [[nodiscard]] const std::string& url() const { return url_; }
+  [[nodiscard]] std::string config() const { return dir_ / "lens-embed.toml"; }
+
+  [[nodiscard]] Output lens(std::vector<std::string> args) const {
+    args.insert(args.end(), {"--db", url_, "--config", config()});
+    return run_lens(args, dir_.path());
+  }
+
+  // `run` with local-hash: the JSON summary's `key`, or -1 when the run failed.
+  [[nodiscard]] long run(const std::string& key = "embedded") const {
+    const Output o = lens({"run", "--provider", "local-hash", "--json", "--quiet"});
+    EXPECT_EQ(o.exit_code, 0) << o.out << o.err;
+    std::smatch m;
+    if (o.exit_code != 0 || !std::regex_search(o.out, m, std::regex("\"" + key + "\":([0-9]+)"))) return -1;
+    return std::stol(m[1]);
+  }
+
+ private:
+  Fixture f_;
+  TempDir dir_;
+  std::unique_ptr<PgScratch> schema_, source_schema_;
+  std::string url_, error_;
+  std::unique_ptr<Db> db_;
+};
+
+std::string hex(const util::Sha256& d) {
+  std::string out;
+  for (auto b : d)
+    out += fmt::format("{:02x}", b);
+  return out;
+}
+
+// message_embeddings holds exactly `expected`, each with the hash of its input text.
+void expect_rows(Db& db, const std::vector<core::Exchange>& expected, const core::SourceMapping& m) {
+  auto rows = db.query(
+      "SELECT user_message_id::text, assistant_message_id::text, encode(content_sha256, 'hex') FROM "
+      "message_embeddings");
+  ASSERT_TRUE(rows) << db.last_error();
+  std::map<std::string, std::pair<std::optional<std::string>, std::string>> got;
+  for (const auto& r : *rows)
+    got[r[0].value_or("")] = {r[1], r[2].value_or("")};
+  EXPECT_EQ(got.size(), expected.size());
+  for (const auto& ex : expected) {
+    auto it = got.find(ex.user_message_id);
+    if (it == got.end()) {
+      ADD_FAILURE() << "no row for " << ex.user_message_id;
+      continue;
+    }
+    EXPECT_EQ(it->second.first, ex.assistant_message_id) << ex.user_message_id;
+    EXPECT_EQ(it->second.second, hex(util::sha256(core::build_input_text(ex, m)))) << ex.user_message_id;
+  }
+}
+
+// Exchanges of `after` that are new or whose reply or input text differ from `before`.
+long changed_count(const std::vector<core::Exchange>& before, const std::vector<core::Exchange>& after,
+                   const core::SourceMapping& m) {
+  std::map<std::string, const core::Exchange*> old;
+  for (const auto& ex : before)
+    old[ex.user_message_id] = &ex;
+  long n = 0;
+  for (const auto& ex : after) {
+    auto it = old.find(ex.user_message_id);
+    if (it == old.end() || it->second->assistant_message_id != ex.assistant_message_id ||
+        core::build_input_text(*it->second, m) != core::build_input_text(ex, m))
+      ++n;
+  }
+  return n;
+}
+
+TEST(TrackChanges, QueuedEditsDeletesAndLateRepliesAreReembeddedExactly) {
+  Scenario s(Schema::a_qualified_bigint, Dialect::postgres);
+  ASSERT_EQ(s.error(), "");
+  const Fixture& f = s.fixture();
+  Corpus corpus = make_corpus(f);
+  ASSERT_EQ(load(s.db(), f, corpus.messages), "");
+  const core::SourceMapping m = mapping(f);
+  const std::string table = fmt::format("\"{}\".chat_messages", f.source_schema);
+  const std::string triggers = fmt::format(
+      "SELECT count(*) FROM pg_trigger WHERE tgrelid = '{}'::regclass AND tgname LIKE 'lens_embed_track_%'",
+      table);
+
+  const Output init = s.lens({"init", "--track-changes"});
+  ASSERT_EQ(init.exit_code, 0) << init.out << init.err;
+  EXPECT_TRUE(contains(init.out, "change tracking installed")) << init.out;
+  EXPECT_EQ(s.db().scalar(triggers), "3");
+  EXPECT_EQ(s.lens({"init", "--track-changes"}).exit_code, 0) << "idempotent";
+  EXPECT_EQ(s.db().scalar(triggers), "3");
+  const Output doctor = s.lens({"doctor", "--provider", "local-hash"});
+  EXPECT_TRUE(contains(doctor.out, "change tracking: installed")) << doctor.out;
+
+  const long all = static_cast<long>(corpus.expected.size());
+  EXPECT_EQ(s.run(), all);
+  expect_rows(s.db(), corpus.expected, m);
+  EXPECT_EQ(s.db().scalar("SELECT count(*) FROM lens_embed_change_queue"), "0")
+      << "the run consumed its queue";
+  // Nothing queued: nothing read to hash (a run without tracking would hash all of them).
+  EXPECT_EQ(s.run("unchanged"), 0);
+
+  const auto before = expected_exchanges(f, corpus.messages);
+  // An edit of a user message's content (no updated_at to say so).
+  const std::string edited = corpus.expected[1].user_message_id;
+  ASSERT_EQ(s.db().exec(
+                fmt::format("UPDATE {} SET body = 'edited: ' || body WHERE message_no = {}", table, edited)),
+            "");
+  for (auto& msg : corpus.messages)
+    if (msg.id == edited) msg.content = "edited: " + *msg.content;
+  // A deleted reply: its exchange loses it (or takes the next one).
+  std::string deleted, bereft;
+  for (const auto& ex : corpus.expected) {
+    if (!ex.assistant_message_id || ex.user_message_id == edited) continue;
+    deleted = *ex.assistant_message_id;
+    bereft = ex.user_message_id;
+  }
+  ASSERT_NE(deleted, "");
+  ASSERT_EQ(s.db().exec(fmt::format("DELETE FROM {} WHERE message_no = {}", table, deleted)), "");
+  std::erase_if(corpus.messages, [&](const Message& msg) { return msg.id == deleted; });
+  // A deleted question: its row goes (the foreign key's cascade), nothing to embed for it.
+  std::string gone;
+  for (const auto& ex : corpus.expected)
+    if (!ex.assistant_message_id && ex.user_message_id != edited && ex.user_message_id != bereft)
+      gone = ex.user_message_id;
+  ASSERT_NE(gone, "");
+  ASSERT_EQ(s.db().exec(fmt::format("DELETE FROM {} WHERE message_no = {}", table, gone)), "");
+  std::erase_if(corpus.messages, [&](const Message& msg) { return msg.id == gone; });
+  // A late reply to a question nobody answered, right after it.
+  const auto without_reply = expected_exchanges(f, corpus.messages);
+  const core::Exchange* open = nullptr;
+  for (const auto& ex : without_reply)
+    if (!ex.assistant_message_id && ex.user_message_id != edited && ex.user_message_id != bereft) open = &ex;
+  ASSERT_NE(open, nullptr);
+  Message late;
+  for (const auto& msg : corpus.messages)
+    if (msg.id == open->user_message_id) late = msg;
+  late.id =
+      std::to_string(std::stoll(*s.db().scalar(fmt::format("SELECT max(message_no) FROM {}", table))) + 1);
+  late.role = "tutor";
+  late.content = "a late answer";
+  ASSERT_EQ(s.db().exec(insert_sql(f, {late})), "");
+  corpus.messages.push_back(late);
+
+  const auto after = expected_exchanges(f, corpus.messages);
+  const long changed = changed_count(before, after, m);
+  EXPECT_GE(changed, 3) << "the edit, the exchange that lost its reply, the one that got one";
+  EXPECT_NE(s.db().scalar("SELECT count(*) FROM lens_embed_change_queue"), "0");
+  EXPECT_EQ(s.run(), changed);
+  expect_rows(s.db(), after, m);
+  EXPECT_EQ(s.db().scalar("SELECT count(*) FROM lens_embed_change_queue"), "0");
+  const Output verify = s.lens({"verify", "--provider", "local-hash"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  EXPECT_EQ(s.run(), 0);
+
+  // Removed: no trigger, no queue; runs hash every input again.
+  const Output untrack = s.lens({"init", "--untrack-changes"});
+  ASSERT_EQ(untrack.exit_code, 0) << untrack.out << untrack.err;
+  EXPECT_EQ(s.db().scalar(triggers), "0");
+  EXPECT_EQ(s.db().scalar("SELECT to_regclass('lens_embed_change_queue') IS NULL"), "t");
+  EXPECT_EQ(s.db().scalar("SELECT count(*) FROM pg_proc WHERE proname = 'lens_embed_queue_changes'"), "0");
+  EXPECT_EQ(s.run("unchanged"), static_cast<long>(after.size()));
+}
+
+// --follow with tracking: each wake-up hashes what the queue names, so an edit without
+// updated_at is re-embedded while the session runs, and the queue empties.
+TEST(TrackChanges, FollowPicksUpAnEditWithoutUpdatedAt) {
+  using namespace std::chrono_literals;
+  Scenario s(Schema::a_qualified_bigint, Dialect::postgres);
+  ASSERT_EQ(s.error(), "");
+  const Fixture& f = s.fixture();
+  const Corpus corpus = make_corpus(f);
+  ASSERT_EQ(load(s.db(), f, corpus.messages), "");
+  ASSERT_EQ(s.lens({"init", "--track-changes"}).exit_code, 0);
+  TempDir logs("track_follow");
+  const std::string log = logs / "follow.err";
+  SpawnOptions spawned;
+  spawned.cwd = logs.path();
+  spawned.err_path = log;
+  const pid_t pid = spawn_lens(
+      {"run", "--provider", "local-hash", "--follow", "--db", s.url(), "--config", s.config()}, spawned);
+  ASSERT_GT(pid, 0);
+  const auto count = [&] { return s.db().scalar("SELECT count(*) FROM message_embeddings").value_or(""); };
+  EXPECT_TRUE(wait_until([&] { return count() == std::to_string(corpus.expected.size()); }, 60s))
+      << count() << "\n"
+      << slurp(log);
+  const std::string edited = corpus.expected[0].user_message_id;
+  const std::string sha =
+      "SELECT encode(content_sha256, 'hex') FROM message_embeddings WHERE user_message_id = " + edited;
+  const std::string before = s.db().scalar(sha).value_or("");
+  ASSERT_EQ(s.db().exec(fmt::format("UPDATE \"{}\".chat_messages SET body = 'edited while following' WHERE "
+                                    "message_no = {}",
+                                    f.source_schema, edited)),
+            "");
+  EXPECT_TRUE(wait_until([&] { return s.db().scalar(sha).value_or(before) != before; }, 20s)) << slurp(log);
+  EXPECT_TRUE(wait_until(
+      [&] { return s.db().scalar("SELECT count(*) FROM lens_embed_change_queue") == std::string("0"); },
+      20s));
+  EXPECT_EQ(kill_and_wait(pid, SIGTERM), 0) << slurp(log);
+  EXPECT_EQ(s.lens({"verify", "--provider", "local-hash"}).exit_code, 0);
+}
+
+TEST(TrackChanges, RefusedOnAViewAndOnSqlite) {
+  Scenario view(Schema::c_view_text_keys, Dialect::postgres);
+  ASSERT_EQ(view.error(), "");
+  ASSERT_EQ(load(view.db(), view.fixture(), make_corpus(view.fixture()).messages), "");
+  const Output o = view.lens({"init", "--track-changes"});
+  EXPECT_EQ(o.exit_code, 2) << o.out << o.err;
+  EXPECT_TRUE(contains(o.err, "is a view") && contains(o.err, "updated_at") &&
+              contains(o.err, "run --rehash"))
+      << o.err;
+  EXPECT_EQ(view.db().scalar(
+                "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'lens_embed_track_%' AND "
+                "tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = current_schema()::regnamespace)"),
+            "0");
+
+  Scenario lite(Schema::a_qualified_bigint, Dialect::sqlite);
+  ASSERT_EQ(lite.error(), "");
+  ASSERT_EQ(load(lite.db(), lite.fixture(), make_corpus(lite.fixture()).messages), "");
+  for (const char* flag : {"--track-changes", "--untrack-changes"}) {
+    const Output r = lite.lens({"init", flag});
+    EXPECT_EQ(r.exit_code, 2) << flag << r.out << r.err;
+    EXPECT_TRUE(contains(r.err, "change tracking needs PostgreSQL") && contains(r.err, "updated_at"))
+        << r.err;
+  }
+  const Output both = lite.lens({"init", "--track-changes", "--untrack-changes"});
+  EXPECT_EQ(both.exit_code, 2) << both.err;
+}
+
+}  // namespace
+}  // namespace lens::test::schemas
