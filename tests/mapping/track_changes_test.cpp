@@ -208,7 +208,10 @@ TEST(TrackChanges, QueuedEditsDeletesAndLateRepliesAreReembeddedExactly) {
   ASSERT_EQ(untrack.exit_code, 0) << untrack.out << untrack.err;
   EXPECT_EQ(s.db().scalar(triggers), "0");
   EXPECT_EQ(s.db().scalar("SELECT to_regclass('lens_embed_change_queue') IS NULL"), "t");
-  EXPECT_EQ(s.db().scalar("SELECT count(*) FROM pg_proc WHERE proname = 'lens_embed_queue_changes'"), "0");
+  // In this scenario's schema: the other tests' scratch schemas share the database.
+  EXPECT_EQ(s.db().scalar("SELECT count(*) FROM pg_proc WHERE proname = 'lens_embed_queue_changes' "
+                          "AND pronamespace = current_schema()::regnamespace"),
+            "0");
   EXPECT_EQ(s.run("unchanged"), static_cast<long>(after.size()));
 }
 
