@@ -81,8 +81,8 @@ CLI::Range range(Bounds b) {
 }
 
 struct Commands {
-  CLI::App *init, *run, *status, *batches, *failures, *verify, *search, *tokens, *config, *doctor, *version, *man,
-      *completion;
+  CLI::App *init, *run, *status, *batches, *failures, *verify, *search, *tokens, *config, *doctor, *version,
+      *man, *completion;
 };
 
 // "lens-embed 0.1.0": --version and `lens-embed version`.
@@ -210,11 +210,14 @@ Commands define_commands(CLI::App& app, Flags& f) {
   shared.db(c.batches);
   shared.config(c.batches);
   shared.provider_group(c.batches);
-  c.batches->add_option("--cancel", f.cancel_batch, "Cancel this unfinished batch (its key or the provider's id)");
-  c.batches->add_flag("--cancel-all", f.cancel_all, "Cancel every unfinished batch (of the provider/model named)");
+  c.batches->add_option("--cancel", f.cancel_batch,
+                        "Cancel this unfinished batch (its key or the provider's id)");
+  c.batches->add_flag("--cancel-all", f.cancel_all,
+                      "Cancel every unfinished batch (of the provider/model named)");
   shared.json(c.batches, "Print as JSON");
-  c.batches->footer("Examples:\n  lens-embed batches\n  lens-embed batches --cancel lensb-0123456789abcdef\n"
-                    "  lens-embed batches --cancel-all");
+  c.batches->footer(
+      "Examples:\n  lens-embed batches\n  lens-embed batches --cancel lensb-0123456789abcdef\n"
+      "  lens-embed batches --cancel-all");
 
   c.failures = app.add_subcommand("failures", "List inputs that failed, with the provider's reasons");
   shared.db(c.failures);

@@ -136,7 +136,8 @@ void print_run_summary(const pipeline::RunOutcome& o, const RunContext& ctx, con
                     ctx.provider, ctx.model, d.exchanges, d.new_rows, d.stale_rows, d.unchanged, d.blank,
                     d.tokens, d.usd, d.truncated, d.chunked));
     if (ctx.batch_api) {
-      out(fmt::format("  by batch (--batch-api): estimated cost ${:.4f} beside ${:.4f} synchronously (the "
+      out(
+          fmt::format("  by batch (--batch-api): estimated cost ${:.4f} beside ${:.4f} synchronously (the "
                       "Batch API bills half; results within 24 hours)\n",
                       d.usd * k_batch_price_factor, d.usd));
     }

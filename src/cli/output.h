@@ -43,7 +43,7 @@ inline constexpr double k_batch_price_factor = 0.5;
 
 struct RunContext {
   std::string provider, model, database;  // database already masked
-  bool batch_api = false;  // --dry-run --batch-api: the Batch API's price is shown beside
+  bool batch_api = false;                 // --dry-run --batch-api: the Batch API's price is shown beside
 };
 
 // The printers write to stdout, as text for people or (json) one JSON document; every string

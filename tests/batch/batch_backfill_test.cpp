@@ -66,17 +66,19 @@ TEST_P(Backfill, HeldWhileRunningEditedReembeddedSyncLeavesThemAlone) {
   EXPECT_EQ(rows(), 0);
 
   // An edit while the batch runs: its result is discarded and the new text embedded.
-  const std::string later = pg() ? "now() + interval '1 minute'" : "strftime('%Y-%m-%dT%H:%M:%fZ','now','+1 minute')";
-  ASSERT_EQ(db_->exec("UPDATE messages SET content = content || ' (edited)', updated_at = " + later +
-                      " WHERE id = (SELECT user_message_id FROM embedding_batch_items ORDER BY user_message_id "
-                      "LIMIT 1)"),
-            "");
+  const std::string later =
+      pg() ? "now() + interval '1 minute'" : "strftime('%Y-%m-%dT%H:%M:%fZ','now','+1 minute')";
+  ASSERT_EQ(
+      db_->exec("UPDATE messages SET content = content || ' (edited)', updated_at = " + later +
+                " WHERE id = (SELECT user_message_id FROM embedding_batch_items ORDER BY user_message_id "
+                "LIMIT 1)"),
+      "");
   provider_->batch().update([](stand_in::BatchOptions& b) { b.completion_ms = 0; });
   provider_->batch().complete();
   const auto collect = lens(args());
   EXPECT_TRUE(contains(collect.out, "1 discarded")) << collect.out;
   EXPECT_EQ(until_done(args()), 0);
-  expect_verified();  // the verifier hashes the text as it is now: the edited one
+  expect_verified();    // the verifier hashes the text as it is now: the edited one
   expect_paid_once(1);  // the old text's result, discarded, was paid for
   EXPECT_EQ(rows(), verify().eligible);
 }
@@ -114,8 +116,8 @@ TEST_P(Backfill, ExpiredItemsAreResubmittedAndErrorsRecorded) {
   expect_paid_once();
   EXPECT_EQ(open_batches(), 0);
   // `failures --retry` embeds the transient ones (synchronously); the rejected stay.
-  const auto retry = lens({"failures", "--db", target_, "--provider", "supermind", "--model", k_model, "--retry",
-                           "--base-url", provider_->base_url(), "--dimensions", "16"});
+  const auto retry = lens({"failures", "--db", target_, "--provider", "supermind", "--model", k_model,
+                           "--retry", "--base-url", provider_->base_url(), "--dimensions", "16"});
   EXPECT_EQ(count("SELECT count(*) FROM embedding_failures WHERE reason = 'retries_exhausted'"), 0)
       << retry.out << retry.err;
   expect_verified();

@@ -80,7 +80,8 @@ class BatchE2E : public ::testing::TestWithParam<std::string> {
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
-  std::vector<std::string> args(std::vector<std::string> extra = {}, const std::string& batch_size = "8") const {
+  std::vector<std::string> args(std::vector<std::string> extra = {},
+                                const std::string& batch_size = "8") const {
     auto a = sync_args({"--batch-api", "--batch-size", batch_size});
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
@@ -129,14 +130,15 @@ class BatchE2E : public ::testing::TestWithParam<std::string> {
     const auto r = verify();
     EXPECT_TRUE(r.ok()) << r.to_json();
     EXPECT_EQ(r.missing, 0) << r.to_json();
-    const auto v = lens(
-        {"verify", "--db", target_, "--provider", "supermind", "--model", k_model, "--dimensions", dimensions_});
+    const auto v = lens({"verify", "--db", target_, "--provider", "supermind", "--model", k_model,
+                         "--dimensions", dimensions_});
     EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
   }
   // `replaced`: texts paid for whose message was edited meanwhile (their results discarded).
   void expect_paid_once(long long replaced = 0) {
     EXPECT_EQ(provider_->stat("billed_more_than_once"), shared_texts());
-    EXPECT_EQ(provider_->stat("billed_batch_inputs") + provider_->stat("billed_sync_inputs"), rows() + replaced);
+    EXPECT_EQ(provider_->stat("billed_batch_inputs") + provider_->stat("billed_sync_inputs"),
+              rows() + replaced);
   }
 
   test::TempDir dir_{"batch-e2e"};

@@ -72,13 +72,13 @@ void print_batches(const std::vector<store::BatchRecord>& list, bool json) {
   std::int64_t open_items = 0;
   for (const auto& b : list) {
     const auto usd = batch_usd(b.model, b.tokens);
-    const std::string progress =
-        fmt::format("{}/{}{}", b.completed + b.failed, b.requests, b.failed > 0 ? fmt::format(" ({} failed)", b.failed) : "");
+    const std::string progress = fmt::format("{}/{}{}", b.completed + b.failed, b.requests,
+                                             b.failed > 0 ? fmt::format(" ({} failed)", b.failed) : "");
     std::printf("%-22s %-28s %-11s %-15s %6lld %9lld %10s %5s%s\n", b.key.c_str(),
                 b.remote_id.empty() ? "-" : b.remote_id.c_str(), b.status.c_str(), progress.c_str(),
                 static_cast<long long>(b.items), static_cast<long long>(b.tokens),
-                usd ? fmt::format("${:.4f}", *usd).c_str() : "?", batch_age_text(batch_age_seconds(b.created_at)).c_str(),
-                b.done ? "" : "  (unfinished)");
+                usd ? fmt::format("${:.4f}", *usd).c_str() : "?",
+                batch_age_text(batch_age_seconds(b.created_at)).c_str(), b.done ? "" : "  (unfinished)");
     if (!b.done) open_items += b.items;
   }
   if (open_items > 0)
@@ -114,8 +114,9 @@ int cmd_batches(const Flags& flags, const RawConfig& config) {
       targets.push_back(b);
   }
   if (flags.cancel_batch && targets.empty()) {
-    return usage_error(fmt::format(
-        "--cancel {}: no unfinished batch has this key or id (lens-embed batches lists them)", *flags.cancel_batch));
+    return usage_error(
+        fmt::format("--cancel {}: no unfinished batch has this key or id (lens-embed batches lists them)",
+                    *flags.cancel_batch));
   }
   auto client = make_batch_client(*settings);
   if (!client) return report(client.error());

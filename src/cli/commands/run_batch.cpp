@@ -79,8 +79,8 @@ util::Result<std::unique_ptr<provider::openai::BatchClient>> make_batch_client(c
         usage(fmt::format("provider {} has no Batch API; run without --batch-api", p.name)));
   }
   if (o.base_url.empty() || o.api_key.empty()) {
-    return std::unexpected(usage(fmt::format("provider {} needs a base URL and an API key ({}) for the Batch API",
-                                             p.name, p.api_key_env)));
+    return std::unexpected(usage(fmt::format(
+        "provider {} needs a base URL and an API key ({}) for the Batch API", p.name, p.api_key_env)));
   }
   auto client = provider::openai::make_batch_client(o);
   if (!client) return std::unexpected(client.error().error);
@@ -153,11 +153,12 @@ int run_batch(const Flags& flags, const RawConfig& config, const Settings& s,
       for (const auto& b : *open)
         oldest = std::max(oldest, batch_age_seconds(b.created_at));
     }
-    std::fprintf(stderr,
-                 "lens-embed: %lld items are in flight in %lld unfinished batches (the oldest submitted %s "
-                 "ago); rerun `lens-embed run --batch-api` (or run it with --follow) to collect their results\n",
-                 static_cast<long long>(out.items_in_flight), static_cast<long long>(out.batches_in_flight),
-                 batch_age_text(oldest).c_str());
+    std::fprintf(
+        stderr,
+        "lens-embed: %lld items are in flight in %lld unfinished batches (the oldest submitted %s "
+        "ago); rerun `lens-embed run --batch-api` (or run it with --follow) to collect their results\n",
+        static_cast<long long>(out.items_in_flight), static_cast<long long>(out.batches_in_flight),
+        batch_age_text(oldest).c_str());
     return k_exit_stopped;
   }
   if (out.interrupted) return k_exit_stopped;

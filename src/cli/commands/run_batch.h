@@ -36,7 +36,8 @@ namespace lens::cli {
 
 // The Batch API client of the configured provider (an OpenAI-compatible one with a base
 // URL and a key). On failure: invalid_argument naming what is missing.
-[[nodiscard]] util::Result<std::unique_ptr<provider::openai::BatchClient>> make_batch_client(const Settings& s);
+[[nodiscard]] util::Result<std::unique_ptr<provider::openai::BatchClient>> make_batch_client(
+    const Settings& s);
 
 // Runs the batch driver on `store` (opened read_write and migrated) and prints its summary.
 // Returns the exit status: 0 when every eligible exchange is embedded or permanently failed,

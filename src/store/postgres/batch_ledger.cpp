@@ -82,18 +82,18 @@ Status PostgresBatchLedger::record_batch(const BatchRecord& batch, const std::ve
   }
   const std::string id_array = array_literal(ids);
   return in_transaction(conn_, [&]() -> Status {
-    auto b = conn_.exec("recording a batch",
-                        "INSERT INTO embedding_batches (batch_key, provider, model, dimensions, status, items, "
-                        "requests, tokens) VALUES ($1, $2, $3, $4::integer, 'recorded', $5, $6, $7)",
-                        Params()
-                            .text(batch.key)
-                            .text(batch.provider)
-                            .text(batch.model)
-                            .optional(batch.dimensions ? std::optional(std::to_string(*batch.dimensions))
-                                                       : std::nullopt)
-                            .integer(static_cast<std::int64_t>(items.size()))
-                            .integer(batch.requests)
-                            .integer(batch.tokens));
+    auto b = conn_.exec(
+        "recording a batch",
+        "INSERT INTO embedding_batches (batch_key, provider, model, dimensions, status, items, "
+        "requests, tokens) VALUES ($1, $2, $3, $4::integer, 'recorded', $5, $6, $7)",
+        Params()
+            .text(batch.key)
+            .text(batch.provider)
+            .text(batch.model)
+            .optional(batch.dimensions ? std::optional(std::to_string(*batch.dimensions)) : std::nullopt)
+            .integer(static_cast<std::int64_t>(items.size()))
+            .integer(batch.requests)
+            .integer(batch.tokens));
     if (!b) return std::unexpected(b.error());
     auto i = conn_.exec(
         "recording a batch's items",
@@ -121,22 +121,23 @@ Status PostgresBatchLedger::record_batch(const BatchRecord& batch, const std::ve
 
 Status PostgresBatchLedger::update_batch(const BatchRecord& batch) {
   if (auto s = ready(conn_); !s) return s;
-  auto r = conn_.exec("updating a batch",
-                      "UPDATE embedding_batches SET remote_id = nullif($2, ''), input_file_id = nullif($3, ''), "
-                      "output_file_id = nullif($4, ''), error_file_id = nullif($5, ''), status = $6, "
-                      "done = $7, completed = $8, failed = $9, error = nullif($10, ''), updated_at = now() "
-                      "WHERE batch_key = $1",
-                      Params()
-                          .text(batch.key)
-                          .text(batch.remote_id)
-                          .text(batch.input_file_id)
-                          .text(batch.output_file_id)
-                          .text(batch.error_file_id)
-                          .text(batch.status)
-                          .boolean(batch.done)
-                          .integer(batch.completed)
-                          .integer(batch.failed)
-                          .text(batch.error));
+  auto r =
+      conn_.exec("updating a batch",
+                 "UPDATE embedding_batches SET remote_id = nullif($2, ''), input_file_id = nullif($3, ''), "
+                 "output_file_id = nullif($4, ''), error_file_id = nullif($5, ''), status = $6, "
+                 "done = $7, completed = $8, failed = $9, error = nullif($10, ''), updated_at = now() "
+                 "WHERE batch_key = $1",
+                 Params()
+                     .text(batch.key)
+                     .text(batch.remote_id)
+                     .text(batch.input_file_id)
+                     .text(batch.output_file_id)
+                     .text(batch.error_file_id)
+                     .text(batch.status)
+                     .boolean(batch.done)
+                     .integer(batch.completed)
+                     .integer(batch.failed)
+                     .text(batch.error));
   if (!r) return std::unexpected(r.error());
   return {};
 }
@@ -144,11 +145,12 @@ Status PostgresBatchLedger::update_batch(const BatchRecord& batch) {
 Result<std::vector<BatchRecord>> PostgresBatchLedger::list_batches(const std::string& provider,
                                                                    const std::string& model, bool open_only) {
   if (auto s = ready(conn_); !s) return std::unexpected(s.error());
-  auto r = conn_.exec("listing batches",
-                      "SELECT " + k_batch_columns +
-                          " FROM embedding_batches WHERE ($1 = '' OR provider = $1) AND ($2 = '' OR model = $2) "
-                          "AND (NOT $3::boolean OR NOT done) ORDER BY created_at DESC, batch_key DESC",
-                      Params().text(provider).text(model).boolean(open_only));
+  auto r =
+      conn_.exec("listing batches",
+                 "SELECT " + k_batch_columns +
+                     " FROM embedding_batches WHERE ($1 = '' OR provider = $1) AND ($2 = '' OR model = $2) "
+                     "AND (NOT $3::boolean OR NOT done) ORDER BY created_at DESC, batch_key DESC",
+                 Params().text(provider).text(model).boolean(open_only));
   if (!r) return std::unexpected(r.error());
   std::vector<BatchRecord> out;
   out.reserve(static_cast<std::size_t>(r->size()));
