@@ -81,8 +81,8 @@ CLI::Range range(Bounds b) {
 }
 
 struct Commands {
-  CLI::App *init, *run, *status, *failures, *verify, *search, *tokens, *config, *doctor, *version, *man,
-      *completion;
+  CLI::App *init, *run, *status, *batches, *failures, *verify, *search, *tokens, *config, *doctor, *version,
+      *man, *completion;
 };
 
 // "lens-embed 0.1.0": --version and `lens-embed version`.
@@ -181,6 +181,12 @@ Commands define_commands(CLI::App& app, Flags& f) {
   run->add_flag("--dry-run", f.dry_run,
                 "Print what would be embedded, its tokens and cost; call no provider");
   run->add_flag("--follow", f.follow, "Keep running: embed new and edited messages as they arrive");
+  run->add_flag("--batch-api", f.batch_api,
+                "Backfill through the provider's Batch API (half the price, results within 24 h; rerun to "
+                "collect them; SQLite only for now; also [providers.NAME] batch = true)");
+  run->add_option("--batch-queue-tokens", f.batch_queue_tokens,
+                  "--batch-api: tokens enqueued at once at most (default 3000000, OpenAI tier 1)")
+      ->check(CLI::PositiveNumber);
   run->add_flag("--quiet", f.quiet, "No progress output (the final summary is still printed)");
   run->add_option("--log-format", f.log_format, "Progress lines when not on a terminal: logfmt or json")
       ->check(CLI::IsMember({"logfmt", "json"}));
@@ -198,6 +204,20 @@ Commands define_commands(CLI::App& app, Flags& f) {
   shared.provider(c.status, "Only this provider's models (default: every one in the database)");
   shared.model(c.status, "Only this model (default: every one in the database)");
   shared.json(c.status, "Print as JSON");
+
+  c.batches = app.add_subcommand(
+      "batches", "Batch API batches (run --batch-api): status, progress, age, tokens and cost; cancel them");
+  shared.db(c.batches);
+  shared.config(c.batches);
+  shared.provider_group(c.batches);
+  c.batches->add_option("--cancel", f.cancel_batch,
+                        "Cancel this unfinished batch (its key or the provider's id)");
+  c.batches->add_flag("--cancel-all", f.cancel_all,
+                      "Cancel every unfinished batch (of the provider/model named)");
+  shared.json(c.batches, "Print as JSON");
+  c.batches->footer(
+      "Examples:\n  lens-embed batches\n  lens-embed batches --cancel lensb-0123456789abcdef\n"
+      "  lens-embed batches --cancel-all");
 
   c.failures = app.add_subcommand("failures", "List inputs that failed, with the provider's reasons");
   shared.db(c.failures);
@@ -297,6 +317,7 @@ int dispatch(const Commands& c, const CLI::App& app, const Flags& f, const Doten
   if (c.init->parsed()) return cmd_init(f, *config);
   if (c.run->parsed()) return cmd_run(f, *config);
   if (c.status->parsed()) return cmd_status(f, *config);
+  if (c.batches->parsed()) return cmd_batches(f, *config);
   if (c.failures->parsed()) return cmd_failures(f, *config, dotenv);
   if (c.verify->parsed()) return cmd_verify(f, *config);
   if (c.search->parsed()) return cmd_search(f, *config, dotenv);

@@ -49,6 +49,8 @@ constexpr ProviderKey k_provider_keys[] = {
     {"tpm", &ProviderSection::tpm},
     {"max_batch", &ProviderSection::max_batch},
     {"ca_cert", &ProviderSection::ca_cert},
+    {"batch", &ProviderSection::batch},
+    {"batch_queue_tokens", &ProviderSection::batch_queue_tokens},
 };
 
 struct ModelKey {

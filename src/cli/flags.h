@@ -11,12 +11,13 @@ namespace lens::cli {
 // lens-embed.toml or a default can decide (raw_config.h).
 struct Flags {
   std::optional<std::string> db, provider, model, base_url, config_path, long_input, encoding_format,
-      log_format, log_file, index, ca_cert, metrics_addr;
+      log_format, log_file, index, ca_cert, metrics_addr, cancel_batch;
   std::optional<long long> batch_size, limit, concurrency, dimensions, max_attempts, rpm, tpm,
-      timeout_seconds, unavailable_after, k, sample;
+      timeout_seconds, unavailable_after, k, sample, batch_queue_tokens;
   bool force = false, dry_run = false, follow = false, json = false, quiet = false, insecure = false,
        retry = false, verbose = false, ids = false, no_wait = false, create = false, rehash = false,
-       source_indexes = false, track_changes = false, untrack_changes = false;
+       source_indexes = false, batch_api = false, cancel_all = false, track_changes = false,
+       untrack_changes = false;
   std::string query;  // search QUERY
   std::string file;   // tokens FILE ("" or "-" for stdin)
 };

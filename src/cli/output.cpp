@@ -122,6 +122,7 @@ void print_run_summary(const pipeline::RunOutcome& o, const RunContext& ctx, con
       j["dry_run"] = json{{"exchanges", d.exchanges}, {"new", d.new_rows},    {"stale", d.stale_rows},
                           {"unchanged", d.unchanged}, {"blank", d.blank},     {"tokens", d.tokens},
                           {"truncated", d.truncated}, {"chunked", d.chunked}, {"usd", d.usd}};
+      if (ctx.batch_api) j["dry_run"]["batch_usd"] = d.usd * k_batch_price_factor;
     }
     out(dump(j) + "\n");
     return;
@@ -134,6 +135,12 @@ void print_run_summary(const pipeline::RunOutcome& o, const RunContext& ctx, con
                     "(truncated), {} (chunked)\n",
                     ctx.provider, ctx.model, d.exchanges, d.new_rows, d.stale_rows, d.unchanged, d.blank,
                     d.tokens, d.usd, d.truncated, d.chunked));
+    if (ctx.batch_api) {
+      out(
+          fmt::format("  by batch (--batch-api): estimated cost ${:.4f} beside ${:.4f} synchronously (the "
+                      "Batch API bills half; results within 24 hours)\n",
+                      d.usd * k_batch_price_factor, d.usd));
+    }
     return;
   }
   const auto& s = o.stats;

@@ -38,8 +38,12 @@ class ProgressPrinter final : public pipeline::ProgressListener {
   bool line_open_ = false;
 };
 
+// What the Batch API bills against the synchronous endpoint (OpenAI's Batch guide: half).
+inline constexpr double k_batch_price_factor = 0.5;
+
 struct RunContext {
   std::string provider, model, database;  // database already masked
+  bool batch_api = false;                 // --dry-run --batch-api: the Batch API's price is shown beside
 };
 
 // The printers write to stdout, as text for people or (json) one JSON document; every string

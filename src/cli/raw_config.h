@@ -33,7 +33,9 @@ struct ProviderSection {
   Sourced api_key_env;  // name of the variable holding the key
   Sourced model;
   Sourced rpm, tpm, max_batch;
-  Sourced ca_cert;  // PEM file of the CAs to trust for base_url (TLS)
+  Sourced ca_cert;             // PEM file of the CAs to trust for base_url (TLS)
+  Sourced batch;               // "true": runs go through the Batch API (as --batch-api)
+  Sourced batch_queue_tokens;  // enqueued-token limit of its Batch API queue
 };
 
 // [models."NAME"] of the config file: facts about a model the built-in table lacks or

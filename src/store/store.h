@@ -18,6 +18,8 @@
 
 namespace lens::store {
 
+class BatchLedger;  // batch_ledger.h
+
 // How a command opens the database (store/sqlite/sqlite_store.h, postgres_store.h).
 enum class AccessMode {
   // status, failures, search, verify, doctor: no DDL, no file created, no writer lock.
@@ -465,6 +467,9 @@ class Store {
   // On failure: the claims expire with their lease anyway.
   [[nodiscard]] virtual util::Status release_claims() { return {}; }
 
+  // The Batch API ledger of this store (batch_ledger.h), or nullptr when the backend has
+  // none yet. Owned by the store; shares its connection (same thread rules).
+  [[nodiscard]] virtual BatchLedger* batch_ledger() { return nullptr; }
   // Change tracking (PostgreSQL only; SQLite reports none and refuses to install it).
   [[nodiscard]] virtual util::Result<ChangeTracking> change_tracking() { return ChangeTracking{}; }
   // Installs (idempotent) or removes the triggers, their function and the queue. On failure:

@@ -103,8 +103,8 @@ TEST_F(Commands, VersionHelpAndUnknownCommands) {
   EXPECT_EQ(typo.exit_code, 2);
   EXPECT_EQ(typo.out, "");
   EXPECT_TRUE(contains(typo.err, "unknown command \"stauts\" (did you mean \"status\"?)")) << typo.err;
-  EXPECT_TRUE(
-      contains(typo.err, "init, run, status, failures, verify, search, tokens, config, doctor, version"))
+  EXPECT_TRUE(contains(
+      typo.err, "init, run, status, batches, failures, verify, search, tokens, config, doctor, version"))
       << typo.err;
   const auto none = lens({});
   EXPECT_EQ(none.exit_code, 2);

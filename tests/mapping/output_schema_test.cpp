@@ -67,7 +67,8 @@ TEST(OutputSchema, PostgresKeepsLensTablesInTheirSchemaAndEveryCommandWorks) {
   const Output init = lens({"init"});
   ASSERT_EQ(init.exit_code, 0) << init.out << init.err;
   const std::string ours =
-      "embedding_claims,embedding_failures,embedding_runs,lens_embed_input_definitions,"
+      "embedding_batch_items,embedding_batches,embedding_claims,embedding_failures,embedding_runs,"
+      "lens_embed_input_definitions,"
       "lens_embed_schema_migrations,message_embeddings";
   EXPECT_EQ(tables_in(*db, output.name()), ours);
   EXPECT_EQ(tables_in(*db, source.name()), "") << "nothing of lens-embed's beside the source";

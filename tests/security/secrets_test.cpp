@@ -229,6 +229,8 @@ TEST(Privileges, LeastPrivilegeRoleFromOperationsMdCanRunAndReport) {
       GRANT SELECT, INSERT, UPDATE ON embedding_runs TO lens_embed;
       GRANT USAGE ON SEQUENCE embedding_runs_id_seq TO lens_embed;
       GRANT SELECT, INSERT, UPDATE ON lens_embed_input_definitions TO lens_embed;
+      GRANT SELECT, INSERT, UPDATE ON embedding_batches TO lens_embed;
+      GRANT SELECT, INSERT ON embedding_batch_items TO lens_embed;
       GRANT SELECT ON lens_embed_schema_migrations TO lens_embed;)sql"),
               "");
   }

@@ -29,6 +29,9 @@ namespace lens::cli {
 // database (or those --provider/--model name), and the recent runs. Read-only.
 [[nodiscard]] int cmd_status(const Flags& flags, const RawConfig& config);
 
+// `batches`: the recorded Batch API batches; --cancel ID / --cancel-all cancel unfinished ones.
+[[nodiscard]] int cmd_batches(const Flags& flags, const RawConfig& config);
+
 // Lists the recorded failures (every pair, or those --provider/--model name), or with
 // --retry embeds exactly them again, each pair with its own provider and model (the
 // configuration resolved again for it, with `dotenv`).

@@ -9,6 +9,7 @@
 
 #include "cli/commands/commands.h"
 #include "cli/commands/common.h"
+#include "cli/commands/run_batch.h"
 #include "cli/exit_status.h"
 #include "cli/output.h"
 #include "cli/run_metrics.h"
@@ -164,6 +165,10 @@ int run_once(const Flags& flags, const RawConfig& config, bool only_failures) {
   const auto settings = make_settings(config, {.provider = true, .run = true});
   if (!settings) return report(settings.error());
   const Settings& s = *settings;
+  const bool batch_api = !only_failures && batch_api_requested(flags, config);
+  if (batch_api) {
+    if (auto ok = check_batch_mode(flags, config, s, only_failures); !ok) return report(ok.error());
+  }
 
   // First, so that a port in use is a configuration error before the database is touched.
   // `run` only: failures --retry, with the same environment, must not take the daemon's port.
@@ -208,7 +213,8 @@ int run_once(const Flags& flags, const RawConfig& config, bool only_failures) {
   ProgressPrinter printer(style);
   auto options = run_options(s, flags, only_failures, style.tty);
   // init --track-changes: the change queue names what changed, so a source without
-  // updated_at need not have every input hashed (--rehash still does).
+  // updated_at need not have every input hashed (--rehash still does). --batch-api reads
+  // it too; its entries are dropped by the next synchronous pass (unchanged inputs are touched).
   if (!only_failures) {
     auto tracking = (*reader)->change_tracking();
     if (!tracking) return report(tracking.error());
@@ -217,6 +223,10 @@ int run_once(const Flags& flags, const RawConfig& config, bool only_failures) {
       options.scope.rehash = flags.rehash;
       util::log_debug("change tracking: {} queued changes", tracking->queued);
     }
+  }
+  if (batch_api && !flags.dry_run) {
+    return run_batch(flags, config, s, options, **writer, **tok, run_arguments_json(config, flags),
+                     so.worker_id);
   }
   {
     auto pairs = (*reader)->pairs();
@@ -229,7 +239,7 @@ int run_once(const Flags& flags, const RawConfig& config, bool only_failures) {
   pipeline::RunDeps deps{
       **reader,     **writer,     **provider, **tok, &printer, &stop, run_arguments_json(config, flags),
       so.worker_id, metrics.get()};
-  const RunContext ctx{s.provider, s.model, mask_database_url(s.database)};
+  const RunContext ctx{s.provider, s.model, mask_database_url(s.database), batch_api};
   // One run, also with --follow: the pipeline keeps passing over the keyset until a signal.
   const auto outcome = pipeline::run_pipeline(options, deps);
   const RunAftermath left = outcome.dry_run || outcome.run_id == 0 ? RunAftermath{} : aftermath(**writer, s);

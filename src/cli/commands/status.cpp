@@ -2,6 +2,7 @@
 // freshness, the last 24 hours' tokens and cost, the last failed run, the live workers
 // (PostgreSQL) and the recent runs. Read-only: no DDL, no file created, no writer lock.
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <optional>
 
@@ -11,6 +12,7 @@
 #include "cli/output.h"
 #include "core/input_definition.h"
 #include "core/model_table.h"
+#include "store/batch_ledger.h"
 
 namespace lens::cli {
 namespace {
@@ -62,6 +64,12 @@ int cmd_status(const Flags& flags, const RawConfig& config) {
                                                    : "changed";
   }
   print_status(*status, prices, flags.json);
+  // Issue 13: exchanges held by unfinished Batch API batches (run --batch-api collects them).
+  if (auto* ledger = (*store)->batch_ledger(); ledger && !flags.json) {
+    if (auto held = ledger->held_items(provider, model); held && *held > 0)
+      std::printf("in batches: %lld items (run --batch-api again to collect them)\n",
+                  static_cast<long long>(*held));
+  }
   return k_exit_ok;
 }
 

@@ -147,6 +147,7 @@ struct LaterVersion {
 inline constexpr LaterVersion k_later_versions[] = {
     {3, postgres_schema::k_v3, "fenced count of runs"},
     {4, postgres_schema::k_v4, "input definitions"},
+    {5, postgres_schema::k_v5, "batch API ledger"},
 };
 static_assert(std::size(k_later_versions) + 2 == k_schema_version);
 
@@ -195,7 +196,11 @@ Status migrate_in_transaction(Connection& conn, const SourceSql& source, const P
   for (const auto& step : k_later_versions) {
     if (current >= step.version) continue;
     const auto what = fmt::format("upgrading to schema v{}", step.version);
-    if (auto s = conn.exec_simple(what, step.sql); !s) return s;
+    // {key_type}: the type of the source's key (batch items refer to messages).
+    std::string sql = step.sql;
+    for (auto at = sql.find("{key_type}"); at != std::string::npos; at = sql.find("{key_type}", at))
+      sql.replace(at, 10, source.key_type());
+    if (auto s = conn.exec_simple(what, sql); !s) return s;
     if (auto r = conn.exec(what, "INSERT INTO lens_embed_schema_migrations (version, note) VALUES ($1, $2)",
                            Params().integer(step.version).text(step.note));
         !r)
@@ -354,6 +359,8 @@ Result<std::vector<std::string>> missing_privileges(Connection& conn, const Sour
       {own_table(source, "embedding_runs"), {"SELECT", "INSERT", "UPDATE"}},
       {own_table(source, "embedding_runs_id_seq"), {"USAGE"}, true},
       {own_table(source, "lens_embed_input_definitions"), {"SELECT", "INSERT", "UPDATE"}},
+      {own_table(source, "embedding_batches"), {"SELECT", "INSERT", "UPDATE"}},
+      {own_table(source, "embedding_batch_items"), {"SELECT", "INSERT"}},
       {own_table(source, "lens_embed_schema_migrations"), {"SELECT"}},
   };
   auto user = conn.exec("checking privileges", "SELECT quote_ident(current_user)");

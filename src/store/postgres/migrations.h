@@ -13,7 +13,7 @@
 namespace lens::store::postgres {
 
 // The schema version this binary creates and understands.
-inline constexpr int k_schema_version = 4;
+inline constexpr int k_schema_version = 5;
 
 // Brings lens-embed's tables to k_schema_version with what `options` asks for (vector type
 // and dimensions of a new table; `init`'s source indexes, NOTIFY trigger and HNSW index),

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <thread>
 
+#include "store/postgres/batch_ledger.h"
 #include "store/postgres/change_tracking.h"
 #include "store/postgres/claims.h"
 #include "store/postgres/connection.h"
@@ -60,7 +61,8 @@ class PostgresStore final : public Store {
                                           options_.conninfo, options_.worker_id, options_.lease, source_,
                                           postgres::output_session_sql(options_.mapping))
                                     : nullptr),
-        writer_(options_.use_copy, claims_.get(), source_) {}
+        writer_(options_.use_copy, claims_.get(), source_),
+        ledger_(conn_, source_, options_.worker_id) {}
 
   // Claims not written by now are given back (best effort, no reconnect): the next run
   // or another worker need not wait for their lease. Reader and writer of one process
@@ -239,6 +241,8 @@ class PostgresStore final : public Store {
     return call([&] { return postgres::read_vector(conn_, source_, provider, model, user_message_id); });
   }
 
+  BatchLedger* batch_ledger() override { return &ledger_; }
+
   Status release_claims() override {
     if (!claims_) return {};
     return call([&] { return claims_->release(conn_); });
@@ -353,6 +357,7 @@ class PostgresStore final : public Store {
   Connection conn_;
   std::unique_ptr<postgres::Claims> claims_;
   postgres::BatchWriter writer_;
+  postgres::PostgresBatchLedger ledger_;  // on conn_ and source_
   std::optional<std::string> embedding_type_;
   std::optional<std::string> force_since_;
   std::uint64_t listen_generation_ = 0;

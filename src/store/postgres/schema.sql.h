@@ -115,6 +115,45 @@ CREATE TABLE IF NOT EXISTS lens_embed_input_definitions (
 );
 )sql";
 
+// Version 5 (issue 13): the Batch API ledger (store/batch_ledger.h). {key_type} is the
+// source key's type (migrations.cpp). A batch and its items are recorded before its file
+// is uploaded; while `done` is false its items are held: the pending query leaves them out
+// for every worker of the pair, as a claim does. No foreign key: an item whose message is
+// deleted is discarded when its result comes back.
+inline constexpr const char* k_v5 = R"sql(
+CREATE TABLE IF NOT EXISTS embedding_batches (
+  batch_key       text        PRIMARY KEY,
+  provider        text        NOT NULL,
+  model           text        NOT NULL,
+  dimensions      integer,
+  remote_id       text,
+  input_file_id   text,
+  output_file_id  text,
+  error_file_id   text,
+  status          text        NOT NULL,
+  done            boolean     NOT NULL DEFAULT false,
+  items           bigint      NOT NULL DEFAULT 0,
+  requests        bigint      NOT NULL DEFAULT 0,
+  tokens          bigint      NOT NULL DEFAULT 0,
+  completed       bigint      NOT NULL DEFAULT 0,
+  failed          bigint      NOT NULL DEFAULT 0,
+  error           text,
+  created_at      timestamptz NOT NULL DEFAULT now(),
+  updated_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS embedding_batches_open ON embedding_batches (provider, model) WHERE NOT done;
+CREATE TABLE IF NOT EXISTS embedding_batch_items (
+  batch_key       text        NOT NULL REFERENCES embedding_batches(batch_key) ON DELETE CASCADE,
+  user_message_id {key_type}  NOT NULL,
+  content_sha256  bytea       NOT NULL,
+  custom_id       text        NOT NULL,
+  input_index     integer     NOT NULL,
+  tokens          bigint      NOT NULL,
+  PRIMARY KEY (batch_key, custom_id, input_index)
+);
+CREATE INDEX IF NOT EXISTS embedding_batch_items_message ON embedding_batch_items (user_message_id, batch_key);
+)sql";
+
 // float32 vectors do not compress: skip pglz's attempt (saves CPU on every write).
 inline constexpr const char* k_real_array_storage =
     "ALTER TABLE message_embeddings ALTER COLUMN embedding SET STORAGE EXTERNAL";

@@ -88,6 +88,14 @@ std::string assistant_select(const SourceSql& s) {
   return out;
 }
 
+// An exchange in an unfinished batch of the pair is held by it, the way a claim holds one:
+// no run of the pair takes it until the batch's results are applied or it is released
+// (store/batch_ledger.h). $1 provider, $2 model.
+constexpr const char* k_not_held =
+    "NOT EXISTS (SELECT 1 FROM embedding_batch_items bi JOIN embedding_batches b "
+    "ON b.batch_key = bi.batch_key WHERE bi.user_message_id = p.@id AND NOT b.done "
+    "AND b.provider = $1 AND b.model = $2)";
+
 }  // namespace
 
 std::string ts(std::string_view expr) {
@@ -134,9 +142,18 @@ std::string pending(const SourceSql& s, PendingColumns columns, PendingWhere whe
       "LEFT JOIN LATERAL (SELECT e.user_message_id, e.assistant_message_id, e.source_version, e.updated_at, "
       "  e.content_sha256 FROM message_embeddings e "
       "  WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = p.@id LIMIT 1) e ON true "
-      "WHERE p.@role@isuser AND {} AND {} AND {}{}",
+      "WHERE p.@role@isuser AND {} AND {} AND {} AND {}{}",
       select, answer(s), where == PendingWhere::window ? k_window_where : k_ids_where, k_non_blank,
-      needs_work(s, changes), " ORDER BY p.@created, p.@id"));
+      needs_work(s, changes), k_not_held, " ORDER BY p.@created, p.@id"));
+}
+
+std::string batch_exchanges(const SourceSql& s) {
+  return s.expand(fmt::format(
+      "SELECT bi.custom_id, bi.input_index, bi.content_sha256, p.@id::text, p.@conv::text, {}, p.@content, "
+      "  x.aid::text, x.acontent, {}{}{} "
+      "FROM embedding_batch_items bi LEFT JOIN @src p ON p.@id = bi.user_message_id AND p.@role@isuser {}"
+      "WHERE bi.batch_key = $1 ORDER BY bi.custom_id, bi.input_index",
+      ts("p.@created"), ts("x.sv"), s.user_columns("p", "::text"), assistant_select(s), answer(s)));
 }
 
 std::string verify_page(const SourceSql& s) {
@@ -163,15 +180,15 @@ std::string count_pending(const SourceSql& s) {
                   "  WHERE e.provider = $1 AND e.model = $2 AND e.user_message_id = p.@id)) "
                   "AND NOT EXISTS (SELECT 1 FROM embedding_failures f "
                   "  WHERE f.provider = $1 AND f.model = $2 AND f.user_message_id = p.@id "
-                  "  AND (f.next_attempt_at IS NULL OR f.next_attempt_at > now()))",
-                  k_non_blank));
+                  "  AND (f.next_attempt_at IS NULL OR f.next_attempt_at > now())) AND {}",
+                  k_non_blank, k_not_held));
 }
 
 std::string count_failures(const SourceSql& s) {
   return s.expand(
       fmt::format("SELECT count(*) FROM embedding_failures f JOIN @src p ON p.@id = f.user_message_id "
-                  "WHERE f.provider = $1 AND f.model = $2 AND p.@role@isuser AND {}",
-                  k_non_blank));
+                  "WHERE f.provider = $1 AND f.model = $2 AND p.@role@isuser AND {} AND {}",
+                  k_non_blank, k_not_held));
 }
 
 std::string count_eligible(const SourceSql& s) {

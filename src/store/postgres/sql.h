@@ -52,6 +52,11 @@ enum class PendingWhere { window, ids };
 // count_pending: eligible user messages without a row ($3 force: all) and without a
 // failure that is not due, for $1 provider, $2 model. No answer lookups.
 [[nodiscard]] std::string count_pending(const SourceSql& s);
+
+// The items of batch $1 with their exchanges as the source holds them now (NULL p.id: the
+// user message is gone): custom_id, input_index, content_sha256, then the columns of
+// pending(full) from p.id to x.sv and the mapped columns.
+[[nodiscard]] std::string batch_exchanges(const SourceSql& s);
 // count_pending with only_failures: eligible user messages with a failure for $1, $2.
 [[nodiscard]] std::string count_failures(const SourceSql& s);
 

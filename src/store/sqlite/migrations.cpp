@@ -125,6 +125,10 @@ Status migrate_in_transaction(Database& db, const SourceSql& source, int version
     if (auto s = db.exec(sqlite_schema::k_v4); !s) return s;
     if (auto s = record(db, 4, "input definitions"); !s) return s;
   }
+  if (version < 5) {
+    if (auto s = db.exec(source.expand(sqlite_schema::k_v5)); !s) return s;
+    if (auto s = record(db, 5, "batch API ledger"); !s) return s;
+  }
   if (!options.source_indexes || !source.is_table()) return {};
   std::string sql;
   for (const auto& index : source.source_index_ddl())

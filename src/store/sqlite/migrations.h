@@ -11,7 +11,7 @@
 namespace lens::store::sqlite {
 
 // The schema version this binary creates and understands.
-inline constexpr int k_schema_version = 4;
+inline constexpr int k_schema_version = 5;
 
 struct MigrateOptions {
   // `init`: also create the two indexes the pending query needs on `messages`, when missing.

@@ -99,4 +99,42 @@ CREATE TABLE IF NOT EXISTS lens_embed_input_definitions (
 );
 )sql";
 
+// Version 5 (issue 13): the Batch API ledger. A pattern: @key is the source key's type.
+// A batch and its items are recorded before its file is uploaded; while `done` = 0 the
+// items are held (the pending query leaves them out for every run of the pair).
+// `batch_key` is the local key, also in the file name and the batch's metadata.
+inline constexpr const char* k_v5 = R"sql(
+CREATE TABLE IF NOT EXISTS embedding_batches (
+  batch_key       TEXT    PRIMARY KEY,
+  provider        TEXT    NOT NULL,
+  model           TEXT    NOT NULL,
+  dimensions      INTEGER,
+  remote_id       TEXT,
+  input_file_id   TEXT,
+  output_file_id  TEXT,
+  error_file_id   TEXT,
+  status          TEXT    NOT NULL,  -- recorded, uploaded, then the provider's status
+  done            INTEGER NOT NULL DEFAULT 0,
+  items           INTEGER NOT NULL DEFAULT 0,
+  requests        INTEGER NOT NULL DEFAULT 0,
+  tokens          INTEGER NOT NULL DEFAULT 0,
+  completed       INTEGER NOT NULL DEFAULT 0,
+  failed          INTEGER NOT NULL DEFAULT 0,
+  error           TEXT,
+  created_at      TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  updated_at      TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
+CREATE INDEX IF NOT EXISTS embedding_batches_open ON embedding_batches (provider, model, done);
+CREATE TABLE IF NOT EXISTS embedding_batch_items (
+  batch_key       TEXT    NOT NULL REFERENCES embedding_batches(batch_key) ON DELETE CASCADE,
+  user_message_id @key    NOT NULL,
+  content_sha256  BLOB    NOT NULL,
+  custom_id       TEXT    NOT NULL,
+  input_index     INTEGER NOT NULL,
+  tokens          INTEGER NOT NULL,
+  PRIMARY KEY (batch_key, custom_id, input_index)
+);
+CREATE INDEX IF NOT EXISTS embedding_batch_items_message ON embedding_batch_items (user_message_id, batch_key);
+)sql";
+
 }  // namespace lens::store::sqlite_schema

@@ -56,6 +56,17 @@ constexpr const char* k_has_failure =
     "EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = ?2 AND f.model = ?3 "
     "AND f.user_message_id = p.@id)";
 
+// An exchange in an unfinished batch of the pair is held by it, the way a claim holds one:
+// no run of the pair (synchronous, batch or failures --retry) takes it until the batch's
+// results are applied or it is released (store/batch_ledger.h).
+std::string not_held(std::string_view provider, std::string_view model) {
+  return fmt::format(
+      "NOT EXISTS (SELECT 1 FROM embedding_batch_items bi JOIN embedding_batches b "
+      "ON b.batch_key = bi.batch_key WHERE bi.user_message_id = p.@id AND b.done = 0 "
+      "AND b.provider = {} AND b.model = {})",
+      provider, model);
+}
+
 }  // namespace
 
 const char* const k_now = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
@@ -81,10 +92,10 @@ std::string pending(const SourceSql& s, bool only_failures) {
       "FROM @src p {1}"
       "LEFT JOIN message_embeddings e ON e.provider = ?2 AND e.model = ?3 AND e.user_message_id = p.@id "
       "WHERE p.@role@isuser AND (p.@created, p.@id) > (?1, ?8) "
-      "  AND (p.@created, p.@id) <= (?6, ?7) AND {2} AND {3} "
+      "  AND (p.@created, p.@id) <= (?6, ?7) AND {2} AND {3} AND {6} "
       "ORDER BY p.@created, p.@id",
       k_source_version, answer_join(s), k_non_blank, only_failures ? k_has_failure : needs_work(),
-      s.user_columns("p"), s.assistant_columns("a")));
+      s.user_columns("p"), s.assistant_columns("a"), not_held("?2", "?3")));
 }
 
 // Cheap by design (it only sizes the progress bar): from the covering indexes, no answer
@@ -93,16 +104,16 @@ std::string count_pending(const SourceSql& s, bool only_failures) {
   if (only_failures) {
     return s.expand(
         fmt::format("SELECT count(*) FROM embedding_failures f JOIN @src p ON p.@id = f.user_message_id "
-                    "WHERE f.provider = ?1 AND f.model = ?2 AND p.@role@isuser AND {}",
-                    k_non_blank));
+                    "WHERE f.provider = ?1 AND f.model = ?2 AND p.@role@isuser AND {} AND {}",
+                    k_non_blank, not_held("?1", "?2")));
   }
-  return s.expand(
-      fmt::format("SELECT count(*) FROM @src p WHERE p.@role@isuser AND {} AND (?3 OR NOT EXISTS ("
-                  "SELECT 1 FROM message_embeddings e WHERE e.provider = ?1 AND e.model = ?2 AND "
-                  "e.user_message_id = p.@id)) "
-                  "AND NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = ?1 AND f.model = ?2 "
-                  "AND f.user_message_id = p.@id AND (f.next_attempt_at IS NULL OR f.next_attempt_at > {}))",
-                  k_non_blank, k_now));
+  return s.expand(fmt::format(
+      "SELECT count(*) FROM @src p WHERE p.@role@isuser AND {} AND (?3 OR NOT EXISTS ("
+      "SELECT 1 FROM message_embeddings e WHERE e.provider = ?1 AND e.model = ?2 AND "
+      "e.user_message_id = p.@id)) "
+      "AND NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.provider = ?1 AND f.model = ?2 "
+      "AND f.user_message_id = p.@id AND (f.next_attempt_at IS NULL OR f.next_attempt_at > {})) AND {}",
+      k_non_blank, k_now, not_held("?1", "?2")));
 }
 
 std::string count_eligible(const SourceSql& s) {
@@ -138,6 +149,15 @@ std::string count_stale(const SourceSql& s) {
                   "WHERE e.provider = ?1 AND e.model = ?2 AND (e.assistant_message_id IS NOT a.@id "
                   "OR e.source_version IS NOT ({}))",
                   answer_join(s), k_source_version));
+}
+
+std::string batch_exchanges(const SourceSql& s) {
+  return s.expand(fmt::format(
+      "SELECT bi.custom_id, bi.input_index, bi.content_sha256, p.@id, p.@conv, p.@created, p.@content, "
+      "       a.@id, a.@content, ({0}){2}{3} "
+      "FROM embedding_batch_items bi LEFT JOIN @src p ON p.@id = bi.user_message_id AND p.@role@isuser {1}"
+      "WHERE bi.batch_key = ?1 ORDER BY bi.custom_id, bi.input_index",
+      k_source_version, answer_join(s), s.user_columns("p"), s.assistant_columns("a")));
 }
 
 std::string verify_page(const SourceSql& s) {

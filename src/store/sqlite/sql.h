@@ -57,6 +57,11 @@ extern const char* const k_now;
 // characters of the row with rowid ?1.
 [[nodiscard]] std::string search_hit(const SourceSql& s);
 
+// The items of batch ?1 with their exchanges as the source holds them now (NULL p.id: the
+// user message is gone): custom_id, input_index, content_sha256, then the columns of
+// pending() from p.id on.
+[[nodiscard]] std::string batch_exchanges(const SourceSql& s);
+
 // write_batch: upsert of one row (?1 provider, ?2 model, ?3 id, ?4 answer id, ?5 sha256,
 // ?6 tokens, ?7 truncated, ?8 dimensions, ?9 vector blob, ?10 source version); a message
 // deleted since it was read is skipped instead of failing on the foreign key; a late

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "store/source_sql.h"
+#include "store/sqlite/batch_ledger.h"
 #include "store/sqlite/database.h"
 #include "store/sqlite/migrations.h"
 #include "store/sqlite/pending.h"
@@ -33,7 +34,8 @@ class SqliteStore final : public Store {
         source_(std::move(source)),
         source_ok_(std::move(source_ok)),
         lock_(std::move(lock)),
-        db_(std::move(db)) {}
+        db_(std::move(db)),
+        ledger_(*db_, source_) {}
 
   Status migrate() override {
     if (!source_ok_) return source_ok_;
@@ -70,6 +72,8 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<PairSummary>> pairs() override { return sqlite::read_pairs(*db_); }
+
+  BatchLedger* batch_ledger() override { return &ledger_; }
 
   Result<std::vector<FailureRecord>> failures(const std::string& provider,
                                               const std::string& model) override {
@@ -169,6 +173,7 @@ class SqliteStore final : public Store {
   Status source_ok_;
   std::unique_ptr<sqlite::WriterLock> lock_;  // declared first: released after db_ closes
   std::unique_ptr<sqlite::Database> db_;
+  sqlite::SqliteBatchLedger ledger_;  // on db_ and source_
 };
 
 sqlite::Database::Mode database_mode(AccessMode access) {
