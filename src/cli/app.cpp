@@ -183,7 +183,7 @@ Commands define_commands(CLI::App& app, Flags& f) {
   run->add_flag("--follow", f.follow, "Keep running: embed new and edited messages as they arrive");
   run->add_flag("--batch-api", f.batch_api,
                 "Backfill through the provider's Batch API (half the price, results within 24 h; rerun to "
-                "collect them; SQLite only for now; also [providers.NAME] batch = true)");
+                "collect them; also [providers.NAME] batch = true)");
   run->add_option("--batch-queue-tokens", f.batch_queue_tokens,
                   "--batch-api: tokens enqueued at once at most (default 3000000, OpenAI tier 1)")
       ->check(CLI::PositiveNumber);
