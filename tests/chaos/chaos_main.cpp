@@ -22,6 +22,7 @@
 #include "chaos_options.h"
 #include "partition_link.h"
 #include "support/corpus.h"
+#include "support/fence_audit.h"
 #include "support/paths.h"
 #include "support/pg.h"
 #include "support/process.h"
@@ -117,7 +118,7 @@ int main(int argc, char** argv) {
   }
   if (link) {
     auto db = lens::test::Db::open(url);
-    if (auto e = lens::chaos::install_fence_audit(*db); !e.empty()) {
+    if (auto e = lens::test::install_fence_audit(*db); !e.empty()) {
       std::fprintf(stderr, "lens_chaos: audit trigger: %s\n", e.c_str());
       return 1;
     }
@@ -412,7 +413,7 @@ int main(int argc, char** argv) {
   std::int64_t older_overwrites = 0;
   if (link) {
     auto db = lens::test::Db::open(url);
-    older_overwrites = db ? lens::chaos::older_overwrites(*db) : -1;
+    older_overwrites = db ? lens::test::older_overwrites(*db) : -1;
   }
   const bool ok = !timed_out && done && crashes == 0 && (o.kill_every > 0 || kills_done == o.kills) &&
                   pauses_done == o.pauses && (o.restart_every > 0 || restarts_done == o.pg_restarts) &&

@@ -109,24 +109,4 @@ std::size_t cut_and_edit(PartitionLink& link, test::Db& db, const std::string& w
   return e.empty() ? rows->size() : 0;
 }
 
-std::string install_fence_audit(test::Db& db) {
-  return db.exec(R"sql(
-CREATE TABLE fence_audit (user_message_id uuid, old_version timestamptz, new_version timestamptz);
-CREATE FUNCTION fence_audit_row() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.source_version < OLD.source_version THEN
-    INSERT INTO fence_audit VALUES (NEW.user_message_id, OLD.source_version, NEW.source_version);
-  END IF;
-  RETURN NEW;
-END $$;
-CREATE TRIGGER fence_audit BEFORE UPDATE ON message_embeddings
-  FOR EACH ROW EXECUTE FUNCTION fence_audit_row();
-)sql");
-}
-
-std::int64_t older_overwrites(test::Db& db) {
-  const auto n = db.scalar("SELECT count(*) FROM fence_audit");
-  return n && !n->empty() ? std::stoll(*n) : -1;
-}
-
 }  // namespace lens::chaos

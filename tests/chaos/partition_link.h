@@ -55,10 +55,4 @@ std::int64_t read_claims(test::Db& db, const std::string& worker);
 std::size_t cut_and_edit(PartitionLink& link, test::Db& db, const std::string& worker,
                          const std::function<void(const std::string&)>& say);
 
-// A trigger on message_embeddings that records every update of a row to an older
-// source_version (what fencing must make impossible) in fence_audit. Empty or the error.
-std::string install_fence_audit(test::Db& db);
-// How many rows fence_audit holds; -1 when it cannot be read.
-std::int64_t older_overwrites(test::Db& db);
-
 }  // namespace lens::chaos

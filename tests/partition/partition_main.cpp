@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "support/corpus.h"
+#include "support/fence_audit.h"
 #include "support/paths.h"
 #include "support/pg.h"
 #include "support/process.h"
@@ -244,19 +245,7 @@ int run_scenario(const Options& o) {
     return 1;
   }
   // Every update of a row to an older source_version: what fencing must make impossible.
-  if (auto e = db->exec(R"sql(
-CREATE TABLE fence_audit (user_message_id uuid, old_version timestamptz, new_version timestamptz);
-CREATE FUNCTION fence_audit_row() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF NEW.source_version < OLD.source_version THEN
-    INSERT INTO fence_audit VALUES (NEW.user_message_id, OLD.source_version, NEW.source_version);
-  END IF;
-  RETURN NEW;
-END $$;
-CREATE TRIGGER fence_audit BEFORE UPDATE ON message_embeddings
-  FOR EACH ROW EXECUTE FUNCTION fence_audit_row();
-)sql");
-      !e.empty()) {
+  if (auto e = lens::test::install_fence_audit(*db); !e.empty()) {
     std::fprintf(stderr, "lens_partition: audit trigger: %s\n", e.c_str());
     return 1;
   }
@@ -450,7 +439,7 @@ CREATE TRIGGER fence_audit BEFORE UPDATE ON message_embeddings
   const std::int64_t victim_fenced =
       stats[k_victim].is_discarded() ? 0 : stats[k_victim]["stats"].value("fenced", 0);
   check(victim_fenced >= 1, fmt::format("the cut-off worker's late writes were fenced ({})", victim_fenced));
-  check(number(*db, "SELECT count(*) FROM fence_audit") == 0,
+  check(lens::test::older_overwrites(*db) == 0,
         "no row was ever replaced by an older source_version (audit trigger)");
   const auto answered = provider.stat("ok_inputs");
   check(
