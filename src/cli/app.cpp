@@ -168,6 +168,10 @@ Commands define_commands(CLI::App& app, Flags& f) {
                   "Seconds without an answer (and 3 failed requests in a row) after which the provider "
                   "counts as unavailable: the run stops (exit 1), or with --follow waits (default 30)")
       ->check(range(k_unavailable_after_bounds));
+  run->add_option("--sweep-every", f.sweep_every,
+                  "With --follow and change tracking (init --track-changes): seconds between passes over "
+                  "every message; the passes between read only what changed (default 900)")
+      ->check(range(k_sweep_every_bounds));
   run->add_option("--metrics-addr,--metrics-listen", f.metrics_addr,
                   "Serve Prometheus metrics (/metrics) and health (/healthz) on [HOST:]PORT; a port alone "
                   "listens on 127.0.0.1 (default: off)");

@@ -33,6 +33,7 @@ constexpr TopKey k_top_keys[] = {
     {"defaults", "encoding_format", &FileValues::encoding_format},
     {"defaults", "timeout_seconds", &FileValues::timeout_seconds},
     {"defaults", "unavailable_after", &FileValues::unavailable_after},
+    {"defaults", "sweep_every", &FileValues::sweep_every},
     {"defaults", "metrics_addr", &FileValues::metrics_addr},
 };
 

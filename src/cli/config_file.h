@@ -17,7 +17,7 @@ struct FileValues {
   Sourced database;  // [database] url
   // [defaults]
   Sourced provider, model, batch_size, concurrency, max_attempts, dimensions, long_input, encoding_format,
-      timeout_seconds, unavailable_after, metrics_addr;
+      timeout_seconds, unavailable_after, sweep_every, metrics_addr;
   std::map<std::string, ProviderSection> providers;  // [providers.NAME]; kind etc. unset when absent
   std::map<std::string, ModelOverride> models;       // [models."NAME"]
   std::vector<core::MappingEntry> mapping;           // every key of [source] and [output], as given

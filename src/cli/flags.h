@@ -13,7 +13,7 @@ struct Flags {
   std::optional<std::string> db, provider, model, base_url, config_path, long_input, encoding_format,
       log_format, log_file, index, ca_cert, metrics_addr, cancel_batch;
   std::optional<long long> batch_size, limit, concurrency, dimensions, max_attempts, rpm, tpm,
-      timeout_seconds, unavailable_after, k, sample, batch_queue_tokens;
+      timeout_seconds, unavailable_after, sweep_every, k, sample, batch_queue_tokens;
   bool force = false, dry_run = false, follow = false, json = false, quiet = false, insecure = false,
        retry = false, verbose = false, ids = false, no_wait = false, create = false, rehash = false,
        source_indexes = false, batch_api = false, cancel_all = false, track_changes = false,
@@ -32,5 +32,6 @@ inline constexpr Bounds k_batch_size_bounds{1, 2048};  // OpenAI's inputs per re
 inline constexpr Bounds k_concurrency_bounds{1, 1024};
 inline constexpr Bounds k_max_attempts_bounds{1, 100};
 inline constexpr Bounds k_unavailable_after_bounds{1, 86'400};  // seconds
+inline constexpr Bounds k_sweep_every_bounds{1, 7 * 86'400};    // seconds
 
 }  // namespace lens::cli

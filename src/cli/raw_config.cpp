@@ -191,6 +191,8 @@ util::Result<RawConfig> resolve_config(const Flags& flags, const DotenvOrigins& 
                            file.timeout_seconds, "120");
   c.unavailable_after = pick(text(flags.unavailable_after), "unavailable-after", env,
                              {"LENS_UNAVAILABLE_AFTER"}, file.unavailable_after, "30");
+  c.sweep_every =
+      pick(text(flags.sweep_every), "sweep-every", env, {"LENS_SWEEP_EVERY"}, file.sweep_every, "900");
   c.metrics_addr =
       pick(flags.metrics_addr, "metrics-addr", env, {"LENS_METRICS_ADDR"}, file.metrics_addr, "");
   c.insecure = pick(flags.insecure ? std::optional<std::string>("true") : std::nullopt, "insecure", env,
@@ -229,6 +231,7 @@ std::vector<std::pair<std::string, Sourced>> describe(const RawConfig& c) {
   out.emplace_back("encoding_format", c.encoding_format);
   out.emplace_back("timeout_seconds", c.timeout_seconds);
   out.emplace_back("unavailable_after", c.unavailable_after);
+  out.emplace_back("sweep_every", c.sweep_every);
   out.emplace_back("metrics_addr", c.metrics_addr.is_set() ? c.metrics_addr : Sourced{"(off)", "default"});
   out.emplace_back("insecure", c.insecure);
   for (auto& line : core::describe_entries(c.mapping))

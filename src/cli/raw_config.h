@@ -53,7 +53,7 @@ struct RawConfig {
   Sourced model;
   Sourced api_key;  // the key itself, registered as a secret: never printed
   Sourced batch_size, concurrency, rpm, tpm, max_attempts, dimensions, long_input, encoding_format,
-      timeout_seconds, insecure, unavailable_after, metrics_addr;
+      timeout_seconds, insecure, unavailable_after, sweep_every, metrics_addr;
   std::map<std::string, ModelOverride> models;
   std::vector<core::MappingEntry> mapping;  // [source] and [output] of the file (settings.h checks them)
   Sourced config_file;                      // the file that was read; empty when none

@@ -162,6 +162,9 @@ util::Result<RunSettings> run_settings(const RawConfig& raw) {
   const auto unavailable = whole(raw.unavailable_after, "--unavailable-after", k_unavailable_after_bounds);
   if (!unavailable) return std::unexpected(unavailable.error());
   r.unavailable_after = std::chrono::seconds(*unavailable);
+  const auto sweep = whole(raw.sweep_every, "--sweep-every", k_sweep_every_bounds);
+  if (!sweep) return std::unexpected(sweep.error());
+  r.sweep_every = std::chrono::seconds(*sweep);
   if (raw.metrics_addr.is_set()) {
     auto addr = metrics::parse_listen_address(raw.metrics_addr.value);
     if (!addr) return std::unexpected(wrong("--metrics-addr", raw.metrics_addr, addr.error().message));

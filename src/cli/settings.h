@@ -42,7 +42,8 @@ struct RunSettings {
   int max_attempts = 6;
   pipeline::LongInput long_input = pipeline::LongInput::truncate;
   std::chrono::milliseconds unavailable_after{30'000};
-  std::optional<metrics::ListenAddress> metrics_addr;  // --metrics-addr; unset: no endpoint
+  std::chrono::milliseconds sweep_every{std::chrono::minutes(15)};  // --follow with change tracking
+  std::optional<metrics::ListenAddress> metrics_addr;               // --metrics-addr; unset: no endpoint
 };
 
 // The parts of the configuration a command uses; only those are checked, so that a value a

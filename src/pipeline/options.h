@@ -67,6 +67,11 @@ struct RunOptions {
   // off from 1 s up to probe_cap, instead of ending it.
   bool follow = false;
   std::chrono::milliseconds follow_poll{2'000};
+  // --follow with change tracking (scope.changes): passes read only what the change queue
+  // names, and one pass over the whole keyset at least this often catches what the queue
+  // cannot name (a row deleted from message_embeddings by hand, items a cancelled batch
+  // released). A sweep takes as long as a no-op rerun.
+  std::chrono::milliseconds follow_sweep{std::chrono::minutes(15)};
   std::chrono::milliseconds probe_cap{30'000};
   // --follow: a progress report when something changed since the last one, or at least
   // this often while idle (a heartbeat); a run without --follow reports every interval.

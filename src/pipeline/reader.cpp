@@ -47,6 +47,7 @@ void Reader::run() {
 
 bool Reader::pass(std::int64_t& accepted, bool& limit_reached) {
   store::PendingCursor cursor;
+  pass_started_ = std::chrono::steady_clock::now();
   take_changes();
   if (state_.observer().wants_pending_count()) {
     auto pending = with_store_retries([&] { return store_.count_pending(scope_); }, "counting pending work",
@@ -97,6 +98,7 @@ bool Reader::wait_for_next_pass() {
   // Caught up: everything found so far is committed.
   drop_changes();
   if (passes_committed_++ == 0) first_pass_committed();
+  choose_next_pass();
   if (oldest_pending_) {
     oldest_pending_.reset();
     state_.observer().on_oldest_pending(std::nullopt);
@@ -148,6 +150,16 @@ void Reader::drop_changes() {
                                     observed_by(state_.observer(), StoreRetryPolicy::best_effort()));
   if (!dropped)
     util::log_warn("dropping queued changes: {} (the next pass hashes them again)", dropped.error().message);
+}
+
+void Reader::choose_next_pass() {
+  if (!scope_.changes) return;
+  if (!scope_.changes_only) last_sweep_ = pass_started_;
+  const bool was = scope_.changes_only;
+  scope_.changes_only = std::chrono::steady_clock::now() - last_sweep_ < options_.follow_sweep;
+  if (was != scope_.changes_only)
+    util::log_debug("follow: the next passes read {}",
+                    scope_.changes_only ? "only what the change queue names" : "the whole keyset (a sweep)");
 }
 
 void Reader::first_pass_committed() {

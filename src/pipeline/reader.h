@@ -71,6 +71,10 @@ class Reader {
   // pass whose work is committed. Best effort: what is not dropped is hashed again later.
   void take_changes();
   void drop_changes();
+  // --follow with scope.changes, once a pass's work is committed: the next pass reads only
+  // what the change queue names (WorkScope::changes_only), unless the last pass over the
+  // whole keyset started options.follow_sweep ago or more.
+  void choose_next_pass();
 
   const RunOptions& options_;
   store::Store& store_;
@@ -86,7 +90,9 @@ class Reader {
   std::atomic<bool> recorded_{false};
   // options.scope, with rehash for the first pass when options.rehash_first_pass.
   store::WorkScope scope_;
-  int passes_committed_ = 0;  // --follow: passes whose work was committed
+  int passes_committed_ = 0;                            // --follow: passes whose work was committed
+  std::chrono::steady_clock::time_point pass_started_;  // of the pass being read
+  std::chrono::steady_clock::time_point last_sweep_;    // start of the last whole-keyset pass
   std::string change_pass_;
   int change_passes_ = 0;
   std::int64_t failed_at_take_ = 0;  // state.counters.failed when the pass took its changes

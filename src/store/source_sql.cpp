@@ -284,4 +284,10 @@ SourceDescription describe(const SourceSql& source) {
   return d;
 }
 
+std::string SourceSql::column_type(std::string_view column) const {
+  for (std::size_t i = 0; i < catalog_.columns.size() && i < catalog_.types.size(); ++i)
+    if (catalog_.columns[i] == column) return catalog_.types[i];
+  return {};
+}
+
 }  // namespace lens::store

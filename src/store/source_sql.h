@@ -67,6 +67,8 @@ class SourceSql {
 
   // The catalog adopt_catalog() was given (empty before).
   [[nodiscard]] const SourceCatalog& catalog() const { return catalog_; }
+  // The catalog's declared type of `column` ("" when unknown or not declared).
+  [[nodiscard]] std::string column_type(std::string_view column) const;
   [[nodiscard]] const std::string& key_type() const { return key_type_; }
   // The output tables may reference the source: a table whose id alone is its key (SQLite:
   // in the main database too).

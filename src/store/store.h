@@ -49,6 +49,12 @@ struct WorkScope {
   // Change tracking is installed (Store::change_tracking): also read, to hash, the exchanges
   // the change queue names (an edited, deleted or added message, or its conversation).
   bool changes = false;
+  // With changes, after a committed pass over the whole keyset (--follow): read only the
+  // exchanges the queue names and those with a failure now due, not the keyset, so that a
+  // wake-up costs what changed. What the queue cannot name (a row deleted from
+  // message_embeddings by hand, items a cancelled batch released) waits for the next pass
+  // without it (RunOptions::follow_sweep).
+  bool changes_only = false;
 };
 
 // init --track-changes (PostgreSQL): statement triggers on the source table feed a change

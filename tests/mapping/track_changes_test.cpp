@@ -253,6 +253,74 @@ TEST(TrackChanges, FollowPicksUpAnEditWithoutUpdatedAt) {
   EXPECT_EQ(s.lens({"verify", "--provider", "local-hash"}).exit_code, 0);
 }
 
+// After its first committed pass, a --follow wake-up reads only what the queue names: a row
+// deleted from message_embeddings by hand (which no trigger sees) stays missing while a new
+// exchange is embedded, until a pass over the whole keyset (--sweep-every) restores it.
+TEST(TrackChanges, FollowWakeUpsReadWhatTheQueueNamesAndSweepsTheRest) {
+  using namespace std::chrono_literals;
+  Scenario s(Schema::a_qualified_bigint, Dialect::postgres);
+  ASSERT_EQ(s.error(), "");
+  const Fixture& f = s.fixture();
+  const Corpus corpus = make_corpus(f);
+  ASSERT_EQ(load(s.db(), f, corpus.messages), "");
+  ASSERT_EQ(s.lens({"init", "--track-changes"}).exit_code, 0);
+  TempDir logs("track_sweep");
+  const auto row_of = [&](const std::string& id) {
+    return s.db()
+        .scalar("SELECT count(*) FROM message_embeddings WHERE user_message_id = " + id)
+        .value_or("");
+  };
+  const auto all_rows = [&] {
+    return s.db().scalar("SELECT count(*) FROM message_embeddings") == std::to_string(corpus.expected.size());
+  };
+  const auto queue_empty = [&] {
+    return s.db().scalar("SELECT count(*) FROM lens_embed_change_queue") == std::string("0");
+  };
+  const auto follow = [&](const char* sweep_every, const std::string& log) {
+    SpawnOptions spawned;
+    spawned.cwd = logs.path();
+    spawned.err_path = log;
+    return spawn_lens({"run", "--provider", "local-hash", "--follow", "--sweep-every", sweep_every, "--db",
+                       s.url(), "--config", s.config()},
+                      spawned);
+  };
+  const std::string removed = corpus.expected[0].user_message_id;
+  const std::string remove = "DELETE FROM message_embeddings WHERE user_message_id = " + removed;
+
+  const std::string log = logs / "wake_ups.err";
+  pid_t pid = follow("3600", log);
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(wait_until(all_rows, 60s)) << slurp(log);
+  ASSERT_EQ(s.db().exec(remove), "");
+  const std::string added =
+      s.db()
+          .scalar(fmt::format("WITH u AS (INSERT INTO \"{0}\".chat_messages (thread_no, author_role, body, "
+                              "posted_at) VALUES (424242, 'student', 'a question while following', now()) "
+                              "RETURNING message_no), r AS (INSERT INTO \"{0}\".chat_messages (thread_no, "
+                              "author_role, body, posted_at) VALUES (424242, 'tutor', 'its answer', now() + "
+                              "interval '1 second')) SELECT message_no FROM u",
+                              f.source_schema))
+          .value_or("");
+  ASSERT_NE(added, "");
+  EXPECT_TRUE(wait_until([&] { return row_of(added) == "1"; }, 20s)) << slurp(log);
+  // The pass that embedded it has committed (its queue entries are dropped only then); had
+  // it walked the keyset, the removed row would be back.
+  EXPECT_TRUE(wait_until(queue_empty, 20s)) << slurp(log);
+  EXPECT_EQ(row_of(removed), "0") << "a wake-up read more than the queue names";
+  EXPECT_EQ(kill_and_wait(pid, SIGTERM), 0) << slurp(log);
+
+  // A sweep every second: a row removed after the first pass comes back without any change.
+  const std::string sweep_log = logs / "sweeps.err";
+  pid = follow("1", sweep_log);
+  ASSERT_GT(pid, 0);
+  EXPECT_TRUE(wait_until([&] { return row_of(removed) == "1"; }, 60s)) << slurp(sweep_log);
+  ASSERT_TRUE(wait_until(queue_empty, 20s)) << slurp(sweep_log);
+  ASSERT_EQ(s.db().exec(remove), "");
+  EXPECT_TRUE(wait_until([&] { return row_of(removed) == "1"; }, 30s)) << slurp(sweep_log);
+  EXPECT_EQ(kill_and_wait(pid, SIGTERM), 0) << slurp(sweep_log);
+  EXPECT_EQ(s.lens({"verify", "--provider", "local-hash"}).exit_code, 0);
+}
+
 TEST(TrackChanges, RefusedOnAViewAndOnSqlite) {
   Scenario view(Schema::c_view_text_keys, Dialect::postgres);
   ASSERT_EQ(view.error(), "");

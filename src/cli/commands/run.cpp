@@ -53,6 +53,7 @@ pipeline::RunOptions run_options(const Settings& s, const Flags& flags, bool onl
   o.rate = run.rate;
   o.max_attempts = run.max_attempts;
   o.unavailable_after = run.unavailable_after;
+  o.follow_sweep = run.sweep_every;
   o.follow = flags.follow && !flags.dry_run;
   if (provider.kind == ProviderKind::openai) {
     const std::string variable =

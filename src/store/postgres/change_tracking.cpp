@@ -5,6 +5,8 @@
 
 #include <array>
 
+#include "store/postgres/sql.h"
+
 namespace lens::store::postgres {
 namespace {
 
@@ -155,6 +157,51 @@ std::string queued_condition(const SourceSql& source) {
       break;
   }
   return sql;
+}
+
+namespace {
+
+// The keys as a materialised CTE `k` (id of the key type), so that the plan starts from the
+// queue and probes the source by key instead of filtering the keyset with a hashed subplan.
+std::string queued_keys_cte(const SourceSql& source, const char* provider, const char* model) {
+  std::string keys = fmt::format("SELECT q.message_id::@key AS id FROM {} q", k_change_queue);
+  switch (source.mapping().reply().value.kind) {
+    case core::ReplyKind::next: {
+      // Every user message of a queued conversation: an edited, late or deleted reply changes
+      // the input of the user message before it. Compared in the column's own type, so that
+      // the conversation-order index serves it.
+      const std::string type = source.column_type(source.mapping().conversation_id().value);
+      const std::string in = type.empty() ? "c.@conv::text IN (SELECT q.conversation_id"
+                                          : "c.@conv IN (SELECT q.conversation_id::" + type;
+      keys += fmt::format(" UNION SELECT c.@id FROM @src c WHERE {} FROM {} q)", in, k_change_queue);
+      break;
+    }
+    case core::ReplyKind::column:
+      keys +=
+          fmt::format(" UNION SELECT q.answers::@key FROM {} q WHERE q.answers IS NOT NULL", k_change_queue);
+      break;
+    case core::ReplyKind::none:
+      break;
+  }
+  keys += fmt::format(
+      " UNION SELECT f.user_message_id FROM embedding_failures f WHERE f.provider = {} AND f.model = {} "
+      "AND f.next_attempt_at <= now()",
+      provider, model);
+  return "WITH k AS MATERIALIZED (" + keys + ") ";
+}
+
+}  // namespace
+
+std::string queued_keys_page(const SourceSql& source) {
+  return source.expand(queued_keys_cte(source, "$5", "$6") + "SELECT m.@id::text, " + sql::ts("m.@created") +
+                       " FROM k JOIN @src m ON m.@id = k.id WHERE m.@role@isuser "
+                       "AND ($1::boolean IS NOT TRUE OR (m.@created, m.@id) > ($2::timestamptz, $3::@key)) "
+                       "ORDER BY m.@created, m.@id LIMIT $4");
+}
+
+std::string count_queued(const SourceSql& source) {
+  return source.expand(queued_keys_cte(source, "$1", "$2") +
+                       "SELECT count(*) FROM k JOIN @src m ON m.@id = k.id WHERE m.@role@isuser");
 }
 
 }  // namespace lens::store::postgres

@@ -34,4 +34,13 @@ inline constexpr const char* k_change_queue = "lens_embed_change_queue";
 // reply changes p's input) or, for reply "column:NAME", a reply naming it.
 [[nodiscard]] std::string queued_condition(const SourceSql& source);
 
+// WorkScope::changes_only reads, driven from the queue (never a walk of the keyset), of the
+// user messages the queue names (as queued_condition) or with a failure of (provider, model)
+// now due. Patterns of SourceSql::expand.
+// A page: id (text) and created_at (ts()) of the next $4 of them after the cursor ($1
+// started, $2 created_at, $3 id) in keyset order; $5 provider, $6 model.
+[[nodiscard]] std::string queued_keys_page(const SourceSql& source);
+// Their number (the progress total; blank ones too): $1 provider, $2 model.
+[[nodiscard]] std::string count_queued(const SourceSql& source);
+
 }  // namespace lens::store::postgres

@@ -5,6 +5,7 @@
 #include <fmt/core.h>
 #include <cstring>
 
+#include "store/postgres/change_tracking.h"
 #include "store/postgres/sql.h"
 
 namespace lens::store::postgres {
@@ -98,6 +99,26 @@ Result<KeyWindow> read_key_window(Connection& conn, const SourceSql& source, con
   return w;
 }
 
+Result<QueuedKeys> read_queued_keys(Connection& conn, const SourceSql& source, const WorkScope& scope,
+                                    const PendingCursor& cursor, std::size_t max_items) {
+  Params p;
+  cursor_params(p, cursor)
+      .integer(static_cast<std::int64_t>(max_items))
+      .text(scope.provider)
+      .text(scope.model);
+  auto r = conn.exec("reading queued changes", queued_keys_page(source), p);
+  if (!r) return std::unexpected(r.error());
+  QueuedKeys keys;
+  keys.window.scanned = static_cast<std::size_t>(r->size());
+  for (int i = 0; i < r->size(); ++i)
+    keys.ids.emplace_back(r->text(i, 0));
+  if (r->size() > 0) {
+    keys.window.last_id = r->text(r->size() - 1, 0);
+    keys.window.last_created_at = r->text(r->size() - 1, 1);
+  }
+  return keys;
+}
+
 Status read_window_exchanges(Connection& conn, const SourceSql& source, const WorkScope& scope,
                              const std::string& since, const PendingCursor& cursor, const KeyWindow& window,
                              std::vector<core::Exchange>& out) {
@@ -123,6 +144,20 @@ Result<IdList> read_window_ids(Connection& conn, const SourceSql& source, const 
   return ids;
 }
 
+Result<IdList> read_ids_needing_work(Connection& conn, const SourceSql& source, const WorkScope& scope,
+                                     const std::string& since, const IdList& ids) {
+  Params p = scope_params(scope, since);
+  p.text(array_literal(ids));
+  auto r =
+      conn.exec("reading queued changes",
+                sql::pending(source, sql::PendingColumns::ids, sql::PendingWhere::ids, scope.changes), p);
+  if (!r) return std::unexpected(r.error());
+  IdList out;
+  for (int i = 0; i < r->size(); ++i)
+    out.emplace_back(r->text(i, 0));
+  return out;
+}
+
 Status read_exchanges_by_id(Connection& conn, const SourceSql& source, const WorkScope& scope,
                             const std::string& since, const IdList& ids, std::vector<core::Exchange>& out) {
   Params p = scope_params(scope, since);
@@ -142,8 +177,9 @@ Result<std::string> server_now(Connection& conn) {
 }
 
 Result<std::int64_t> count_pending(Connection& conn, const SourceSql& source, const WorkScope& scope) {
-  auto r = scope.only_failures
-               ? conn.exec("counting pending work", sql::count_failures(source),
+  auto r = scope.only_failures || scope.changes_only
+               ? conn.exec("counting pending work",
+                           scope.only_failures ? sql::count_failures(source) : count_queued(source),
                            Params().text(scope.provider).text(scope.model))
                : conn.exec("counting pending work", sql::count_pending(source),
                            Params().text(scope.provider).text(scope.model).boolean(scope.force));

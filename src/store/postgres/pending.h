@@ -33,6 +33,17 @@ struct KeyWindow {
                                                       const WorkScope& scope, const PendingCursor& cursor,
                                                       std::size_t max_items);
 
+// Step 1 of a page with scope.changes_only: the ids of the next `max_items` user messages
+// after `cursor` that the change queue names or whose failure is due (change_tracking.h),
+// in keyset order, and the window they span. On failure: the statement's error.
+struct QueuedKeys {
+  KeyWindow window;
+  IdList ids;
+};
+[[nodiscard]] util::Result<QueuedKeys> read_queued_keys(Connection& conn, const SourceSql& source,
+                                                        const WorkScope& scope, const PendingCursor& cursor,
+                                                        std::size_t max_items);
+
 // Step 2 of a page: the exchanges in (cursor, window.last] that `scope` needs work on,
 // appended to `out` in keyset order. `since` is the force horizon (server_now()).
 [[nodiscard]] util::Status read_window_exchanges(Connection& conn, const SourceSql& source,
@@ -44,6 +55,11 @@ struct KeyWindow {
 [[nodiscard]] util::Result<IdList> read_window_ids(Connection& conn, const SourceSql& source,
                                                    const WorkScope& scope, const std::string& since,
                                                    const PendingCursor& cursor, const KeyWindow& window);
+
+// Those among `ids` that need work (as read_window_ids, for an id list).
+[[nodiscard]] util::Result<IdList> read_ids_needing_work(Connection& conn, const SourceSql& source,
+                                                         const WorkScope& scope, const std::string& since,
+                                                         const IdList& ids);
 
 // The exchanges among `ids` that still need work, read with a fresh snapshot, appended
 // to `out` in keyset order.
@@ -58,7 +74,7 @@ struct KeyWindow {
 // A bytea in text output (hex format, "\\x..." of 32 bytes) as a digest; nullopt otherwise.
 [[nodiscard]] std::optional<util::Sha256> sha_from_hex(std::string_view text);
 
-// Store::count_pending on this connection.
+// Store::count_pending on this connection (scope.changes_only: what the queue names).
 [[nodiscard]] util::Result<std::int64_t> count_pending(Connection& conn, const SourceSql& source,
                                                        const WorkScope& scope);
 

@@ -313,29 +313,41 @@ class PostgresStore final : public Store {
     return *force_since_;
   }
 
-  // One page: the key window after `cursor`, then its exchanges that need work (claimed
-  // first when several workers share the work). Moves `cursor` past the window.
+  // One page: the key window after `cursor` (of the keyset, or with scope.changes_only of
+  // what the change queue names), then its exchanges that need work (claimed first when
+  // several workers share the work). Moves `cursor` past the window.
   Result<PendingPage> next_page(const WorkScope& scope, PendingCursor& cursor, std::size_t max_items) {
     auto since = force_since();
     if (!since) return std::unexpected(since.error());
     if (claims_) {
       if (auto s = claims_->start_heartbeat(); !s) return std::unexpected(s.error());
     }
-    auto window = postgres::read_key_window(conn_, source_, scope, cursor, max_items);
-    if (!window) return std::unexpected(window.error());
+    const bool queued = scope.changes_only && scope.changes;
+    postgres::QueuedKeys keys;
+    if (queued) {
+      auto read = postgres::read_queued_keys(conn_, source_, scope, cursor, max_items);
+      if (!read) return std::unexpected(read.error());
+      keys = std::move(*read);
+    } else {
+      auto window = postgres::read_key_window(conn_, source_, scope, cursor, max_items);
+      if (!window) return std::unexpected(window.error());
+      keys.window = std::move(*window);
+    }
+    const auto& window = keys.window;
     PendingPage page;
-    if (window->scanned == 0) {
+    if (window.scanned == 0) {
       if (claims_) return claims_->takeover_page(conn_, scope, *since, max_items);
       page.exhausted = true;
       return page;
     }
     if (!claims_) {
-      if (auto s =
-              postgres::read_window_exchanges(conn_, source_, scope, *since, cursor, *window, page.items);
-          !s)
-        return std::unexpected(s.error());
+      auto s =
+          queued ? postgres::read_exchanges_by_id(conn_, source_, scope, *since, keys.ids, page.items)
+                 : postgres::read_window_exchanges(conn_, source_, scope, *since, cursor, window, page.items);
+      if (!s) return std::unexpected(s.error());
     } else {
-      auto candidates = postgres::read_window_ids(conn_, source_, scope, *since, cursor, *window);
+      auto candidates = queued ? postgres::read_ids_needing_work(conn_, source_, scope, *since, keys.ids)
+                               : postgres::read_window_ids(conn_, source_, scope, *since, cursor, window);
       if (!candidates) return std::unexpected(candidates.error());
       if (!candidates->empty()) {
         if (auto s = claims_->claim_and_read(conn_, scope, *since, *candidates, page.items); !s)
@@ -343,11 +355,11 @@ class PostgresStore final : public Store {
       }
     }
     cursor.started = true;
-    cursor.created_at = window->last_created_at;
-    cursor.id = window->last_id;
+    cursor.created_at = window.last_created_at;
+    cursor.id = window.last_id;
     // A short window is the end of the keyset; with claims, work still held by other
     // workers is waited for (and taken over if their lease ends) before we say so.
-    page.exhausted = window->scanned < max_items && !claims_;
+    page.exhausted = window.scanned < max_items && !claims_;
     return page;
   }
 
