@@ -7,7 +7,9 @@
 # and its reply in one transaction and wait for its row (latency), with a pause between.
 # CPU per wake-up: the follow process's and PostgreSQL's CPU over the edits, divided by
 # their number (PostgreSQL's includes this script's own inserts and polls, the same at each
-# size).
+# size); buffers per wake-up: the database's shared-buffer accesses (pg_stat_database
+# blks_hit + blks_read) over the edits, divided likewise: a count, not a time, so it does
+# not depend on the machine's load.
 # usage: bench/mapping/follow.sh [BUILD_DIR]   SIZES="100000 1000000" EDITS=20
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -63,10 +65,18 @@ VACUUM ANALYZE;
 SQL
   "$bin" init --db "$db" --config a.toml --source-indexes --track-changes >/dev/null
   "$bin" run --db "$db" --config a.toml --quiet >/dev/null
-  "$bin" run --db "$db" --config a.toml --follow --quiet --log-file "follow_$n.log" &
+  # So that no autovacuum of the rows just written runs (and counts) during the edits.
+  psql -qX -v ON_ERROR_STOP=1 "$db" -c "VACUUM ANALYZE"
+  "$bin" run --db "$db" --config a.toml --follow --quiet --verbose --log-file "follow_$n.log" &
   follow_pid=$!
-  sleep 3  # past its first pass
-  cpu0=$(cpu_ticks "$follow_pid"); pg0=$(cpu_ticks $(pg_pids))
+  # Past its first pass (over the whole keyset): from then on wake-ups read the queue only.
+  for ((t = 0; t < 600; ++t)); do
+    grep -q "next passes read only what the change queue names" "follow_$n.log" 2>/dev/null && break
+    sleep 0.5
+  done
+  sleep 5  # its backend reports the first pass's counts within a second or two of going idle
+  blocks() { psql -qAtX "$db" -c "SELECT blks_hit + blks_read FROM pg_stat_database WHERE datname = current_database()"; }
+  cpu0=$(cpu_ticks "$follow_pid"); pg0=$(cpu_ticks $(pg_pids)); blk0=$(blocks)
   : >"lat_$n"
   for ((i = 0; i < edits; ++i)); do
     thread=$((900000000 + i))
@@ -81,6 +91,8 @@ SQL
   done
   cpu1=$(cpu_ticks "$follow_pid"); pg1=$(cpu_ticks $(pg_pids))
   kill "$follow_pid"; wait "$follow_pid" 2>/dev/null || true; follow_pid=
+  sleep 1; blk1=$(blocks)  # a backend reports its counts when it ends (or when idle, late)
   sort -g "lat_$n" | awk -v n="$n" -v e="$edits" -v c="$((cpu1 - cpu0))" -v p="$((pg1 - pg0))" -v hz="$hz" \
-    '{v[NR]=$1} END {printf "%8d messages: new exchange embedded in median %.2f s, max %.2f s (%d edits); CPU per wake-up: follow %.1f ms, PostgreSQL %.1f ms\n", n, v[int((NR+1)/2)], v[NR], e, 1000*c/hz/e, 1000*p/hz/e}'
+    -v b="$((blk1 - blk0))" \
+    '{v[NR]=$1} END {printf "%8d messages: new exchange embedded in median %.2f s, max %.2f s (%d edits); CPU per wake-up: follow %.1f ms, PostgreSQL %.1f ms; buffers per wake-up %.0f\n", n, v[int((NR+1)/2)], v[NR], e, 1000*c/hz/e, 1000*p/hz/e, b/e}'
 done

@@ -90,11 +90,17 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
     writer_thread.join();
     observe();
   }
+  // After a stop request the closing calls get options.drain_timeout at most for a database
+  // that is gone: a service manager's stop timeout must not run out while they wait.
+  const auto closing = [&](StoreRetryPolicy policy) {
+    if (state.stopping()) policy.budget = std::min(policy.budget, options.drain_timeout);
+    return observed_by(state.observer(), policy);
+  };
   // Hand back what this worker claimed but did not write, so other workers need not
   // wait for the lease to expire. Best effort: an expired lease does the same later.
   for (store::Store* s : {&deps.reader, &deps.writer}) {
     auto released = with_store_retries([&] { return s->release_claims(); }, "releasing claims",
-                                       observed_by(state.observer(), StoreRetryPolicy::best_effort()));
+                                       closing(StoreRetryPolicy::best_effort()));
     if (!released) util::log_warn("releasing claims: {}", released.error().message);
   }
 
@@ -147,7 +153,7 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
           return deps.writer.finish_run(outcome.run_id, status, outcome.stats,
                                         outcome.fatal ? outcome.fatal->message : std::string());
         },
-        "recording the end of the run", observed_by(state.observer()));
+        "recording the end of the run", closing({}));
     if (!finished && !outcome.fatal) outcome.fatal = finished.error();
   }
   return outcome;

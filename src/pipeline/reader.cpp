@@ -50,8 +50,9 @@ bool Reader::pass(std::int64_t& accepted, bool& limit_reached) {
   pass_started_ = std::chrono::steady_clock::now();
   take_changes();
   if (state_.observer().wants_pending_count()) {
-    auto pending = with_store_retries([&] { return store_.count_pending(scope_); }, "counting pending work",
-                                      observed_by(state_.observer(), StoreRetryPolicy::best_effort()));
+    auto pending =
+        with_store_retries([&] { return store_.count_pending(scope_); }, "counting pending work",
+                           until_stopped(observed_by(state_.observer(), StoreRetryPolicy::best_effort())));
     if (pending) state_.observer().on_pending_count(*pending);
   }
   while (!state_.stopping() && !state_.has_fatal()) {
@@ -63,9 +64,10 @@ bool Reader::pass(std::int64_t& accepted, bool& limit_reached) {
           if (p) cursor = std::move(attempt);
           return p;
         },
-        "reading pending work", observed_by(state_.observer()));
+        "reading pending work", until_stopped(observed_by(state_.observer())));
     if (!page) {
-      state_.set_fatal(page.error());
+      // A stop request ended the retries: the run is interrupted, not failed.
+      if (!state_.stopping()) state_.set_fatal(page.error());
       return false;
     }
     for (auto& exchange : page->items) {
@@ -85,6 +87,11 @@ bool Reader::pass(std::int64_t& accepted, bool& limit_reached) {
     if (page->exhausted) return !state_.stopping() && !state_.has_fatal();
   }
   return false;
+}
+
+StoreRetryPolicy Reader::until_stopped(StoreRetryPolicy policy) const {
+  policy.give_up_when = [this] { return state_.stopping(); };
+  return policy;
 }
 
 bool Reader::wait_for_next_pass() {

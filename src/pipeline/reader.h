@@ -12,6 +12,7 @@
 #include "pipeline/options.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/run_state.h"
+#include "pipeline/store_retry.h"
 #include "pipeline/writer.h"
 #include "store/store.h"
 #include "tokenizer/tokenizer.h"
@@ -55,6 +56,9 @@ class Reader {
   [[nodiscard]] const DryRunReport& tally() const { return tally_; }
 
  private:
+  // `policy`, ending its retries at a stop request: what the reader waits for would not be
+  // embedded any more.
+  [[nodiscard]] StoreRetryPolicy until_stopped(StoreRetryPolicy policy) const;
   // Returns true when `exchange` was routed to work (it counts toward options.limit).
   bool route(core::Exchange&& exchange);
   // One pass over the keyset from the start. Returns true when it read to the end (or

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <random>
 #include <string_view>
 
@@ -19,6 +20,10 @@ struct StoreRetryPolicy {
   std::chrono::milliseconds budget{std::chrono::minutes(5)};
   // Told when a call starts retrying (the database is lost) and when it ends (null: nobody).
   RunObserver* observer = nullptr;
+  // Asked before and while each wait: true ends the retries with the last error. For calls
+  // whose answer a stop request makes useless (the reader's next page: nothing it would read
+  // gets embedded), so that a stopped run does not wait out the budget for a lost database.
+  std::function<bool()> give_up_when;
 
   // For the calls a run can do without (the progress total, handing claims back early):
   // a database that stays away a minute is not worth five more minutes of waiting there.
@@ -48,7 +53,8 @@ class StoreRetry {
   // After a failed attempt: true, once the backoff delay has been slept, when the call
   // should be made again (the error is retryable and the budget not spent); false when
   // `error` is the answer. Logs each retry as a warning. A stop request does not cut the
-  // wait short: what arrived must be committed, and the cli's second signal exits at once.
+  // wait short (what arrived must be committed, and the cli's second signal exits at once)
+  // unless the policy's give_up_when says so.
   bool again(const util::Error& error);
 
  private:

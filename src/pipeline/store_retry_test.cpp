@@ -1,6 +1,9 @@
 // The store retry layer: what it retries, what it returns at once, and its time budget.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "pipeline/store_retry.h"
 
 namespace lens::pipeline {
@@ -55,6 +58,40 @@ TEST(StoreRetry, GivesUpWithTheLastErrorOnceTheBudgetIsSpent) {
   EXPECT_EQ(s.error().message, "attempt " + std::to_string(calls));
   EXPECT_GT(calls, 1);
   EXPECT_GE(std::chrono::steady_clock::now() - started, 30ms);
+}
+
+// A stop request (give_up_when) ends a long backoff wait and the retries with the last
+// error: a stopped reader does not wait out the budget for a database that is gone.
+TEST(StoreRetry, GiveUpWhenEndsTheWaitAndTheRetries) {
+  std::atomic<bool> stop{false};
+  StoreRetryPolicy policy;
+  policy.backoff = {10s, 10s};
+  policy.give_up_when = [&] { return stop.load(); };
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(50ms);
+    stop = true;
+  });
+  int calls = 0;
+  auto s = with_store_retries(
+      [&]() -> util::Status {
+        ++calls;
+        return util::fail(util::ErrorCode::transient, "connection refused");
+      },
+      "test call", policy);
+  stopper.join();
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().message, "connection refused");
+  EXPECT_EQ(calls, 1) << "retried after the stop request";
+
+  calls = 0;
+  auto again = with_store_retries(
+      [&]() -> util::Status {
+        ++calls;
+        return util::fail(util::ErrorCode::transient, "connection refused");
+      },
+      "test call", policy);
+  EXPECT_FALSE(again);
+  EXPECT_EQ(calls, 1);
 }
 
 }  // namespace

@@ -321,6 +321,64 @@ TEST(TrackChanges, FollowWakeUpsReadWhatTheQueueNamesAndSweepsTheRest) {
   EXPECT_EQ(s.lens({"verify", "--provider", "local-hash"}).exit_code, 0);
 }
 
+// Two --follow workers on one tracked source: every new exchange and every edit is embedded,
+// by one of them, once (the runs' embedded counters add up to exactly the work), the queue
+// empties and verify passes.
+TEST(TrackChanges, TwoFollowWorkersEmbedEachChangeOnce) {
+  using namespace std::chrono_literals;
+  Scenario s(Schema::a_qualified_bigint, Dialect::postgres);
+  ASSERT_EQ(s.error(), "");
+  const Fixture& f = s.fixture();
+  const Corpus corpus = make_corpus(f);
+  ASSERT_EQ(load(s.db(), f, corpus.messages), "");
+  ASSERT_EQ(s.lens({"init", "--track-changes"}).exit_code, 0);
+  TempDir logs("track_workers");
+  std::vector<pid_t> workers;
+  std::vector<std::string> worker_logs;
+  for (int i = 0; i < 2; ++i) {
+    worker_logs.push_back(logs / fmt::format("worker{}.err", i));
+    SpawnOptions spawned;
+    spawned.cwd = logs.path();
+    spawned.err_path = worker_logs.back();
+    workers.push_back(spawn_lens(
+        {"run", "--provider", "local-hash", "--follow", "--db", s.url(), "--config", s.config()}, spawned));
+    ASSERT_GT(workers.back(), 0);
+  }
+  const auto logs_text = [&] { return slurp(worker_logs[0]) + slurp(worker_logs[1]); };
+  const auto count = [&](const std::string& sql) { return std::stol(s.db().scalar(sql).value_or("-1")); };
+  const long initial = static_cast<long>(corpus.expected.size());
+  ASSERT_TRUE(wait_until([&] { return count("SELECT count(*) FROM message_embeddings") == initial; }, 60s))
+      << logs_text();
+  constexpr int k_new = 10, k_edits = 5;
+  for (int i = 0; i < k_new; ++i)
+    ASSERT_EQ(s.db().exec(fmt::format(
+                  "INSERT INTO \"{0}\".chat_messages (thread_no, author_role, body, posted_at) VALUES "
+                  "({1}, 'student', 'new question {2}', now()), ({1}, 'tutor', 'its answer {2}', now() + "
+                  "interval '1 second')",
+                  f.source_schema, 525000 + i, i)),
+              "");
+  for (int i = 0; i < k_edits; ++i)
+    ASSERT_EQ(s.db().exec(fmt::format(
+                  "UPDATE \"{}\".chat_messages SET body = 'edited {}' WHERE message_no = {}", f.source_schema,
+                  i, corpus.expected[static_cast<std::size_t>(i)].user_message_id)),
+              "");
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return count("SELECT count(*) FROM message_embeddings") == initial + k_new &&
+               count("SELECT count(*) FROM lens_embed_change_queue") == 0 &&
+               count("SELECT coalesce(sum(embedded), 0) FROM embedding_runs") == initial + k_new + k_edits;
+      },
+      30s))
+      << count("SELECT coalesce(sum(embedded), 0) FROM embedding_runs") << "\n"
+      << logs_text();
+  for (pid_t pid : workers)
+    EXPECT_EQ(kill_and_wait(pid, SIGTERM), 0) << logs_text();
+  EXPECT_EQ(count("SELECT sum(embedded) FROM embedding_runs"), initial + k_new + k_edits)
+      << "an exchange was embedded twice, or one was missed";
+  const Output v = s.lens({"verify", "--provider", "local-hash"});
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+}
+
 TEST(TrackChanges, RefusedOnAViewAndOnSqlite) {
   Scenario view(Schema::c_view_text_keys, Dialect::postgres);
   ASSERT_EQ(view.error(), "");
