@@ -90,10 +90,16 @@ RunOutcome run_pipeline(const RunOptions& options, RunDeps& deps) {
     writer_thread.join();
     observe();
   }
-  // After a stop request the closing calls get options.drain_timeout at most for a database
-  // that is gone: a service manager's stop timeout must not run out while they wait.
+  // After a stop request the closing calls share options.drain_timeout for a database that
+  // is gone: a service manager's stop timeout must not run out while they wait.
+  const auto closing_deadline = Clock::now() + options.drain_timeout;
   const auto closing = [&](StoreRetryPolicy policy) {
-    if (state.stopping()) policy.budget = std::min(policy.budget, options.drain_timeout);
+    if (state.stopping()) {
+      policy.budget =
+          std::max(std::chrono::milliseconds(0),
+                   std::chrono::duration_cast<std::chrono::milliseconds>(closing_deadline - Clock::now()));
+      policy.give_up_when = [closing_deadline] { return Clock::now() >= closing_deadline; };
+    }
     return observed_by(state.observer(), policy);
   };
   // Hand back what this worker claimed but did not write, so other workers need not
