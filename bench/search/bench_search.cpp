@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
     const auto t0 = Clock::now();
     auto hits = (*store)->search(provider, model, query, 10);
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (!hits || hits->empty()) {
+    if (!hits || hits->hits.empty()) {
       std::fprintf(stderr, "search failed or found nothing\n");
       return 1;
     }

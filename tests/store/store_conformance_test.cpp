@@ -425,18 +425,18 @@ TEST_P(StoreTest, SearchRanksByCosineSimilarity) {
   const std::vector<float> query{0, 2, 0, 0};
   auto hits = store_->search(k_provider, k_model, query, 2);
   ASSERT_TRUE(hits) << hits.error().message;
-  ASSERT_EQ(hits->size(), 2u);
-  EXPECT_EQ((*hits)[0].user_message_id, uid(3));
-  EXPECT_NEAR((*hits)[0].score, 1.0, 1e-3);
-  EXPECT_EQ((*hits)[0].snippet, "about dogs");
-  EXPECT_EQ((*hits)[0].conversation_id, uid(1));
-  EXPECT_EQ((*hits)[1].user_message_id, uid(4));
-  EXPECT_NEAR((*hits)[1].score, 0.8, 1e-3);
+  ASSERT_EQ(hits->hits.size(), 2u);
+  EXPECT_EQ(hits->hits[0].user_message_id, uid(3));
+  EXPECT_NEAR(hits->hits[0].score, 1.0, 1e-3);
+  EXPECT_EQ(hits->hits[0].snippet, "about dogs");
+  EXPECT_EQ(hits->hits[0].conversation_id, uid(1));
+  EXPECT_EQ(hits->hits[1].user_message_id, uid(4));
+  EXPECT_NEAR(hits->hits[1].score, 0.8, 1e-3);
   auto all = store_->search(k_provider, k_model, std::vector<float>{1, 0, 0, 0}, 10);
   ASSERT_TRUE(all);
-  ASSERT_EQ(all->size(), 3u);
-  EXPECT_EQ((*all)[0].user_message_id, uid(1));
-  EXPECT_EQ((*all)[0].assistant_message_id, uid(2));
+  ASSERT_EQ(all->hits.size(), 3u);
+  EXPECT_EQ(all->hits[0].user_message_id, uid(1));
+  EXPECT_EQ(all->hits[0].assistant_message_id, uid(2));
 }
 
 // The scan against a brute-force ranking of what was written, with another model's rows
@@ -475,10 +475,11 @@ TEST_P(StoreTest, SearchMatchesBruteForceAndSeesLaterWrites) {
     std::sort(ranked.rbegin(), ranked.rend());
     auto hits = store_->search(k_provider, k_model, query, 10);
     ASSERT_TRUE(hits) << hits.error().message;
-    ASSERT_EQ(hits->size(), 10u);
-    for (std::size_t i = 0; i < hits->size(); ++i) {
-      EXPECT_EQ((*hits)[i].user_message_id, ranked[i].second) << i;
-      EXPECT_NEAR((*hits)[i].score, ranked[i].first, 1e-4) << i;
+    ASSERT_EQ(hits->hits.size(), 10u);
+    EXPECT_EQ(hits->method, "exact scan");
+    for (std::size_t i = 0; i < hits->hits.size(); ++i) {
+      EXPECT_EQ(hits->hits[i].user_message_id, ranked[i].second) << i;
+      EXPECT_NEAR(hits->hits[i].score, ranked[i].first, 1e-4) << i;
     }
   };
   write_random(0, 20, k_model);

@@ -138,9 +138,11 @@ class SqliteStore final : public Store {
     return q.run("recording the input definition");
   }
 
-  Result<std::vector<SearchHit>> search(const std::string& provider, const std::string& model,
-                                        std::span<const float> query, std::size_t k) override {
-    return sqlite::search(*db_, source_, provider, model, query, k, scanners_);
+  Result<SearchResult> search(const std::string& provider, const std::string& model,
+                              std::span<const float> query, std::size_t k) override {
+    auto hits = sqlite::search(*db_, source_, provider, model, query, k, scanners_);
+    if (!hits) return std::unexpected(hits.error());
+    return SearchResult{std::move(*hits), "exact scan"};
   }
 
   Result<VerifyPage> verify_page(const std::string& provider, const std::string& model, PendingCursor& cursor,
