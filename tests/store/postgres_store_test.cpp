@@ -340,7 +340,17 @@ TEST_P(Pgvector, UsesAVectorColumnWithAnHnswIndex) {
   EXPECT_NEAR(hits->hits[0].score, 1.0, 1e-4);
   // The index answered (the store reads its plan; the planner alone would scan 3 rows).
   EXPECT_EQ(hits->method, "HNSW index message_embeddings_hnsw (approximate)");
+  // An IVFFlat index of the user's own answers the same way.
   backend_->exec("DROP INDEX message_embeddings_hnsw");
+  backend_->exec(
+      "CREATE INDEX mine_ivfflat ON message_embeddings USING ivfflat (embedding vector_cosine_ops) WITH "
+      "(lists = 1)");
+  auto ivf = s->search(k_provider, k_model, std::vector<float>{0, 3, 0, 0}, 1);
+  ASSERT_TRUE(ivf) << ivf.error().message;
+  EXPECT_EQ(ivf->method, "IVFFlat index mine_ivfflat (approximate)");
+  ASSERT_EQ(ivf->hits.size(), 1u);
+  EXPECT_EQ(ivf->hits[0].user_message_id, p->items[1].user_message_id);
+  backend_->exec("DROP INDEX mine_ivfflat");
   auto exact = s->search(k_provider, k_model, std::vector<float>{0, 3, 0, 0}, 1);
   ASSERT_TRUE(exact) << exact.error().message;
   EXPECT_EQ(exact->method, "exact scan");
