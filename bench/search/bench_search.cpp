@@ -31,16 +31,22 @@ int main(int argc, char** argv) {
     x = normal(rng);
 
   using Clock = std::chrono::steady_clock;
-  double best = 1e9;
-  for (int i = 0; i < 5; ++i) {  // first pass warms the page cache
+  // The first search opens and maps the store's scan connections (what a one-shot
+  // `lens-embed search` pays); the later ten find them mapped, and the best of those counts
+  // (the machine is shared: a busy core slows one of the two scan threads).
+  double best = 1e9, first = 0;
+  for (int i = 0; i < 11; ++i) {
     const auto t0 = Clock::now();
     auto hits = (*store)->search(provider, model, query, 10);
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (!hits || hits->empty()) {
+    if (!hits || hits->hits.empty()) {
       std::fprintf(stderr, "search failed or found nothing\n");
       return 1;
     }
-    if (i > 0) best = std::min(best, s);
+    if (i > 0)
+      best = std::min(best, s);
+    else
+      first = s;
   }
   const double bytes = rows * static_cast<double>(dims) * 4;
 
@@ -56,7 +62,10 @@ int main(int argc, char** argv) {
   const double scan_gbs = bytes / best / 1e9, copy_gbs = static_cast<double>(n) / copy / 1e9;
   std::printf("search: %.0f vectors x %zu dims (%.2f GB) in %.3f s = %.2f GB/s scanned; %.0f vectors/s\n",
               rows, dims, bytes / 1e9, best, scan_gbs, rows / best);
+  std::printf("first search of the process (opens and maps): %.3f s = %.2f GB/s\n", first,
+              bytes / first / 1e9);
   std::printf("memcpy of the same bytes: %.3f s = %.2f GB/s\n", copy, copy_gbs);
-  std::printf("ratio search / memcpy bandwidth: %.2f\n", scan_gbs / copy_gbs);
+  std::printf("ratio search / memcpy bandwidth: %.2f (first search: %.2f)\n", scan_gbs / copy_gbs,
+              bytes / first / 1e9 / copy_gbs);
   return 0;
 }

@@ -394,7 +394,8 @@ void print_failures(const std::vector<store::FailureRecord>& failures, bool as_j
   out(text);
 }
 
-void print_search(const std::vector<store::SearchHit>& hits, const std::string& query, bool as_json) {
+void print_search(const store::SearchResult& found, const std::string& query, bool as_json) {
+  const auto& hits = found.hits;
   if (as_json) {
     json arr = json::array();
     for (const auto& h : hits) {
@@ -406,9 +407,10 @@ void print_search(const std::vector<store::SearchHit>& hits, const std::string& 
            {"created_at", h.created_at},
            {"snippet", h.snippet}});
     }
-    out(dump(json{{"query", query}, {"hits", arr}}) + "\n");
+    out(dump(json{{"query", query}, {"method", found.method}, {"hits", arr}}) + "\n");
     return;
   }
+  std::fputs(util::redact(fmt::format("search: ranked by {}\n", found.method)).c_str(), stderr);
   if (hits.empty()) {
     out("no results: nothing embedded yet for this provider and model?\n");
     return;

@@ -66,7 +66,9 @@ void print_status(const store::StatusReport& report,
                   const std::map<std::string, std::optional<double>>& usd_per_million, bool json);
 void print_failures(const std::vector<store::FailureRecord>& failures, bool json);
 // Hits in the order given (best first); snippets cut to 160 bytes on a UTF-8 boundary.
-void print_search(const std::vector<store::SearchHit>& hits, const std::string& query, bool json);
+// How they were ranked (exact scan or which approximate index): the JSON's "method", or a
+// line on stderr.
+void print_search(const store::SearchResult& found, const std::string& query, bool json);
 // The count (and with `with_ids` the ids) of a text's tokens under `spec`'s tokenizer.
 void print_tokens(const core::ModelSpec& spec, const std::vector<std::uint32_t>& ids, bool with_ids,
                   bool json);

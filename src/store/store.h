@@ -245,6 +245,14 @@ struct SearchHit {
   double score = 0;     // cosine similarity
 };
 
+// What `search` found and how it ranked: `method` is "exact scan" (every row scored), or
+// the approximate index that answered, e.g. "HNSW index message_embeddings_hnsw
+// (approximate)", for the user to know a nearer row may have been missed.
+struct SearchResult {
+  std::vector<SearchHit> hits;
+  std::string method;
+};
+
 // `verify`: one eligible exchange (a user message of the mapped, filtered source with
 // non-blank content, its reply found by the mapping's rule) with what is stored for it.
 struct StoredExchange {
@@ -435,11 +443,12 @@ class Store {
                                                                           const std::string& model) = 0;
 
   // Top `k` rows of (provider, model) by cosine similarity to `query`, best first; rows
-  // of another dimension are skipped. `query` is only read during the call.
-  [[nodiscard]] virtual util::Result<std::vector<SearchHit>> search(const std::string& provider,
-                                                                    const std::string& model,
-                                                                    std::span<const float> query,
-                                                                    std::size_t k) = 0;
+  // of another dimension are skipped. `query` is only read during the call. Exact, except
+  // on PostgreSQL when a pgvector HNSW or IVFFlat cosine index covers the column: that
+  // index answers, and the result's method says so.
+  [[nodiscard]] virtual util::Result<SearchResult> search(const std::string& provider,
+                                                          const std::string& model,
+                                                          std::span<const float> query, std::size_t k) = 0;
 
   // --- verify: reads only; none of them writes, claims or takes a lock ---
 

@@ -188,6 +188,13 @@ class PgvectorE2E : public ::testing::Test {
     EXPECT_EQ(j["hits"][0]["user_message_id"], uuid_from(900'001)) << found.out;
     EXPECT_GT(j["hits"][0]["score"].get<double>(), 0.999) << found.out;
     EXPECT_LT(j["hits"][1]["score"].get<double>(), 0.9) << found.out;
+    // It went through the HNSW index, and says so (the planner alone scans so few rows).
+    EXPECT_EQ(j["method"], "HNSW index message_embeddings_hnsw (approximate)") << found.out;
+    const Output text = lens({"search", "--db", db, "-k", "1", k_needle}, true, model);
+    EXPECT_EQ(text.exit_code, 0) << text.out << text.err;
+    EXPECT_NE(text.err.find("search: ranked by HNSW index message_embeddings_hnsw (approximate)"),
+              std::string::npos)
+        << text.err;
   }
 
   TempDir dir_{"pgvector"};

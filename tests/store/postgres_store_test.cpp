@@ -335,9 +335,27 @@ TEST_P(Pgvector, UsesAVectorColumnWithAnHnswIndex) {
   ASSERT_TRUE(s->write_batch(b));
   auto hits = s->search(k_provider, k_model, std::vector<float>{0, 3, 0, 0}, 1);
   ASSERT_TRUE(hits) << hits.error().message;
-  ASSERT_EQ(hits->size(), 1u);
-  EXPECT_EQ((*hits)[0].user_message_id, p->items[1].user_message_id);
-  EXPECT_NEAR((*hits)[0].score, 1.0, 1e-4);
+  ASSERT_EQ(hits->hits.size(), 1u);
+  EXPECT_EQ(hits->hits[0].user_message_id, p->items[1].user_message_id);
+  EXPECT_NEAR(hits->hits[0].score, 1.0, 1e-4);
+  // The index answered (the store reads its plan; the planner alone would scan 3 rows).
+  EXPECT_EQ(hits->method, "HNSW index message_embeddings_hnsw (approximate)");
+  // An IVFFlat index of the user's own answers the same way.
+  backend_->exec("DROP INDEX message_embeddings_hnsw");
+  backend_->exec(
+      "CREATE INDEX mine_ivfflat ON message_embeddings USING ivfflat (embedding vector_cosine_ops) WITH "
+      "(lists = 1)");
+  auto ivf = s->search(k_provider, k_model, std::vector<float>{0, 3, 0, 0}, 1);
+  ASSERT_TRUE(ivf) << ivf.error().message;
+  EXPECT_EQ(ivf->method, "IVFFlat index mine_ivfflat (approximate)");
+  ASSERT_EQ(ivf->hits.size(), 1u);
+  EXPECT_EQ(ivf->hits[0].user_message_id, p->items[1].user_message_id);
+  backend_->exec("DROP INDEX mine_ivfflat");
+  auto exact = s->search(k_provider, k_model, std::vector<float>{0, 3, 0, 0}, 1);
+  ASSERT_TRUE(exact) << exact.error().message;
+  EXPECT_EQ(exact->method, "exact scan");
+  ASSERT_EQ(exact->hits.size(), 1u);
+  EXPECT_EQ(exact->hits[0].user_message_id, p->items[1].user_message_id);
 }
 
 TEST_P(Pgvector, ARowTheColumnRefusesIsRecordedNotRetriedForever) {
@@ -379,7 +397,8 @@ TEST_P(Pgvector, UsesHalfvecAbove2000Dimensions) {
   q[0] = 2;
   auto hits = s->search(k_provider, k_model, q, 2);
   ASSERT_TRUE(hits) << hits.error().message;
-  EXPECT_EQ(hits->size(), 2u);
+  EXPECT_EQ(hits->hits.size(), 2u);
+  EXPECT_EQ(hits->method, "HNSW index message_embeddings_hnsw (approximate)");
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, PostgresOnly, ::testing::ValuesIn(available_backends(false, true, false)),

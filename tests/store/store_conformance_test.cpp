@@ -4,6 +4,9 @@
 
 #include <fmt/core.h>
 #include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
 #include <set>
 
 #include "store_backends.h"
@@ -422,18 +425,70 @@ TEST_P(StoreTest, SearchRanksByCosineSimilarity) {
   const std::vector<float> query{0, 2, 0, 0};
   auto hits = store_->search(k_provider, k_model, query, 2);
   ASSERT_TRUE(hits) << hits.error().message;
-  ASSERT_EQ(hits->size(), 2u);
-  EXPECT_EQ((*hits)[0].user_message_id, uid(3));
-  EXPECT_NEAR((*hits)[0].score, 1.0, 1e-3);
-  EXPECT_EQ((*hits)[0].snippet, "about dogs");
-  EXPECT_EQ((*hits)[0].conversation_id, uid(1));
-  EXPECT_EQ((*hits)[1].user_message_id, uid(4));
-  EXPECT_NEAR((*hits)[1].score, 0.8, 1e-3);
+  ASSERT_EQ(hits->hits.size(), 2u);
+  EXPECT_EQ(hits->hits[0].user_message_id, uid(3));
+  EXPECT_NEAR(hits->hits[0].score, 1.0, 1e-3);
+  EXPECT_EQ(hits->hits[0].snippet, "about dogs");
+  EXPECT_EQ(hits->hits[0].conversation_id, uid(1));
+  EXPECT_EQ(hits->hits[1].user_message_id, uid(4));
+  EXPECT_NEAR(hits->hits[1].score, 0.8, 1e-3);
   auto all = store_->search(k_provider, k_model, std::vector<float>{1, 0, 0, 0}, 10);
   ASSERT_TRUE(all);
-  ASSERT_EQ(all->size(), 3u);
-  EXPECT_EQ((*all)[0].user_message_id, uid(1));
-  EXPECT_EQ((*all)[0].assistant_message_id, uid(2));
+  ASSERT_EQ(all->hits.size(), 3u);
+  EXPECT_EQ(all->hits[0].user_message_id, uid(1));
+  EXPECT_EQ(all->hits[0].assistant_message_id, uid(2));
+}
+
+// The scan against a brute-force ranking of what was written, with another model's rows
+// between ours; then again on the same store (SQLite keeps its scan connections) after
+// new rows and rewritten vectors.
+TEST_P(StoreTest, SearchMatchesBruteForceAndSeesLaterWrites) {
+  simple_corpus(60);
+  const auto pending = all_pending(*store_, scope());
+  ASSERT_EQ(pending.size(), 60u);
+  std::mt19937 rng(14);
+  std::normal_distribution<float> normal;
+  std::map<std::string, std::vector<float>> ours;
+  auto write_random = [&](std::size_t from, std::size_t to, const std::string& model) {
+    auto b = batch_for({pending.begin() + static_cast<std::ptrdiff_t>(from),
+                        pending.begin() + static_cast<std::ptrdiff_t>(to)});
+    b.model = model;
+    for (auto& row : b.rows) {
+      for (float& x : row.embedding)
+        x = normal(rng);
+      if (model == k_model) ours[row.user_message_id] = row.embedding;
+    }
+    write(*store_, b);
+  };
+  const std::vector<float> query{0.3f, -1.2f, 0.7f, 0.05f};
+  auto expect_brute_force = [&] {
+    std::vector<std::pair<double, std::string>> ranked;
+    for (const auto& [id, v] : ours) {
+      double dot = 0, vv = 0, qq = 0;
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        dot += static_cast<double>(v[i]) * query[i];
+        vv += static_cast<double>(v[i]) * v[i];
+        qq += static_cast<double>(query[i]) * query[i];
+      }
+      ranked.emplace_back(dot / std::sqrt(vv * qq), id);
+    }
+    std::sort(ranked.rbegin(), ranked.rend());
+    auto hits = store_->search(k_provider, k_model, query, 10);
+    ASSERT_TRUE(hits) << hits.error().message;
+    ASSERT_EQ(hits->hits.size(), 10u);
+    EXPECT_EQ(hits->method, "exact scan");
+    for (std::size_t i = 0; i < hits->hits.size(); ++i) {
+      EXPECT_EQ(hits->hits[i].user_message_id, ranked[i].second) << i;
+      EXPECT_NEAR(hits->hits[i].score, ranked[i].first, 1e-4) << i;
+    }
+  };
+  write_random(0, 20, k_model);
+  write_random(0, 40, "m4-other");
+  write_random(20, 40, k_model);
+  expect_brute_force();
+  write_random(40, 60, k_model);
+  write_random(0, 10, k_model);  // new vectors for rows already there
+  expect_brute_force();
 }
 
 TEST_P(StoreTest, ReleaseClaimsAndWaitForChangesAreCallable) {

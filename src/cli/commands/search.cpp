@@ -92,9 +92,9 @@ int cmd_search(const Flags& flags, const RawConfig& config, const DotenvOrigins&
                                     flags.query, std::chrono::seconds(60));
   if (!vector) return report(vector.error());
   const auto k = static_cast<std::size_t>(flags.k.value_or(10));
-  const auto hits = (*store)->search(s.provider, s.model, *vector, k);
-  if (!hits) return report(hits.error());
-  print_search(*hits, flags.query, flags.json);
+  const auto found = (*store)->search(s.provider, s.model, *vector, k);
+  if (!found) return report(found.error());
+  print_search(*found, flags.query, flags.json);
   return k_exit_ok;
 }
 

@@ -200,9 +200,9 @@ class PostgresStore final : public Store {
     });
   }
 
-  Result<std::vector<SearchHit>> search(const std::string& provider, const std::string& model,
-                                        std::span<const float> query, std::size_t k) override {
-    return call([&]() -> Result<std::vector<SearchHit>> {
+  Result<SearchResult> search(const std::string& provider, const std::string& model,
+                              std::span<const float> query, std::size_t k) override {
+    return call([&]() -> Result<SearchResult> {
       auto type = embedding_type();
       if (!type) return std::unexpected(type.error());
       return postgres::search(conn_, source_, *type, provider, model, query, k);

@@ -2,6 +2,7 @@
 #include "store/postgres/reports.h"
 
 #include <fmt/core.h>
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <unordered_map>
@@ -197,23 +198,90 @@ Result<Ranked> rank_by_scan(Connection& conn, const std::string& provider, const
   return ranked;
 }
 
-// pgvector: the server orders by cosine distance (<=>), through the HNSW index if any.
+// The pgvector cosine indexes (HNSW, IVFFlat) on the embedding column, and whether
+// pgvector has iterative index scans (0.8: a filtered scan goes on until LIMIT is met).
+struct VectorIndexes {
+  std::vector<std::pair<std::string, std::string>> indexes;  // name, access method
+  bool iterative_scan = false;
+};
+
+Result<VectorIndexes> find_vector_indexes(Connection& conn) {
+  auto r = conn.exec(
+      "finding vector indexes",
+      "SELECT c.relname, am.amname, (SELECT string_to_array(split_part(extversion, '-', 1), '.')::int[] "
+      ">= '{0,8}' FROM pg_extension WHERE extname = 'vector') FROM pg_index i "
+      "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam "
+      "JOIN pg_opclass o ON o.oid = i.indclass[0] "
+      "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+      "WHERE i.indrelid = 'message_embeddings'::regclass AND i.indisvalid AND i.indnatts = 1 "
+      "AND a.attname = 'embedding' AND am.amname IN ('hnsw', 'ivfflat') "
+      "AND o.opcname IN ('vector_cosine_ops', 'halfvec_cosine_ops') ORDER BY 1");
+  if (!r) return std::unexpected(r.error());
+  VectorIndexes out;
+  for (int i = 0; i < r->size(); ++i) {
+    out.indexes.emplace_back(r->text(i, 0), r->text(i, 1));
+    out.iterative_scan = r->boolean(i, 2);
+  }
+  return out;
+}
+
+// pgvector: the server orders by cosine distance (<=>). With a cosine index on the
+// column, in a transaction of its own: plans that sort are ruled out, so the index's
+// ordered scan answers (the planner would scan and sort a small table), hnsw.ef_search
+// is at least k (an HNSW scan returns no more), and pgvector 0.8 goes on scanning past
+// rows of other pairs. The method is read from the plan (EXPLAIN of the same statement
+// and parameters), not assumed: a partial index whose predicate does not cover the pair
+// is not used.
 Result<Ranked> rank_by_pgvector(Connection& conn, const std::string& provider, const std::string& model,
-                                std::span<const float> query, std::size_t k, const std::string& type) {
+                                std::span<const float> query, std::size_t k, const std::string& type,
+                                std::string& method) {
   std::string literal = "[";
   for (std::size_t i = 0; i < query.size(); ++i)
     literal += fmt::format("{}{}", i ? "," : "", query[i]);
   literal += "]";
-  auto r = conn.exec(
-      "searching",
-      fmt::format("SELECT user_message_id::text, 1 - (embedding <=> $3::{0}) FROM message_embeddings "
-                  "WHERE provider = $1 AND model = $2 ORDER BY embedding <=> $3::{0} LIMIT $4",
-                  type),
-      Params().text(provider).text(model).text(literal).integer(static_cast<std::int64_t>(k)));
-  if (!r) return std::unexpected(r.error());
+  const std::string sql = fmt::format(
+      "SELECT user_message_id::text, 1 - (embedding <=> $3::{0}) FROM message_embeddings "
+      "WHERE provider = $1 AND model = $2 ORDER BY embedding <=> $3::{0} LIMIT $4",
+      type);
+  auto params = [&] {
+    return Params().text(provider).text(model).text(literal).integer(static_cast<std::int64_t>(k));
+  };
+  method = "exact scan";
+  auto found = find_vector_indexes(conn);
+  if (!found) return std::unexpected(found.error());
+  if (found->indexes.empty()) {
+    auto r = conn.exec("searching", sql, params());
+    if (!r) return std::unexpected(r.error());
+    Ranked ranked;
+    for (int i = 0; i < r->size(); ++i)
+      ranked.emplace_back(r->text(i, 0), r->real(i, 1));
+    return ranked;
+  }
+  auto fail_in_transaction = [&](util::Error e) -> Result<Ranked> {
+    conn.rollback();
+    return std::unexpected(std::move(e));
+  };
+  // hnsw.ef_search: 1 to 1000.
+  std::string settings = fmt::format(
+      "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off; SET LOCAL hnsw.ef_search = {};",
+      std::clamp<std::size_t>(k, 40, 1000));
+  if (found->iterative_scan) settings += " SET LOCAL hnsw.iterative_scan = strict_order;";
+  if (auto s = conn.exec_simple("searching", settings); !s) return fail_in_transaction(s.error());
+  auto plan = conn.exec("searching", "EXPLAIN " + sql, params());
+  if (!plan) return fail_in_transaction(plan.error());
+  for (int i = 0; i < plan->size(); ++i) {
+    const std::string line = plan->text(i, 0);
+    for (const auto& [name, am] : found->indexes) {
+      if (line.find("Index Scan using " + name + " ") != std::string::npos)
+        method = fmt::format("{} index {} (approximate)", am == "hnsw" ? "HNSW" : "IVFFlat", name);
+    }
+  }
+  auto r = conn.exec("searching", sql, params());
+  if (!r) return fail_in_transaction(r.error());
   Ranked ranked;
   for (int i = 0; i < r->size(); ++i)
     ranked.emplace_back(r->text(i, 0), r->real(i, 1));
+  if (auto s = conn.exec_simple("searching", "COMMIT"); !s) return fail_in_transaction(s.error());
   return ranked;
 }
 
@@ -323,14 +391,19 @@ Result<std::vector<FailureRecord>> read_failures(Connection& conn, const std::st
   return out;
 }
 
-Result<std::vector<SearchHit>> search(Connection& conn, const SourceSql& source,
-                                      const std::string& embedding_type, const std::string& provider,
-                                      const std::string& model, std::span<const float> query, std::size_t k) {
+Result<SearchResult> search(Connection& conn, const SourceSql& source, const std::string& embedding_type,
+                            const std::string& provider, const std::string& model,
+                            std::span<const float> query, std::size_t k) {
+  SearchResult result;
+  result.method = "exact scan";
   auto ranked = is_pgvector(embedding_type)
-                    ? rank_by_pgvector(conn, provider, model, query, k, embedding_type)
+                    ? rank_by_pgvector(conn, provider, model, query, k, embedding_type, result.method)
                     : rank_by_scan(conn, provider, model, query, k);
   if (!ranked) return std::unexpected(ranked.error());
-  return hits_for(conn, source, provider, model, *ranked);
+  auto hits = hits_for(conn, source, provider, model, *ranked);
+  if (!hits) return std::unexpected(hits.error());
+  result.hits = std::move(*hits);
+  return result;
 }
 
 }  // namespace lens::store::postgres

@@ -28,14 +28,14 @@ namespace lens::store::postgres {
                                                                      const std::string& model);
 
 // Store::search. `embedding_type` is the column's type (read_embedding_type): a pgvector
-// column is ranked by the server (<=>, through the HNSW index if any); real[] is
-// streamed in binary one row at a time and ranked here (flat memory at any size); rows of
-// another dimension than `query` are skipped. Hits of messages deleted meanwhile are
-// dropped.
-[[nodiscard]] util::Result<std::vector<SearchHit>> search(Connection& conn, const SourceSql& source,
-                                                          const std::string& embedding_type,
-                                                          const std::string& provider,
-                                                          const std::string& model,
-                                                          std::span<const float> query, std::size_t k);
+// column is ranked by the server (<=>), through a cosine HNSW or IVFFlat index on the
+// column when there is one (forced: the planner would scan a small table), and the
+// result's method then names the index the plan used; real[] is streamed in binary one
+// row at a time and ranked here (flat memory at any size); rows of another dimension
+// than `query` are skipped. Hits of messages deleted meanwhile are dropped.
+[[nodiscard]] util::Result<SearchResult> search(Connection& conn, const SourceSql& source,
+                                                const std::string& embedding_type,
+                                                const std::string& provider, const std::string& model,
+                                                std::span<const float> query, std::size_t k);
 
 }  // namespace lens::store::postgres

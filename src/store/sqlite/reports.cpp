@@ -137,17 +137,30 @@ Status fill_model_status(Database& db, const SourceSql& source, ModelStatus& m) 
   return fill_model_recency(db, source, m);
 }
 
+// The largest mapping SQLite takes without a build option (SQLITE_MAX_MMAP_SIZE); a
+// bigger file is read beyond it with pread. The store's other connections map nothing
+// (database.cpp): search is the one read of every vector, where a pread per 4 KiB page
+// cost more than the scan itself.
+constexpr std::int64_t k_scan_mmap_bytes = 0x7fff0000;
+
+// A read-only connection for one scan thread, memory-mapped.
+Result<std::unique_ptr<Database>> open_scanner(const std::string& path) {
+  auto db = Database::open(path, Database::Mode::read_only);
+  if (!db) return db;
+  if (auto s = (*db)->exec(fmt::format("PRAGMA mmap_size = {}", k_scan_mmap_bytes)); !s)
+    return std::unexpected(s.error());
+  return db;
+}
+
 // One thread's share of a search: rows of (provider, model) with rowid in [from, to],
-// read through a connection of its own. Returns the error message, "" on success.
-std::string scan_range(const std::string& path, const std::string& provider, const std::string& model,
+// read through `db`, a connection of its own. Returns the error message, "" on success.
+std::string scan_range(Database& db, const std::string& provider, const std::string& model,
                        std::span<const float> query, float query_norm, std::int64_t from, std::int64_t to,
                        TopK& top) {
-  auto db = Database::open(path, Database::Mode::read_only);
-  if (!db) return db.error().message;
   Statement q;
-  if (auto s = q.prepare(**db,
-                         "SELECT rowid, embedding FROM message_embeddings WHERE rowid BETWEEN ?3 AND ?4 "
-                         "AND provider = ?1 AND model = ?2");
+  if (auto s = q.prepare(db,
+                         "SELECT rowid, embedding FROM message_embeddings NOT INDEXED "
+                         "WHERE rowid BETWEEN ?3 AND ?4 AND provider = ?1 AND model = ?2");
       !s)
     return s.error().message;
   q.bind(1, std::string_view(provider));
@@ -313,7 +326,8 @@ Result<std::vector<FailureRecord>> read_failures(Database& db, const std::string
 }
 
 Result<std::vector<SearchHit>> search(Database& db, const SourceSql& source, const std::string& provider,
-                                      const std::string& model, std::span<const float> query, std::size_t k) {
+                                      const std::string& model, std::span<const float> query, std::size_t k,
+                                      std::vector<std::unique_ptr<Database>>& scanners) {
   std::int64_t lo = 0, hi = -1;
   {
     Statement range;
@@ -333,13 +347,20 @@ Result<std::vector<SearchHit>> search(Database& db, const SourceSql& source, con
   const auto threads =
       static_cast<std::int64_t>(std::clamp<unsigned>(std::thread::hardware_concurrency(), 1, 8));
   const std::int64_t span = hi >= lo ? (hi - lo) / threads + 1 : 0;
+  for (auto t = static_cast<std::int64_t>(scanners.size()); t < threads && span > 0; ++t) {
+    auto scanner = open_scanner(db.path());
+    if (!scanner)
+      return fail(ErrorCode::transient,
+                  fmt::format("sqlite {}: scanning vectors: {}", db.path(), scanner.error().message));
+    scanners.push_back(std::move(*scanner));
+  }
   std::vector<TopK> partial(static_cast<std::size_t>(threads), TopK(k));
   std::vector<std::string> errors(static_cast<std::size_t>(threads));
   std::vector<std::thread> pool;
   for (std::int64_t t = 0; t < threads && span > 0; ++t) {
     pool.emplace_back([&, t] {
       const auto i = static_cast<std::size_t>(t);
-      errors[i] = scan_range(db.path(), provider, model, query, query_norm, lo + t * span,
+      errors[i] = scan_range(*scanners[i], provider, model, query, query_norm, lo + t * span,
                              std::min(hi, lo + (t + 1) * span - 1), partial[i]);
     });
   }

@@ -2,6 +2,7 @@
 // search. Provider and model are arguments of every call.
 #pragma once
 
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -28,12 +29,16 @@ namespace lens::store::sqlite {
                                                                      const std::string& model);
 
 // Store::search: an exact scan, parallel over rowid ranges; each thread (up to 8) reads
-// its range through its own read-only connection to the file (WAL lets readers run side
-// by side) and keeps its own top k. Rows of another dimension than `query` are skipped.
-// A scan thread that cannot read: transient.
+// its range of the table (not an index: a seek per row costs more than the other pairs'
+// leaf cells) through its own read-only connection to the file, memory-mapped (WAL lets
+// readers run side by side), and keeps its own top k. Rows of another dimension than
+// `query` are skipped. `scanners`: those connections, opened here when missing and left
+// open for the next search, whose pages are then mapped already. A scan thread that
+// cannot read: transient.
 [[nodiscard]] util::Result<std::vector<SearchHit>> search(Database& db, const SourceSql& source,
                                                           const std::string& provider,
                                                           const std::string& model,
-                                                          std::span<const float> query, std::size_t k);
+                                                          std::span<const float> query, std::size_t k,
+                                                          std::vector<std::unique_ptr<Database>>& scanners);
 
 }  // namespace lens::store::sqlite

@@ -138,9 +138,11 @@ class SqliteStore final : public Store {
     return q.run("recording the input definition");
   }
 
-  Result<std::vector<SearchHit>> search(const std::string& provider, const std::string& model,
-                                        std::span<const float> query, std::size_t k) override {
-    return sqlite::search(*db_, source_, provider, model, query, k);
+  Result<SearchResult> search(const std::string& provider, const std::string& model,
+                              std::span<const float> query, std::size_t k) override {
+    auto hits = sqlite::search(*db_, source_, provider, model, query, k, scanners_);
+    if (!hits) return std::unexpected(hits.error());
+    return SearchResult{std::move(*hits), "exact scan"};
   }
 
   Result<VerifyPage> verify_page(const std::string& provider, const std::string& model, PendingCursor& cursor,
@@ -174,6 +176,9 @@ class SqliteStore final : public Store {
   std::unique_ptr<sqlite::WriterLock> lock_;  // declared first: released after db_ closes
   std::unique_ptr<sqlite::Database> db_;
   sqlite::SqliteBatchLedger ledger_;  // on db_ and source_
+  // search's read-only connections, opened by the first search and kept: a later search
+  // finds the file already mapped (reports.h).
+  std::vector<std::unique_ptr<sqlite::Database>> scanners_;
 };
 
 sqlite::Database::Mode database_mode(AccessMode access) {
