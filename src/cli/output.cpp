@@ -2,7 +2,9 @@
 #include "cli/output.h"
 
 #include <fmt/core.h>
+
 #include <cstdio>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -442,7 +444,7 @@ void print_tokens(const core::ModelSpec& spec, const std::vector<std::uint32_t>&
   std::string text = fmt::format("{}\n", ids.size());
   if (with_ids) {
     for (std::size_t i = 0; i < ids.size(); ++i)
-      text += (i ? " " : "") + std::to_string(ids[i]);
+      fmt::format_to(std::back_inserter(text), "{}{}", i ? " " : "", ids[i]);
     text += "\n";
   }
   out(text);

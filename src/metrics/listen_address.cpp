@@ -1,6 +1,8 @@
 // parse_listen_address and its printing.
 #include "metrics/listen_address.h"
 
+#include <fmt/core.h>
+
 #include <charconv>
 
 namespace lens::metrics {
@@ -24,9 +26,9 @@ std::string ListenAddress::text() const {
 util::Result<ListenAddress> parse_listen_address(std::string_view text) {
   auto bad = [&](std::string_view why) {
     return util::fail(util::ErrorCode::invalid_argument,
-                      "'" + std::string(text) + "': " + std::string(why) +
-                          " (expected PORT for 127.0.0.1, HOST:PORT, or [IPV6]:PORT; 0.0.0.0:PORT for every "
-                          "interface)");
+                      fmt::format("'{}': {} (expected PORT for 127.0.0.1, HOST:PORT, or [IPV6]:PORT; "
+                                  "0.0.0.0:PORT for every interface)",
+                                  text, why));
   };
   ListenAddress a;
   std::string_view port = text;
