@@ -12,8 +12,10 @@ jobs=$(nproc)
 echo "== format check"
 "$root/scripts/check-format.sh"
 
-echo "== build (RelWithDebInfo) and test"
-"$root/scripts/build.sh" "$root/build-test" RelWithDebInfo -DLENS_BUILD_BENCH=OFF
+# Release, as the demo and the benchmarks build: g++ 12 warns (errors here) at -O3 about
+# code that -O2 lets pass, and a demo that does not build must fail CI.
+echo "== build (Release) and test"
+"$root/scripts/build.sh" "$root/build-test" Release -DLENS_BUILD_BENCH=OFF
 (cd "$root/build-test" && ctest --output-on-failure -j"$jobs" --timeout 600)
 
 echo "== build with ASan + UBSan and test"
