@@ -82,7 +82,7 @@ SQL
     thread=$((900000000 + i))
     t0=$(date +%s.%N)
     id=$(psql -qAtX -v ON_ERROR_STOP=1 "$db" -c "WITH u AS (INSERT INTO lens_a.chat_messages (thread_no, author_role, body, posted_at) VALUES ($thread, 'student', 'A new question $i from the bench', now()) RETURNING message_no), r AS (INSERT INTO lens_a.chat_messages (thread_no, author_role, body, posted_at) VALUES ($thread, 'tutor', 'Its answer $i', now() + interval '1 second')) SELECT message_no FROM u")
-    until [ "$(psql -qAtX "$db" -c "SELECT count(*) FROM message_embeddings WHERE user_message_id = $id")" = 1 ]; do
+    until [ "$(psql -qAtX "$db" -c "SELECT count(*) FROM message_embeddings WHERE provider = 'local-hash' AND model = 'local-hash-v1' AND user_message_id = $id")" = 1 ]; do
       sleep 0.02
       if (($(echo "$(date +%s.%N) - $t0 > 30" | bc))); then echo "exchange $id not embedded within 30 s" >&2; exit 1; fi
     done
