@@ -47,7 +47,7 @@ SQL
 
   read -r s cpu rss < <(cd "$work" && timed "$bin" run --db "$db" --quiet)
   rows=$(psql -qAtX "$db" -c "SELECT count(*) FROM message_embeddings")
-  read -r re_s re_cpu re_rss < <(cd "$work" && timed "$bin" run --db "$db" --quiet)
+  read -r re_s _ re_rss < <(cd "$work" && timed "$bin" run --db "$db" --quiet)
 
   # Peer: the same rows through \copy into a table with the same indexes (no foreign key).
   psql -qX -v ON_ERROR_STOP=1 "$db" \
