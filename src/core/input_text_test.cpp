@@ -82,7 +82,7 @@ TEST(InputText, ExtraColumns) {
 TEST(InputText, RepairsInvalidUtf8AfterRendering) {
   const auto m = mapping("{user} / {assistant.x} / {assistant}");
   Exchange ex = exchange("bad \xff", "a1", "ok");
-  ex.assistant_columns["x"] = "\xc3";  // a cut multi-byte sequence
+  ex.assistant_columns.emplace("x", std::string(1, '\xc3'));  // a cut multi-byte sequence
   EXPECT_EQ(build_input_text(ex, m), "bad \xEF\xBF\xBD / \xEF\xBF\xBD / ok");
 }
 

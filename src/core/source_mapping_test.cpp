@@ -2,6 +2,8 @@
 // source), names, reply rules, template placeholders, the rules between keys, the fingerprint.
 #include "core/source_mapping.h"
 
+#include <fmt/core.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -32,7 +34,7 @@ void expect_refused(const MappingEntry& e, const std::string& expect) {
   EXPECT_EQ(m.error().code, util::ErrorCode::invalid_argument);
   const std::string& msg = m.error().message;
   const auto dot = e.key.find('.');
-  const std::string shown = "[" + e.key.substr(0, dot) + "] " + e.key.substr(dot + 1);
+  const std::string shown = fmt::format("[{}] {}", e.key.substr(0, dot), e.key.substr(dot + 1));
   EXPECT_NE(msg.find(shown), std::string::npos) << msg;
   EXPECT_NE(msg.find(e.source), std::string::npos) << msg;
   EXPECT_NE(msg.find(expect), std::string::npos) << "wanted \"" << expect << "\" in: " << msg;

@@ -43,8 +43,9 @@ std::string Billing::json() const {
   for (const auto& [d, c] : by_digest_) {
     if (!first) out += ",";
     first = false;
-    out += "\"" + util::to_hex(d) + "\":{\"sync\":" + std::to_string(c.sync) +
-           ",\"batch\":" + std::to_string(c.batch) + "}";
+    out += '"';
+    out += util::to_hex(d);
+    out += "\":{\"sync\":" + std::to_string(c.sync) + ",\"batch\":" + std::to_string(c.batch) + "}";
   }
   return out + "}";
 }
