@@ -84,7 +84,7 @@ class RateController {
   // The server's token budget as its last answer described it: `level` at `at` (its
   // remaining, less the tokens admitted after the reporting request and since), refilled
   // linearly up to `limit` at the rate its reset implies (OpenAI's reset is the time until
-  // the budget is whole again).
+  // the budget is whole again), never faster than limit / 60 a second.
   struct ServerBudget {
     bool known = false;
     double limit = 0;

@@ -170,6 +170,24 @@ TEST(RateController, ABurstBetweenTwoAnswersSpendsAtMostTheShareOfTheRoom) {
   EXPECT_EQ(burst, 7 * 88'000.0);  // packed up to the share, not below it
 }
 
+// A server whose bucket holds one second of its per-minute limit reports a short reset
+// while limit - remaining stays large: its room refills at limit / 60 a second, not at
+// (limit - remaining) / reset (60 times faster, which let bursts of large requests through).
+TEST(RateController, ASmallServerBucketRefillsAtTheLimitPerMinute) {
+  RateController rc({0, 0}, 16);
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(rc.try_admit(89'000, t0));
+  provider::RateLimitInfo info;
+  info.limit_tokens = 10'000'000;  // 166,667 tokens a second
+  info.remaining_tokens = 1000;
+  info.reset_tokens = milliseconds(994);  // the bucket holds one second
+  rc.on_complete(info, false, std::nullopt, t0, rc.admitted_tokens());
+  // 89k / 0.95 = 93.7k of room: 0.556 s of refill at 166,667 tokens a second.
+  EXPECT_FALSE(rc.try_admit(89'000, t0 + milliseconds(500)));
+  EXPECT_TRUE(rc.try_admit(89'000, t0 + milliseconds(600)));
+  EXPECT_FALSE(rc.try_admit(89'000, t0 + milliseconds(700))) << "two requests in 100 ms";
+}
+
 // Before any answer nothing says what the server allows: with no --tpm, a first wave of
 // max_concurrency requests of 88k tokens (1.4M) overran a 1M budget (issue 14's 429s).
 TEST(RateController, TheFirstRequestGoesAloneUntilAnAnswerTellsTheBudget) {
