@@ -65,6 +65,21 @@ void append_exchanges(const SourceSql& source, const Rows& r, std::vector<core::
   }
 }
 
+// Column 0 of every row: the ids of a PendingColumns::ids query or a key page.
+IdList first_column(const Rows& r) {
+  IdList ids;
+  for (int i = 0; i < r.size(); ++i)
+    ids.emplace_back(r.text(i, 0));
+  return ids;
+}
+
+// The ids query of sql::pending over the id list `ids`.
+Params ids_params(const WorkScope& scope, const std::string& since, const IdList& ids) {
+  Params p = scope_params(scope, since);
+  p.text(array_literal(ids));
+  return p;
+}
+
 }  // namespace
 
 std::optional<util::Sha256> sha_from_hex(std::string_view text) {
@@ -110,8 +125,7 @@ Result<QueuedKeys> read_queued_keys(Connection& conn, const SourceSql& source, c
   if (!r) return std::unexpected(r.error());
   QueuedKeys keys;
   keys.window.scanned = static_cast<std::size_t>(r->size());
-  for (int i = 0; i < r->size(); ++i)
-    keys.ids.emplace_back(r->text(i, 0));
+  keys.ids = first_column(*r);
   if (r->size() > 0) {
     keys.window.last_id = r->text(r->size() - 1, 0);
     keys.window.last_created_at = r->text(r->size() - 1, 1);
@@ -138,33 +152,23 @@ Result<IdList> read_window_ids(Connection& conn, const SourceSql& source, const 
                      sql::pending(source, sql::PendingColumns::ids, sql::PendingWhere::window, scope.changes),
                      window_params(scope, since, cursor, window));
   if (!r) return std::unexpected(r.error());
-  IdList ids;
-  for (int i = 0; i < r->size(); ++i)
-    ids.emplace_back(r->text(i, 0));
-  return ids;
+  return first_column(*r);
 }
 
 Result<IdList> read_ids_needing_work(Connection& conn, const SourceSql& source, const WorkScope& scope,
                                      const std::string& since, const IdList& ids) {
-  Params p = scope_params(scope, since);
-  p.text(array_literal(ids));
-  auto r =
-      conn.exec("reading queued changes",
-                sql::pending(source, sql::PendingColumns::ids, sql::PendingWhere::ids, scope.changes), p);
+  auto r = conn.exec("reading queued changes",
+                     sql::pending(source, sql::PendingColumns::ids, sql::PendingWhere::ids, scope.changes),
+                     ids_params(scope, since, ids));
   if (!r) return std::unexpected(r.error());
-  IdList out;
-  for (int i = 0; i < r->size(); ++i)
-    out.emplace_back(r->text(i, 0));
-  return out;
+  return first_column(*r);
 }
 
 Status read_exchanges_by_id(Connection& conn, const SourceSql& source, const WorkScope& scope,
                             const std::string& since, const IdList& ids, std::vector<core::Exchange>& out) {
-  Params p = scope_params(scope, since);
-  p.text(array_literal(ids));
-  auto r =
-      conn.exec("reading claimed exchanges",
-                sql::pending(source, sql::PendingColumns::full, sql::PendingWhere::ids, scope.changes), p);
+  auto r = conn.exec("reading claimed exchanges",
+                     sql::pending(source, sql::PendingColumns::full, sql::PendingWhere::ids, scope.changes),
+                     ids_params(scope, since, ids));
   if (!r) return std::unexpected(r.error());
   append_exchanges(source, *r, out);
   return {};
