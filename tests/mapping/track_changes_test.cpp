@@ -60,6 +60,21 @@ class Scenario {
     return run_lens(args, dir_.path());
   }
 
+  // `run --follow` with local-hash in the background (`extra` flags after --follow), its
+  // stderr in this scenario's folder as `log`; the pid, or -1.
+  [[nodiscard]] pid_t follow(const std::string& log, std::vector<std::string> extra = {}) const {
+    std::vector<std::string> args = {"run", "--provider", "local-hash", "--follow"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.insert(args.end(), {"--db", url_, "--config", config()});
+    SpawnOptions spawned;
+    spawned.cwd = dir_.path();
+    spawned.err_path = dir_ / log;
+    return spawn_lens(args, spawned);
+  }
+  [[nodiscard]] std::string log(const std::string& name) const { return slurp(dir_ / name); }
+  // A count (or other whole number) the query returns; -1 when it fails.
+  [[nodiscard]] long number(const std::string& sql) { return std::stol(db_->scalar(sql).value_or("-1")); }
+
   // `run` with local-hash: the JSON summary's `key`, or -1 when the run failed.
   [[nodiscard]] long run(const std::string& key = "embedded") const {
     const Output o = lens({"run", "--provider", "local-hash", "--json", "--quiet"});
@@ -215,41 +230,54 @@ TEST(TrackChanges, QueuedEditsDeletesAndLateRepliesAreReembeddedExactly) {
   EXPECT_EQ(s.run("unchanged"), static_cast<long>(after.size()));
 }
 
+// Schema (a) on PostgreSQL with `corpus` loaded and change tracking installed: "" or why not.
+std::string load_and_track(Scenario& s, const Corpus& corpus) {
+  if (!s.error().empty()) return s.error();
+  if (auto e = load(s.db(), s.fixture(), corpus.messages); !e.empty()) return e;
+  const Output init = s.lens({"init", "--track-changes"});
+  return init.exit_code == 0 ? "" : init.out + init.err;
+}
+
+// A user message and its reply (texts without quotes) inserted in one statement into
+// conversation `thread` of schema (a); the user message's key, or "" when the insert failed.
+std::string insert_exchange(Scenario& s, int thread, const std::string& question, const std::string& answer) {
+  return s.db()
+      .scalar(fmt::format(
+          "WITH u AS (INSERT INTO \"{0}\".chat_messages (thread_no, author_role, body, posted_at) "
+          "VALUES ({1}, 'student', '{2}', now()) RETURNING message_no), r AS (INSERT INTO "
+          "\"{0}\".chat_messages (thread_no, author_role, body, posted_at) VALUES ({1}, 'tutor', "
+          "'{3}', now() + interval '1 second')) SELECT message_no FROM u",
+          s.fixture().source_schema, thread, question, answer))
+      .value_or("");
+}
+
+constexpr const char* k_rows = "SELECT count(*) FROM message_embeddings";
+constexpr const char* k_queued = "SELECT count(*) FROM lens_embed_change_queue";
+
 // --follow with tracking: each wake-up hashes what the queue names, so an edit without
 // updated_at is re-embedded while the session runs, and the queue empties.
 TEST(TrackChanges, FollowPicksUpAnEditWithoutUpdatedAt) {
   using namespace std::chrono_literals;
   Scenario s(Schema::a_qualified_bigint, Dialect::postgres);
-  ASSERT_EQ(s.error(), "");
-  const Fixture& f = s.fixture();
-  const Corpus corpus = make_corpus(f);
-  ASSERT_EQ(load(s.db(), f, corpus.messages), "");
-  ASSERT_EQ(s.lens({"init", "--track-changes"}).exit_code, 0);
-  TempDir logs("track_follow");
-  const std::string log = logs / "follow.err";
-  SpawnOptions spawned;
-  spawned.cwd = logs.path();
-  spawned.err_path = log;
-  const pid_t pid = spawn_lens(
-      {"run", "--provider", "local-hash", "--follow", "--db", s.url(), "--config", s.config()}, spawned);
+  const Corpus corpus = make_corpus(s.fixture());
+  ASSERT_EQ(load_and_track(s, corpus), "");
+  const pid_t pid = s.follow("follow.err");
   ASSERT_GT(pid, 0);
-  const auto count = [&] { return s.db().scalar("SELECT count(*) FROM message_embeddings").value_or(""); };
-  EXPECT_TRUE(wait_until([&] { return count() == std::to_string(corpus.expected.size()); }, 60s))
-      << count() << "\n"
-      << slurp(log);
+  const long expected = static_cast<long>(corpus.expected.size());
+  EXPECT_TRUE(wait_until([&] { return s.number(k_rows) == expected; }, 60s)) << s.number(k_rows) << "\n"
+                                                                             << s.log("follow.err");
   const std::string edited = corpus.expected[0].user_message_id;
   const std::string sha =
       "SELECT encode(content_sha256, 'hex') FROM message_embeddings WHERE user_message_id = " + edited;
   const std::string before = s.db().scalar(sha).value_or("");
   ASSERT_EQ(s.db().exec(fmt::format("UPDATE \"{}\".chat_messages SET body = 'edited while following' WHERE "
                                     "message_no = {}",
-                                    f.source_schema, edited)),
+                                    s.fixture().source_schema, edited)),
             "");
-  EXPECT_TRUE(wait_until([&] { return s.db().scalar(sha).value_or(before) != before; }, 20s)) << slurp(log);
-  EXPECT_TRUE(wait_until(
-      [&] { return s.db().scalar("SELECT count(*) FROM lens_embed_change_queue") == std::string("0"); },
-      20s));
-  EXPECT_EQ(kill_and_wait(pid, SIGTERM), 0) << slurp(log);
+  EXPECT_TRUE(wait_until([&] { return s.db().scalar(sha).value_or(before) != before; }, 20s))
+      << s.log("follow.err");
+  EXPECT_TRUE(wait_until([&] { return s.number(k_queued) == 0; }, 20s));
+  EXPECT_EQ(kill_and_wait(pid, SIGTERM), 0) << s.log("follow.err");
   EXPECT_EQ(s.lens({"verify", "--provider", "local-hash"}).exit_code, 0);
 }
 
@@ -259,65 +287,37 @@ TEST(TrackChanges, FollowPicksUpAnEditWithoutUpdatedAt) {
 TEST(TrackChanges, FollowWakeUpsReadWhatTheQueueNamesAndSweepsTheRest) {
   using namespace std::chrono_literals;
   Scenario s(Schema::a_qualified_bigint, Dialect::postgres);
-  ASSERT_EQ(s.error(), "");
-  const Fixture& f = s.fixture();
-  const Corpus corpus = make_corpus(f);
-  ASSERT_EQ(load(s.db(), f, corpus.messages), "");
-  ASSERT_EQ(s.lens({"init", "--track-changes"}).exit_code, 0);
-  TempDir logs("track_sweep");
+  const Corpus corpus = make_corpus(s.fixture());
+  ASSERT_EQ(load_and_track(s, corpus), "");
   const auto row_of = [&](const std::string& id) {
-    return s.db()
-        .scalar("SELECT count(*) FROM message_embeddings WHERE user_message_id = " + id)
-        .value_or("");
+    return s.number("SELECT count(*) FROM message_embeddings WHERE user_message_id = " + id);
   };
-  const auto all_rows = [&] {
-    return s.db().scalar("SELECT count(*) FROM message_embeddings") == std::to_string(corpus.expected.size());
-  };
-  const auto queue_empty = [&] {
-    return s.db().scalar("SELECT count(*) FROM lens_embed_change_queue") == std::string("0");
-  };
-  const auto follow = [&](const char* sweep_every, const std::string& log) {
-    SpawnOptions spawned;
-    spawned.cwd = logs.path();
-    spawned.err_path = log;
-    return spawn_lens({"run", "--provider", "local-hash", "--follow", "--sweep-every", sweep_every, "--db",
-                       s.url(), "--config", s.config()},
-                      spawned);
-  };
+  const auto queue_empty = [&] { return s.number(k_queued) == 0; };
   const std::string removed = corpus.expected[0].user_message_id;
   const std::string remove = "DELETE FROM message_embeddings WHERE user_message_id = " + removed;
 
-  const std::string log = logs / "wake_ups.err";
-  pid_t pid = follow("3600", log);
+  pid_t pid = s.follow("wake_ups.err", {"--sweep-every", "3600"});
   ASSERT_GT(pid, 0);
-  ASSERT_TRUE(wait_until(all_rows, 60s)) << slurp(log);
+  ASSERT_TRUE(wait_until([&] { return s.number(k_rows) == static_cast<long>(corpus.expected.size()); }, 60s))
+      << s.log("wake_ups.err");
   ASSERT_EQ(s.db().exec(remove), "");
-  const std::string added =
-      s.db()
-          .scalar(fmt::format("WITH u AS (INSERT INTO \"{0}\".chat_messages (thread_no, author_role, body, "
-                              "posted_at) VALUES (424242, 'student', 'a question while following', now()) "
-                              "RETURNING message_no), r AS (INSERT INTO \"{0}\".chat_messages (thread_no, "
-                              "author_role, body, posted_at) VALUES (424242, 'tutor', 'its answer', now() + "
-                              "interval '1 second')) SELECT message_no FROM u",
-                              f.source_schema))
-          .value_or("");
+  const std::string added = insert_exchange(s, 424242, "a question while following", "its answer");
   ASSERT_NE(added, "");
-  EXPECT_TRUE(wait_until([&] { return row_of(added) == "1"; }, 20s)) << slurp(log);
+  EXPECT_TRUE(wait_until([&] { return row_of(added) == 1; }, 20s)) << s.log("wake_ups.err");
   // The pass that embedded it has committed (its queue entries are dropped only then); had
   // it walked the keyset, the removed row would be back.
-  EXPECT_TRUE(wait_until(queue_empty, 20s)) << slurp(log);
-  EXPECT_EQ(row_of(removed), "0") << "a wake-up read more than the queue names";
-  EXPECT_EQ(kill_and_wait(pid, SIGTERM), 0) << slurp(log);
+  EXPECT_TRUE(wait_until(queue_empty, 20s)) << s.log("wake_ups.err");
+  EXPECT_EQ(row_of(removed), 0) << "a wake-up read more than the queue names";
+  EXPECT_EQ(kill_and_wait(pid, SIGTERM), 0) << s.log("wake_ups.err");
 
   // A sweep every second: a row removed after the first pass comes back without any change.
-  const std::string sweep_log = logs / "sweeps.err";
-  pid = follow("1", sweep_log);
+  pid = s.follow("sweeps.err", {"--sweep-every", "1"});
   ASSERT_GT(pid, 0);
-  EXPECT_TRUE(wait_until([&] { return row_of(removed) == "1"; }, 60s)) << slurp(sweep_log);
-  ASSERT_TRUE(wait_until(queue_empty, 20s)) << slurp(sweep_log);
+  EXPECT_TRUE(wait_until([&] { return row_of(removed) == 1; }, 60s)) << s.log("sweeps.err");
+  ASSERT_TRUE(wait_until(queue_empty, 20s)) << s.log("sweeps.err");
   ASSERT_EQ(s.db().exec(remove), "");
-  EXPECT_TRUE(wait_until([&] { return row_of(removed) == "1"; }, 30s)) << slurp(sweep_log);
-  EXPECT_EQ(kill_and_wait(pid, SIGTERM), 0) << slurp(sweep_log);
+  EXPECT_TRUE(wait_until([&] { return row_of(removed) == 1; }, 30s)) << s.log("sweeps.err");
+  EXPECT_EQ(kill_and_wait(pid, SIGTERM), 0) << s.log("sweeps.err");
   EXPECT_EQ(s.lens({"verify", "--provider", "local-hash"}).exit_code, 0);
 }
 
@@ -327,53 +327,39 @@ TEST(TrackChanges, FollowWakeUpsReadWhatTheQueueNamesAndSweepsTheRest) {
 TEST(TrackChanges, TwoFollowWorkersEmbedEachChangeOnce) {
   using namespace std::chrono_literals;
   Scenario s(Schema::a_qualified_bigint, Dialect::postgres);
-  ASSERT_EQ(s.error(), "");
-  const Fixture& f = s.fixture();
-  const Corpus corpus = make_corpus(f);
-  ASSERT_EQ(load(s.db(), f, corpus.messages), "");
-  ASSERT_EQ(s.lens({"init", "--track-changes"}).exit_code, 0);
-  TempDir logs("track_workers");
+  const Corpus corpus = make_corpus(s.fixture());
+  ASSERT_EQ(load_and_track(s, corpus), "");
   std::vector<pid_t> workers;
-  std::vector<std::string> worker_logs;
-  for (int i = 0; i < 2; ++i) {
-    worker_logs.push_back(logs / fmt::format("worker{}.err", i));
-    SpawnOptions spawned;
-    spawned.cwd = logs.path();
-    spawned.err_path = worker_logs.back();
-    workers.push_back(spawn_lens(
-        {"run", "--provider", "local-hash", "--follow", "--db", s.url(), "--config", s.config()}, spawned));
+  for (const char* log : {"worker0.err", "worker1.err"}) {
+    workers.push_back(s.follow(log));
     ASSERT_GT(workers.back(), 0);
   }
-  const auto logs_text = [&] { return slurp(worker_logs[0]) + slurp(worker_logs[1]); };
-  const auto count = [&](const std::string& sql) { return std::stol(s.db().scalar(sql).value_or("-1")); };
+  const auto logs_text = [&] { return s.log("worker0.err") + s.log("worker1.err"); };
+  constexpr const char* k_embedded = "SELECT coalesce(sum(embedded), 0) FROM embedding_runs";
   const long initial = static_cast<long>(corpus.expected.size());
-  ASSERT_TRUE(wait_until([&] { return count("SELECT count(*) FROM message_embeddings") == initial; }, 60s))
-      << logs_text();
+  ASSERT_TRUE(wait_until([&] { return s.number(k_rows) == initial; }, 60s)) << logs_text();
   constexpr int k_new = 10, k_edits = 5;
   for (int i = 0; i < k_new; ++i)
-    ASSERT_EQ(s.db().exec(fmt::format(
-                  "INSERT INTO \"{0}\".chat_messages (thread_no, author_role, body, posted_at) VALUES "
-                  "({1}, 'student', 'new question {2}', now()), ({1}, 'tutor', 'its answer {2}', now() + "
-                  "interval '1 second')",
-                  f.source_schema, 525000 + i, i)),
-              "");
+    ASSERT_NE(
+        insert_exchange(s, 525000 + i, fmt::format("new question {}", i), fmt::format("its answer {}", i)),
+        "");
   for (int i = 0; i < k_edits; ++i)
-    ASSERT_EQ(s.db().exec(fmt::format(
-                  "UPDATE \"{}\".chat_messages SET body = 'edited {}' WHERE message_no = {}", f.source_schema,
-                  i, corpus.expected[static_cast<std::size_t>(i)].user_message_id)),
-              "");
+    ASSERT_EQ(
+        s.db().exec(fmt::format("UPDATE \"{}\".chat_messages SET body = 'edited {}' WHERE message_no = {}",
+                                s.fixture().source_schema, i,
+                                corpus.expected[static_cast<std::size_t>(i)].user_message_id)),
+        "");
   EXPECT_TRUE(wait_until(
       [&] {
-        return count("SELECT count(*) FROM message_embeddings") == initial + k_new &&
-               count("SELECT count(*) FROM lens_embed_change_queue") == 0 &&
-               count("SELECT coalesce(sum(embedded), 0) FROM embedding_runs") == initial + k_new + k_edits;
+        return s.number(k_rows) == initial + k_new && s.number(k_queued) == 0 &&
+               s.number(k_embedded) == initial + k_new + k_edits;
       },
       30s))
-      << count("SELECT coalesce(sum(embedded), 0) FROM embedding_runs") << "\n"
+      << s.number(k_embedded) << "\n"
       << logs_text();
   for (pid_t pid : workers)
     EXPECT_EQ(kill_and_wait(pid, SIGTERM), 0) << logs_text();
-  EXPECT_EQ(count("SELECT sum(embedded) FROM embedding_runs"), initial + k_new + k_edits)
+  EXPECT_EQ(s.number(k_embedded), initial + k_new + k_edits)
       << "an exchange was embedded twice, or one was missed";
   const Output v = s.lens({"verify", "--provider", "local-hash"});
   EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
