@@ -12,35 +12,15 @@
 # not depend on the machine's load.
 # usage: bench/mapping/follow.sh [BUILD_DIR]   SIZES="100000 1000000" EDITS=20
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-build=$(realpath -m "${1:-$root/build-bench}")
 sizes=${SIZES:-100000 1000000}
 edits=${EDITS:-20}
-bin="$build/apps/lens-embed/lens-embed"
-[ -x "$bin" ] || "$root/scripts/build.sh" "$build" Release -DLENS_BUILD_TESTS=OFF >/dev/null
-work=$(mktemp -d /tmp/lens-bench-follow.XXXXXX)
-url=$("$root/scripts/pg-test-server.sh" start "$work/pg.env")
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/../lib.sh"
+bench_setup follow "${1:-}"
+bench_postgres
 follow_pid=
-cleanup() {
-  [ -n "$follow_pid" ] && kill "$follow_pid" 2>/dev/null && wait "$follow_pid" 2>/dev/null
-  "$root/scripts/pg-test-server.sh" stop "$work/pg.env" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-base=${url%/*}
-cat >"$work/a.toml" <<'TOML'
-[source]
-messages = "lens_a.chat_messages"
-id = "message_no"
-conversation_id = "thread_no"
-role = "author_role"
-content = "body"
-created_at = "posted_at"
-updated_at = ""
-user_roles = ["student"]
-assistant_roles = ["tutor"]
-filter = "NOT is_deleted"
-TOML
+bench_on_exit '[ -z "$follow_pid" ] || { kill "$follow_pid" 2>/dev/null && wait "$follow_pid" 2>/dev/null; }'
+cp "$root/bench/mapping/schema_a.toml" "$work/a.toml"
 cpu_ticks() {  # utime + stime of the processes given, in clock ticks
   local t=0 p
   for p in "$@"; do

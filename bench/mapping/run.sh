@@ -12,18 +12,12 @@
 # usage: bench/mapping/run.sh [BUILD_DIR]   (default build-bench, built in Release if missing)
 #   MESSAGES=1000000 ROUNDS=11
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-build=$(realpath -m "${1:-$root/build-bench}")
 messages=${MESSAGES:-1000000}
 rounds=${ROUNDS:-11}
-bin="$build/apps/lens-embed/lens-embed"
-# An existing build is used as it is (its build type is in the figures' note).
-[ -x "$bin" ] || "$root/scripts/build.sh" "$build" Release -DLENS_BUILD_TESTS=OFF >/dev/null
-work=$(mktemp -d /tmp/lens-bench-mapping.XXXXXX)
-export PG_TEST_SHARED_BUFFERS=${PG_TEST_SHARED_BUFFERS:-1GB}
-url=$("$root/scripts/pg-test-server.sh" start "$work/pg.env")
-trap '"$root/scripts/pg-test-server.sh" stop "$work/pg.env" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-base=${url%/*}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/../lib.sh"
+bench_setup mapping "${1:-}"
+bench_postgres
 psql -qX -v ON_ERROR_STOP=1 "$url" -c "CREATE DATABASE lens_default" -c "CREATE DATABASE lens_a"
 db_default="$base/lens_default"
 db_a="$base/lens_a"
@@ -60,19 +54,7 @@ INSERT INTO lens_a.chat_messages (thread_no, author_role, body, posted_at, is_de
   FROM generate_series(1, $messages) g ORDER BY g;
 VACUUM ANALYZE;
 SQL
-cat >"$work/a.toml" <<'TOML'
-[source]
-messages = "lens_a.chat_messages"
-id = "message_no"
-conversation_id = "thread_no"
-role = "author_role"
-content = "body"
-created_at = "posted_at"
-updated_at = ""
-user_roles = ["student"]
-assistant_roles = ["tutor"]
-filter = "NOT is_deleted"
-TOML
+cp "$root/bench/mapping/schema_a.toml" "$work/a.toml"
 : >"$work/default.toml"
 
 cd "$work"
@@ -97,16 +79,11 @@ p_a=$(median <"$work/pages_a")
 printf "%d messages; pending page of 1000 (doctor, median of %d alternating): default %.1f ms, schema (a) %.1f ms: (a)/default %.3f (goal <= 1.10)\n" \
   "$messages" "$rounds" "$p_default" "$p_a" "$(echo "$p_a / $p_default" | bc -l)"
 
-timed() {  # prints: seconds cpu_seconds peak_rss_kib
-  /usr/bin/time -f "%e %U %S %M" -o "$work/time.txt" "$@" >"$work/out.txt" 2>"$work/err.txt" ||
-    { cat "$work/err.txt" >&2; exit 1; }
-  awk '{printf "%s %.2f %s\n", $1, $2 + $3, $4}' "$work/time.txt"
-}
 for s in default a; do
   db_var=db_$s
-  read -r full_s full_cpu full_rss < <(timed "$bin" run --db "${!db_var}" --config "$work/$s.toml" --quiet)
+  read -r full_s full_cpu full_rss < <(bench_timed "$bin" run --db "${!db_var}" --config "$work/$s.toml" --quiet)
   rows=$(psql -qAtX "${!db_var}" -c "SELECT count(*) FROM message_embeddings")
-  read -r re_s re_cpu re_rss < <(timed "$bin" run --db "${!db_var}" --config "$work/$s.toml" --rehash --quiet --json)
+  read -r re_s re_cpu re_rss < <(bench_timed "$bin" run --db "${!db_var}" --config "$work/$s.toml" --rehash --quiet --json)
   reembedded=$(sed -n 's/.*"embedded":\([0-9]*\).*/\1/p' "$work/out.txt")
   printf "%-7s full run: %d rows in %.1f s (%.0f rows/s, %.1f CPU-s, peak RSS %d KiB); run --rehash: %.1f s (%.1f s per 10^6 messages, %.1f CPU-s, peak RSS %d KiB), re-embedded %s\n" \
     "$s" "$rows" "$full_s" "$(echo "$rows / $full_s" | bc -l)" "$full_cpu" "$full_rss" \

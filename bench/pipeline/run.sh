@@ -6,15 +6,11 @@
 # Where the time goes: the writer's transactions (the sum of its "wrote ... in X ms" debug
 # lines) and, when perf can count syscalls, the page reads, page writes and syncs per row.
 # usage: bench/pipeline/run.sh [BUILD_DIR]   (default build-bench; an existing build is used
-#   as it is, else one is made RelWithDebInfo: Release at -O3 trips gcc 12 warnings)
+#   as it is, else one is made Release)
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-build=$(realpath -m "${1:-$root/build-bench}")
-bin="$build/apps/lens-embed/lens-embed"
-gen="$build/tools/sample-corpus/lens-sample-corpus"
-[ -x "$bin" ] || "$root/scripts/build.sh" "$build" RelWithDebInfo -DLENS_BUILD_TESTS=OFF >/dev/null
-work=$(mktemp -d /tmp/lens-bench-pipeline.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/../lib.sh"
+bench_setup pipeline "${1:-}"
 events=syscalls:sys_enter_pread64,syscalls:sys_enter_pwrite64,syscalls:sys_enter_fdatasync
 counting=0
 perf stat -x, -e "$events" -o /dev/null true 2>/dev/null && counting=1

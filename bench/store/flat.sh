@@ -6,26 +6,13 @@
 # rows (the table lens-embed wrote, copied out) into a table with the same indexes.
 # Corpora from lens-sample-corpus (~5 messages per conversation, random uuid keys), loaded
 # with \copy; one database per size, dropped after it.
-# usage: bench/store/flat.sh [BUILD_DIR]   (default build-bench; built RelWithDebInfo if missing)
+# usage: bench/store/flat.sh [BUILD_DIR]   (default build-bench; built Release if missing)
 #   FLAT_SIZES="20000 200000" (conversations); FLAT_10M=1 adds ~10^7 messages (about 10 GB of disk and ~10x the 10^6 run's time)
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-build=$(realpath -m "${1:-$root/build-bench}")
-bin="$build/apps/lens-embed/lens-embed"
-gen="$build/tools/sample-corpus/lens-sample-corpus"
-# An existing build is used as it is (its build type is in the figures' note).
-[ -x "$bin" ] || "$root/scripts/build.sh" "$build" RelWithDebInfo -DLENS_BUILD_TESTS=OFF >/dev/null
-work=$(mktemp -d /tmp/lens-bench-flat.XXXXXX)
-export PG_TEST_SHARED_BUFFERS=${PG_TEST_SHARED_BUFFERS:-1GB}
-url=$("$root/scripts/pg-test-server.sh" start "$work/pg.env")
-trap '"$root/scripts/pg-test-server.sh" stop "$work/pg.env" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-base=${url%/*}
-
-timed() {  # prints: seconds cpu_seconds peak_rss_kib
-  /usr/bin/time -f "%e %U %S %M" -o "$work/time.txt" "$@" >/dev/null 2>"$work/err.txt" ||
-    { cat "$work/err.txt" >&2; exit 1; }
-  awk '{printf "%s %.2f %s\n", $1, $2 + $3, $4}' "$work/time.txt"
-}
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/../lib.sh"
+bench_setup flat "${1:-}"
+bench_postgres
 
 sizes=${FLAT_SIZES:-20000 200000}  # conversations
 [ "${FLAT_10M:-0}" = 1 ] && sizes="$sizes 2000000"
@@ -45,15 +32,15 @@ SQL
   psql -qX -v ON_ERROR_STOP=1 "$db" -c "VACUUM ANALYZE"
   msgs=$(psql -qAtX "$db" -c "SELECT count(*) FROM messages")
 
-  read -r s cpu rss < <(cd "$work" && timed "$bin" run --db "$db" --quiet)
+  read -r s cpu rss < <(cd "$work" && bench_timed "$bin" run --db "$db" --quiet)
   rows=$(psql -qAtX "$db" -c "SELECT count(*) FROM message_embeddings")
-  read -r re_s _ re_rss < <(cd "$work" && timed "$bin" run --db "$db" --quiet)
+  read -r re_s _ re_rss < <(cd "$work" && bench_timed "$bin" run --db "$db" --quiet)
 
   # Peer: the same rows through \copy into a table with the same indexes (no foreign key).
   psql -qX -v ON_ERROR_STOP=1 "$db" \
     -c "\\copy message_embeddings TO '$work/rows.copy' (FORMAT binary)" \
     -c "CREATE TABLE peer_rows (LIKE message_embeddings INCLUDING ALL)"
-  read -r copy_s _ _ < <(timed psql -qX -v ON_ERROR_STOP=1 "$db" -c "\\copy peer_rows FROM '$work/rows.copy' (FORMAT binary)")
+  read -r copy_s _ _ < <(bench_timed psql -qX -v ON_ERROR_STOP=1 "$db" -c "\\copy peer_rows FROM '$work/rows.copy' (FORMAT binary)")
   rm -f "$work/rows.copy"
 
   per_row=$(echo "$s * 1000000 / $rows" | bc -l)
